@@ -1,0 +1,1 @@
+"""Myotone host toolkit: link, emulator, command line."""
