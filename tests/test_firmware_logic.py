@@ -72,8 +72,8 @@ def test_session_refuses_out_of_range(fw):
 # ---- pulse tables ----------------------------------------------------------
 
 def charge(table, P):
-    pos = sum(table.dur[i] for i in range(table.n) if table.state[i] == P.POS)
-    neg = sum(table.dur[i] for i in range(table.n) if table.state[i] == P.NEG)
+    pos = sum(table.dur[i] for i in range(table.n) if table.state[i] & P.BRIDGE == P.POS)
+    neg = sum(table.dur[i] for i in range(table.n) if table.state[i] & P.BRIDGE == P.NEG)
     return pos, neg
 
 

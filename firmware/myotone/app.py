@@ -15,6 +15,11 @@ def run():
     Supervisor(board, _hw, Console()).run()
 
 
+def release_watchdog():
+    if _hw is not None:
+        _hw.release_watchdog()
+
+
 def safe_off():
     if _hw is not None:
         _hw.safe_off()

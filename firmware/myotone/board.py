@@ -87,6 +87,13 @@ def check(raw):
     hz = _positive(sup, "hz", "supervisor.")
     if hz < 500 or hz > 2000:
         raise BoardError("board: supervisor.hz must be 500..2000")
+    _positive(raw, "open_ohm", "")
+    therm = _need(raw, "thermistor", dict, "")
+    _need(therm, "adc", int, "thermistor.")
+    for key in ("r_pullup_ohm", "r25_ohm", "beta"):
+        _positive(therm, key, "thermistor.")
+    _need(raw, "vbus_pin", int, "")
+    _need(_need(raw, "led", dict, ""), "red_pin", int, "led.")
     wdt_ms = _positive(raw, "watchdog_ms", "")
     if wdt_ms > 1000:
         raise BoardError("board: watchdog_ms must be <= 1000 (SAFETY.md)")

@@ -3,10 +3,14 @@
 # the safe state: DAC 0, bridge off, LED off, HV rail off, and every timer
 # and pulse back-end deinitialised (they keep running after Ctrl-C otherwise).
 import machine
+from micropython import const
 from myotone.hal.bridge import HBridge
 from myotone.hal.sense import Sense
 from myotone.output import Output
 from myotone.board import full_scale_ua
+
+_RP2040_WATCHDOG_CTRL = const(0x40058000)
+_RP2040_WATCHDOG_ENABLE = const(1 << 30)
 
 _RESET_CAUSES = (
     ("WDT_RESET", "watchdog"),
@@ -64,8 +68,14 @@ class Hardware:
         adc_v = machine.ADC(Pin(s["voltage_adc"]))
         self.sense = Sense(adc_i, adc_v, s["r_sense_ohm"], s["divider"], s["adc_vref_mv"])
         self.pulse = make_pulse(board, self.bridge)
+        self.vbus = Pin(board["vbus_pin"], Pin.IN)
+        self._adc_temp = machine.ADC(Pin(board["thermistor"]["adc"]))
+        self.led_red = Pin(board["led"]["red_pin"], Pin.OUT, value=0)
         self._tick_timer = machine.Timer(board["supervisor"]["timer_id"])
         self._wdt = None
+
+    def read_temp_raw(self):
+        return self._adc_temp.read_u16()
 
     def start_tick(self, callback):
         hz = self.board["supervisor"]["hz"]
@@ -80,9 +90,20 @@ class Hardware:
         if self._wdt is not None:
             self._wdt.feed()
 
+    def release_watchdog(self):
+        """After Ctrl-C, with the output already safe: let the REPL live.
+
+        The RP2040 watchdog is disabled through its CTRL register (ENABLE,
+        bit 30) so mpremote is not reset under the user. The ESP32 task
+        watchdog cannot be stopped from MicroPython: it resets the board
+        within watchdog_ms, which boots into the safe state.
+        """
+        if self._wdt is not None and self.board["mcu"] == "rp2040":
+            machine.mem32[_RP2040_WATCHDOG_CTRL] &= ~_RP2040_WATCHDOG_ENABLE
+
     def safe_off(self):
         """Safe state; every step runs even if an earlier one fails."""
-        for step in (self._tick_timer.deinit, self.pulse.stop, self.output.off):
+        for step in (self._tick_timer.deinit, self.pulse.stop, self.output.off, self.led_red.off):
             try:
                 step()
             except Exception:

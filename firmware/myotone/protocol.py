@@ -16,6 +16,7 @@ LINE_TOO_LONG = "line_too_long"
 TIMING_UNSUPPORTED = "timing_unsupported"
 FAULTED = "faulted"
 BUSY = "busy"
+CONDITION_PRESENT = "condition_present"
 
 
 class ProtocolError(Exception):

@@ -7,7 +7,9 @@
 # then holds the bridge off for `off` units of time.
 #
 # The table is preallocated (array + bytearray) so a pulse back-end's
-# interrupt only indexes it.
+# interrupt only indexes it. Each state byte holds the bridge state and two
+# flags that let the supervisor change the amplitude only between pairs, so
+# that ramps keep every pair balanced too.
 from array import array
 from micropython import const
 from myotone import limits
@@ -15,6 +17,9 @@ from myotone import limits
 OFF = const(0)   # both bridge pins low: no current path
 POS = const(1)   # POL_A high
 NEG = const(2)   # POL_B high
+BRIDGE = const(3)     # state & BRIDGE = what the bridge pins do
+IN_PAIR = const(4)    # flag: inside a biphasic pair (first phase .. second phase)
+PAIR_START = const(8) # flag: the first phase of a pair
 MAX_SEGMENTS = const(8)
 
 
@@ -56,7 +61,7 @@ class Waveform:
     def unit_us(self):
         return self.period_us * (2 if self.alternate else 1)
 
-    def rms_permille(self):
+    def duty_permille(self):
         """Duty of the output in permille (for I_rms = I x sqrt(duty))."""
         duty = 2 * self.phase_us * 1000 // self.period_us
         if self.burst_on_ms:
@@ -98,9 +103,9 @@ class Table:
         rest_us = wave.period_us - 2 * wave.phase_us - wave.gap_us
         first = (POS, NEG, NEG, POS) if wave.alternate else (POS, NEG)
         for k in range(0, len(first), 2):
-            self._put(wave.phase_us, first[k], unit_us, min_units)
-            self._put(wave.gap_us, OFF, unit_us, min_units)
-            self._put(wave.phase_us, first[k + 1], unit_us, min_units)
+            self._put(wave.phase_us, first[k] | IN_PAIR | PAIR_START, unit_us, min_units)
+            self._put(wave.gap_us, OFF | IN_PAIR, unit_us, min_units)
+            self._put(wave.phase_us, first[k + 1] | IN_PAIR, unit_us, min_units)
             self._put(rest_us, OFF, unit_us, min_units)
         self.reps = 0
         self.off = 0

@@ -9,11 +9,11 @@ from micropython import const
 from myotone import VERSION, PROTOCOL, limits, programs
 from myotone import protocol as P
 from myotone import session as S
-from myotone.monitor import Monitor
+from myotone import monitor as M
+from myotone import thermal
 from myotone.pulse import Waveform, WaveformError, TimingUnsupported
 
 _LOOP_MS = const(20)
-_HEARTBEAT_LOST = "heartbeat_lost"
 
 _START = {
     "program": ("str", True), "ua": ("int", True), "duration_s": ("int", False),
@@ -34,7 +34,12 @@ class Supervisor:
         self.sense = hw.sense
         self.limit_ua = board["limit_ua"]
         self.session = S.Session(self.limit_ua)
-        self.monitor = Monitor(self.limit_ua)
+        therm = board["thermistor"]
+        self.monitor = M.Monitor(board, self.limit_ua, thermal.raw_for_c(therm, limits.OVER_TEMP_C))
+        self.env = None              # charging / over_temp right now (refuses starts)
+        self.temp_raw = 65535
+        self._was_run = False
+        self._pairs_at_set = -1
         self.reader = P.LineReader()
         self.fault = None            # latched reason code
         self._fault_sent = False
@@ -57,33 +62,45 @@ class Supervisor:
     def tick(self, _timer):
         now = time.ticks_ms()
         self.ticks += 1
+        hw = self.hw
         bridge = self.pulse.state
         ua = self.sense.read_ua()
         mv = self.sense.read_mv()
+        self.temp_raw = hw.read_temp_raw()
         if bridge:
             self._sum_ua += ua
             self._sum_mv += mv
             self._n_on += 1
+        mon = self.monitor
+        self.env = mon.environment(self.temp_raw, hw.vbus.value())
         sess = self.session
         if not sess.active():
             return
-        reason = self.monitor.sample(bridge != 0, ua, mv, 0)
+        if self.env is not None:
+            self._trip(self.env)
+            return
+        reason = mon.sample(now, bridge, ua, mv, self.output.ua_for_code(self.output.code))
         if reason is not None:
             self._trip(reason)
             return
         if self._heartbeat and time.ticks_diff(now, self._hb_ms) > limits.HEARTBEAT_TIMEOUT_MS:
             self._heartbeat = False
-            self._pending_fault = _HEARTBEAT_LOST
+            self._pending_fault = M.HEARTBEAT_LOST
             sess.request_stop()
         target = sess.step(now)
+        if sess.state == S.RUN and not self._was_run:
+            self._was_run = True
+            mon.capture_baseline()
         if sess.state == S.DONE:
             self._cut()
             if self._pending_fault is not None:
                 sess.trip()
                 self.fault = self._pending_fault
                 self._pending_fault = None
-        else:
-            self.output.set_ua(target)
+        elif not self.pulse.in_pair or self.pulse.pairs != self._pairs_at_set:
+            # amplitude changes only between pairs: ramps stay charge-balanced
+            self._pairs_at_set = self.pulse.pairs
+            self.output.set_ua(mon.scale(target))
 
     def _cut(self):
         self.output.off()
@@ -125,7 +142,8 @@ class Supervisor:
         return {"state": S.NAMES[s.state], "setpoint_ua": s.setpoint_ua, "target_ua": s.target_na // 1000,
                 "measured_ua": self.last_ua, "impedance_ohm": self.last_ohm,
                 "elapsed_s": s.elapsed_ms // 1000, "duration_s": s.duration_ms // 1000,
-                "fault": self.fault, "reset_cause": self.hw.reset_cause}
+                "fault": self.fault, "reset_cause": self.hw.reset_cause, "condition": self.env,
+                "temp_c": round(thermal.c_for_raw(self.board["thermistor"], self.temp_raw), 1)}
 
     def cmd_programs(self, args):
         P.check_args(args, _NONE)
@@ -137,6 +155,8 @@ class Supervisor:
             raise P.ProtocolError(P.FAULTED, "fault latched (%s): send fault_clear" % self.fault)
         if self.session.active():
             raise P.ProtocolError(P.BUSY, "a session is running: stop it first")
+        if self.env is not None:
+            raise P.ProtocolError(self.env, "cannot start: " + self.env.replace("_", " "))
         try:
             wave, minutes, _ = programs.get(args["program"])
         except KeyError:
@@ -155,8 +175,16 @@ class Supervisor:
             raise P.ProtocolError(P.TIMING_UNSUPPORTED, str(e))
         except WaveformError as e:
             raise P.ProtocolError(P.OUT_OF_RANGE, str(e))
+        # high_density: the peak whose rms density fits the electrode area
+        density_ua = M.max_peak_ua(self.board["electrode_area_cm2"], wave.duty_permille())
+        density_limited = ua > density_ua
+        if density_limited:
+            if density_ua < limits.PROGRAM_MIN_UA:
+                raise P.ProtocolError(P.OUT_OF_RANGE, "this waveform exceeds 0.5 mA/cm2 rms even at the minimum")
+            ua = density_ua
         self.hw.start_watchdog()
-        self.monitor.reset()
+        self.monitor.begin(density_ua)
+        self._was_run = False
         self._heartbeat = args.get("heartbeat", False)
         self._hb_ms = time.ticks_ms()
         self._telemetry_ms = telemetry_ms
@@ -165,7 +193,8 @@ class Supervisor:
         self.output.enable()
         self.pulse.start(table)
         self.session.begin(ua, duration_s * 1000, time.ticks_ms())
-        return {"state": S.NAMES[self.session.state], "setpoint_ua": ua, "duration_s": duration_s}
+        return {"state": S.NAMES[self.session.state], "setpoint_ua": ua, "duration_s": duration_s,
+                "density_limited": density_limited}
 
     def cmd_stop(self, args):
         P.check_args(args, _NONE)
@@ -179,6 +208,8 @@ class Supervisor:
 
     def cmd_fault_clear(self, args):
         P.check_args(args, _NONE)
+        if self.env is not None:
+            raise P.ProtocolError(P.CONDITION_PRESENT, "cannot clear: " + self.env.replace("_", " ") + " still present")
         self.fault = None
         self._fault_sent = False
         self.session.clear()
@@ -208,7 +239,7 @@ class Supervisor:
         if s.state != self._state_sent:
             self._state_sent = s.state
             con.write_line(P.event("state", state=S.NAMES[s.state], setpoint_ua=s.setpoint_ua))
-            if not s.active():
+            if s.state in (S.DONE, S.FAULT):
                 self._telemetry(time.ticks_ms())
         if s.active():
             now = time.ticks_ms()
@@ -228,6 +259,8 @@ class Supervisor:
         self.console.write_line(P.event(
             "telemetry", t_ms=now, state=S.NAMES[s.state], setpoint_ua=s.setpoint_ua,
             target_ua=s.target_na // 1000, measured_ua=self.last_ua, impedance_ohm=self.last_ohm,
+            baseline_ohm=self.monitor.z_base_ohm, output_ua=self.output.ua_for_code(self.output.code),
+            temp_c=round(thermal.c_for_raw(self.board["thermistor"], self.temp_raw), 1),
             elapsed_s=s.elapsed_ms // 1000))
 
     def run(self):

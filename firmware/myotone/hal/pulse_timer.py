@@ -6,7 +6,7 @@
 # The interrupt indexes preallocated tables only: no allocation, no floats,
 # no dict keys, no bound-method creation (the pin methods are bound once, in
 # the constructor). New tables are swapped in at a unit boundary.
-from myotone.pulse import Table, OFF, POS, NEG
+from myotone.pulse import Table, OFF, POS, NEG, BRIDGE, IN_PAIR, PAIR_START
 
 
 class TimerPulse:
@@ -26,6 +26,8 @@ class TimerPulse:
         self._rep = 0
         self.running = False
         self.state = OFF           # bridge state now, read by the supervisor
+        self.in_pair = 0           # non-zero inside a biphasic pair
+        self.pairs = 0             # pairs started (wraps harmlessly as a small int)
         self._cb = self._tick      # bound once
 
     def prepare(self, wave):
@@ -57,6 +59,7 @@ class TimerPulse:
         self._a(0)
         self._b(0)
         self.state = OFF
+        self.in_pair = 0
 
     def _bridge(self, s):
         # Break before make: the pin going low first, never both high.
@@ -89,9 +92,14 @@ class TimerPulse:
                 if self._rep >= t.reps:   # burst off
                     self._rep = 0
                     self._bridge(OFF)
+                    self.in_pair = 0
                     self._left = t.off
                     self._i = -1
                     return
-        self._bridge(t.state[i])
+        s = t.state[i]
+        self._bridge(s & BRIDGE)
+        self.in_pair = s & IN_PAIR
+        if s & PAIR_START:
+            self.pairs = (self.pairs + 1) & 0xFFFF
         self._left = t.dur[i]
         self._i = i

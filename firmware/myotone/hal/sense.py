@@ -18,7 +18,7 @@ class Sense:
         self._v_scale = _scale(adc_vref_mv * divider, 14)
 
     def read_ua(self):
-        return (self._adc_i.read_u16() * self._i_scale) >> 14
+        return (self._adc_i.read_u16() * self._i_scale + 8192) >> 14
 
     def read_mv(self):
-        return (self._adc_v.read_u16() * self._v_scale) >> 14
+        return (self._adc_v.read_u16() * self._v_scale + 8192) >> 14

@@ -7,7 +7,7 @@ from pathlib import Path
 from .. import paths
 from .clock import Clock
 from .console import Console
-from .mcu import Mcu
+from .mcu import BROWNOUT_RESET, PWRON_RESET, Mcu
 from .memfs import MemFS
 from .plant import Load, Plant
 from .runtime import Runtime
@@ -103,11 +103,37 @@ class Emulator:
         return self.console.take_tx()
 
     # ---- faults and plant ----
+    FAULTS = ("electrode_off", "electrode_short", "dac_stuck_high", "adc_stuck", "bridge_asymmetry",
+              "firmware_hang", "brownout", "over_temp", "vbus", "host_disconnect", "power_loss")
+
     def set_fault(self, name: str, active: bool = True) -> None:
+        """Switch a fault on or off at the current virtual time."""
+        if name not in self.FAULTS:
+            raise EmulatorError(f"unknown fault {name!r} (known: {', '.join(self.FAULTS)})")
+        if name == "firmware_hang":
+            self.clock.hang = active
+            self.clock.notify()
+            return
+        if name == "brownout":
+            if active:       # the supply dips: the MCU resets, and reports why if the port can
+                self._reset_request = BROWNOUT_RESET if self.mcu.port == "esp32" else PWRON_RESET
+                self.clock.schedule(self.clock.now_ns, self._brownout)
+            return
         if name in ("electrode_off", "electrode_short"):
             self.plant.load.contact = ("off" if name == "electrode_off" else "short") if active else "good"
         elif active:
             self.plant.faults.add(name)
         else:
             self.plant.faults.discard(name)
+        self.plant.changed(self.clock.now_ns)
+
+    def _brownout(self) -> None:
+        self.mcu.hard_reset(self._reset_request)
+
+    def set_load(self, **values) -> None:
+        """Change the electrode-skin load now (r_series_ohm, r_parallel_ohm, c_parallel_nf, contact)."""
+        for k, v in values.items():
+            if not hasattr(self.plant.load, k):
+                raise EmulatorError(f"unknown load field {k!r}")
+            setattr(self.plant.load, k, v)
         self.plant.changed(self.clock.now_ns)

@@ -37,6 +37,7 @@ class Clock:
         self.limit_ns = 0
         self.stopped = False
         self.in_interrupt = False
+        self.hang = False        # fault firmware_hang: the main code stops, interrupts go on
         self._heap: list = []
         self._seq = itertools.count()
         self._cond = threading.Condition()
@@ -76,6 +77,8 @@ class Clock:
         if self.in_interrupt:        # a callback that sleeps busy-waits
             self.now_ns = max(self.now_ns, until_ns)
             return bool(ready and ready())
+        if self.hang:                # the main code never returns from here
+            until_ns, ready = 1 << 62, None
         while True:
             for hook in self.check_hooks:
                 hook()

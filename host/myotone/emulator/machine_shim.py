@@ -184,6 +184,20 @@ def make_machine_module(mcu: Mcu) -> types.ModuleType:
     def reset():
         mcu.hard_reset(HARD_RESET)
 
+    class _Mem:
+        """machine.mem32: only the RP2040 watchdog CTRL register is modelled."""
+        _WDT_CTRL, _ENABLE = 0x40058000, 1 << 30
+
+        def __getitem__(self, addr):
+            if mcu.port == "rp2" and addr == self._WDT_CTRL:
+                return self._ENABLE if mcu.wdt_deadline is not None else 0
+            return 0
+
+        def __setitem__(self, addr, value):
+            if mcu.port == "rp2" and addr == self._WDT_CTRL and not value & self._ENABLE:
+                mcu.wdt_stop()
+    m.mem32 = _Mem()
+
     def soft_reset():
         from .runtime import SoftReset
         raise SoftReset()

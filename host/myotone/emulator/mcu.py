@@ -46,6 +46,7 @@ class Mcu:
         self.plant = plant
         self.levels: dict[int, int] = {}
         self.reset_cause = PWRON_RESET
+        self.resets: list[tuple[int, int]] = []     # (t_ns, cause) of every hardware reset
         self.timers: list = []          # live machine.Timer shims
         self.pwms: list = []
         self.wdt_deadline = None        # (Event) once started, never stopped
@@ -76,6 +77,8 @@ class Mcu:
             self.plant.changed(t)
 
     def level(self, pin: int) -> int:
+        if pin == self.board["vbus_pin"]:
+            return 1 if (self.plant.vbus or "vbus" in self.plant.faults) else 0
         return self.levels.get(pin, 0)
 
     def set_dac(self, code: int) -> None:
@@ -90,6 +93,8 @@ class Mcu:
             return self.plant.sense_current_u16()
         if pin == s["voltage_adc"]:
             return self.plant.sense_voltage_u16()
+        if pin == self.board["thermistor"]["adc"]:
+            return self.plant.thermistor_u16()
         return 0
 
     # ---- watchdog ----
@@ -97,7 +102,16 @@ class Mcu:
         self.wdt_timeout_ms = timeout_ms
         self.wdt_feed()
 
+    def wdt_stop(self) -> None:
+        """Only reachable as on the RP2040: clearing WATCHDOG CTRL.ENABLE."""
+        if self.wdt_deadline is not None:
+            self.wdt_deadline.cancel()
+        self.wdt_deadline = None
+        self.wdt_timeout_ms = 0
+
     def wdt_feed(self) -> None:
+        if self.wdt_timeout_ms == 0:
+            return
         if self.wdt_deadline is not None:
             self.wdt_deadline.cancel()
         self.wdt_deadline = self.clock.schedule(self.clock.now_ns + self.wdt_timeout_ms * 1_000_000,
@@ -121,9 +135,8 @@ class Mcu:
             t.deinit()
         for p in list(self.pwms):
             p.deinit()
-        if self.wdt_deadline is not None:
-            self.wdt_deadline.cancel()
-            self.wdt_deadline = None
+        self.wdt_stop()
+        self.clock.hang = False               # a reset ends a firmware hang
         t = self.clock.now_ns
         for pin in list(self.levels):          # every GPIO back to input: pulled low
             self.levels[pin] = 0
@@ -135,6 +148,7 @@ class Mcu:
             self.plant.dac_code = 0            # the MCU's own DAC resets; an I2C DAC does not
         self.plant.changed(t)
         self.reset_cause = cause
+        self.resets.append((t, cause))
 
     def soft_reset(self) -> None:
         """What the real ports deinitialise on soft reset: timers and PWM.

@@ -87,6 +87,10 @@ class Plant:
         self.hv_on = 0
         self.faults: set[str] = set()
         self.trace = Trace()
+        self.skin_temp_c = 33.0
+        self.vbus = 0
+        self.asymmetry = 0.8          # bridge_asymmetry: the negative half delivers 80 %
+        self._stuck: dict[str, int] = {}
 
     # ---- what the hardware does ----
     def set_point_ua(self) -> float:
@@ -103,6 +107,8 @@ class Plant:
         r_ohm = self.load.dc_ohm() + self.board["sense"]["r_sense_ohm"]
         i_ua = min(self.set_point_ua(), self.board["compliance_v"] * 1e6 / r_ohm,
                    self.board["hw_limit_ua"])
+        if self.bridge_b and "bridge_asymmetry" in self.faults:
+            i_ua *= self.asymmetry
         return i_ua if self.bridge_a else -i_ua
 
     def electrode_mv(self) -> float:
@@ -127,12 +133,23 @@ class Plant:
         shift = 16 - self.adc_bits        # scale to read_u16 as the ports do
         return (raw << shift) | (raw >> (self.adc_bits - shift)) if shift else raw
 
+    def _stuck_or(self, channel: str, value: int) -> int:
+        """adc_stuck: the ADC keeps returning what it read when the fault began."""
+        if "adc_stuck" not in self.faults:
+            self._stuck.pop(channel, None)
+            return value
+        return self._stuck.setdefault(channel, value)
+
     def sense_current_u16(self) -> int:
-        if "adc_stuck" in self.faults:
-            return 0
-        return self._adc_u16(abs(self.current_ua()) * 1e-6 * self.board["sense"]["r_sense_ohm"])
+        return self._stuck_or("i", self._adc_u16(abs(self.current_ua()) * 1e-6 * self.board["sense"]["r_sense_ohm"]))
 
     def sense_voltage_u16(self) -> int:
-        if "adc_stuck" in self.faults:
-            return 0
-        return self._adc_u16(self.electrode_mv() / 1000.0 / self.board["sense"]["divider"])
+        return self._stuck_or("v", self._adc_u16(self.electrode_mv() / 1000.0 / self.board["sense"]["divider"]))
+
+    def thermistor_u16(self) -> int:
+        import math
+        th = self.board["thermistor"]
+        t_c = 42.0 if "over_temp" in self.faults else self.skin_temp_c
+        r = th["r25_ohm"] * math.exp(th["beta"] * (1 / (t_c + 273.15) - 1 / 298.15))
+        volts = self.board["sense"]["adc_vref_mv"] / 1000.0 * r / (r + th["r_pullup_ohm"])
+        return self._stuck_or("t", self._adc_u16(volts))
