@@ -77,9 +77,9 @@ class Clock:
         if self.in_interrupt:        # a callback that sleeps busy-waits
             self.now_ns = max(self.now_ns, until_ns)
             return bool(ready and ready())
-        if self.hang:                # the main code never returns from here
-            until_ns, ready = 1 << 62, None
         while True:
+            if self.hang:            # the main code never returns from here
+                until_ns, ready = 1 << 62, None
             for hook in self.check_hooks:
                 hook()
             if self.stopped:
