@@ -82,6 +82,14 @@ def check(raw):
     pulse = _need(raw, "pulse", dict, "")
     if _need(pulse, "backend", str, "pulse.") not in _PULSE_BACKENDS:
         raise BoardError("board: pulse.backend must be one of " + ", ".join(_PULSE_BACKENDS))
+    if pulse["backend"] == "pio" and bridge["pol_b"] != bridge["pol_a"] + 1:
+        raise BoardError("board: the pio back-end needs bridge.pol_b == pol_a + 1 (one OUT group)")
+    if pulse["backend"] == "pio" and raw["mcu"] != "rp2040":
+        raise BoardError("board: the pio back-end exists on rp2040 only")
+    if pulse["backend"] == "rmt" and raw["mcu"] != "esp32":
+        raise BoardError("board: the rmt back-end exists on esp32 only")
+    if pulse["backend"] == "timer":
+        _positive(pulse, "tick_us", "pulse.")
     sup = _need(raw, "supervisor", dict, "")
     _need(sup, "timer_id", int, "supervisor.")
     hz = _positive(sup, "hz", "supervisor.")

@@ -50,7 +50,13 @@ def make_pulse(board, bridge):
         from myotone.hal.pulse_timer import TimerPulse
         return TimerPulse(machine.Timer(p["timer_id"]), bridge.pin_a, bridge.pin_b,
                           p["tick_us"], p.get("hard", False), p.get("min_phase_us", p["tick_us"]))
-    raise ValueError("pulse back-end %s is not available in this firmware" % kind)
+    if kind == "pio":
+        from myotone.hal.pulse_pio import PioPulse
+        return PioPulse(p.get("sm_id", 0), bridge.pin_a, bridge.pin_b, p.get("min_phase_us", 20))
+    if kind == "rmt":
+        from myotone.hal.pulse_rmt import RmtPulse
+        return RmtPulse(bridge.pin_a, bridge.pin_b, p.get("channels", (0, 1)), p.get("dead_us", 200))
+    raise ValueError("unknown pulse back-end " + kind)
 
 
 class Hardware:

@@ -5,9 +5,9 @@ from myotone.pulse import Waveform
 
 # name: (freq_mhz, phase_us, gap_us, alternate, burst_on_ms, burst_off_ms, minutes, what)
 _BUILTIN = {
-    "lift": (10000, 40000, 0, True, 0, 0, 10, "microcurrent, 10 Hz, 40 ms phases"),
-    "contour": (100000, 2000, 500, True, 1000, 1000, 10, "microcurrent, 100 Hz bursts 1 s on / 1 s off"),
-    "gentle": (500, 500000, 0, True, 0, 0, 10, "microcurrent, 0.5 Hz, long 0.5 s phases"),
+    "lift": (10000, 40000, 200, True, 0, 0, 10, "microcurrent, 10 Hz, 40 ms phases"),
+    "contour": (100000, 2000, 500, True, 500, 500, 10, "microcurrent, 100 Hz in bursts, 0.5 s on / 0.5 s off"),
+    "gentle": (500, 500000, 1000, True, 0, 0, 10, "microcurrent, 0.5 Hz, long 0.5 s phases"),
 }
 
 

@@ -51,8 +51,8 @@ class Waveform:
             raise WaveformError("gap_us must be >= 0")
         if 2 * self.phase_us + self.gap_us > self.period_us:
             raise WaveformError("2 x phase_us + gap_us must fit in one period (%d us)" % self.period_us)
-        if self.burst_on_ms < 0 or self.burst_off_ms < 0:
-            raise WaveformError("burst times must be >= 0")
+        if not 0 <= self.burst_on_ms <= 60000 or not 0 <= self.burst_off_ms <= 60000:
+            raise WaveformError("burst times must be 0..60000 ms")
         if (self.burst_on_ms == 0) != (self.burst_off_ms == 0):
             raise WaveformError("burst_on_ms and burst_off_ms go together")
         if self.burst_on_ms and self.burst_on_ms * 1000 < self.unit_us():
@@ -119,3 +119,66 @@ class Table:
             if self.dur[i] > max_units:
                 raise TimingUnsupported("segment of %d us is longer than the back-end can time" % (self.dur[i] * unit_us))
         return self
+
+
+class Playhead:
+    """Where a free-running back-end (PIO, RMT) is in its table, from time alone.
+
+    Those back-ends play the table in hardware, so the supervisor learns the
+    bridge state and the pair flags by following the same schedule:
+    advance() is called once per supervisor tick with time.ticks_us() and
+    allocates nothing.
+    """
+
+    def __init__(self):
+        self.state = OFF
+        self.in_pair = 0
+        self.pairs = 0
+        self._t = None
+        self._pos = 0
+        self._last_us = 0
+        self._unit = 1
+        self._cycle = 1
+        self._i = -1
+
+    def start(self, table, now_us):
+        unit = 0
+        for i in range(table.n):
+            unit += table.dur[i]
+        self._t = table
+        self._unit = unit
+        self._cycle = unit * table.reps + table.off if table.reps else unit
+        self._pos = 0
+        self._last_us = now_us
+        self._i = -1
+
+    def stop(self):
+        self._t = None
+        self.state = OFF
+        self.in_pair = 0
+
+    def advance(self, now_us):
+        t = self._t
+        if t is None:
+            return
+        pos = self._pos + ((now_us - self._last_us) & 0x3FFFFFFF)
+        self._last_us = now_us
+        if pos >= self._cycle:
+            pos %= self._cycle
+        self._pos = pos
+        if t.reps and pos >= self._unit * t.reps:
+            self.state = OFF
+            self.in_pair = 0
+            self._i = -1
+            return
+        u = pos % self._unit
+        i = 0
+        while u >= t.dur[i]:
+            u -= t.dur[i]
+            i += 1
+        s = t.state[i]
+        if i != self._i and (s & PAIR_START or i < self._i):
+            self.pairs = (self.pairs + 1) & 0xFFFF
+        self._i = i
+        self.state = s & BRIDGE
+        self.in_pair = s & IN_PAIR

@@ -63,6 +63,7 @@ class Supervisor:
         now = time.ticks_ms()
         self.ticks += 1
         hw = self.hw
+        self.pulse.sample()
         bridge = self.pulse.state
         ua = self.sense.read_ua()
         mv = self.sense.read_mv()

@@ -52,6 +52,9 @@ class TimerPulse:
         else:
             self._timer.init(freq=1000000 // self.tick_us, mode=self._timer.PERIODIC, callback=self._cb)
 
+    def sample(self):
+        """Nothing to do: the interrupt keeps state / in_pair / pairs current."""
+
     def stop(self):
         """Stop and deinitialise the timer; bridge off."""
         self._timer.deinit()
