@@ -17,6 +17,7 @@ Helpers a Runtime can use to implement `exec_source(source, mode)`:
 from __future__ import annotations
 
 import ast
+import warnings
 from types import CodeType
 from typing import Callable
 
@@ -47,14 +48,16 @@ class _ReplPrinter(ast.NodeTransformer):
 
 def compile_source(source: str, mode: str, filename: str = "<stdin>") -> CodeType:
     """Compile device source; raises SyntaxError like compile() does."""
-    source = normalize_newlines(source)
-    if mode == "exec":
-        return compile(source, filename, "exec", dont_inherit=True)
-    if mode != "single":
+    if mode not in ("exec", "single"):
         raise ValueError("mode must be 'exec' or 'single'")
-    tree = ast.parse(source, filename, "exec")
-    tree = ast.fix_missing_locations(_ReplPrinter().visit(tree))
-    return compile(tree, filename, "exec", dont_inherit=True)
+    source = normalize_newlines(source)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # CPython's SyntaxWarnings: not MicroPython's
+        if mode == "exec":
+            return compile(source, filename, "exec", dont_inherit=True)
+        tree = ast.parse(source, filename, "exec")
+        tree = ast.fix_missing_locations(_ReplPrinter().visit(tree))
+        return compile(tree, filename, "exec", dont_inherit=True)
 
 
 def make_repl_print(write: Callable[[str], None], builtins_dict: dict) -> Callable:

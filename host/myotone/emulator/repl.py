@@ -52,8 +52,13 @@ class Runtime(Protocol):
     # otherwise soft_reset() stands in for it.
 
 
-class _Shutdown(Exception):
-    """The Uart reported that the emulator is shutting down."""
+class Shutdown(BaseException):
+    """The emulator is shutting down: `Repl.run()` returns.
+
+    Raised when the Uart's read_byte() returns None; a Runtime may raise it
+    too, e.g. from a sleep or a wait in device code, to stop a running
+    program. A BaseException, so device code's `except Exception` lets it by.
+    """
 
 
 class _ForcedExit(Exception):
@@ -91,7 +96,7 @@ class Repl:
                 except MachineReset:
                     self.raw_mode = False
                     getattr(self.runtime, "hard_reset", self.runtime.soft_reset)()
-        except _Shutdown:
+        except Shutdown:
             return
 
     def banner(self) -> bytes:
@@ -108,7 +113,7 @@ class Repl:
     def _read(self) -> int:
         c = self.uart.read_byte()
         if c is None:
-            raise _Shutdown
+            raise Shutdown
         return c
 
     def _write(self, data: bytes) -> None:

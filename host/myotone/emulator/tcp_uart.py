@@ -36,6 +36,10 @@ class TcpUart:
         host, port = self.address
         return "socket://%s:%d" % (host, port)
 
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
     # -- Uart ----------------------------------------------------------------------
     def read_byte(self) -> int | None:
         return None if self._closed else self._rx.get()

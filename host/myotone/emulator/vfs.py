@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Callable
 
 from littlefs import lfs
 
-from .mpy_errno import EINVAL, ENOENT, EPERM, MpOSError
+from .mpy_errno import EBADF, EINVAL, ENOENT, EPERM, MpOSError
 
 if TYPE_CHECKING:
     from .flash import Flash
@@ -76,6 +76,8 @@ class FileIO:
         self._flash, self._path = flash, path
         self._fh = flash.call(lfs.file_open, path, flags)
         self._written = False
+        self._readable = bool(flags & _O_RDONLY)
+        self._writable = bool(flags & _O_WRONLY)
 
     def _lfs(self, fn, *args):
         if self._fh is None:
@@ -83,6 +85,11 @@ class FileIO:
         return self._flash.call(fn, self._fh, *args)
 
     def _read_bytes(self, n: int = -1) -> bytes:
+        # littlefs asserts (aborting the host process) on reading a write-only
+        # file and writing a read-only one; the board's build has no asserts
+        # and MicroPython checks nothing: here it is OSError(EBADF).
+        if not self._readable and self._fh is not None:
+            raise MpOSError(EBADF)
         if n is None or n < 0:
             n = self._lfs(lfs.file_size) - self._lfs(lfs.file_tell)
         return self._lfs(lfs.file_read, max(n, 0))
@@ -121,6 +128,8 @@ class FileIO:
 
     def write(self, data) -> int:
         data = data.encode() if isinstance(data, str) else bytes(data)
+        if not self._writable and self._fh is not None:
+            raise MpOSError(EBADF)
         n = self._lfs(lfs.file_write, data)
         self._written = True
         return n
