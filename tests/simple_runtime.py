@@ -13,7 +13,7 @@ import builtins
 import time
 
 from myotone.emulator import mpy_stdlib
-from myotone.emulator.flash import Flash, make_open, make_os_module
+from myotone.emulator.flash import Flash, make_open, make_os_module, make_vfs_module
 from myotone.emulator.mpy_errors import format_exception
 from myotone.emulator.pyexec import REPL_PRINT, compile_source, make_repl_print, run_file_if_exists
 from myotone.emulator.repl import Shutdown
@@ -48,9 +48,10 @@ class SimpleRuntime:
     def _fresh(self) -> None:
         self.modules = mpy_stdlib.make_modules(self.stdout, InterruptibleClock(self))
         self.modules["os"] = make_os_module(self.flash)
+        self.modules["vfs"] = make_vfs_module(self.flash)
         self.builtins = dict(vars(builtins))
         self.builtins.update(open=make_open(self.flash), print=mpy_stdlib.make_print(self.stdout),
-                             __import__=self._import, OSError=OSError)
+                             __import__=self._import)
         self.builtins[REPL_PRINT] = make_repl_print(self.stdout.write, self.builtins)
         self.namespace = {"__name__": "__main__", "__builtins__": self.builtins}
         self.modules["sys"].modules = {}

@@ -128,3 +128,20 @@ def test_connect_interrupts_running_main(board):
     assert board.mpremote("eval", "'in raw repl'").stdout == "in raw repl\n"
     # main.py ran after the hard reset; the raw-REPL soft reset ran boot.py only
     assert board.runtime.events[-4:] == ["hard_reset", "boot+main", "soft_reset", "boot"]
+
+
+def test_recursive_copy_tree_touch_and_df(board, tmp_path):
+    src = tmp_path / "pkg"
+    (src / "sub").mkdir(parents=True)
+    (src / "a.txt").write_text("a")
+    (src / "sub" / "b.txt").write_text("bb")
+    board.mpremote("fs", "cp", "-r", str(src), ":")
+    assert list(board.flash.walk()) == [("/", ["pkg"], []), ("/pkg", ["sub"], ["a.txt"]),
+                                        ("/pkg/sub", [], ["b.txt"])]
+    assert board.mpremote("fs", "tree", "-s").stdout == (
+        "tree :\n:/\n└── pkg\n    ├── [        1]  a.txt\n    └── sub\n"
+        "        └── [        2]  b.txt\n")
+    board.mpremote("touch", ":t.txt", "+", "rm", "-r", ":pkg")
+    assert list(board.flash.walk()) == [("/", [], ["t.txt"])]
+    df = board.mpremote("df").stdout.splitlines()
+    assert df[1].split()[:2] == ["<VfsLfs2>", str(64 * 4096)] and df[1].endswith(" /")

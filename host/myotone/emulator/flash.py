@@ -285,7 +285,7 @@ class Flash:
         return self.call(lfs.fs_size)
 
 
-from .vfs import make_open, make_os_module  # noqa: E402  (re-export)
+from .vfs import make_open, make_os_module, make_vfs_module  # noqa: E402  (re-export)
 
-__all__ = ["Flash", "FlashCorrupt", "FlashDevice", "PowerLoss", "make_open", "make_os_module",
+__all__ = ["Flash", "FlashCorrupt", "FlashDevice", "PowerLoss", "make_open", "make_os_module", "make_vfs_module",
            "RP2040_PICO_BLOCKS", "RP2040_PICO_W_BLOCKS", "ESP32_BLOCKS", "BLOCK_SIZE"]

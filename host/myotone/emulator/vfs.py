@@ -208,6 +208,27 @@ def make_open(flash: "Flash") -> Callable:
     return open
 
 
+class VfsLfs2:
+    """The object mounted at "/" (only what `vfs.mount()` listing needs)."""
+
+    def __repr__(self) -> str:
+        return "<VfsLfs2>"
+
+
+def make_vfs_module(flash: "Flash") -> ModuleType:
+    """`vfs` (MicroPython >= 1.23): mount() lists the littlefs at "/"."""
+    root = VfsLfs2()
+
+    def mount(*args, **kwargs):
+        if args or kwargs:
+            raise MpOSError(EPERM)  # only the flash at "/" is emulated
+        return [(root, "/")]
+
+    mod = ModuleType("vfs")
+    mod.__dict__.update(mount=mount, umount=mount, VfsLfs2=VfsLfs2)
+    return mod
+
+
 def make_os_module(flash: "Flash", *, sysname: str = "rp2",
                    machine: str = "Raspberry Pi Pico with RP2040", release: str = "1.29.0",
                    version: str = "v1.29.0 on 2026-01-01 (GNU 14.2.0 MinSizeRel)") -> ModuleType:
