@@ -34,7 +34,11 @@ class Runtime(Protocol):
     def exec_source(self, source: str, mode: str) -> object:
         """Run REPL code ("exec": raw REPL, "single": friendly REPL and
         paste mode, see `pyexec.compile_source`) in __main__; stdout goes to
-        the Uart; raises whatever the code raises."""
+        the Uart; raises whatever the code raises. While it runs, a Ctrl-C
+        arriving on the Uart should raise KeyboardInterrupt in the code and
+        not reach read_byte() (MicroPython's interrupt char); outside
+        exec_source, Ctrl-C is an ordinary input byte for the REPL.
+        SystemExit = soft reset, MachineReset = hard reset, Shutdown = stop."""
 
     def format_exception(self, exc: BaseException) -> str:
         """MicroPython's printout, "\\n" line ends (`mpy_errors.format_exception`)."""
@@ -66,7 +70,14 @@ class _ForcedExit(Exception):
 
 
 class Repl:
-    """Runs MicroPython's REPL on `uart`, executing code with `runtime`."""
+    """Runs MicroPython's REPL on `uart`, executing code with `runtime`.
+
+    `run()` is the whole life of the board from power-on: boot.py and
+    main.py, the banner, the REPL; then, per soft reset, "MPY: soft reboot",
+    `runtime.soft_reset()` and again boot.py (and main.py unless the reset
+    came from the raw REPL). `stdin_buffer_max` sets the raw-paste window
+    (half of it), 256 on most ports.
+    """
 
     def __init__(self, uart: Uart, runtime: Runtime, *, version: str = "v1.29.0",
                  build_date: str = "2026-01-01", stdin_buffer_max: int = 256):
