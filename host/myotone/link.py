@@ -48,8 +48,21 @@ class SerialTransport:
         except (serial.SerialException, OSError) as exc:
             raise LinkError(f"write failed: {exc}") from exc
 
-    def readline(self, timeout_s: float) -> bytes | None:
+    def _fill(self, block: bool) -> bool:
+        """Append what the port has (waiting up to its 50 ms timeout if `block`)."""
         import serial
+        try:
+            waiting = self._ser.in_waiting
+            if not waiting and not block:
+                return False
+            chunk = self._ser.read(max(1, waiting))
+        except (serial.SerialException, OSError) as exc:
+            raise LinkError(f"read failed: {exc}") from exc
+        self._buf += chunk
+        return bool(chunk)
+
+    def readline(self, timeout_s: float) -> bytes | None:
+        """The next line; with timeout 0, only a line the port already holds."""
         deadline = time.monotonic() + timeout_s
         while True:
             k = self._buf.find(b"\n")
@@ -57,13 +70,25 @@ class SerialTransport:
                 line = bytes(self._buf[:k])
                 del self._buf[:k + 1]
                 return line
+            if self._fill(block=False):
+                continue
             if time.monotonic() >= deadline:
                 return None
-            try:
-                chunk = self._ser.read(max(1, self._ser.in_waiting))
-            except (serial.SerialException, OSError) as exc:
-                raise LinkError(f"read failed: {exc}") from exc
-            self._buf += chunk
+            self._fill(block=True)
+
+    def read_bytes(self, timeout_s: float) -> bytes:
+        """Raw bytes (a REPL prompt has no newline): what is there, else the first to come."""
+        deadline = time.monotonic() + timeout_s
+        while not self._buf and time.monotonic() < deadline:
+            self._fill(block=True)
+        self._fill(block=False)
+        data = bytes(self._buf)
+        self._buf.clear()
+        return data
+
+    def unread(self, data: bytes) -> None:
+        """Put bytes back in front of what the port delivers next."""
+        self._buf[:0] = data
 
     def now_s(self) -> float:
         return time.monotonic()
@@ -97,6 +122,20 @@ class EmuTransport:
             if self.emulator.now_s >= deadline:
                 return None
             self.emulator.run_until(min(deadline, self.emulator.now_s + self.step_s))
+
+    def read_bytes(self, timeout_s: float) -> bytes:
+        """Raw bytes (a REPL prompt has no newline): what is there, else the first to come."""
+        deadline = self.emulator.now_s + timeout_s
+        while True:
+            self._buf += self.emulator.read()
+            if self._buf or self.emulator.now_s >= deadline:
+                data = bytes(self._buf)
+                self._buf.clear()
+                return data
+            self.emulator.run_until(min(deadline, self.emulator.now_s + self.step_s))
+
+    def unread(self, data: bytes) -> None:
+        self._buf[:0] = data
 
     def now_s(self) -> float:
         return self.emulator.now_s
@@ -149,11 +188,8 @@ class Link:
 
     def _read_json(self, timeout_s: float) -> dict | None:
         deadline = self.now_s() + timeout_s
-        while True:
-            left = deadline - self.now_s()
-            if left <= 0:
-                return None
-            raw = self.transport.readline(left)
+        while True:     # timeout 0 still takes a line that is already there
+            raw = self.transport.readline(max(0.0, deadline - self.now_s()))
             if raw is None:
                 return None
             text = raw.decode("utf-8", "replace").strip()
