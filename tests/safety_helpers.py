@@ -2,6 +2,7 @@
 import json
 
 from myotone.emulator import Emulator
+from myotone.emulator import rig as truth
 
 MS = 1_000_000
 
@@ -47,27 +48,15 @@ class Bench:
         return [m["reason"] for m in self.events("fault")]
 
     def run_until_bridge_on(self, limit_s=1.0):
-        t_end = self.emu.now_s + limit_s
-        while not (self.emu.plant.bridge_a or self.emu.plant.bridge_b):
-            assert self.emu.now_s < t_end, "bridge never turned on"
-            self.emu.run_for(0.0005)
+        truth.run_until_bridge_on(self.emu, limit_s)
         self._drain()
 
     def cut_time_ns(self, after_ns):
         """When the output was cut: the HV rail enable falling after `after_ns`."""
-        hv = self.emu.board["hv_enable"]
-        for t, pin, level in self.emu.mcu.edges:
-            if pin == hv and level == 0 and t >= after_ns:
-                return t
-        return None
+        return truth.cut_ns(self.emu, after_ns)
 
     def onset_ns(self, after_ns, above_ua):
-        tr = self.emu.plant.trace
-        for t, i in zip(tr.t_ns, tr.i_ua):
-            if t >= after_ns and abs(i) > above_ua:
-                return t
-        return None
+        return truth.onset_ns(self.emu, after_ns, above_ua)
 
     def output_is_safe(self):
-        p = self.emu.plant
-        return p.dac_code == 0 and not p.bridge_a and not p.bridge_b and not p.hv_on
+        return truth.output_is_safe(self.emu)
