@@ -191,9 +191,12 @@ class Supervisor:
         self._telemetry_ms = telemetry_ms
         self._telemetry_at = time.ticks_add(time.ticks_ms(), telemetry_ms)
         self.session.clear()
+        self.session.begin(ua, duration_s * 1000, time.ticks_ms())
+        # the soft-start current is on the DAC before the first phase, so the
+        # first pulse is whole (charge-balanced) and the ramp is timed from it
+        self.output.set_ua(self.session.target_na // 1000)
         self.output.enable()
         self.pulse.start(table)
-        self.session.begin(ua, duration_s * 1000, time.ticks_ms())
         return {"state": S.NAMES[self.session.state], "setpoint_ua": ua, "duration_s": duration_s,
                 "density_limited": density_limited}
 
