@@ -110,29 +110,33 @@ class EmuTransport:
     def write(self, data: bytes) -> None:
         self.emulator.write(data)
 
-    def readline(self, timeout_s: float) -> bytes | None:
-        deadline = self.emulator.now_s + timeout_s
+    def _run_until_data(self, timeout_s: float, have) -> None:
+        """Run in steps until have() or `timeout_s` of virtual time (integer ns: no
+        float rounding can make a step of zero)."""
+        clock = self.emulator.clock
+        deadline_ns = clock.now_ns + int(timeout_s * 1e9)
+        step_ns = int(self.step_s * 1e9)
         while True:
             self._buf += self.emulator.read()
-            k = self._buf.find(b"\n")
-            if k >= 0:
-                line = bytes(self._buf[:k])
-                del self._buf[:k + 1]
-                return line
-            if self.emulator.now_s >= deadline:
-                return None
-            self.emulator.run_until(min(deadline, self.emulator.now_s + self.step_s))
+            if have() or clock.now_ns >= deadline_ns:
+                return
+            clock.run_until(min(deadline_ns, clock.now_ns + step_ns))
+
+    def readline(self, timeout_s: float) -> bytes | None:
+        self._run_until_data(timeout_s, lambda: b"\n" in self._buf)
+        k = self._buf.find(b"\n")
+        if k < 0:
+            return None
+        line = bytes(self._buf[:k])
+        del self._buf[:k + 1]
+        return line
 
     def read_bytes(self, timeout_s: float) -> bytes:
         """Raw bytes (a REPL prompt has no newline): what is there, else the first to come."""
-        deadline = self.emulator.now_s + timeout_s
-        while True:
-            self._buf += self.emulator.read()
-            if self._buf or self.emulator.now_s >= deadline:
-                data = bytes(self._buf)
-                self._buf.clear()
-                return data
-            self.emulator.run_until(min(deadline, self.emulator.now_s + self.step_s))
+        self._run_until_data(timeout_s, lambda: bool(self._buf))
+        data = bytes(self._buf)
+        self._buf.clear()
+        return data
 
     def unread(self, data: bytes) -> None:
         self._buf[:0] = data

@@ -103,10 +103,12 @@ class Clock:
 
     def _park(self, ready) -> None:
         with self._cond:
-            self._parked_gen = self._gen
-            self._cond.notify_all()
+            # acknowledge every request seen while staying parked (a wake-up that
+            # leaves nothing to do included), so that run_until never waits on it
             while (self.limit_ns <= self.now_ns and not self.stopped
                    and not (ready is not None and ready()) and not self._hooks_pending()):
+                self._parked_gen = self._gen
+                self._cond.notify_all()
                 self._cond.wait(0.5)
 
     def _hooks_pending(self) -> bool:
@@ -123,6 +125,8 @@ class Clock:
         """Lockstep: let the CPU run to virtual time t_ns and wait until it parks there."""
         deadline = time.monotonic() + timeout_s
         with self._cond:
+            if self._parked_gen == self._gen and self.now_ns >= t_ns:
+                return      # parked there already, and nothing new since: it would not wake
             self._gen += 1
             gen = self._gen
             self.limit_ns = max(self.limit_ns, t_ns)
