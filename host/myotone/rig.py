@@ -101,6 +101,10 @@ class Rig:
         """Connect dummy load `ohm` (one of `loads_ohm`) across the electrodes."""
         raise NotImplementedError
 
+    def current_ua(self) -> float:
+        """The electrode current now (signed)."""
+        raise NotImplementedError
+
     def capture(self, since_s: float) -> Capture:
         """The electrode current from `since_s` until now."""
         raise NotImplementedError

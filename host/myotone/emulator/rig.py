@@ -57,6 +57,9 @@ class EmuRig(Rig):
     def set_load(self, ohm: int) -> None:
         self.emu.set_load(r_series_ohm=float(ohm), r_parallel_ohm=0.0, c_parallel_nf=0.0, contact="good")
 
+    def current_ua(self) -> float:
+        return self.emu.plant.current_ua()
+
     def capture(self, since_s: float) -> Capture:
         tr = self.emu.plant.trace
         since_ns = int(since_s * NS)
