@@ -185,10 +185,10 @@ class PioInstructions:
     def _irq(self, mode, index, t):
         bit = 1 << self._irq_index(index)
         flags = self.irq_flags
-        if self._irq_waiting:  # retry of "irq wait": done once the flag was cleared
+        if self._irq_waiting is self._current:  # retry of "irq wait": done once cleared
             if flags.value & bit:
                 return _STALL
-            self._irq_waiting = False
+            self._irq_waiting = None
             return _DONE
         if mode & 2:
             flags.value &= ~bit
@@ -197,7 +197,7 @@ class PioInstructions:
         if self.irq_handler is not None:
             self.irq_handler(t, self._irq_index(index))
         if mode & 1:
-            self._irq_waiting = True
+            self._irq_waiting = self._current
             return _STALL if flags.value & bit else _RETRY
         return _DONE
 

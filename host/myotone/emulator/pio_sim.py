@@ -174,7 +174,8 @@ class StateMachineSim(PioInstructions):
     def _reset_internal(self):
         self.isr_count, self.osr_count = 0, 32
         self._pending = None     # an exec'd instruction waiting to run (OUT/MOV EXEC, exec())
-        self._irq_waiting = False
+        self._irq_waiting = None  # the "irq wait" instruction whose flag is set
+        self._current = None      # the instruction being issued
         self._stalled = False
 
     def init_pins(self, t_ns):
@@ -285,6 +286,7 @@ class StateMachineSim(PioInstructions):
         if countdown and pending is None and self.fast_forward:
             return self._countdown(arg1, delay, c, t_limit)
         self._next_pc = self._new_exec = None
+        self._current = instr
         if side is None:
             result = handler(arg1, arg2, tc)
         else:
@@ -296,8 +298,10 @@ class StateMachineSim(PioInstructions):
                 self._stalled = True
                 self.cycle = max(c + 1, self.cycle_after(t_limit))
             else:  # _RETRY
+                self._stalled = False
                 self.cycle = c + 1
             return
+        self._stalled = False
         if pending is not None and instr is pending:
             self._pending = pending = None
             if self._next_pc is not None:
