@@ -1,15 +1,97 @@
-"""Make the `myotone` package importable without installing it."""
-
-import os
+"""Make the in-tree ``host/`` package importable without installing it."""
+import pathlib
 import sys
 
-HOST = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "host")
-if HOST not in sys.path:
-    sys.path.insert(0, HOST)
+_HOST = pathlib.Path(__file__).resolve().parent.parent / "host"
+if str(_HOST) not in sys.path:
+    sys.path.insert(0, str(_HOST))
 
-import pytest
 
-from myotone.emulator import Emulator
+import heapq  # noqa: E402
+import itertools  # noqa: E402
+
+import pytest  # noqa: E402
+
+
+class FakeHandle:
+    def __init__(self):
+        self.cancelled = False
+
+    def cancel(self):
+        self.cancelled = True
+
+
+class FakeClock:
+    """Minimal virtual clock implementing the emulator Clock protocol."""
+
+    def __init__(self):
+        self.t = 0
+        self._heap = []
+        self._seq = itertools.count()
+
+    def now_ns(self):
+        return self.t
+
+    def schedule(self, t_ns, callback):
+        handle = FakeHandle()
+        heapq.heappush(self._heap, (max(t_ns, self.t), next(self._seq), handle, callback))
+        return handle
+
+    def sleep_until(self, t_ns):
+        self.run_until(t_ns)
+
+    def run_until(self, t_ns):
+        while self._heap and self._heap[0][0] <= t_ns:
+            t, _, handle, callback = heapq.heappop(self._heap)
+            if not handle.cancelled:
+                self.t = max(self.t, t)
+                callback()
+        self.t = max(self.t, t_ns)
+
+    def pending(self):
+        return sum(1 for entry in self._heap if not entry[2].cancelled)
+
+
+class FakePins:
+    """Records every drive(); inputs are set by the test in ``inputs``."""
+
+    def __init__(self):
+        self.history = []
+        self.levels = {}
+        self.inputs = {}
+
+    def drive(self, pin_id, level, t_ns):
+        self.history.append((t_ns, pin_id, level))
+        self.levels[pin_id] = level
+
+    def level(self, pin_id):
+        return self.inputs.get(pin_id, self.levels.get(pin_id, 0))
+
+    def edges(self, pin_id):
+        return [(t, lvl) for t, p, lvl in self.history if p == pin_id]
+
+
+class Pin:
+    """machine.Pin stand-in: the shims only read ``.id``."""
+
+    def __init__(self, id):
+        self.id = id
+
+
+@pytest.fixture
+def clock():
+    return FakeClock()
+
+
+@pytest.fixture
+def board():
+    return FakePins()
+
+
+
+
+
+from myotone.emulator import Emulator  # noqa: E402
 
 
 @pytest.fixture
