@@ -1,0 +1,28 @@
+# Wiring: board file -> hardware -> supervisor. main.py calls run() and, in
+# its `finally`, safe_off().
+from myotone import board as board_mod
+
+_hw = None
+
+
+def run():
+    global _hw
+    from myotone.hardware import Hardware
+    from myotone.console import Console
+    from myotone.supervisor import Supervisor
+    board = board_mod.load()
+    _hw = Hardware(board)
+    Supervisor(board, _hw, Console()).run()
+
+
+def release_watchdog():
+    if _hw is not None:
+        _hw.release_watchdog()
+
+
+def safe_off():
+    if _hw is not None:
+        _hw.safe_off()
+    else:
+        from myotone import safe_boot
+        safe_boot.enter()

@@ -1,0 +1,47 @@
+# DAC drivers. Each takes its bus or pin object from the caller and offers
+# `write(code)` and `max_code`. Nothing but myotone.output.Output calls
+# write(): that is where every code is clamped to the limit.
+from micropython import const
+
+_MCP4725_FAST_WRITE = const(0x00)   # fast-mode command, power-down bits 00
+
+
+class Mcp4725:
+    """Microchip MCP4725 12-bit I2C DAC (RP2040 reference board)."""
+
+    max_code = 4095
+
+    def __init__(self, i2c, addr=0x60):
+        self._i2c = i2c
+        self._addr = addr
+        self._buf = bytearray(2)
+
+    def write(self, code):
+        buf = self._buf
+        buf[0] = _MCP4725_FAST_WRITE | ((code >> 8) & 0x0F)
+        buf[1] = code & 0xFF
+        self._i2c.writeto(self._addr, buf)
+
+
+class Esp32Dac:
+    """ESP32 / ESP32-S2 internal 8-bit DAC (machine.DAC, codes 0..255)."""
+
+    max_code = 255
+
+    def __init__(self, dac):
+        self._dac = dac
+
+    def write(self, code):
+        self._dac.write(code)
+
+
+class PwmDac:
+    """PWM + RC filter fallback: duty_u16 as a 16-bit code."""
+
+    max_code = 65535
+
+    def __init__(self, pwm):
+        self._pwm = pwm
+
+    def write(self, code):
+        self._pwm.duty_u16(code)

@@ -1,0 +1,109 @@
+# Pulse back-end `rmt` (ESP32): two esp32.RMT channels at 1 us per tick loop
+# the whole cycle of the table (burst envelope included), one channel per
+# bridge pin. Each channel's edges are exact; the two channels start one
+# after the other, so the back-end refuses waveforms without at least
+# `dead_us` of "off" between opposite phases (never both pins high).
+import esp32
+import time
+from micropython import const
+from myotone.pulse import Table, Playhead, TimingUnsupported, BRIDGE, OFF, POS, NEG
+
+_CLOCK_DIV = const(80)        # 80 MHz APB / 80 = 1 us per tick
+_MAX_TICKS = const(32767)     # one RMT duration
+_MAX_PULSES = const(126)      # one loop must fit the channel's RMT memory
+
+
+def _levels(table, bit):
+    """(durations, levels) for one pin over a whole cycle; long runs are split."""
+    runs = []      # [us, level]
+    reps = table.reps or 1
+    for _ in range(reps):
+        for i in range(table.n):
+            lvl = 1 if (table.state[i] & BRIDGE) == bit else 0
+            if runs and runs[-1][1] == lvl:
+                runs[-1][0] += table.dur[i]
+            else:
+                runs.append([table.dur[i], lvl])
+    if table.reps:
+        if runs[-1][1] == 0:
+            runs[-1][0] += table.off
+        else:
+            runs.append([table.off, 0])
+    durations = []
+    levels = []
+    for us, lvl in runs:
+        while us > 0:
+            d = min(us, _MAX_TICKS)
+            durations.append(d)
+            levels.append(lvl)
+            us -= d
+    if len(durations) > _MAX_PULSES:
+        raise TimingUnsupported("the rmt back-end holds %d pulses per cycle; this waveform needs %d"
+                                % (_MAX_PULSES, len(durations)))
+    return durations, levels
+
+
+class RmtPulse:
+    def __init__(self, pin_a, pin_b, channels=(0, 1), dead_us=200):
+        self._pins = (pin_a, pin_b)
+        self._channels = channels
+        self._dead_us = dead_us
+        self._rmt = None
+        self._tables = (Table(), Table())
+        self._t = self._tables[0]
+        self._lists = None
+        self.running = False
+        self.head = Playhead()
+        self.state = OFF
+        self.in_pair = 0
+        self.pairs = 0
+
+    def prepare(self, wave):
+        table = self._tables[1] if self._t is self._tables[0] else self._tables[0]
+        table.compile(wave, 1, 1)
+        n = table.n
+        for i in range(n):
+            a = table.state[i] & BRIDGE
+            b = table.state[(i + 1) % n] & BRIDGE
+            if a and b and a != b:
+                raise TimingUnsupported("the rmt back-end needs >= %d us off between opposite phases" % self._dead_us)
+            if a == OFF and table.dur[i] < self._dead_us:
+                raise TimingUnsupported("off times must be >= %d us on the rmt back-end" % self._dead_us)
+        self._lists = (_levels(table, POS), _levels(table, NEG))
+        return table
+
+    def start(self, table):
+        if self.running:
+            raise TimingUnsupported("the rmt back-end cannot change a running waveform")
+        self._t = table
+        rmt = []
+        for k in range(2):
+            r = esp32.RMT(self._channels[k], pin=self._pins[k], clock_div=_CLOCK_DIV, idle_level=False)
+            r.loop(True)
+            rmt.append(r)
+        self._rmt = rmt
+        self.head.start(table, time.ticks_us())
+        for k in range(2):
+            durations, levels = self._lists[k]
+            rmt[k].write_pulses(durations, levels)
+        self.running = True
+
+    def sample(self):
+        h = self.head
+        h.advance(time.ticks_us())
+        self.state = h.state
+        self.in_pair = h.in_pair
+        self.pairs = h.pairs
+
+    def stop(self):
+        if self._rmt is not None:
+            for r in self._rmt:
+                r.loop(False)
+                r.deinit()
+            self._rmt = None
+        for p in self._pins:
+            p.init(p.OUT, value=0)
+        self.running = False
+        self.head.stop()
+        self.state = OFF
+        self.in_pair = 0

@@ -1,0 +1,116 @@
+# Builds every hardware object from the board file -- the one module of the
+# app layer that imports `machine` -- and knows how to return all of it to
+# the safe state: DAC 0, bridge off, LED off, HV rail off, and every timer
+# and pulse back-end deinitialised (they keep running after Ctrl-C otherwise).
+import machine
+from micropython import const
+from myotone.hal.bridge import HBridge
+from myotone.hal.sense import Sense
+from myotone.output import Output
+from myotone.board import full_scale_ua
+
+_RP2040_WATCHDOG_CTRL = const(0x40058000)
+_RP2040_WATCHDOG_ENABLE = const(1 << 30)
+
+_RESET_CAUSES = (
+    ("WDT_RESET", "watchdog"),
+    ("BROWNOUT_RESET", "brownout"),
+    ("HARD_RESET", "hard"),
+    ("DEEPSLEEP_RESET", "deepsleep"),
+    ("SOFT_RESET", "soft"),
+    ("PWRON_RESET", "power_on"),
+)
+
+
+def reset_cause():
+    cause = machine.reset_cause()
+    for name, text in _RESET_CAUSES:
+        if getattr(machine, name, None) == cause:
+            return text
+    return "unknown"
+
+
+def make_dac(board):
+    d = board["dac"]
+    if d["kind"] == "mcp4725":
+        from myotone.hal.dac import Mcp4725
+        i2c = machine.I2C(d["i2c_id"], sda=machine.Pin(d["sda"]), scl=machine.Pin(d["scl"]), freq=400000)
+        return Mcp4725(i2c, d.get("addr", 0x60))
+    if d["kind"] == "esp32":
+        from myotone.hal.dac import Esp32Dac
+        return Esp32Dac(machine.DAC(machine.Pin(d["pin"])))
+    from myotone.hal.dac import PwmDac
+    return PwmDac(machine.PWM(machine.Pin(d["pin"]), freq=d.get("pwm_hz", 100000), duty_u16=0))
+
+
+def make_pulse(board, bridge):
+    p = board["pulse"]
+    kind = p["backend"]
+    if kind == "timer":
+        from myotone.hal.pulse_timer import TimerPulse
+        return TimerPulse(machine.Timer(p["timer_id"]), bridge.pin_a, bridge.pin_b,
+                          p["tick_us"], p.get("hard", False), p.get("min_phase_us", p["tick_us"]))
+    if kind == "pio":
+        from myotone.hal.pulse_pio import PioPulse
+        return PioPulse(p.get("sm_id", 0), bridge.pin_a, bridge.pin_b, p.get("min_phase_us", 20))
+    if kind == "rmt":
+        from myotone.hal.pulse_rmt import RmtPulse
+        return RmtPulse(bridge.pin_a, bridge.pin_b, p.get("channels", (0, 1)), p.get("dead_us", 200))
+    raise ValueError("unknown pulse back-end " + kind)
+
+
+class Hardware:
+    def __init__(self, board):
+        self.board = board
+        self.reset_cause = reset_cause()
+        Pin = machine.Pin
+        self.hv = Pin(board["hv_enable"], Pin.OUT, value=0)
+        b = board["bridge"]
+        self.bridge = HBridge(Pin(b["pol_a"], Pin.OUT, value=0), Pin(b["pol_b"], Pin.OUT, value=0))
+        self.dac = make_dac(board)
+        self.output = Output(self.dac, self.bridge, self.hv, full_scale_ua(board), board["limit_ua"])
+        s = board["sense"]
+        adc_i = machine.ADC(Pin(s["current_adc"]))
+        adc_v = machine.ADC(Pin(s["voltage_adc"]))
+        self.sense = Sense(adc_i, adc_v, s["r_sense_ohm"], s["divider"], s["adc_vref_mv"])
+        self.pulse = make_pulse(board, self.bridge)
+        self.vbus = Pin(board["vbus_pin"], Pin.IN)
+        self._adc_temp = machine.ADC(Pin(board["thermistor"]["adc"]))
+        self.led_red = Pin(board["led"]["red_pin"], Pin.OUT, value=0)
+        self._tick_timer = machine.Timer(board["supervisor"]["timer_id"])
+        self._wdt = None
+
+    def read_temp_raw(self):
+        return self._adc_temp.read_u16()
+
+    def start_tick(self, callback):
+        hz = self.board["supervisor"]["hz"]
+        self._tick_timer.init(freq=hz, mode=machine.Timer.PERIODIC, callback=callback)
+
+    def start_watchdog(self):
+        """Started with the first session: a hang with output on resets the board."""
+        if self._wdt is None:
+            self._wdt = machine.WDT(timeout=self.board["watchdog_ms"])
+
+    def feed_watchdog(self):
+        if self._wdt is not None:
+            self._wdt.feed()
+
+    def release_watchdog(self):
+        """After Ctrl-C, with the output already safe: let the REPL live.
+
+        The RP2040 watchdog is disabled through its CTRL register (ENABLE,
+        bit 30) so mpremote is not reset under the user. The ESP32 task
+        watchdog cannot be stopped from MicroPython: it resets the board
+        within watchdog_ms, which boots into the safe state.
+        """
+        if self._wdt is not None and self.board["mcu"] == "rp2040":
+            machine.mem32[_RP2040_WATCHDOG_CTRL] &= ~_RP2040_WATCHDOG_ENABLE
+
+    def safe_off(self):
+        """Safe state; every step runs even if an earlier one fails."""
+        for step in (self._tick_timer.deinit, self.pulse.stop, self.output.off, self.led_red.off):
+            try:
+                step()
+            except Exception:
+                pass

@@ -1,0 +1,36 @@
+# Every number of SAFETY.md that the firmware enforces, in one place.
+# Each is *enforced* in exactly one function elsewhere (see docs/safety.md);
+# this module only names them.
+from micropython import const
+
+ABS_CEILING_UA = const(1000)        # absolute current ceiling (board may lower)
+PROGRAM_MIN_UA = const(10)          # lowest setpoint a program may ask for
+SOFT_START_PERCENT = const(2)       # minimum setting / soft start: <= 2 % of limit
+RAMP_MIN_MS = const(2000)           # ramp-up lasts at least 2 s ...
+RAMP_MAX_NA_PER_MS = const(250)     # ... and never faster than 250 uA/s
+RAMP_DOWN_MS = const(1500)          # ramp-down on stop: >= 1 s (1.5 s used)
+FREQ_MIN_MHZ = const(100)           # 0.1 Hz, in mHz
+FREQ_MAX_MHZ = const(1000000)       # 1000 Hz, in mHz
+PHASE_MIN_US = const(20)
+PHASE_MAX_US = const(5000000)
+SESSION_MAX_MS = const(1200000)     # microcurrent: no program longer than 20 min
+LED_MAX_MS = const(600000)          # LED: no program longer than 10 min
+OVER_CURRENT_PERMILLE = const(1100) # trip above limit x 1.10 ...
+OVER_CURRENT_MARGIN_UA = const(10)  # ... + 10 uA
+OVER_CURRENT_SAMPLES = const(2)     # on 2 consecutive supervisor samples
+HEARTBEAT_TIMEOUT_MS = const(5000)  # host-driven session without heartbeat
+WATCHDOG_MAX_MS = const(1000)       # hung supervisor reset within 1 s
+CONTACT_SAMPLES = const(3)          # contact_lost: 3 consecutive samples (stop <= 10 ms)
+COMPLIANCE_PERMILLE = const(900)    # "compliance reached": electrode V >= 90 % of the rail
+SENSE_FAULT_MIN_UA = const(50)      # sense_fault: commanded >= 50 uA ...
+SENSE_FAULT_PERCENT = const(20)     # ... but measured < 20 % of it
+SENSE_FAULT_MS = const(50)          # ... for 50 ms (stop <= 100 ms)
+SENSE_IDLE_UA = const(20)           # current measured with the bridge off = sense fault
+DENSITY_MAX_UA_PER_CM2 = const(500) # 0.5 mA/cm2 rms (1/4 of the 2 mA/cm2 warning level)
+CHARGE_WINDOW_MS = const(10000)     # net charge over a sliding 10 s window ...
+CHARGE_BUCKET_MS = const(100)       # ... kept in 100 ms buckets, checked every bucket
+CHARGE_IMBALANCE_PERMILLE = const(20)  # ... above 2 % of the charge moved
+OVER_TEMP_C = const(41)             # skin-side thermistor: stop at 41 C
+LED_DERATE_C = const(40)            # LED derates linearly from 40 C
+OVER_TEMP_SAMPLES = const(10)       # debounce: 10 ms (stop <= 1 s)
+IMPEDANCE_ADAPT_RATIO = const(2)    # scale current down above 2 x the session baseline

@@ -1,0 +1,166 @@
+# JSON-lines protocol (docs/protocol.md): line assembly with a bounded
+# buffer, request parsing, argument checking and reply formatting.
+# The host is not trusted: every value is checked here against a schema and
+# then against the limits by the code that enforces them.
+import json
+from micropython import const
+
+MAX_LINE = const(512)
+MAX_DEPTH = const(4)
+
+BAD_JSON = "bad_json"
+UNKNOWN_CMD = "unknown_cmd"
+OUT_OF_RANGE = "out_of_range"
+BAD_REQUEST = "bad_request"
+LINE_TOO_LONG = "line_too_long"
+TIMING_UNSUPPORTED = "timing_unsupported"
+FAULTED = "faulted"
+BUSY = "busy"
+CONDITION_PRESENT = "condition_present"
+
+
+class ProtocolError(Exception):
+    def __init__(self, code, message):
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+class LineReader:
+    """Assembles bytes into lines in a fixed buffer; over-long lines are dropped."""
+
+    def __init__(self, size=MAX_LINE):
+        self._buf = bytearray(size)
+        self._n = 0
+        self._overflow = False
+
+    def feed(self, byte):
+        """Returns None, a complete line (bytes), or LINE_TOO_LONG."""
+        if byte == 10 or byte == 13:
+            if self._overflow:
+                self._overflow = False
+                self._n = 0
+                return LINE_TOO_LONG
+            if self._n == 0:
+                return None
+            line = bytes(self._buf[: self._n])
+            self._n = 0
+            return line
+        if self._overflow:
+            return None
+        if self._n >= len(self._buf):
+            self._overflow = True
+            return None
+        self._buf[self._n] = byte
+        self._n += 1
+        return None
+
+
+def _depth(text):
+    """Nesting depth of a JSON text, ignoring brackets inside strings."""
+    depth = worst = 0
+    in_str = esc = False
+    for ch in text:
+        if in_str:
+            if esc:
+                esc = False
+            elif ch == "\\":
+                esc = True
+            elif ch == '"':
+                in_str = False
+        elif ch == '"':
+            in_str = True
+        elif ch == "{" or ch == "[":
+            depth += 1
+            if depth > worst:
+                worst = depth
+        elif ch == "}" or ch == "]":
+            depth -= 1
+    return worst
+
+
+def parse(line):
+    """bytes -> (id, cmd, args dict). Raises ProtocolError."""
+    try:
+        text = line.decode("utf-8")
+    except Exception:
+        raise ProtocolError(BAD_JSON, "line is not UTF-8")
+    if _depth(text) > MAX_DEPTH:
+        raise ProtocolError(BAD_JSON, "nested deeper than %d" % MAX_DEPTH)
+    try:
+        msg = json.loads(text)
+    except Exception:
+        raise ProtocolError(BAD_JSON, "line is not JSON")
+    if not isinstance(msg, dict):
+        raise ProtocolError(BAD_JSON, "line is not a JSON object")
+    req_id = msg.pop("id", None)
+    if req_id is not None and not (isinstance(req_id, (int, str)) and not isinstance(req_id, bool)):
+        raise ProtocolError(BAD_REQUEST, "id must be an integer or a string")
+    if isinstance(req_id, str) and len(req_id) > 32:
+        raise ProtocolError(BAD_REQUEST, "id longer than 32 characters")
+    cmd = msg.pop("cmd", None)
+    if not isinstance(cmd, str):
+        raise ProtocolError(BAD_REQUEST, "cmd must be a string")
+    return req_id, cmd, msg
+
+
+def request_id(line):
+    """Best-effort id of a line that failed to parse, for the error reply."""
+    try:
+        msg = json.loads(line)
+        rid = msg.get("id") if isinstance(msg, dict) else None
+        if isinstance(rid, (int, str)) and not isinstance(rid, bool):
+            return rid
+    except Exception:
+        pass
+    return None
+
+
+def check_args(args, schema):
+    """Check `args` against {name: (kind, required)}; unknown fields refused.
+
+    kind is "int", "num", "bool" or "str". Returns args with defaults absent.
+    """
+    for name in args:
+        if name not in schema:
+            raise ProtocolError(BAD_REQUEST, "unknown field " + name)
+    for name in schema:
+        kind, required = schema[name]
+        if name not in args:
+            if required:
+                raise ProtocolError(BAD_REQUEST, "missing field " + name)
+            continue
+        v = args[name]
+        ok = False
+        if kind == "int":
+            ok = isinstance(v, int) and not isinstance(v, bool)
+        elif kind == "num":
+            ok = isinstance(v, (int, float)) and not isinstance(v, bool) and v == v and v not in (float("inf"), float("-inf"))
+        elif kind == "bool":
+            ok = isinstance(v, bool)
+        elif kind == "str":
+            ok = isinstance(v, str) and len(v) <= 32
+        if not ok:
+            raise ProtocolError(BAD_REQUEST, name + " must be " + kind)
+    return args
+
+
+def in_range(name, value, lo, hi, unit=""):
+    if not lo <= value <= hi:
+        raise ProtocolError(OUT_OF_RANGE, "%s must be %s..%s%s" % (name, lo, hi, unit))
+    return value
+
+
+def reply(req_id, **fields):
+    fields["id"] = req_id
+    fields["ok"] = True
+    return json.dumps(fields)
+
+
+def error(req_id, code, message):
+    return json.dumps({"id": req_id, "ok": False, "error": code, "message": message})
+
+
+def event(name, **fields):
+    fields["ev"] = name
+    return json.dumps(fields)

@@ -1,0 +1,184 @@
+# Waveform -> segment table, compiled outside any interrupt.
+#
+# A waveform is biphasic and charge-balanced by construction: every positive
+# phase is followed by a negative phase of the same width at the same
+# current. One "unit" of the table is one period, or two when polarity
+# alternates (+- then -+). A burst envelope repeats the unit `reps` times and
+# then holds the bridge off for `off` units of time.
+#
+# The table is preallocated (array + bytearray) so a pulse back-end's
+# interrupt only indexes it. Each state byte holds the bridge state and two
+# flags that let the supervisor change the amplitude only between pairs, so
+# that ramps keep every pair balanced too.
+from array import array
+from micropython import const
+from myotone import limits
+
+OFF = const(0)   # both bridge pins low: no current path
+POS = const(1)   # POL_A high
+NEG = const(2)   # POL_B high
+BRIDGE = const(3)     # state & BRIDGE = what the bridge pins do
+IN_PAIR = const(4)    # flag: inside a biphasic pair (first phase .. second phase)
+PAIR_START = const(8) # flag: the first phase of a pair
+MAX_SEGMENTS = const(8)
+
+
+class WaveformError(ValueError):
+    """A waveform outside SAFETY.md's envelope (-> out_of_range)."""
+
+
+class TimingUnsupported(ValueError):
+    """A waveform the pulse back-end cannot play exactly (-> timing_unsupported)."""
+
+
+class Waveform:
+    def __init__(self, freq_mhz, phase_us, gap_us=0, alternate=True, burst_on_ms=0, burst_off_ms=0):
+        self.freq_mhz = freq_mhz
+        self.phase_us = phase_us
+        self.gap_us = gap_us
+        self.alternate = alternate
+        self.burst_on_ms = burst_on_ms
+        self.burst_off_ms = burst_off_ms
+        self.period_us = 1000000000 // freq_mhz if freq_mhz > 0 else 0
+        self.check()
+
+    def check(self):
+        if not limits.FREQ_MIN_MHZ <= self.freq_mhz <= limits.FREQ_MAX_MHZ:
+            raise WaveformError("frequency must be 0.1..1000 Hz")
+        if not limits.PHASE_MIN_US <= self.phase_us <= limits.PHASE_MAX_US:
+            raise WaveformError("phase_us must be %d..%d" % (limits.PHASE_MIN_US, limits.PHASE_MAX_US))
+        if self.gap_us < 0:
+            raise WaveformError("gap_us must be >= 0")
+        if 2 * self.phase_us + self.gap_us > self.period_us:
+            raise WaveformError("2 x phase_us + gap_us must fit in one period (%d us)" % self.period_us)
+        if not 0 <= self.burst_on_ms <= 60000 or not 0 <= self.burst_off_ms <= 60000:
+            raise WaveformError("burst times must be 0..60000 ms")
+        if (self.burst_on_ms == 0) != (self.burst_off_ms == 0):
+            raise WaveformError("burst_on_ms and burst_off_ms go together")
+        if self.burst_on_ms and self.burst_on_ms * 1000 < self.unit_us():
+            raise WaveformError("burst_on_ms shorter than one pulse unit")
+
+    def unit_us(self):
+        return self.period_us * (2 if self.alternate else 1)
+
+    def duty_permille(self):
+        """Duty of the output in permille (for I_rms = I x sqrt(duty))."""
+        duty = 2 * self.phase_us * 1000 // self.period_us
+        if self.burst_on_ms:
+            reps = self.burst_on_ms * 1000 // self.unit_us()
+            on = reps * self.unit_us()
+            duty = duty * on // (on + self.burst_off_ms * 1000)
+        return duty
+
+
+class Table:
+    """Preallocated segment table: durations in back-end units, bridge states."""
+
+    def __init__(self):
+        self.dur = array("i", [0] * MAX_SEGMENTS)
+        self.state = bytearray(MAX_SEGMENTS)
+        self.n = 0
+        self.reps = 0      # units per burst; 0 = continuous
+        self.off = 0       # burst off time, back-end units
+
+    def _put(self, dur_us, state, unit_us, min_units):
+        if dur_us <= 0:
+            return
+        if dur_us % unit_us:
+            raise TimingUnsupported("%d us is not a multiple of the back-end's %d us step" % (dur_us, unit_us))
+        units = dur_us // unit_us
+        if units < min_units:
+            raise TimingUnsupported("%d us is shorter than the back-end's minimum of %d us" % (dur_us, min_units * unit_us))
+        # Merge with the previous segment when the bridge state is unchanged.
+        if self.n and self.state[self.n - 1] == state:
+            self.dur[self.n - 1] += units
+            return
+        self.dur[self.n] = units
+        self.state[self.n] = state
+        self.n += 1
+
+    def compile(self, wave, unit_us=1, min_units=1, max_units=0x3FFFFFFF):
+        """Fill this table from `wave` in units of `unit_us` (outside interrupts)."""
+        self.n = 0
+        rest_us = wave.period_us - 2 * wave.phase_us - wave.gap_us
+        first = (POS, NEG, NEG, POS) if wave.alternate else (POS, NEG)
+        for k in range(0, len(first), 2):
+            self._put(wave.phase_us, first[k] | IN_PAIR | PAIR_START, unit_us, min_units)
+            self._put(wave.gap_us, OFF | IN_PAIR, unit_us, min_units)
+            self._put(wave.phase_us, first[k + 1] | IN_PAIR, unit_us, min_units)
+            self._put(rest_us, OFF, unit_us, min_units)
+        self.reps = 0
+        self.off = 0
+        if wave.burst_on_ms:
+            self.reps = wave.burst_on_ms * 1000 // wave.unit_us()
+            off_us = wave.burst_off_ms * 1000
+            if off_us % unit_us:
+                raise TimingUnsupported("burst off time is not a multiple of %d us" % unit_us)
+            self.off = off_us // unit_us
+        for i in range(self.n):
+            if self.dur[i] > max_units:
+                raise TimingUnsupported("segment of %d us is longer than the back-end can time" % (self.dur[i] * unit_us))
+        return self
+
+
+class Playhead:
+    """Where a free-running back-end (PIO, RMT) is in its table, from time alone.
+
+    Those back-ends play the table in hardware, so the supervisor learns the
+    bridge state and the pair flags by following the same schedule:
+    advance() is called once per supervisor tick with time.ticks_us() and
+    allocates nothing.
+    """
+
+    def __init__(self):
+        self.state = OFF
+        self.in_pair = 0
+        self.pairs = 0
+        self._t = None
+        self._pos = 0
+        self._last_us = 0
+        self._unit = 1
+        self._cycle = 1
+        self._i = -1
+
+    def start(self, table, now_us):
+        unit = 0
+        for i in range(table.n):
+            unit += table.dur[i]
+        self._t = table
+        self._unit = unit
+        self._cycle = unit * table.reps + table.off if table.reps else unit
+        self._pos = 0
+        self._last_us = now_us
+        self._i = -1
+
+    def stop(self):
+        self._t = None
+        self.state = OFF
+        self.in_pair = 0
+
+    def advance(self, now_us):
+        t = self._t
+        if t is None:
+            return
+        pos = self._pos + ((now_us - self._last_us) & 0x3FFFFFFF)
+        self._last_us = now_us
+        if pos >= self._cycle:
+            pos %= self._cycle
+        self._pos = pos
+        if t.reps and pos >= self._unit * t.reps:
+            self.state = OFF
+            self.in_pair = 0
+            self._i = -1
+            return
+        u = pos % self._unit
+        i = 0
+        while u >= t.dur[i]:
+            u -= t.dur[i]
+            i += 1
+        s = t.state[i]
+        if i != self._i and (s & PAIR_START or i < self._i):
+            self.pairs = (self.pairs + 1) & 0xFFFF
+        self._i = i
+        self.state = s & BRIDGE
+        self.in_pair = s & IN_PAIR

@@ -1,0 +1,22 @@
+# Safe state from the board file alone, before the supervisor exists: used
+# by boot.py, and by main.py's `finally` when the supervisor never got built.
+# The DAC is zeroed through Output, the only code that writes it.
+import machine
+from myotone import board as board_mod
+
+
+def enter(board=None):
+    if board is None:
+        board = board_mod.load()
+    from myotone.hardware import make_dac
+    from myotone.hal.bridge import HBridge
+    from myotone.output import Output
+    Pin = machine.Pin
+    hv = Pin(board["hv_enable"], Pin.OUT, value=0)
+    bridge = HBridge(Pin(board["bridge"]["pol_a"], Pin.OUT, value=0),
+                     Pin(board["bridge"]["pol_b"], Pin.OUT, value=0))
+    Pin(board["led"]["red_pin"], Pin.OUT, value=0)
+    try:
+        Output(make_dac(board), bridge, hv, board_mod.full_scale_ua(board), board["limit_ua"])
+    except OSError:
+        pass   # DAC absent or I2C stuck: bridge and rail are already off

@@ -1,0 +1,115 @@
+# Session state machine: idle -> ramp -> run -> ramp_down -> done, or fault.
+#
+# Pure logic in integers: current in nA (so a 250 uA/s ramp is 250 nA per
+# ms), time in ms from time.ticks_ms(). The supervisor tick calls step();
+# commands call begin() / request_stop(). Enforces soft start, the ramp
+# rates, ramp-down on stop and the session length cap of SAFETY.md.
+from micropython import const
+from myotone import limits
+
+IDLE = const(0)
+RAMP = const(1)
+RUN = const(2)
+RAMP_DOWN = const(3)
+DONE = const(4)
+FAULT = const(5)
+NAMES = ("idle", "ramp", "run", "ramp_down", "done", "fault")
+
+
+def _ticks_diff(a, b):
+    # time.ticks_diff without importing time: ticks wrap at 2**30 on MicroPython
+    d = (a - b) & 0x3FFFFFFF
+    return d - 0x40000000 if d & 0x20000000 else d
+
+
+class Session:
+    def __init__(self, limit_ua):
+        self.limit_ua = limit_ua
+        # SAFETY.md: minimum setting / soft start <= 2 % of the board limit
+        self.min_ua = max(1, limit_ua * limits.SOFT_START_PERCENT // 100)
+        self.state = IDLE
+        self.setpoint_ua = 0
+        self.target_na = 0
+        self.duration_ms = 0
+        self.elapsed_ms = 0
+        self._rate_na_per_ms = 0
+        self._last_ms = 0
+
+    def active(self):
+        return self.state in (RAMP, RUN, RAMP_DOWN)
+
+    def begin(self, setpoint_ua, duration_ms, now_ms):
+        """Start from the minimum and ramp to `setpoint_ua`."""
+        if self.state == FAULT:
+            raise ValueError("fault latched")
+        if not limits.PROGRAM_MIN_UA <= setpoint_ua <= self.limit_ua:
+            raise ValueError("setpoint out of range")
+        if not 0 < duration_ms <= limits.SESSION_MAX_MS:
+            raise ValueError("duration out of range")
+        self.setpoint_ua = setpoint_ua
+        self.duration_ms = duration_ms
+        self.elapsed_ms = 0
+        self.target_na = min(self.min_ua, setpoint_ua) * 1000
+        span_na = setpoint_ua * 1000 - self.target_na
+        # ramp over >= RAMP_MIN_MS and never faster than RAMP_MAX_NA_PER_MS
+        self._rate_na_per_ms = min(limits.RAMP_MAX_NA_PER_MS, span_na // limits.RAMP_MIN_MS)
+        self._last_ms = now_ms
+        self.state = RAMP if span_na > 0 else RUN
+        if self.state == RAMP and self._rate_na_per_ms == 0:
+            self._rate_na_per_ms = 1
+
+    def change_setpoint(self, setpoint_ua):
+        """New setpoint during a session: reached by ramping, never by a jump."""
+        if not limits.PROGRAM_MIN_UA <= setpoint_ua <= self.limit_ua:
+            raise ValueError("setpoint out of range")
+        if self.state in (RAMP, RUN):
+            self.setpoint_ua = setpoint_ua
+            span = abs(setpoint_ua * 1000 - self.target_na)
+            self._rate_na_per_ms = max(1, min(limits.RAMP_MAX_NA_PER_MS, span // limits.RAMP_MIN_MS))
+            self.state = RAMP
+
+    def request_stop(self):
+        """Ramp down to zero over RAMP_DOWN_MS."""
+        if self.state in (RAMP, RUN):
+            self.state = RAMP_DOWN
+            self._rate_na_per_ms = max(1, self.target_na // limits.RAMP_DOWN_MS)
+
+    def trip(self):
+        """A fault: output target 0 at once (the caller cuts the output)."""
+        self.state = FAULT
+        self.target_na = 0
+
+    def clear(self):
+        if self.state in (FAULT, DONE):
+            self.state = IDLE
+            self.target_na = 0
+
+    def step(self, now_ms):
+        """Advance by the time since the last step; return the target in uA."""
+        dt = _ticks_diff(now_ms, self._last_ms)
+        if dt < 0:
+            dt = 0
+        self._last_ms = now_ms
+        st = self.state
+        if st == RAMP or st == RUN:
+            self.elapsed_ms += dt
+            if self.elapsed_ms >= self.duration_ms:   # auto-off at program end
+                self.request_stop()
+                st = self.state
+        if st == RAMP:
+            goal = self.setpoint_ua * 1000
+            step = self._rate_na_per_ms * dt
+            if self.target_na < goal:
+                self.target_na = min(goal, self.target_na + step)
+            else:
+                self.target_na = max(goal, self.target_na - step)
+            if self.target_na == goal:
+                self.state = RUN
+        elif st == RAMP_DOWN:
+            self.target_na -= self._rate_na_per_ms * dt
+            if self.target_na <= 0:
+                self.target_na = 0
+                self.state = DONE
+        elif st != RUN:
+            self.target_na = 0
+        return self.target_na // 1000

@@ -1,0 +1,156 @@
+"""Virtual clock: the emulated CPU's time, timer events, and lockstep control.
+
+One thread, the emulated CPU, runs the firmware. Virtual time only moves
+when that thread waits (``sleep``, ``poll``, idle REPL) and never past
+``limit_ns``: in lockstep the controller raises the limit step by step, in
+real-time mode a pacer raises it with the wall clock times a speed factor.
+Timer callbacks ("interrupts") run on the CPU thread at their exact
+deadlines while it waits. Times are integer nanoseconds.
+"""
+from __future__ import annotations
+
+import heapq
+import itertools
+import threading
+import time
+
+
+class EmulatorStopped(BaseException):
+    """Raised in the CPU thread when the emulator shuts down."""
+
+
+class Event:
+    __slots__ = ("t_ns", "fn", "cancelled")
+
+    def __init__(self, t_ns: int, fn):
+        self.t_ns = t_ns
+        self.fn = fn
+        self.cancelled = False
+
+    def cancel(self) -> None:
+        self.cancelled = True
+
+
+class Clock:
+    def __init__(self):
+        self.now_ns = 0
+        self.limit_ns = 0
+        self.stopped = False
+        self.in_interrupt = False
+        self.hang = False        # fault firmware_hang: the main code stops, interrupts go on
+        self._heap: list = []
+        self._seq = itertools.count()
+        self._cond = threading.Condition()
+        self._gen = 0            # bumped by every controller request
+        self._parked_gen = -1    # the request the CPU has finished
+        self.cpu_done = False
+        self.check_hooks: list = []   # called at every wait: may raise (Ctrl-C, reset)
+        self._pacer = None
+
+    # ---- scheduling (CPU thread, or before it starts) ----
+    def schedule(self, t_ns: int, fn) -> Event:
+        ev = Event(max(t_ns, self.now_ns), fn)
+        heapq.heappush(self._heap, (ev.t_ns, next(self._seq), ev))
+        return ev
+
+    def next_event_ns(self):
+        while self._heap and self._heap[0][2].cancelled:
+            heapq.heappop(self._heap)
+        return self._heap[0][0] if self._heap else None
+
+    def _fire_next(self) -> None:
+        t_ns, _, ev = heapq.heappop(self._heap)
+        if ev.cancelled:
+            return
+        self.now_ns = t_ns
+        self.in_interrupt = True
+        try:
+            ev.fn()
+        finally:
+            self.in_interrupt = False
+
+    def wait(self, until_ns: int, ready=None) -> bool:
+        """CPU thread: let time pass until `until_ns` or until ready() is true.
+
+        Returns True when ready() became true. Runs due timer events.
+        """
+        if self.in_interrupt:        # a callback that sleeps busy-waits
+            self.now_ns = max(self.now_ns, until_ns)
+            return bool(ready and ready())
+        while True:
+            if self.hang:            # the main code never returns from here
+                until_ns, ready = 1 << 62, None
+            for hook in self.check_hooks:
+                hook()
+            if self.stopped:
+                raise EmulatorStopped()
+            if ready is not None and ready():
+                return True
+            if self.now_ns >= until_ns:
+                return False
+            horizon = min(until_ns, self.limit_ns)
+            if self.now_ns < horizon:
+                nxt = self.next_event_ns()
+                if nxt is not None and nxt <= horizon:
+                    self._fire_next()
+                else:
+                    self.now_ns = horizon
+                continue
+            self._park(ready)
+
+    def _park(self, ready) -> None:
+        with self._cond:
+            self._parked_gen = self._gen
+            self._cond.notify_all()
+            while (self.limit_ns <= self.now_ns and not self.stopped
+                   and not (ready is not None and ready()) and not self._hooks_pending()):
+                self._cond.wait(0.5)
+
+    def _hooks_pending(self) -> bool:
+        return any(getattr(h, "pending", lambda: False)() for h in self.check_hooks)
+
+    def notify(self) -> None:
+        """Something outside the CPU changed (input arrived): wake it."""
+        with self._cond:
+            self._gen += 1
+            self._cond.notify_all()
+
+    # ---- control (other threads) ----
+    def run_until(self, t_ns: int, timeout_s: float = 60.0) -> None:
+        """Lockstep: let the CPU run to virtual time t_ns and wait until it parks there."""
+        deadline = time.monotonic() + timeout_s
+        with self._cond:
+            self._gen += 1
+            gen = self._gen
+            self.limit_ns = max(self.limit_ns, t_ns)
+            self._cond.notify_all()
+            while not self.cpu_done and not (self._parked_gen >= gen and self.now_ns >= t_ns):
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise TimeoutError(f"emulated CPU did not reach t={t_ns / 1e9:.3f} s "
+                                       f"(now {self.now_ns / 1e9:.3f} s): a firmware loop that never waits?")
+                self._cond.wait(min(left, 0.5))
+
+    def stop(self) -> None:
+        with self._cond:
+            self.stopped = True
+            self._cond.notify_all()
+        if self._pacer is not None:
+            self._pacer.join(timeout=2)
+
+    def start_realtime(self, speed: float = 1.0, max_lead_ns: int = 50_000_000) -> None:
+        """Pace virtual time at `speed` x the wall clock (for serving)."""
+        def pace():
+            base_v, base_w = self.now_ns, time.monotonic()
+            while not self.stopped:
+                target = base_v + int((time.monotonic() - base_w) * speed * 1e9)
+                if target - self.now_ns > max_lead_ns:   # the CPU lags: do not burst later
+                    base_v, base_w = self.now_ns, time.monotonic()
+                    target = base_v
+                with self._cond:
+                    if target > self.limit_ns:
+                        self.limit_ns = target
+                        self._cond.notify_all()
+                time.sleep(0.002)
+        self._pacer = threading.Thread(target=pace, name="emu-pacer", daemon=True)
+        self._pacer.start()

@@ -1,0 +1,189 @@
+"""The one way the host talks to a device: a board's serial port, any pyserial
+URL (``socket://host:port``, ``rfc2217://…``), or an in-process emulator
+(``emu`` / ``emu:BOARD``).
+
+A Link speaks the JSON-lines protocol (docs/protocol.md): `request()` sends
+a command and returns its reply, `read_message()` returns the next reply or
+event. Lines that are not JSON (a REPL banner, a traceback) are kept in
+`noise` for diagnostics. Time comes from `now_s()`: the wall clock for a
+board, virtual time for an in-process emulator, which runs in lockstep
+only while the host waits for it.
+"""
+from __future__ import annotations
+
+import collections
+import json
+import time
+
+
+class LinkError(Exception):
+    """The device could not be reached or did not answer."""
+
+
+class DeviceError(Exception):
+    """The device answered a request with ok: false."""
+
+    def __init__(self, reply: dict):
+        self.reply = reply
+        self.code = reply.get("error", "error")
+        self.message = reply.get("message", "")
+        super().__init__(f"{self.code}: {self.message}")
+
+
+class SerialTransport:
+    def __init__(self, url: str):
+        import serial
+        try:
+            self._ser = serial.serial_for_url(url, baudrate=115200, timeout=0.05, exclusive=True)
+        except TypeError:   # URL handlers that do not take `exclusive`
+            self._ser = serial.serial_for_url(url, baudrate=115200, timeout=0.05)
+        except (serial.SerialException, OSError, ValueError) as exc:
+            raise LinkError(f"cannot open {url}: {exc}") from exc
+        self._buf = bytearray()
+
+    def write(self, data: bytes) -> None:
+        import serial
+        try:
+            self._ser.write(data)
+        except (serial.SerialException, OSError) as exc:
+            raise LinkError(f"write failed: {exc}") from exc
+
+    def readline(self, timeout_s: float) -> bytes | None:
+        import serial
+        deadline = time.monotonic() + timeout_s
+        while True:
+            k = self._buf.find(b"\n")
+            if k >= 0:
+                line = bytes(self._buf[:k])
+                del self._buf[:k + 1]
+                return line
+            if time.monotonic() >= deadline:
+                return None
+            try:
+                chunk = self._ser.read(max(1, self._ser.in_waiting))
+            except (serial.SerialException, OSError) as exc:
+                raise LinkError(f"read failed: {exc}") from exc
+            self._buf += chunk
+
+    def now_s(self) -> float:
+        return time.monotonic()
+
+    def close(self) -> None:
+        self._ser.close()
+
+
+class EmuTransport:
+    """An in-process emulator; waiting for a line runs it in lockstep."""
+
+    step_s = 0.005
+
+    def __init__(self, board: str = "pico-mcp4725", **kw):
+        from .emulator import Emulator
+        self.emulator = Emulator(board, **kw).start()
+        self._buf = bytearray()
+
+    def write(self, data: bytes) -> None:
+        self.emulator.write(data)
+
+    def readline(self, timeout_s: float) -> bytes | None:
+        deadline = self.emulator.now_s + timeout_s
+        while True:
+            self._buf += self.emulator.read()
+            k = self._buf.find(b"\n")
+            if k >= 0:
+                line = bytes(self._buf[:k])
+                del self._buf[:k + 1]
+                return line
+            if self.emulator.now_s >= deadline:
+                return None
+            self.emulator.run_until(min(deadline, self.emulator.now_s + self.step_s))
+
+    def now_s(self) -> float:
+        return self.emulator.now_s
+
+    def close(self) -> None:
+        self.emulator.close()
+
+
+def open_transport(port: str):
+    if port == "emu" or port.startswith("emu:"):
+        board = port.partition(":")[2] or "pico-mcp4725"
+        from .emulator import EmulatorError
+        try:
+            return EmuTransport(board)
+        except EmulatorError as exc:
+            raise LinkError(str(exc)) from exc
+    return SerialTransport(port)
+
+
+class Link:
+    def __init__(self, transport):
+        self.transport = transport
+        self._next_id = 1
+        self._pending: collections.deque[dict] = collections.deque()
+        self.noise: collections.deque[str] = collections.deque(maxlen=200)
+
+    @classmethod
+    def open(cls, port: str) -> "Link":
+        if not port:
+            raise LinkError("no port: pass --port (a device, a pyserial URL, or emu) or set MYOTONE_PORT")
+        return cls(open_transport(port))
+
+    def __enter__(self) -> "Link":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self.transport.close()
+
+    def now_s(self) -> float:
+        return self.transport.now_s()
+
+    def send(self, msg: dict) -> None:
+        self.transport.write(json.dumps(msg, separators=(",", ":")).encode() + b"\n")
+
+    def _read_json(self, timeout_s: float) -> dict | None:
+        deadline = self.now_s() + timeout_s
+        while True:
+            left = deadline - self.now_s()
+            if left <= 0:
+                return None
+            raw = self.transport.readline(left)
+            if raw is None:
+                return None
+            text = raw.decode("utf-8", "replace").strip()
+            if not text:
+                continue
+            try:
+                msg = json.loads(text)
+            except ValueError:
+                self.noise.append(text)
+                continue
+            if isinstance(msg, dict):
+                return msg
+            self.noise.append(text)
+
+    def read_message(self, timeout_s: float = 1.0) -> dict | None:
+        """The next event or unclaimed reply, or None after `timeout_s`."""
+        if self._pending:
+            return self._pending.popleft()
+        return self._read_json(timeout_s)
+
+    def request(self, cmd: str, timeout_s: float = 3.0, **args) -> dict:
+        """Send `cmd` and return its reply; events that arrive meanwhile are kept."""
+        req_id = self._next_id
+        self._next_id += 1
+        self.send({"id": req_id, "cmd": cmd, **args})
+        deadline = self.now_s() + timeout_s
+        while True:
+            msg = self._read_json(max(0.0, deadline - self.now_s()))
+            if msg is None:
+                hint = f" (it printed: {self.noise[-1][:80]!r})" if self.noise else ""
+                raise LinkError(f"no reply to {cmd!r} within {timeout_s:g} s{hint}")
+            if msg.get("id") == req_id and "ok" in msg:
+                if not msg["ok"]:
+                    raise DeviceError(msg)
+                return msg
+            self._pending.append(msg)

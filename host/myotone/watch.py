@@ -1,0 +1,76 @@
+"""Follow a running session: telemetry, state changes and faults, with the
+host heartbeat of SAFETY.md for host-driven sessions."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from .link import Link
+
+HEARTBEAT_EVERY_S = 1.0
+
+
+@dataclass
+class Summary:
+    final_state: str = "unknown"
+    fault: str | None = None
+    telemetry: list = field(default_factory=list)
+
+    @property
+    def run_samples(self) -> list:
+        """Telemetry whose whole averaging window was at the setpoint."""
+        return [t for prev, t in zip(self.telemetry, self.telemetry[1:])
+                if t.get("state") == "run" and prev.get("state") == "run"]
+
+    def as_dict(self) -> dict:
+        run = self.run_samples
+        measured = [t["measured_ua"] for t in run]
+        ohms = [t["impedance_ohm"] for t in run if t.get("impedance_ohm")]
+        return {
+            "final_state": self.final_state,
+            "fault": self.fault,
+            "run_s": len(run),
+            "mean_measured_ua": round(sum(measured) / len(measured), 1) if measured else None,
+            "max_measured_ua": max((t["measured_ua"] for t in self.telemetry), default=None),
+            "mean_impedance_ohm": round(sum(ohms) / len(ohms)) if ohms else None,
+        }
+
+
+def follow(link: Link, on_message=None, heartbeat: bool = True, max_s: float = 3600.0) -> Summary:
+    """Read until the session is done or faulted; return what was seen."""
+    summary = Summary()
+    start = link.now_s()
+    next_beat = start + HEARTBEAT_EVERY_S
+    while link.now_s() - start < max_s:
+        if heartbeat and link.now_s() >= next_beat:
+            link.send({"cmd": "heartbeat"})
+            next_beat += HEARTBEAT_EVERY_S
+        msg = link.read_message(timeout_s=0.25)
+        if msg is None:
+            continue
+        if on_message:
+            on_message(msg)
+        ev = msg.get("ev")
+        if ev == "telemetry":
+            summary.telemetry.append(msg)
+            if heartbeat:      # device time: right even when an emulator runs faster than real time
+                link.send({"cmd": "heartbeat"})
+                next_beat = link.now_s() + HEARTBEAT_EVERY_S
+        elif ev == "fault":
+            summary.fault = msg.get("reason")
+        elif ev == "state":
+            summary.final_state = msg["state"]
+            if msg["state"] in ("done", "fault", "idle"):
+                # the final telemetry line follows the state event
+                tail = link.read_message(timeout_s=0.5)
+                if tail is not None and tail.get("ev") == "telemetry":
+                    summary.telemetry.append(tail)
+                    if on_message:
+                        on_message(tail)
+                return summary
+    return summary
+
+
+def telemetry_line(msg: dict) -> str:
+    return (f"{msg.get('elapsed_s', 0):>4} s  {msg.get('state', '?'):<9}  set {msg.get('setpoint_ua', 0):>4} µA"
+            f"  target {msg.get('target_ua', 0):>4} µA  measured {msg.get('measured_ua', 0):>4} µA"
+            f"  impedance {msg.get('impedance_ohm', 0):>6} Ω")

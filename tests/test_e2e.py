@@ -1,0 +1,144 @@
+"""End to end: the unmodified firmware on the emulator, through its console."""
+import json
+import subprocess
+import sys
+
+import pytest
+from click.testing import CliRunner
+
+from myotone.cli import main
+from myotone.link import Link
+
+
+def messages(emu):
+    """Everything the device said since the last call (and what request() set aside)."""
+    out = getattr(emu, "seen", [])
+    emu.seen = []
+    return out + [json.loads(l) for l in emu.read().decode().splitlines() if l.startswith("{")]
+
+
+def request(emu, cmd, dt=0.05, **args):
+    emu.send({"id": 9, "cmd": cmd, **args})
+    emu.run_for(dt)
+    got = messages(emu)
+    emu.seen = [m for m in got if m.get("id") != 9]
+    return next(m for m in got if m.get("id") == 9)
+
+
+def test_boot_enters_safe_state_and_announces_itself():
+    from myotone.emulator import Emulator
+    with Emulator("pico-mcp4725") as emu:
+        emu.run_for(0.2)
+        out = messages(emu)
+        assert out[0]["ev"] == "ready" and out[0]["reset_cause"] == "power_on"
+        assert emu.plant.dac_code == 0 and emu.plant.bridge_a == 0 and emu.plant.bridge_b == 0
+        assert emu.plant.hv_on == 0
+
+
+def test_hello_reports_limits(emu):
+    r = request(emu, "hello")
+    assert r["ok"] and r["protocol"] == 1 and r["board"] == "pico-mcp4725"
+    assert r["limits"]["max_ua"] == 500 and r["limits"]["soft_start_ua"] <= 10
+
+
+def test_session_ramps_runs_at_setpoint_and_ends_by_itself(emu):
+    t_start = emu.clock.now_ns
+    r = request(emu, "start", program="lift", ua=200, duration_s=10)
+    assert r["ok"] and r["state"] == "ramp"
+    emu.run_for(14)
+    states = [m["state"] for m in messages(emu) if m.get("ev") == "state"]
+    assert states == ["ramp", "run", "ramp_down", "done"]
+    tr = emu.plant.trace
+    # the plant (truth, not the firmware's belief): soft start, ramp >= 2 s, setpoint reached
+    first_on = next(i for i, t in enumerate(tr.t_ns) if t >= t_start and tr.i_ua[i] != 0)
+    assert abs(tr.i_ua[first_on]) <= 10.5
+    reach = next(t for t, i in zip(tr.t_ns, tr.i_ua) if abs(i) >= 199)
+    assert reach - t_start >= 2_000_000_000
+    assert max(abs(i) for i in tr.i_ua) <= 201
+    assert tr.current_at(emu.clock.now_ns) == 0
+    assert emu.plant.hv_on == 0 and emu.plant.dac_code == 0
+    # biphasic: as much charge each way (within the ramp's own change)
+    tr.close(emu.clock.now_ns)
+    assert abs(tr.net_charge_nc) < 0.01 * tr.abs_charge_nc
+
+
+def test_stop_ramps_down(emu):
+    request(emu, "start", program="lift", ua=300, duration_s=60)
+    emu.run_for(4)
+    r = request(emu, "stop")
+    assert r["state"] == "ramp_down"
+    t_stop = emu.clock.now_ns
+    emu.run_for(3)
+    tr = emu.plant.trace
+    last_on = max(t for t, i in zip(tr.t_ns, tr.i_ua) if abs(i) > 0)
+    assert last_on - t_stop >= 1_000_000_000 - 100_000_000  # ramp-down lasts about RAMP_DOWN_MS
+    assert request(emu, "status")["state"] == "done"
+
+
+@pytest.mark.parametrize("line,code", [
+    (b"hello\n", "bad_json"), (b"[]\n", "bad_json"), (b'{"cmd":"launch"}\n', "unknown_cmd"),
+    (b'{"cmd":"start","program":"lift","ua":900}\n', "out_of_range"),
+    (b'{"cmd":"start","program":"nope","ua":100}\n', "out_of_range"),
+    (b'{"cmd":"start","program":"lift","ua":100,"hz":5000}\n', "out_of_range"),
+    (b'{"cmd":"start","program":"lift","ua":100,"phase_us":250,"hz":100}\n', "timing_unsupported"),
+    (b'{"cmd":"start","program":"lift","ua":"100"}\n', "bad_request"),
+    (b'{"cmd":"start","program":"lift","ua":100,"evil":1}\n', "bad_request"),
+    (b"x" * 2000 + b"\n", "line_too_long"),
+])
+def test_bad_input_gets_an_error_and_output_stays_off(emu, line, code):
+    emu.write(line)
+    emu.run_for(0.5)
+    replies = [m for m in messages(emu) if "ok" in m]
+    assert replies and replies[-1]["ok"] is False and replies[-1]["error"] == code, replies
+    assert emu.plant.trace.max_abs_ua == 0 and emu.plant.hv_on == 0
+    assert request(emu, "hello")["ok"]          # still serving
+
+
+def test_ctrl_c_leaves_output_safe(emu):
+    request(emu, "start", program="lift", ua=300, duration_s=60)
+    emu.run_for(3)
+    assert emu.plant.trace.max_abs_ua > 250
+    emu.write(b"\x03")
+    emu.run_for(0.1)
+    out = emu.read().decode()
+    assert "KeyboardInterrupt" in out
+    assert emu.plant.dac_code == 0 and not emu.plant.bridge_a and not emu.plant.bridge_b and not emu.plant.hv_on
+    assert emu.mcu.timers == []                   # timers deinitialised, not left running
+    t = emu.clock.now_ns
+    emu.run_for(1)
+    assert all(i == 0 for tt, i in zip(emu.plant.trace.t_ns, emu.plant.trace.i_ua) if tt > t)
+
+
+def test_cli_against_in_process_emulator():
+    r = CliRunner().invoke(main, ["hello", "--port", "emu"])
+    assert r.exit_code == 0, r.output
+    assert "pico-mcp4725" in r.output and "500 µA" in r.output
+    r = CliRunner().invoke(main, ["status", "--json"], env={"MYOTONE_PORT": "emu:esp32-devkit"})
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.output)["state"] == "idle"
+    r = CliRunner().invoke(main, ["session", "start", "--port", "emu", "--program", "lift", "--ua", "150",
+                                  "--duration-s", "5", "--watch", "--json"])
+    assert r.exit_code == 0, r.output
+    summary = json.loads(r.output.strip().splitlines()[-1])
+    assert summary["final_state"] == "done" and abs(summary["mean_measured_ua"] - 150) < 5
+
+
+def test_cli_errors_are_one_line_and_non_zero():
+    r = CliRunner().invoke(main, ["session", "start", "--port", "emu", "--program", "lift", "--ua", "900"])
+    assert r.exit_code == 1 and "out_of_range" in r.output and "Traceback" not in r.output
+    r = CliRunner().invoke(main, ["hello"], env={"MYOTONE_PORT": ""})
+    assert r.exit_code == 1 and "no port" in r.output
+
+
+def test_emu_serve_over_tcp_speaks_to_a_pyserial_link():
+    proc = subprocess.Popen([sys.executable, "-m", "myotone", "emu", "serve", "--tcp", "0", "--speed", "5"],
+                            stdout=subprocess.PIPE, text=True)
+    try:
+        first = proc.stdout.readline().split()
+        assert first[0] == "serving" and first[1].startswith("socket://127.0.0.1:")
+        with Link.open(first[1]) as link:
+            assert link.request("hello", timeout_s=10)["board"] == "pico-mcp4725"
+            assert link.request("status")["state"] == "idle"
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)

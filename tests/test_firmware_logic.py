@@ -1,0 +1,212 @@
+"""Firmware logic (pure modules) under CPython, loaded as the emulator loads them."""
+import pytest
+
+
+# ---- session: soft start, ramps, auto-off -------------------------------
+
+def run_session(S, setpoint_ua, duration_ms, limit_ua=500, stop_at_ms=None):
+    s = S.Session(limit_ua)
+    s.begin(setpoint_ua, duration_ms, 0)
+    targets = []
+    for t in range(1, duration_ms + 5000):
+        if stop_at_ms is not None and t == stop_at_ms:
+            s.request_stop()
+        targets.append((t, s.step(t), s.state))
+        if s.state == S.DONE:
+            break
+    return s, targets
+
+
+def test_soft_start_is_at_most_two_percent_of_limit(fw):
+    S = fw("myotone.session")
+    for limit in (100, 250, 500, 1000):
+        s = S.Session(limit)
+        assert s.min_ua <= limit * 0.02
+        s.begin(limit, 60_000, 0)
+        assert s.target_na // 1000 <= limit * 0.02
+
+
+def test_ramp_takes_at_least_2_s_and_never_exceeds_250_ua_per_s(fw):
+    S = fw("myotone.session")
+    for setpoint in (20, 200, 500):
+        _, targets = run_session(S, setpoint, 10_000)
+        reached = next(t for t, ua, st in targets if ua >= setpoint)
+        assert reached >= 2000, f"{setpoint} uA reached after {reached} ms"
+        for (t0, a, _), (t1, b, _) in zip(targets, targets[1:]):
+            assert b - a <= 1, "more than 1 uA in 1 ms is faster than 250 uA/s"
+    s = S.Session(1000)
+    s.begin(1000, 60_000, 0)
+    start_ua = s.target_na // 1000
+    for t in range(1, 1001):
+        ua = s.step(t)
+    assert ua - start_ua <= 250, "more than 250 uA gained in 1 s"
+
+
+def test_stop_ramps_down_over_at_least_1_s(fw):
+    S = fw("myotone.session")
+    s, targets = run_session(S, 300, 60_000, stop_at_ms=5000)
+    down = [t for t, ua, st in targets if st in (S.RAMP_DOWN, S.DONE)]
+    assert down[-1] - down[0] >= 1000
+    assert targets[-1][2] == S.DONE and targets[-1][1] == 0
+
+
+def test_session_ends_by_itself_at_its_duration(fw):
+    S = fw("myotone.session")
+    s, targets = run_session(S, 100, 10_000)
+    first_down = next(t for t, ua, st in targets if st == S.RAMP_DOWN)
+    assert first_down == 10_000
+    assert s.state == S.DONE
+
+
+def test_session_refuses_out_of_range(fw):
+    S = fw("myotone.session")
+    s = S.Session(500)
+    with pytest.raises(ValueError):
+        s.begin(501, 1000, 0)
+    with pytest.raises(ValueError):
+        s.begin(5, 1000, 0)
+    with pytest.raises(ValueError):
+        s.begin(100, 20 * 60_000 + 1, 0)
+
+
+# ---- pulse tables ----------------------------------------------------------
+
+def charge(table, P):
+    pos = sum(table.dur[i] for i in range(table.n) if table.state[i] & P.BRIDGE == P.POS)
+    neg = sum(table.dur[i] for i in range(table.n) if table.state[i] & P.BRIDGE == P.NEG)
+    return pos, neg
+
+
+@pytest.mark.parametrize("hz,phase,gap,alt", [(10, 40000, 0, True), (100, 2000, 500, False),
+                                             (1000, 100, 0, True), (0.5, 500000, 1000, True)])
+def test_tables_are_charge_balanced_and_fill_the_period(fw, hz, phase, gap, alt):
+    P = fw("myotone.pulse")
+    w = P.Waveform(int(hz * 1000), phase, gap, alt)
+    t = P.Table().compile(w, unit_us=1)
+    pos, neg = charge(t, P)
+    assert pos == neg == phase * (2 if alt else 1)
+    assert sum(t.dur[i] for i in range(t.n)) == w.unit_us()
+    for i in range(1, t.n):
+        assert t.state[i] != t.state[i - 1]
+
+
+def test_waveform_outside_envelope_is_refused(fw):
+    P = fw("myotone.pulse")
+    with pytest.raises(P.WaveformError):
+        P.Waveform(2_000_000, 100)        # 2 kHz
+    with pytest.raises(P.WaveformError):
+        P.Waveform(10_000, 10)            # 10 us phase
+    with pytest.raises(P.WaveformError):
+        P.Waveform(1_000_000, 600)        # 2 x 600 us does not fit 1 ms
+
+
+def test_timing_the_backend_cannot_play_is_refused_not_rounded(fw):
+    P = fw("myotone.pulse")
+    w = P.Waveform(100_000, 250)
+    with pytest.raises(P.TimingUnsupported):
+        P.Table().compile(w, unit_us=100)
+    with pytest.raises(P.TimingUnsupported):
+        P.Table().compile(P.Waveform(100_000, 100), unit_us=100, min_units=2)
+
+
+# ---- board file -------------------------------------------------------------
+
+def test_board_limit_is_clamped_to_the_ceiling(fw):
+    import json
+    from myotone import paths
+    B = fw("myotone.board")
+    raw = json.loads((paths.boards_dir() / "pico-mcp4725.json").read_text())
+    raw["limit_ua"] = 5000
+    assert B.check(raw)["limit_ua"] == 1000 == B.ABS_CEILING_UA
+
+
+def test_board_files_in_repo_are_valid(fw):
+    import json
+    from myotone import paths
+    B = fw("myotone.board")
+    for f in paths.boards_dir().glob("*.json"):
+        b = B.check(json.loads(f.read_text()))
+        assert b["limit_ua"] == 500
+
+
+@pytest.mark.parametrize("mutate,msg", [
+    (lambda b: b.pop("bridge"), "missing bridge"),
+    (lambda b: b.update(limit_ua="500"), "integer"),
+    (lambda b: b.update(mcu="avr"), "mcu"),
+    (lambda b: b["bridge"].update(pol_b=b["bridge"]["pol_a"]), "differ"),
+    (lambda b: b.update(watchdog_ms=5000), "watchdog"),
+])
+def test_bad_board_files_are_refused(fw, mutate, msg):
+    import json
+    from myotone import paths
+    B = fw("myotone.board")
+    raw = json.loads((paths.boards_dir() / "pico-mcp4725.json").read_text())
+    mutate(raw)
+    with pytest.raises(B.BoardError, match=msg):
+        B.check(raw)
+
+
+# ---- the DAC clamp --------------------------------------------------------------
+
+class FakeDac:
+    max_code = 4095
+
+    def __init__(self):
+        self.codes = []
+
+    def write(self, code):
+        self.codes.append(code)
+
+
+class FakePin:
+    def __init__(self):
+        self.v = 0
+
+    def value(self, v=None):
+        if v is None:
+            return self.v
+        self.v = v
+
+
+def test_output_never_writes_a_code_above_the_limit(fw):
+    O = fw("myotone.output")
+    HB = fw("myotone.hal.bridge")
+    dac = FakeDac()
+    out = O.Output(dac, HB.HBridge(FakePin(), FakePin()), FakePin(), full_scale_ua=1000, limit_ua=500)
+    for ua in (0, 10, 499, 500, 501, 800, 10**6, -5):
+        out.set_ua(ua)
+    assert max(dac.codes) == out.limit_code
+    assert out.ua_for_code(out.limit_code) <= 500
+    with pytest.raises(ValueError):
+        O.Output(dac, HB.HBridge(FakePin(), FakePin()), FakePin(), 2000, 1500)
+
+
+# ---- protocol -----------------------------------------------------------------
+
+def test_line_reader_drops_over_long_lines_and_recovers(fw):
+    P = fw("myotone.protocol")
+    r = P.LineReader(16)
+    out = [r.feed(b) for b in b"x" * 40 + b"\n" + b'{"cmd":"a"}\n']
+    results = [o for o in out if o is not None]
+    assert results == [P.LINE_TOO_LONG, b'{"cmd":"a"}']
+
+
+@pytest.mark.parametrize("line,code", [
+    (b"not json", "bad_json"), (b"[1,2]", "bad_json"), (b"\xff\xfe", "bad_json"),
+    (b'{"a":' * 10 + b"1" + b"}" * 10, "bad_json"), (b'{"id":1}', "bad_request"),
+    (b'{"cmd":5}', "bad_request"), (b'{"id":[1],"cmd":"x"}', "bad_request"),
+])
+def test_parse_errors(fw, line, code):
+    P = fw("myotone.protocol")
+    with pytest.raises(P.ProtocolError) as e:
+        P.parse(line)
+    assert e.value.code == code
+
+
+def test_check_args_types_and_unknown_fields(fw):
+    P = fw("myotone.protocol")
+    schema = {"ua": ("int", True), "hz": ("num", False)}
+    assert P.check_args({"ua": 5}, schema) == {"ua": 5}
+    for bad in ({"ua": "5"}, {"ua": True}, {"ua": 5, "x": 1}, {}, {"ua": 1, "hz": float("nan")}):
+        with pytest.raises(P.ProtocolError):
+            P.check_args(bad, schema)

@@ -1,0 +1,80 @@
+"""The Link: request/reply matching, events kept, noise skipped, clear errors."""
+import json
+
+import pytest
+
+from myotone.link import DeviceError, Link, LinkError
+
+
+class FakeTransport:
+    """Answers requests from a script; time moves only when the host waits."""
+
+    def __init__(self, respond):
+        self.respond = respond
+        self.out: list[bytes] = []
+        self.sent: list[dict] = []
+        self.t = 0.0
+
+    def write(self, data):
+        msg = json.loads(data)
+        self.sent.append(msg)
+        self.out += [line.encode() for line in self.respond(msg)]
+
+    def readline(self, timeout_s):
+        if self.out:
+            return self.out.pop(0)
+        self.t += timeout_s
+        return None
+
+    def now_s(self):
+        return self.t
+
+    def close(self):
+        pass
+
+
+def test_reply_is_matched_by_id_and_events_are_kept_in_order():
+    def respond(msg):
+        return ['MicroPython v1.29 banner', '{"ev":"state","state":"ramp"}',
+                json.dumps({"id": msg["id"] + 100, "ok": True}),      # someone else's reply
+                json.dumps({"id": msg["id"], "ok": True, "x": 1}),
+                '{"ev":"telemetry","measured_ua":5}']
+    link = Link(FakeTransport(respond))
+    assert link.request("hello")["x"] == 1
+    assert link.read_message()["ev"] == "state"
+    assert link.read_message()["ok"] is True
+    assert link.read_message()["ev"] == "telemetry"
+    assert link.read_message(timeout_s=0.1) is None
+    assert "MicroPython v1.29 banner" in link.noise
+
+
+def test_error_reply_raises_device_error_with_code():
+    link = Link(FakeTransport(lambda m: [json.dumps({"id": m["id"], "ok": False, "error": "out_of_range",
+                                                     "message": "ua must be 10..500 uA"})]))
+    with pytest.raises(DeviceError) as e:
+        link.request("start", ua=900)
+    assert e.value.code == "out_of_range" and "10..500" in e.value.message
+
+
+def test_silence_is_a_link_error_that_says_what_it_heard():
+    link = Link(FakeTransport(lambda m: [">>> "]))
+    with pytest.raises(LinkError, match=r"no reply to 'hello'.*>>>"):
+        link.request("hello", timeout_s=0.5)
+
+
+def test_no_port_and_missing_port_are_clear_errors(tmp_path):
+    with pytest.raises(LinkError, match="no port"):
+        Link.open("")
+    with pytest.raises(LinkError, match="cannot open"):
+        Link.open(str(tmp_path / "ttyNOPE"))
+    with pytest.raises(LinkError, match="no board file"):
+        Link.open("emu:no-such-board")
+
+
+def test_ids_increase_and_requests_are_json_lines():
+    t = FakeTransport(lambda m: [json.dumps({"id": m["id"], "ok": True})])
+    link = Link(t)
+    link.request("hello")
+    link.request("status")
+    assert [m["id"] for m in t.sent] == [1, 2]
+    assert t.sent[1]["cmd"] == "status"

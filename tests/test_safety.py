@@ -1,0 +1,294 @@
+"""Every rule of SAFETY.md, proven through the emulator (see docs/safety.md).
+
+Times come from the plant and the MCU's pin edges (the truth), not from
+what the firmware reports.
+"""
+import json
+
+import pytest
+
+from myotone.emulator import Emulator
+from myotone.emulator.board import load_board
+from safety_helpers import MS, Bench
+
+
+@pytest.fixture
+def bench():
+    b = Bench()
+    yield b
+    b.close()
+
+
+def small_board(**changes):
+    board = load_board("pico-mcp4725")
+    board.update(changes)
+    return board
+
+
+# ---- limits ------------------------------------------------------------------
+
+def test_board_file_cannot_raise_the_ceiling():
+    b = Bench(small_board(limit_ua=5000, hw_limit_ua=5000))
+    try:
+        assert b.request("hello")["limits"]["max_ua"] == 1000
+        r = b.request("start", program="lift", ua=1001)
+        assert r["error"] == "out_of_range" and "10..1000" in r["message"]
+    finally:
+        b.close()
+
+
+def test_out_of_range_names_the_allowed_range(bench):
+    r = bench.request("start", program="lift", ua=501)
+    assert r["error"] == "out_of_range" and r["message"] == "ua must be 10..500 uA"
+    r = bench.request("start", program="lift", ua=100, duration_s=1201)
+    assert r["error"] == "out_of_range" and "1..1200" in r["message"]
+    assert bench.emu.plant.trace.max_abs_ua == 0
+
+
+def test_every_dac_write_is_within_the_limit_code(bench):
+    bench.start(ua=500, duration_s=6)
+    bench.run(9)
+    codes = [c for _, c in bench.emu.mcu.dac_writes]
+    limit_code = 500 * 4095 // 1000
+    assert max(codes) == limit_code          # the setpoint was reached ...
+    assert all(c <= limit_code for c in codes)  # ... and never exceeded
+    assert bench.emu.plant.trace.max_abs_ua <= 500
+
+
+# ---- trips -----------------------------------------------------------------------
+
+def test_over_current_cuts_within_2_ms_and_latches(bench):
+    bench.start(ua=300)
+    bench.run(4)
+    bench.run_until_bridge_on()
+    t_fault = bench.emu.clock.now_ns
+    bench.emu.set_fault("dac_stuck_high")
+    bench.run(0.05)
+    onset = bench.onset_ns(t_fault, 500 * 1.1 + 10)
+    cut = bench.cut_time_ns(t_fault)
+    assert onset is not None and cut is not None
+    assert cut - onset <= 2 * MS, f"cut {(cut - onset) / MS:.2f} ms after onset"
+    assert bench.faults() == ["over_current"]
+    assert bench.output_is_safe() or "dac_stuck_high" in bench.emu.plant.faults
+    assert bench.emu.plant.current_ua() == 0
+    # latched: no new session until cleared, and the clear starts from the minimum
+    assert bench.request("start", program="lift", ua=100)["error"] == "faulted"
+    assert bench.request("status")["fault"] == "over_current"
+    bench.emu.set_fault("dac_stuck_high", False)
+    assert bench.request("fault_clear")["ok"]
+    t_restart = bench.emu.clock.now_ns
+    bench.start(ua=300)
+    bench.run(0.2)
+    first = bench.onset_ns(t_restart, 0)
+    assert abs(bench.emu.plant.trace.current_at(first)) <= 10.5
+
+
+def test_contact_lost_stops_within_10_ms(bench):
+    bench.start(ua=300)
+    bench.run(4)
+    bench.run_until_bridge_on()
+    t_fault = bench.emu.clock.now_ns
+    bench.emu.set_fault("electrode_off")
+    bench.run(0.05)
+    cut = bench.cut_time_ns(t_fault)
+    assert cut is not None and cut - t_fault <= 10 * MS
+    assert bench.faults() == ["contact_lost"]
+
+
+def test_compliance_reached_below_setpoint_is_contact_lost():
+    b = Bench()
+    try:
+        b.emu.set_load(r_series_ohm=80_000)     # 24 V reaches only ~260 uA
+        b.start(ua=400)
+        b.run(4)
+        assert b.faults() == ["contact_lost"]
+        assert b.emu.plant.trace.max_abs_ua < 270
+        assert b.output_is_safe()
+    finally:
+        b.close()
+
+
+def test_current_is_reduced_to_fit_the_density_limit():
+    # 0.25 cm2: 0.5 mA/cm2 rms = 125 uA rms; lift is 80 % duty -> 139 uA peak
+    b = Bench(small_board(electrode_area_cm2=0.25))
+    try:
+        r = b.start(ua=300, duration_s=8)
+        assert r["density_limited"] is True and r["setpoint_ua"] == 139
+        b.run(6)
+        assert b.emu.plant.trace.max_abs_ua <= 139.5
+        assert b.faults() == []
+    finally:
+        b.close()
+
+
+def test_high_density_trip_in_the_monitor(fw):
+    M = fw("myotone.monitor")
+    board = json.loads((__import__("myotone.paths").paths.boards_dir() / "pico-mcp4725.json").read_text())
+    mon = M.Monitor(board, 500, over_temp_raw=0)
+    mon.begin(139)
+    assert mon.sample(0, 1, 150, 1500, 139) is None        # within 10 % + 10 uA
+    assert mon.sample(1, 1, 170, 1700, 139) is None        # first sample above
+    assert mon.sample(2, 1, 170, 1700, 139) == M.HIGH_DENSITY
+
+
+def test_charge_imbalance_stops_within_1_s_of_the_window_exceeding_2_percent(bench):
+    bench.start(ua=300)
+    bench.run(12)                                # a full, balanced 10 s window
+    assert bench.faults() == []
+    t_fault = bench.emu.clock.now_ns
+    bench.emu.set_fault("bridge_asymmetry")
+    bench.run(6)
+    assert bench.faults() == ["charge_imbalance"]
+    cut = bench.cut_time_ns(t_fault)
+    tr = bench.emu.plant.trace
+
+    def window_ratio(t_end):
+        net = moved = 0.0
+        pts = list(zip(tr.t_ns, tr.i_ua))
+        for (t0, i), (t1, _) in zip(pts, pts[1:]):
+            a, b = max(t0, t_end - 10_000 * MS), min(t1, t_end)
+            if b > a:
+                net += i * (b - a)
+                moved += abs(i) * (b - a)
+        return abs(net) / moved
+
+    exceeded = next(t for t in range(t_fault, cut, 10 * MS) if window_ratio(t) > 0.02)
+    assert cut - exceeded <= 1000 * MS
+    assert window_ratio(t_fault) < 0.005          # no false alarm before the fault
+
+
+@pytest.mark.parametrize("during", ["on", "off"])
+def test_stuck_adc_is_a_sense_fault_within_100_ms(bench, during):
+    bench.start(ua=300)
+    bench.run(4)
+    bench.run_until_bridge_on()
+    if during == "off":
+        while bench.emu.plant.bridge_a or bench.emu.plant.bridge_b:
+            bench.emu.run_for(0.0005)
+    t_fault = bench.emu.clock.now_ns
+    bench.emu.set_fault("adc_stuck")
+    bench.run(0.3)
+    assert bench.faults() == ["sense_fault"]
+    assert bench.cut_time_ns(t_fault) - t_fault <= 100 * MS
+
+
+def test_over_temperature_stops_within_1_s_and_blocks_restart(bench):
+    bench.start(ua=300)
+    bench.run(3)
+    t_fault = bench.emu.clock.now_ns
+    bench.emu.set_fault("over_temp")
+    bench.run(1.5)
+    assert bench.faults() == ["over_temp"]
+    assert bench.cut_time_ns(t_fault) - t_fault <= 1000 * MS
+    assert bench.request("fault_clear")["error"] == "condition_present"
+    bench.emu.set_fault("over_temp", False)
+    bench.run(0.05)
+    assert bench.request("fault_clear")["ok"]
+    bench.emu.set_fault("over_temp")
+    bench.run(0.05)
+    assert bench.request("start", program="lift", ua=100)["error"] == "over_temp"
+    assert bench.request("status")["temp_c"] >= 41
+
+
+def test_charging_refuses_start_and_stops_a_running_session(bench):
+    bench.emu.set_fault("vbus")
+    bench.run(0.01)
+    assert bench.request("start", program="lift", ua=100)["error"] == "charging"
+    assert bench.emu.plant.trace.max_abs_ua == 0
+    bench.emu.set_fault("vbus", False)
+    bench.run(0.01)
+    bench.start(ua=200)
+    bench.run(3)
+    t_fault = bench.emu.clock.now_ns
+    bench.emu.set_fault("vbus")
+    bench.run(0.1)
+    assert bench.faults() == ["charging"]
+    assert bench.cut_time_ns(t_fault) - t_fault <= 2 * MS
+
+
+def test_heartbeat_lost_ramps_down_and_latches(bench):
+    bench.start(ua=300, heartbeat=True)
+    for _ in range(6):                  # a host that beats every second keeps it going
+        bench.run(1)
+        bench.request("heartbeat")
+    assert bench.faults() == []
+    t_last = bench.emu.clock.now_ns
+    bench.run(8)
+    assert bench.faults() == ["heartbeat_lost"]
+    down = [m for _, m in bench.log if m.get("ev") == "state" and m["state"] == "ramp_down"]
+    assert down, "heartbeat loss ramps down, it does not cut"
+    cut = bench.cut_time_ns(t_last)
+    assert 5000 * MS < cut - t_last <= 5000 * MS + 2000 * MS
+
+
+def test_impedance_rise_scales_current_before_any_trip(bench):
+    bench.start(ua=300)
+    bench.run(4)
+    assert bench.request("status")["measured_ua"] >= 295
+    bench.emu.set_load(r_series_ohm=22_000)     # 10 k -> 30 k: 3 x baseline, a lifting electrode
+    bench.run(2)
+    assert bench.faults() == []
+    t = bench.emu.clock.now_ns
+    bench.run(1)
+    tr = bench.emu.plant.trace
+    recent = [abs(i) for tt, i in zip(tr.t_ns, tr.i_ua) if tt > t and i != 0]
+    assert recent and max(recent) <= 300 * 2 / 3 + 5      # baseline x 2 / Z
+
+
+# ---- watchdog, resets, safe state ---------------------------------------------------
+
+def test_hung_firmware_is_reset_by_the_watchdog_within_1_s_and_says_why(bench):
+    bench.start(ua=300)
+    bench.run(3)
+    t_hang = bench.emu.clock.now_ns
+    bench.emu.set_fault("firmware_hang")
+    bench.run(2)
+    ready = [m for m in bench.events("ready")]
+    assert ready and ready[-1]["reset_cause"] == "watchdog"
+    from myotone.emulator.mcu import WDT_RESET
+    reset_at, cause = bench.emu.mcu.resets[-1]
+    assert cause == WDT_RESET and reset_at - t_hang <= 1000 * MS
+    assert bench.output_is_safe()
+    status = bench.request("status")
+    assert status["state"] == "idle" and status["reset_cause"] == "watchdog"   # never resumes
+    assert bench.request("hello")["reset_cause"] == "watchdog"
+
+
+def test_brownout_is_reported_after_restart_where_the_port_can_tell():
+    b = Bench("esp32-devkit")
+    try:
+        b.start(ua=200)
+        b.run(3)
+        b.emu.set_fault("brownout")
+        b.run(1)
+        assert b.request("hello")["reset_cause"] == "brownout"
+        assert b.output_is_safe() and b.request("status")["state"] == "idle"
+    finally:
+        b.close()
+
+
+def test_ctrl_c_then_soft_reset_leaves_output_safe_and_timers_gone(bench):
+    bench.start(ua=300)
+    bench.run(3)
+    bench.emu.write(b"\x03")
+    bench.run(0.05)
+    assert bench.output_is_safe() and bench.emu.mcu.timers == []
+    bench.run(3)                          # rp2: the watchdog was released for the REPL
+    assert not bench.events("ready")[1:], "the board reset under the REPL"
+    bench.emu.write(b"\x04")              # soft reset: boot.py, main.py again
+    bench.run(0.5)
+    assert len(bench.events("ready")) == 2
+    assert bench.output_is_safe()
+    assert bench.request("status")["state"] == "idle"
+
+
+def test_esp32_dac_is_zeroed_at_boot_even_though_it_survives_soft_reset():
+    with Emulator("esp32-devkit") as emu:
+        emu.run_for(0.1)
+        emu.mcu.set_dac(200)            # as if left by a previous program
+        emu.write(b"\x03")
+        emu.run_for(0.05)
+        emu.mcu.set_dac(200)
+        emu.write(b"\x04")
+        emu.run_for(0.3)
+        assert emu.plant.dac_code == 0
