@@ -142,3 +142,31 @@ def test_emu_serve_over_tcp_speaks_to_a_pyserial_link():
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+
+
+def test_real_mpremote_talks_to_the_served_emulator(tmp_path):
+    """mpremote (the real one) execs, lists, copies and resets the emulated board."""
+    import shutil
+    mpremote = shutil.which("mpremote") or str(__import__("pathlib").Path(sys.executable).with_name("mpremote"))
+    proc = subprocess.Popen([sys.executable, "-m", "myotone", "emu", "serve", "--tcp", "0", "--speed", "2"],
+                            stdout=subprocess.PIPE, text=True)
+    try:
+        url = proc.stdout.readline().split()[1]
+
+        def mp(*args):
+            r = subprocess.run([mpremote, "connect", url, *args], capture_output=True, text=True, timeout=60)
+            assert r.returncode == 0, r.stdout + r.stderr
+            return r.stdout
+        assert mp("exec", "import machine, sys; print(machine.freq(), sys.platform)").split() == ["125000000", "rp2"]
+        listing = mp("fs", "ls")
+        assert "main.py" in listing and "board.json" in listing and "myotone/" in listing
+        note = tmp_path / "note.txt"
+        note.write_text("hello board\n")
+        mp("fs", "cp", str(note), ":note.txt")
+        assert mp("fs", "cat", ":note.txt") == "hello board\n"
+        mp("reset")
+        with Link.open(url) as link:          # after the reset, main.py serves the protocol again
+            assert link.request("hello", timeout_s=10)["reset_cause"] == "hard"
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)

@@ -72,8 +72,15 @@ def test_mpremote_repl_friendly_session(board):
     term = Terminal("connect", board.device, "repl")
     try:
         term.expect(b"Use Ctrl-] or Ctrl-x to exit this shell\r\n")
-        term.type(b"\r")
+        for _ in range(10):      # mpremote forwards keys only once its console is up
+            term.type(b"\r")
+            try:
+                term.expect(b">>> ", timeout=1)
+                break
+            except AssertionError:
+                continue
         term.expect(b">>> ")
+        term.screen = b">>> "
         term.type(b"6*7\r")
         term.expect(b">>> 6*7\r\n42\r\n>>> ")
         term.type(b"for i in range(2):\r")

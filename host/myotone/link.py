@@ -127,7 +127,10 @@ class Link:
     def open(cls, port: str) -> "Link":
         if not port:
             raise LinkError("no port: pass --port (a device, a pyserial URL, or emu) or set MYOTONE_PORT")
-        return cls(open_transport(port))
+        link = cls(open_transport(port))
+        # end whatever partial line an earlier tool left in the device's buffer
+        link.transport.write(b"\n")
+        return link
 
     def __enter__(self) -> "Link":
         return self

@@ -8,7 +8,7 @@ from .. import paths
 from .clock import Clock
 from .console import Console
 from .mcu import BROWNOUT_RESET, PWRON_RESET, Mcu
-from .memfs import MemFS
+from .flash import ESP32_BLOCKS, Flash
 from .plant import Load, Plant
 from .runtime import Runtime
 
@@ -31,15 +31,12 @@ def install_firmware(fs, board: dict, firmware_dir: Path | None = None) -> None:
     """Put the firmware tree and the board file on the flash, as `myotone flash` does."""
     root = firmware_dir or paths.firmware_dir()
     for f in sorted(root.rglob("*.py")):
-        fs.write_file("/" + f.relative_to(root).as_posix(), f.read_bytes())
+        fs.write_file("/" + f.relative_to(root).as_posix(), f.read_bytes(), makedirs=True)
     fs.write_file("/board.json", json.dumps(board).encode())
 
 
 def _repl_factory(runtime):
-    try:
-        from .repl import Repl
-    except ImportError:
-        from .minirepl import MiniRepl as Repl
+    from .repl import Repl
     return Repl(runtime.console, runtime)
 
 
@@ -52,7 +49,8 @@ class Emulator:
         self.mcu = Mcu(self.board, self.clock, self.plant)
         self.console = Console(self.clock)
         if fs is None:
-            fs = MemFS()
+            fs = Flash(autosave=False) if self.board["mcu"] == "rp2040" else Flash(
+                block_count=ESP32_BLOCKS, prog_size=32, autosave=False)
             install_firmware(fs, self.board, firmware_dir)
         self.fs = fs
         self.runtime = Runtime(self.mcu, self.console, self.fs)

@@ -15,8 +15,11 @@ import threading
 import time
 
 
-class EmulatorStopped(BaseException):
-    """Raised in the CPU thread when the emulator shuts down."""
+from .repl import Shutdown
+
+
+class EmulatorStopped(Shutdown):
+    """Raised in the CPU thread when the emulator shuts down (the REPL returns)."""
 
 
 class Event:

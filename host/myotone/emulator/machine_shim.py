@@ -199,8 +199,7 @@ def make_machine_module(mcu: Mcu) -> types.ModuleType:
     m.mem32 = _Mem()
 
     def soft_reset():
-        from .runtime import SoftReset
-        raise SoftReset()
+        raise SystemExit()          # as the ports do: the REPL soft-resets
 
     state = {"irq": True}
 

@@ -7,13 +7,14 @@ survives (or not) a soft reset, following the real ports.
 """
 from __future__ import annotations
 
+from . import mpy_stdlib
 from .clock import Clock
 from .plant import Plant
 
 PWRON_RESET, HARD_RESET, WDT_RESET, DEEPSLEEP_RESET, SOFT_RESET, BROWNOUT_RESET = 1, 2, 3, 4, 5, 6
 
 
-class MachineReset(BaseException):
+class MachineReset(mpy_stdlib.MachineReset):
     """A hardware reset (watchdog, machine.reset(), brown-out): unwinds the CPU."""
 
     def __init__(self, cause: int):

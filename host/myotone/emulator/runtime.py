@@ -17,19 +17,14 @@ from .clock import EmulatorStopped
 from .console import Console
 from .machine_shim import make_machine_module
 from .mcu import MachineReset, Mcu
-from . import mpy_modules
+from . import mpy_errors, mpy_modules, mpy_stdlib, pyexec, vfs
 
 # CPython modules close enough to MicroPython's to be used as they are.
-_PASSTHROUGH = ("array", "struct", "math", "binascii", "errno", "collections", "re", "io",
-                "hashlib", "random", "json")
+_PASSTHROUGH = ("array", "struct", "math", "collections", "re", "io", "random", "json")
 _ALIASES = {"utime": "time", "usys": "sys", "uselect": "select", "uos": "os", "ujson": "json",
             "uarray": "array", "ustruct": "struct", "ubinascii": "binascii", "uerrno": "errno",
             "ucollections": "collections", "ure": "re", "uio": "io", "uhashlib": "hashlib",
             "urandom": "random"}
-
-
-class SoftReset(BaseException):
-    """machine.soft_reset() or Ctrl-D: restart the interpreter, keep the hardware."""
 
 
 class Runtime:
@@ -52,9 +47,10 @@ class Runtime:
         self.modules: dict[str, types.ModuleType] = {}
         self.builtins = dict(vars(builtins))
         self.builtins["__import__"] = self._import
-        self.builtins["open"] = self.fs.make_open()
+        self.builtins["open"] = vfs.make_open(self.fs)
         self.builtins["print"] = self._print
         self.builtins["input"] = None
+        self.builtins["__repl_print__"] = pyexec.make_repl_print(self.write_text, self.builtins)
         self.main_ns = {"__name__": "__main__", "__builtins__": self.builtins}
 
     def _factories(self):
@@ -65,7 +61,10 @@ class Runtime:
             "sys": lambda: mpy_modules.make_sys(self),
             "select": lambda: mpy_modules.make_select(self.console, self.clock),
             "gc": mpy_modules.make_gc,
-            "os": lambda: self.fs.make_os_module(),
+            "os": lambda: vfs.make_os_module(self.fs),
+            "vfs": lambda: vfs.make_vfs_module(self.fs),
+            "hashlib": mpy_stdlib.make_hashlib_module,
+            "binascii": mpy_stdlib.make_binascii_module,
         }
 
     def _create(self, name: str) -> types.ModuleType | None:
@@ -79,10 +78,16 @@ class Runtime:
         path = name.replace(".", "/")
         for base in ("", "/lib"):
             for candidate, is_pkg in ((f"{base}/{path}.py", False), (f"{base}/{path}/__init__.py", True)):
-                source = self.fs.read_file(candidate)
+                source = self.read_source(candidate)
                 if source is not None:
                     return self._exec_module(name, candidate, source, is_pkg)
         return None
+
+    def read_source(self, path: str) -> bytes | None:
+        try:
+            return self.fs.read_file(path)
+        except OSError:
+            return None
 
     def _exec_module(self, name, filename, source, is_pkg):
         mod = types.ModuleType(name)
@@ -149,22 +154,14 @@ class Runtime:
             self.write_text(text)
 
     def format_exception(self, exc: BaseException) -> str:
-        lines = ["Traceback (most recent call last):\n"]
-        for fs in traceback.extract_tb(exc.__traceback__):
-            if fs.filename.startswith("<") or not fs.filename.endswith(".py") or "/myotone/emulator/" in fs.filename:
-                if fs.filename != "<stdin>":
-                    continue
-            lines.append(f'  File "{fs.filename}", line {fs.lineno}, in {fs.name}\n')
-        msg = str(exc)
-        lines.append(f"{type(exc).__name__}: {msg}\n" if msg else f"{type(exc).__name__}: \n")
-        return "".join(lines)
+        return mpy_errors.format_exception(exc)
 
     def _irq_error(self, exc: BaseException) -> None:
         self.write_text("Uncaught exception in IRQ callback handler\n" + self.format_exception(exc))
 
     # ---- what the REPL needs ----
     def exec_source(self, source: str, mode: str = "exec"):
-        code = compile(source, "<stdin>", mode, dont_inherit=True)
+        code = pyexec.compile_source(source, mode)
         self.console.interrupt_char = 3
         try:
             return exec(code, self.main_ns)
@@ -173,14 +170,14 @@ class Runtime:
 
     def run_file(self, path: str) -> bool:
         """Run /boot.py or /main.py as MicroPython does; False if absent."""
-        source = self.fs.read_file(path)
+        source = self.read_source(path)
         if source is None:
             return False
         ns = {"__name__": "__main__", "__builtins__": self.builtins, "__file__": path.lstrip("/")}
         self.console.interrupt_char = 3
         try:
             exec(compile(source, path.lstrip("/"), "exec", dont_inherit=True), ns)
-        except (SoftReset, MachineReset, EmulatorStopped):
+        except (SystemExit, MachineReset, EmulatorStopped):
             raise
         except BaseException as exc:     # KeyboardInterrupt included, as pyexec does
             self.write_text(self.format_exception(exc))
@@ -194,9 +191,17 @@ class Runtime:
             self.run_file("/main.py")
 
     def soft_reset(self) -> None:
+        """What a soft reset clears: peripherals the port deinitialises, the interpreter."""
         self.mcu.soft_reset()
+        self.fs.cwd = "/"
         self.reset_interpreter()
-        self.write_text("MPY: soft reboot\n")
+
+    def hard_reset(self) -> None:
+        """After a MachineReset has unwound the CPU: the MCU is at power-on."""
+        self.mcu.after_hard_reset()
+        self.console.read_available(1 << 20)   # USB re-enumerates: unread input is gone
+        self.fs.cwd = "/"
+        self.reset_interpreter()
 
     # ---- the CPU ----
     def start(self, repl_factory) -> None:
@@ -205,16 +210,7 @@ class Runtime:
 
     def _cpu(self, repl_factory) -> None:
         try:
-            while True:
-                try:
-                    self.run_boot_and_main()
-                    repl_factory(self).run()
-                    return
-                except SoftReset:
-                    self.soft_reset()
-                except MachineReset:
-                    self.mcu.after_hard_reset()
-                    self.reset_interpreter()
+            repl_factory(self).run()      # the whole life of the board, resets included
         except EmulatorStopped:
             pass
         finally:
