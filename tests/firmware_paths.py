@@ -3,8 +3,8 @@
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-# The real firmware is not on this branch yet: gate the sample until it is.
-FIRMWARE_DIR = REPO / "tests" / "mpvm_sample" / "firmware"
+# The firmware the gate checks.
+FIRMWARE_DIR = REPO / "firmware"
 # A small known-good firmware the gate's own tests use as a baseline.
 SAMPLE_FIRMWARE_DIR = REPO / "tests" / "mpvm_sample" / "firmware"
 

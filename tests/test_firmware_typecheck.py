@@ -219,3 +219,19 @@ def test_file_importing_both_port_modules_must_be_declared(tmp_path):
     (tmp_path / "both.py").write_text("import rp2\nimport esp32\n")
     with pytest.raises(tc.SetupError, match="overrides"):
         tc.plan(tmp_path, tc.load_config())
+
+
+def test_accepted_entry_explains_a_finding_and_a_stale_one_fails(bad_firmware, tmp_path):
+    root, _ = bad_firmware
+    config = tc.load_config()
+    config["accepted"] = [
+        {"file": "dac.py", "rule": "reportAttributeAccessIssue", "port": "rp2", "match": '"DAC"', "why": "test"},
+        {"file": "gone.py", "rule": "reportCallIssue", "why": "matches nothing"},
+    ]
+    cfg = tmp_path / "ports.json"
+    cfg.write_text(json.dumps(config))
+    proc = subprocess.run([sys.executable, str(SCRIPT), "--firmware", str(root), "--config", str(cfg)],
+                          capture_output=True, text=True, cwd=root)
+    assert proc.returncode == 1
+    assert "dac.py:1:21: [rp2]" not in proc.stdout
+    assert "myotone-stale-accepted" in proc.stdout and "gone.py" in proc.stdout

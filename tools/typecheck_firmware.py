@@ -67,6 +67,12 @@ STDLIB_ON_DEVICE = {
     "_asyncio", "array", "asyncio", "builtins", "collections", "io", "json", "os", "re", "ssl", "struct", "sys",
 }
 
+# pyright rules turned off for the whole firmware (see pyright_config).
+INFERENCE_NOISE_RULES = (
+    "reportOperatorIssue", "reportIndexIssue", "reportOptionalSubscript", "reportOptionalMemberAccess",
+    "reportOptionalIterable", "reportOptionalCall", "reportOptionalOperand", "reportOptionalContextManager",
+)
+
 # pyright rules that the PIO assembler DSL inside @asm_pio functions trips.
 ASM_PIO_NOISE = {
     "reportUndefinedVariable", "reportCallIssue", "reportArgumentType", "reportIndexIssue", "reportOptionalSubscript",
@@ -108,6 +114,9 @@ def load_config(path: Path = DEFAULT_CONFIG) -> dict:
     for key in ("ports", "port_modules", "overrides"):
         if key not in config:
             raise SetupError(f"{path}: missing key {key!r}")
+    for entry in config.setdefault("accepted", []):
+        if not entry.get("file") or not entry.get("rule") or not entry.get("why"):
+            raise SetupError(f"{path}: every 'accepted' entry needs file, rule and why: {entry}")
     return config
 
 
@@ -226,6 +235,11 @@ def pyright_config(firmware_dir: Path, stubs: Path, venv_root: Path) -> dict:
         "pythonPlatform": "Linux",
         "typeCheckingMode": "standard",
         "reportMissingModuleSource": "none",
+        # The gate checks the firmware against each port's API, not the type
+        # soundness of untyped code: pyright infers unions for the return of
+        # dynamic validators (board.py's _need) and cannot follow run-time
+        # protocols (prepare() before start()), so these rules only add noise.
+        **{rule: "none" for rule in INFERENCE_NOISE_RULES},
     }
 
 
@@ -376,6 +390,49 @@ def extra_rules(path: Path, tree: ast.AST, port: str, type_only: set[str]) -> li
 
 
 # --------------------------------------------------------------------------
+# Accepted findings
+# --------------------------------------------------------------------------
+
+
+def _accepts(entry: dict, d: Diagnostic, firmware_dir: Path) -> bool:
+    try:
+        rel = d.path.resolve().relative_to(firmware_dir).as_posix()
+    except ValueError:
+        return False
+    return (fnmatch.fnmatchcase(rel, entry["file"]) and d.rule == entry["rule"]
+            and entry.get("port", d.port) == d.port and entry.get("match", "") in d.message)
+
+
+def split_accepted(diags: list[Diagnostic], config: dict, firmware_dir: Path,
+                   ports: list[str], complete: bool) -> tuple[list[Diagnostic], list[Diagnostic]]:
+    """(diagnostics that count, diagnostics an 'accepted' entry explains).
+
+    When the whole firmware was checked (`complete`), an entry for a checked
+    port that explains nothing is itself an error, so the list cannot rot.
+    """
+    entries = config.get("accepted", [])
+    used = [False] * len(entries)
+    counted, accepted = [], []
+    for d in diags:
+        for i, entry in enumerate(entries):
+            if _accepts(entry, d, firmware_dir):
+                used[i] = True
+                accepted.append(d)
+                break
+        else:
+            counted.append(d)
+    if complete:
+        for entry, was_used in zip(entries, used):
+            if not was_used and entry.get("port", ports[0]) in ports:
+                counted.append(Diagnostic(
+                    firmware_dir / entry["file"], 1, 1, entry.get("port", "*"), "error",
+                    f"accepted entry no longer matches anything, remove it from firmware_ports.json: {entry}",
+                    "myotone-stale-accepted",
+                ))
+    return counted, accepted
+
+
+# --------------------------------------------------------------------------
 # Driver
 # --------------------------------------------------------------------------
 
@@ -406,6 +463,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--stubs-root", type=Path, default=DEFAULT_STUBS_ROOT)
     ap.add_argument("--port", action="append", help="check only this port (repeatable)")
     ap.add_argument("--install-stubs", action="store_true", help="install the pinned stubs, then exit")
+    ap.add_argument("--show-accepted", action="store_true", help="also print the findings 'accepted' explains")
     ap.add_argument("--plan", action="store_true", help="print which files are checked for which port, then exit")
     ap.add_argument("files", nargs="*", type=Path, help="check only these files (under --firmware)")
     args = ap.parse_args(argv)
@@ -429,11 +487,16 @@ def main(argv: list[str] | None = None) -> int:
     except SetupError as exc:
         print(f"typecheck_firmware: {exc}", file=sys.stderr)
         return 2
+    diags, accepted = split_accepted(diags, config, args.firmware.resolve(), ports,
+                                     complete=not args.files and set(ports) == set(config["ports"]))
     for d in diags:
         print(d.format(Path.cwd()))
+    if args.show_accepted:
+        for d in accepted:
+            print("accepted: " + d.format(Path.cwd()))
     errors = sum(d.severity == "error" for d in diags)
-    print(f"typecheck_firmware: {errors} error(s), {len(diags) - errors} warning(s) "
-          f"for ports {', '.join(ports)}", file=sys.stderr)
+    print(f"typecheck_firmware: {errors} error(s), {len(diags) - errors} warning(s), "
+          f"{len(accepted)} accepted (tools/firmware_ports.json) for ports {', '.join(ports)}", file=sys.stderr)
     return 1 if errors else 0
 
 
