@@ -75,6 +75,11 @@ def test_allocation_under_heap_lock_raises_memoryerror(mpvm):
     ("c.kw(1, w=2)", False),       # keyword call of a Python function
     ("buf[1]", False),             # array item read
     ("(1, 2)", False),             # constant tuple
+    ("{x}", True),                 # new set
+    ("f'{x}'", True),              # f-string
+    ("add_attr(c)", True),         # new instance attribute grows the instance dict
+    ("loop(10)", False),           # for i in range(n) with small ints
+    ("catch()", False),            # raise and catch an exception class
 ])
 def test_what_allocates_under_heap_lock(mpvm, expr, allocates):
     # The table in docs/micropython.md comes from this test.
@@ -91,6 +96,18 @@ def test_what_allocates_under_heap_lock(mpvm, expr, allocates):
         x = 1000
         f = 1.5
         big = 1 << 29
+        def add_attr(obj):
+            obj.new_attribute = 1
+        def loop(n):
+            s = 0
+            for i in range(n):
+                s += i
+            return s
+        def catch():
+            try:
+                raise ValueError
+            except ValueError:
+                return 1
         def probe(c, buf, x, f, big):
             return {expr}
         result = None  # globals must exist before heap_lock: a new one grows the dict
