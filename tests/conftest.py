@@ -5,6 +5,8 @@ import sys
 _HOST = pathlib.Path(__file__).resolve().parent.parent / "host"
 if str(_HOST) not in sys.path:
     sys.path.insert(0, str(_HOST))
+# The fidelity-gate helpers (mpvm.py, firmware_paths.py) live beside this file.
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 
 
 import heapq  # noqa: E402
@@ -91,7 +93,13 @@ def board():
 
 
 
+import os  # noqa: E402
+
 from myotone.emulator import Emulator  # noqa: E402
+from firmware_paths import FIRMWARE_DIR, REPO, SAMPLE_FIRMWARE_DIR  # noqa: E402
+from mpvm import MicroPythonVM, device_modules  # noqa: E402
+
+STUBS_ROOT = REPO / ".stubs"
 
 
 @pytest.fixture
@@ -110,3 +118,27 @@ def emu():
     e.read()
     yield e
     e.close()
+
+
+@pytest.fixture(scope="session")
+def mpvm():
+    """One real MicroPython VM (WebAssembly port under Node) for the whole session.
+
+    It holds the firmware's pure-logic files; imports are limited to modules
+    that both the rp2 and the esp32 firmware have.  Under pytest-xdist each
+    worker gets its own VM.
+    """
+    vm = MicroPythonVM(FIRMWARE_DIR, allow_modules=device_modules(STUBS_ROOT, ["rp2", "esp32"]),
+                       timeout=float(os.environ.get("MYOTONE_MPVM_TIMEOUT", "30")))
+    vm.start()
+    yield vm
+    vm.close()
+
+
+@pytest.fixture(scope="session")
+def sample_mpvm():
+    """A VM holding tests/mpvm_sample/firmware, for the gate's own tests."""
+    vm = MicroPythonVM(SAMPLE_FIRMWARE_DIR, allow_modules=device_modules(STUBS_ROOT, ["rp2", "esp32"]))
+    vm.start()
+    yield vm
+    vm.close()
