@@ -51,3 +51,49 @@ ph.start(table, 0)
 """
     out = mpvm.assert_no_alloc(setup, "ph.advance(_mpvm_i * 37)", repeat=20000, after="print(ph.pairs)")
     assert int(out) > 10, out
+
+
+MONITOR = """
+import json
+from myotone.monitor import Monitor
+board = {"open_ohm": 100000, "compliance_v": 24}
+mon = Monitor(board, 500, 20000)
+mon.begin(400)
+trips = [0]
+"""
+
+
+def test_supervisor_limiter_step_allocates_nothing(mpvm):
+    """Monitor.sample + environment + scale: what the supervisor tick runs per sample."""
+    # alternating polarity at ~10 kOhm, 300 uA, with the bridge off every 5th sample
+    step = ("b = (_mpvm_i // 40) % 3\n"
+            "r = mon.sample(_mpvm_i, b, 300 if b else 0, 3000 if b else 0, 300)\n"
+            "e = mon.environment(30000, 0)\n"
+            "t = mon.scale(300)\n"
+            "if r is not None or e is not None: trips[0] += 1")
+    out = mpvm.assert_no_alloc(MONITOR, step, repeat=20000,
+                               after="print(trips[0], mon.z_ohm, mon._wnpos > 0, mon._wnneg > 0)")
+    trips, z_ohm, pos_seen, neg_seen = out.split()
+    assert trips == "0" and 9000 <= int(z_ohm) <= 11000, out
+    assert pos_seen == neg_seen == "True", "the charge window never filled: the check did no work"
+
+
+def test_limiter_step_that_trips_allocates_nothing(mpvm):
+    """The trip path too: over-current returns its reason code without allocating."""
+    step = ("mon.reset_counts()\n"
+            "first = mon.sample(_mpvm_i, 1, 900, 9000, 300)\n"
+            "r = mon.sample(_mpvm_i, 1, 900, 9000, 300)\n"
+            "if first is None and r == 'over_current': trips[0] += 1")
+    out = mpvm.assert_no_alloc(MONITOR, step, repeat=2000, after="print(trips[0])")
+    assert int(out) == 2000, out
+
+
+def test_session_ramp_step_allocates_nothing(mpvm):
+    setup = """
+from myotone.session import Session
+s = Session(500)
+s.begin(400, 600000, 0)
+"""
+    out = mpvm.assert_no_alloc(setup, "s.step(_mpvm_i)", repeat=20000, after="print(s.state, s.target_na)")
+    state, target_na = out.split()
+    assert state == "2" and target_na == "400000", out      # RUN at the setpoint
