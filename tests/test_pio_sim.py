@@ -6,6 +6,7 @@ import pytest
 
 from myotone.emulator import pio_asm as PIO
 from myotone.emulator.pio_asm import asm_pio
+from myotone.emulator.pio_block import PioBlock
 from myotone.emulator.pio_sim import StateMachineSim
 
 
@@ -86,6 +87,21 @@ def test_autopull_autopush_loopback():
     sm.advance_to(100_000)
     assert [sm.get(100_000) for _ in range(3)] == [1, 0xDEADBEEF, 3]
     assert sm.get(100_000) is None
+
+
+def test_pull_is_a_no_op_on_a_full_osr_with_autopull():
+    @asm_pio(autopull=True)
+    def prog():
+        pull()
+        pull()                # OSR still full: must not drop the first word
+        out(x, 32)
+        out(y, 32)            # autopull refilled the OSR after the previous out
+    sm, _ = make(prog)
+    sm.put(0xA, 0)
+    sm.put(0xB, 0)
+    sm.start(0)
+    sm.advance_to(3_000)
+    assert (sm.x, sm.y) == (0xA, 0xB)
 
 
 def test_shift_directions_and_thresholds():
@@ -350,3 +366,28 @@ def test_stop_and_resume_keeps_state():
     sm.advance_to(2_000_000)
     # stopped after cycle 50; set pins,0 was due at cycle 105, i.e. 54 cycles after resuming
     assert log[-1] == (1_000_000 + 54_000, 2, 0)
+
+
+def test_block_orders_irq_handshake_within_one_long_advance():
+    @asm_pio(set_init=PIO.OUT_LOW)
+    def waiter():
+        wait(1, irq, 4)
+        set(pins, 1)
+        pull()
+
+    @asm_pio()
+    def signaller():
+        set(x, 9)
+        label("d")
+        jmp(x_dec, "d")[9]
+        irq(4)
+        pull()
+    block, log = PioBlock(0), []
+    a = block.make_sm(0, waiter, 1_000_000, set_base=10,
+                      pin_write=lambda p, lvl, t: log.append((t, p, lvl)))
+    b = block.make_sm(1, signaller, 1_000_000, pin_write=lambda *args: None)
+    a.start(0)
+    b.start(0)
+    block.advance_to(10**9)                       # one call: no per-event wake-ups
+    assert log == [(0, 10, 0), (103_000, 10, 1)]
+    assert block.irq_flags.value == 0 and block.next_event_ns() is None

@@ -99,5 +99,5 @@ class PioBlock:
                 # Stalled on a flag: only another SM's IRQ instruction can change it.
                 first.skip_past(parked[1].next_issue_ns() if len(parked) > 1 else t_ns)
             for sm in active:
-                if sm is not first:
-                    sm.input_changed()
+                if sm is not first and sm.at_irq_instruction():
+                    sm.input_changed()  # the flags may have changed under it
