@@ -332,7 +332,7 @@ def test_twenty_minutes_of_100hz_without_drift():
         while sm.tx_fifo() < 4:
             sm.put(queue[0], t)
             queue.reverse()
-        t += 4 * 10**6                           # top up every 4 ms (the FIFO holds 20 ms)
+        t += 8 * 10**6                           # top up every 8 ms (the FIFO holds 20 ms)
         sm.advance_to(t)
     rises = [e[0] for e in log if e[2] == 1]
     falls = [e[0] for e in log if e[2] == 0]
