@@ -332,7 +332,7 @@ def test_twenty_minutes_of_100hz_without_drift():
         while sm.tx_fifo() < 4:
             sm.put(queue[0], t)
             queue.reverse()
-        t += 4 * 10**6                           # top up every 4 ms (the FIFO holds 20 ms)
+        t += 8 * 10**6                           # top up every 8 ms (the FIFO holds 20 ms)
         sm.advance_to(t)
     rises = [e[0] for e in log if e[2] == 1]
     falls = [e[0] for e in log if e[2] == 0]
@@ -391,3 +391,46 @@ def test_block_orders_irq_handshake_within_one_long_advance():
     block.advance_to(10**9)                       # one call: no per-event wake-ups
     assert log == [(0, 10, 0), (103_000, 10, 1)]
     assert block.irq_flags.value == 0 and block.next_event_ns() is None
+
+
+def test_wrap_target_loops_only_the_wrapped_part():
+    @asm_pio()
+    def prog():
+        set(y, 0)             # once
+        wrap_target()
+        set(x, 1)
+        mov(y, invert(y))     # toggles every loop iteration
+        wrap()
+        set(y, 7)             # never reached
+    sm, _ = make(prog)
+    sm.start(0)
+    sm.advance_to(4_000)      # set y, then (set x, mov y) twice: 5 issues
+    assert (sm.y, sm.pc) == (0, 1)
+    sm.advance_to(6_000)      # set x, mov y: y toggled again, no "set y, 7"
+    assert (sm.y, sm.pc) == (0xFFFFFFFF, 1)
+
+
+def test_autopush_at_a_threshold_below_32():
+    @asm_pio(autopush=True, push_thresh=8, in_shiftdir=PIO.SHIFT_LEFT)
+    def prog():
+        set(x, 0xA)
+        in_(x, 4)
+        set(x, 0x5)
+        in_(x, 4)             # 8 bits in: pushed automatically
+    sm, _ = make(prog)
+    sm.start(0)
+    sm.advance_to(3_000)
+    assert sm.get(3_000) == 0xA5 and sm.isr_count == 0
+
+
+def test_sideset_can_drive_pindirs():
+    @asm_pio(sideset_init=PIO.IN_LOW, side_pindir=True)
+    def prog():
+        nop().side(1)
+        nop().side(0)
+    dirs = []
+    sm, log = make(prog, sideset_base=12, pindir_write=lambda p, d, t: dirs.append((t, p, d)))
+    sm.start(0)
+    sm.advance_to(2_000)
+    assert dirs == [(0, 12, 0), (0, 12, 1), (1_000, 12, 0), (2_000, 12, 1)]
+    assert log == [(0, 12, 0)]               # levels untouched after init

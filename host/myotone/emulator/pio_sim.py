@@ -67,6 +67,7 @@ class StateMachineSim(PioInstructions):
                  fast_forward=True):
         self._pin_write, self._pin_read, self._pindir_write = pin_write, pin_read, pindir_write
         self.irq_handler = None  # irq_handler(t_ns, flag) when an irq instruction sets flag 0..7
+        self.sideset_base = self.sideset_count = 0
         self.sm_index, self.offset, self.fast_forward = sm_index, offset, fast_forward
         self.irq_flags = irq_flags if irq_flags is not None else IrqFlags()
         period_ns = Fraction(10**9) / Fraction(freq_hz)

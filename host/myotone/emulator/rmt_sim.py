@@ -24,7 +24,7 @@ Deliberate differences from the device:
   * a new ``write_pulses`` starts exactly when the previous transmission (or
     loop iteration) ends, without the few microseconds of driver latency.
 """
-from .sim_protocols import pin_id
+from .sim_protocols import Clock, Pins, pin_id
 
 SOURCE_FREQ_HZ = 80_000_000
 PULSE_MAX = 32767
@@ -60,8 +60,8 @@ def _array(obj):
 
 
 class RMT:
-    _clock = None
-    _pins = None
+    _clock: Clock  # set by make_rmt_class
+    _pins: Pins
     PULSE_MAX = PULSE_MAX
 
     def __init__(self, channel=-1, *, pin=None, clock_div=8, idle_level=False, tx_carrier=None):
