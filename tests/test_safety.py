@@ -257,7 +257,7 @@ def test_hung_firmware_is_reset_by_the_watchdog_within_1_s_and_says_why(bench):
 def test_brownout_is_reported_after_restart_where_the_port_can_tell():
     b = Bench("esp32-devkit")
     try:
-        b.start(ua=200, gap_us=0)
+        b.start(ua=200)
         b.run(3)
         b.emu.set_fault("brownout")
         b.run(1)
