@@ -130,3 +130,18 @@ def test_rmt_refuses_phases_without_dead_time_and_timer_refuses_off_grid():
         emu.run_for(0.05)
         assert b"timing_unsupported" in emu.read()
         assert emu.plant.trace.max_abs_ua == 0
+
+
+@pytest.mark.parametrize("backend", ["pio", "rmt", "timer"])
+def test_ctrl_c_stops_the_back_end_not_only_the_session(backend):
+    """Timers, PIO and RMT keep running after Ctrl-C unless deinitialised: main.py does."""
+    with Emulator(board_for(backend)) as emu:
+        start(emu, duration_s=60)
+        emu.run_for(3)
+        emu.write(b"\x03")
+        emu.run_for(0.01)
+        t_safe = emu.clock.now_ns
+        emu.run_for(2)
+        # (an ESP32's watchdog, which MicroPython cannot stop, may reset it meanwhile: still safe)
+        assert [e for e in bridge_edges(emu) if e[0] > t_safe] == []
+        assert not emu.plant.bridge_a and not emu.plant.bridge_b and emu.plant.dac_code == 0
