@@ -145,3 +145,17 @@ def test_ctrl_c_stops_the_back_end_not_only_the_session(backend):
         # (an ESP32's watchdog, which MicroPython cannot stop, may reset it meanwhile: still safe)
         assert [e for e in bridge_edges(emu) if e[0] > t_safe] == []
         assert not emu.plant.bridge_a and not emu.plant.bridge_b and emu.plant.dac_code == 0
+
+
+@pytest.mark.parametrize("backend", ["pio", "rmt", "timer"])
+@pytest.mark.parametrize("program", ["lift", "contour", "gentle"])
+@pytest.mark.parametrize("start_s", [0.05, 0.2337])
+def test_no_false_trips_over_a_full_charge_window(backend, program, start_s):
+    """Sampling at edges, ramps and partial pairs must not look like a fault."""
+    with Emulator(board_for(backend)) as emu:
+        emu.run_for(start_s)
+        emu.send({"id": 1, "cmd": "start", "program": program, "ua": 300, "duration_s": 14})
+        emu.run_for(17)
+        out = emu.read().decode()
+        assert '"ok": true' in out and '"ev": "fault"' not in out, out[-400:]
+        assert '"state": "done"' in out

@@ -126,9 +126,9 @@ def test_high_density_trip_in_the_monitor(fw):
     board = json.loads((__import__("myotone.paths").paths.boards_dir() / "pico-mcp4725.json").read_text())
     mon = M.Monitor(board, 500, over_temp_raw=0)
     mon.begin(139)
-    assert mon.sample(0, 1, 150, 1500, 139) is None        # within 10 % + 10 uA
-    assert mon.sample(1, 1, 170, 1700, 139) is None        # first sample above
-    assert mon.sample(2, 1, 170, 1700, 139) == M.HIGH_DENSITY
+    assert mon.sample(0, 1, 0, 150, 1500, 139) is None        # within 10 % + 10 uA
+    assert mon.sample(1, 1, 0, 170, 1700, 139) is None        # first sample above
+    assert mon.sample(2, 1, 0, 170, 1700, 139) == M.HIGH_DENSITY
 
 
 def test_charge_imbalance_stops_within_1_s_of_the_window_exceeding_2_percent(bench):
