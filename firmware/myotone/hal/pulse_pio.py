@@ -87,6 +87,10 @@ class PioPulse:
         self._i = 0
         self._rep = 0
         self._pending = False
+        # A fresh init, not only restart(): it empties the TX FIFO (the last
+        # session's words would otherwise play first, out of step with the
+        # playhead) and gives the pins back to the PIO (stop() made them GPIO).
+        self._sm.init(_player, freq=1000000, out_base=self._pin_a)
         self._sm.irq(self._feed_cb, hard=True)
         self._feed(self._sm)
         self.running = True
