@@ -171,12 +171,14 @@ def dut(request, pytestconfig):
         emu, url, board = request.getfixturevalue("served_emulator")
         d = SerialDut(Link.open(url), board, port=url)
         d.request("hello", timeout_s=10.0)
-        request.node.user_properties.append(("hil_target", f"served emulator ({board['name']})"))
+        request.node.user_properties += [("hil_target", "served emulator"), ("hil_board", board["name"])]
         yield d
         d.close()
         return
     d = request.getfixturevalue("hil_target")
-    request.node.user_properties.append(("hil_target", target.describe()))
+    request.node.user_properties += [("hil_target", d.target), ("hil_board", d.board["name"])]
+    if target.is_board:
+        request.node.user_properties.append(("hil_port", target.port))
     d.settle()
     yield d
     d.settle()

@@ -218,6 +218,19 @@ class Dut:
         self.drain()
         self.log.clear()
 
+    def interrupt(self) -> bytes:
+        """Ctrl-C, as mpremote sends it: main.py's `finally` makes the output safe, then the REPL."""
+        self.console.ctrl_c()
+        said = self.console.read_until(b">>> ", timeout_s=3.0)
+        assert b"KeyboardInterrupt" in said, said[-300:]
+        return said
+
+    def soft_reset(self) -> dict:
+        """Ctrl-D at the REPL: boot.py and main.py run again; returns the `ready` event."""
+        since = self.mark()
+        self.console.ctrl_d()
+        return self.expect("ready", timeout_s=5.0, since=since)
+
     def recover(self) -> None:
         """The protocol is silent (a test left the REPL): Ctrl-C, soft reset, wait for `ready`."""
         self.console.ctrl_c()
@@ -276,19 +289,27 @@ class SerialDut(Dut):
 
 
 def reopen(port: str, timeout_s: float = 15.0) -> Link:
-    """Open `port` again once the device is back (USB re-enumerates after a reset)."""
+    """Open `port` again once the device is back (USB re-enumerates after a reset).
+
+    A tool that leaves the board at the REPL (mpremote without `reset`) gets a
+    soft reset (Ctrl-C, Ctrl-D), which runs main.py again.
+    """
     deadline = time.monotonic() + timeout_s
     while True:
         try:
             link = Link.open(port)
+            break
         except LinkError:
             if time.monotonic() > deadline:
                 raise
             time.sleep(0.2)
-            continue
+    try:
+        link.request("hello", timeout_s=3.0)
+    except LinkError:
+        link.transport.write(b"\x03\x03\x04")
         try:
             link.request("hello", timeout_s=max(1.0, deadline - time.monotonic()))
-            return link
         except LinkError:
             link.close()
             raise
+    return link

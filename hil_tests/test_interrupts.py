@@ -8,23 +8,10 @@ accept either and check the output on the rig.
 import pytest
 
 
-def interrupt(dut):
-    """Ctrl-C during a session: main.py's `finally` makes it safe, then the REPL."""
-    dut.console.ctrl_c()
-    said = dut.console.read_until(b">>> ", timeout_s=3.0)
-    assert b"KeyboardInterrupt" in said, said[-300:]
-
-
-def soft_reset(dut):
-    since = dut.mark()
-    dut.console.ctrl_d()
-    return dut.expect("ready", timeout_s=5.0, since=since)
-
-
 def test_ctrl_c_breaks_into_the_repl_and_a_soft_reset_serves_again(dut):
     dut.run_to_setpoint(300)
-    interrupt(dut)
-    ready = soft_reset(dut)
+    dut.interrupt()
+    ready = dut.soft_reset()
     assert ready["board"] == dut.board["name"]
     dut.wait(1.5)                  # an ESP32 may reset once more (its watchdog): let it
     st = dut.status()
@@ -36,9 +23,9 @@ def test_ctrl_c_breaks_into_the_repl_and_a_soft_reset_serves_again(dut):
 def test_ctrl_c_and_soft_reset_leave_the_output_safe(dut):
     dut.run_to_setpoint(300)
     t_int = dut.now_s()
-    interrupt(dut)
+    dut.interrupt()
     cut = dut.rig.cut_s(t_int)
     assert cut is not None and dut.rig.output_safe()
-    soft_reset(dut)
+    dut.soft_reset()
     dut.wait(2.0)                 # nothing left running (timer, PWM, pulse), nor started by the reset
     assert dut.rig.capture(cut).max_abs_ua == 0 and dut.rig.output_safe()
