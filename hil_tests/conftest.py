@@ -28,7 +28,7 @@ import pytest
 from myotone.emulator.board import EmulatorError, load_board
 from myotone.link import EmuTransport, Link, LinkError
 from myotone import rig as rig_mod
-from dut import EmuDut, SerialDut
+from .dut import EmuDut, SerialDut
 
 MARKERS = {
     "fault_injection": "needs fault injection: the emulator, or a board with a fault rig (--fault-rig)",

@@ -6,7 +6,7 @@ measurement of the electrode current (exact bounds).
 """
 import pytest
 
-from dut import ms_between
+from .dut import ms_between
 
 TEL_MS = 100
 MAX_RAMP_UA_PER_S = 250
