@@ -7,6 +7,8 @@ output was cut from the high-voltage enable pin's falling edge in
 """
 from __future__ import annotations
 
+import bisect
+
 from ..rig import DUMMY_LOADS_OHM, Capture, FaultRig, Rig
 
 NS = 1_000_000_000
@@ -62,8 +64,7 @@ class EmuRig(Rig):
 
     def capture(self, since_s: float) -> Capture:
         tr = self.emu.plant.trace
-        since_ns = int(since_s * NS)
-        start = max(0, next((k for k, t in enumerate(tr.t_ns) if t > since_ns), len(tr.t_ns)) - 1)
+        start = max(0, bisect.bisect_right(tr.t_ns, int(since_s * NS)) - 1)   # the piece under way at since_s
         return Capture([t / NS for t in tr.t_ns[start:]], tr.i_ua[start:], self.emu.now_s)
 
     def cut_s(self, after_s: float) -> float | None:
