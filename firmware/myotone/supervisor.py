@@ -11,6 +11,8 @@ from myotone import protocol as P
 from myotone import session as S
 from myotone import monitor as M
 from myotone import thermal
+from myotone.measure import Measure
+from myotone import service
 from myotone.pulse import Waveform, WaveformError, TimingUnsupported
 
 _LOOP_MS = const(20)
@@ -22,6 +24,7 @@ _START = {
     "heartbeat": ("bool", False), "telemetry_ms": ("int", False),
 }
 _NONE = {}
+_NOT_RUNNING = "not_running"
 
 
 class Supervisor:
@@ -56,6 +59,8 @@ class Supervisor:
         self._n_on = 0
         self.last_ua = 0
         self.last_ohm = 0
+        self.measure = Measure()
+        self._table = None
         self._tick_cb = self.tick    # bound once: the tick must not allocate
 
     # ---- the tick (timer callback) ------------------------------------
@@ -88,6 +93,8 @@ class Supervisor:
             self._heartbeat = False
             self._pending_fault = M.HEARTBEAT_LOST
             sess.request_stop()
+        if bridge and self.measure.active and sess.state == S.RUN:
+            self.measure.add(bridge, ua, mv, self.output.code)
         target = sess.step(now)
         if sess.state == S.RUN and not self._was_run:
             self._was_run = True
@@ -98,6 +105,9 @@ class Supervisor:
                 sess.trip()
                 self.fault = self._pending_fault
                 self._pending_fault = None
+        elif sess.state == S.PAUSED:
+            if self.pulse.running:
+                self.pulse.stop()         # paused: hold at zero with the bridge off
         elif not self.pulse.in_pair or self.pulse.pairs != self._pairs_at_set:
             # amplitude changes only between pairs: ramps stay charge-balanced
             self._pairs_at_set = self.pulse.pairs
@@ -192,6 +202,7 @@ class Supervisor:
         self._telemetry_at = time.ticks_add(time.ticks_ms(), telemetry_ms)
         self.session.clear()
         self.output.enable()
+        self._table = table               # resume plays it again
         self.pulse.start(table)
         self.session.begin(ua, duration_s * 1000, time.ticks_ms())
         return {"state": S.NAMES[self.session.state], "setpoint_ua": ua, "duration_s": duration_s,
@@ -215,6 +226,38 @@ class Supervisor:
         self._fault_sent = False
         self.session.clear()
         return {"state": S.NAMES[self.session.state]}
+
+    def cmd_pause(self, args):
+        P.check_args(args, _NONE)
+        if not self.session.pause():
+            raise P.ProtocolError(_NOT_RUNNING, "no session ramping or running to pause")
+        return {"state": S.NAMES[self.session.state]}
+
+    def cmd_resume(self, args):
+        P.check_args(args, _NONE)
+        if self.session.state == S.PAUSING:
+            raise P.ProtocolError(P.BUSY, "still ramping down to pause: resume once paused")
+        if self.fault is not None:
+            raise P.ProtocolError(P.FAULTED, "fault latched (%s): send fault_clear" % self.fault)
+        if self.env is not None:
+            raise P.ProtocolError(self.env, "cannot resume: " + self.env.replace("_", " "))
+        if self.session.state != S.PAUSED:
+            raise P.ProtocolError(_NOT_RUNNING, "no paused session to resume")
+        self.pulse.start(self._table)     # pairs start now, at the minimum
+        self.session.resume()
+        return {"state": S.NAMES[self.session.state], "setpoint_ua": self.session.setpoint_ua}
+
+    def cmd_board(self, args):
+        return service.board(self, args)
+
+    def cmd_calib_get(self, args):
+        return service.calib_get(self, args)
+
+    def cmd_calib_set(self, args):
+        return service.calib_set(self, args)
+
+    def cmd_measure(self, args):
+        return service.measure(self, args)
 
     # ---- main loop ------------------------------------------------------
     def poll(self, wait_ms=_LOOP_MS):
@@ -242,6 +285,8 @@ class Supervisor:
             con.write_line(P.event("state", state=S.NAMES[s.state], setpoint_ua=s.setpoint_ua))
             if s.state in (S.DONE, S.FAULT):
                 self._telemetry(time.ticks_ms())
+                if self.measure.active:
+                    service.measure_done(self)
         if s.active():
             now = time.ticks_ms()
             if time.ticks_diff(now, self._telemetry_at) >= 0:

@@ -90,13 +90,16 @@ class Plant:
         self.skin_temp_c = 33.0
         self.vbus = 0
         self.asymmetry = 0.8          # bridge_asymmetry: the negative half delivers 80 %
+        # this unit's component tolerances (what `myotone calibrate` measures):
+        self.dac_gain = 1.0           # DAC Vref and R_set: true set point / nominal
+        self.sense_gain = 1.0         # R_sense: true sense voltage / nominal
         self._stuck: dict[str, int] = {}
 
     # ---- what the hardware does ----
     def set_point_ua(self) -> float:
         code = self.dac_max if "dac_stuck_high" in self.faults else self.dac_code
         v_mv = code / self.dac_max * self.board["dac"]["vref_mv"]
-        return v_mv * 1000.0 / self.board["v_to_i"]["r_set_ohm"]
+        return v_mv * 1000.0 / self.board["v_to_i"]["r_set_ohm"] * self.dac_gain
 
     def current_ua(self) -> float:
         """Signed electrode current now."""
@@ -141,7 +144,8 @@ class Plant:
         return self._stuck.setdefault(channel, value)
 
     def sense_current_u16(self) -> int:
-        return self._stuck_or("i", self._adc_u16(abs(self.current_ua()) * 1e-6 * self.board["sense"]["r_sense_ohm"]))
+        return self._stuck_or("i", self._adc_u16(abs(self.current_ua()) * 1e-6 * self.board["sense"]["r_sense_ohm"]
+                                                 * self.sense_gain))
 
     def sense_voltage_u16(self) -> int:
         return self._stuck_or("v", self._adc_u16(self.electrode_mv() / 1000.0 / self.board["sense"]["divider"]))
