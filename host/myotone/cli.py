@@ -1,4 +1,9 @@
-"""The `myotone` command."""
+"""The `myotone` command: thin click wrappers over one module per job.
+
+Common to every command: `--port` (a device path, a pyserial URL, or
+emu[:BOARD]) defaulting to $MYOTONE_PORT, `--json`, exit code 0 only on
+success, and user mistakes as one line (docs/cli.md).
+"""
 from __future__ import annotations
 
 import functools
@@ -10,37 +15,80 @@ import click
 from .link import DeviceError, Link, LinkError
 
 PORT_HELP = "Device path, pyserial URL (socket://…) or emu[:BOARD]. Default: $MYOTONE_PORT."
+EXIT_FAILED = 1          # the command ran but did not succeed (a fault, a failed check)
+EXIT_INTERRUPTED = 130   # Ctrl-C ended what should have run to its end
+
+
+def complete_port(ctx, param, incomplete):
+    from .ports import list_ports
+    try:
+        found = [p["device"] for p in list_ports()]
+    except Exception:       # noqa: BLE001 - completion must never fail
+        found = []
+    return [p for p in found + ["emu", "emu:pico-mcp4725", "emu:esp32-devkit"] if p.startswith(incomplete)]
+
+
+def complete_board(ctx, param, incomplete):
+    from .paths import boards_dir
+    return [b.stem for b in sorted(boards_dir().glob("*.json")) if b.stem.startswith(incomplete)]
 
 
 def port_option(f):
-    return click.option("--port", "-p", envvar="MYOTONE_PORT", default=None, help=PORT_HELP)(f)
+    return click.option("--port", "-p", envvar="MYOTONE_PORT", default=None, help=PORT_HELP,
+                        shell_complete=complete_port)(f)
 
 
 def json_option(f):
-    return click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")(f)
+    return click.option("--json", "as_json", is_flag=True, help="Machine-readable output (JSON).")(f)
+
+
+def user_errors() -> tuple:
+    """Failures that are the user's to fix: one line, no traceback."""
+    from .build import BuildError
+    from .calibrate import CalibrationError
+    from .flasher import FlashError
+    from .logs import LogError
+    from .measuring import MeasureFault
+    from .rig import RigError
+    return (LinkError, BuildError, CalibrationError, FlashError, LogError, MeasureFault, RigError)
 
 
 def device_errors(f):
-    """User-facing failures become one clear line and a non-zero exit code."""
+    """User-facing failures become one clear line and a non-zero exit code
+    (with --json, also an {"ok": false, ...} object on stdout)."""
     @functools.wraps(f)
     def wrapper(*args, **kw):
         try:
             return f(*args, **kw)
         except DeviceError as exc:
-            raise click.ClickException(f"device refused: {exc.code}: {exc.message}") from exc
-        except LinkError as exc:
-            raise click.ClickException(str(exc)) from exc
+            _fail(kw, exc.code, f"device refused: {exc.code}: {exc.message}", exc)
+        except user_errors() as exc:
+            _fail(kw, type(exc).__name__, str(exc), exc)
     return wrapper
+
+
+def _fail(kw: dict, code: str, message: str, exc: Exception):
+    if kw.get("as_json"):
+        click.echo(json.dumps({"ok": False, "error": code, "message": message}))
+    raise click.ClickException(message) from exc
 
 
 def emit(data: dict, as_json: bool, text: str) -> None:
     click.echo(json.dumps(data) if as_json else text)
 
 
+def note(text: str) -> None:
+    """Progress and prompts go to stderr: stdout stays the result (and valid JSON)."""
+    click.echo(text, err=True)
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="myotone")
 def main():
-    """Myotone: microcurrent + red-LED face mask toolkit (not a medical device)."""
+    """Myotone: microcurrent + red-LED face mask toolkit (not a medical device).
+
+    Shell completion: eval "$(_MYOTONE_COMPLETE=bash_source myotone)" (see docs/cli.md).
+    """
 
 
 @main.command()
@@ -72,57 +120,191 @@ def status(port, as_json):
                      f"{r['elapsed_s']}/{r['duration_s']} s{fault}")
 
 
+# ---- programs ------------------------------------------------------------------------
+def _program_line(p: dict) -> str:
+    burst = f", bursts {p['burst_on_ms']}/{p['burst_off_ms']} ms" if p.get("burst_on_ms") else ""
+    return (f"{p['name']:<10} {p['hz']:>7g} Hz  phase {p['phase_us']:>7} µs  gap {p['gap_us']:>5} µs"
+            f"{burst}  {p['minutes']} min  {p['description']}")
+
+
+@main.group()
+def programs():
+    """The device's built-in programs."""
+
+
+@programs.command("list")
+@port_option
+@json_option
+@device_errors
+def programs_list(port, as_json):
+    """List the programs the device has."""
+    with Link.open(port) as link:
+        progs = link.request("programs")["programs"]
+    emit({"programs": progs}, as_json, "\n".join(_program_line(p) for p in progs))
+
+
+@programs.command("show")
+@click.argument("name")
+@port_option
+@json_option
+@device_errors
+def programs_show(name, port, as_json):
+    """Show one program's waveform in full."""
+    with Link.open(port) as link:
+        progs = link.request("programs")["programs"]
+    found = [p for p in progs if p["name"] == name]
+    if not found:
+        raise LinkError(f"no program {name!r} on the device (it has: {', '.join(p['name'] for p in progs)})")
+    p = found[0]
+    emit(p, as_json, "\n".join(f"{k:<13} {v}" for k, v in p.items()))
+
+
+# ---- sessions ------------------------------------------------------------------------
+def start_args(program, ua, duration_s, hz, phase_us, gap_us, alternate, burst_on_ms, burst_off_ms) -> dict:
+    if program is None and (hz is None or phase_us is None):
+        raise click.UsageError("give --program, or an explicit waveform with at least --hz and --phase-us")
+    args = {"program": program or "lift", "ua": ua}
+    if program is None:          # explicit waveform: every field given, on top of lift's defaults
+        args.update(gap_us=0, alternate=True, burst_on_ms=0, burst_off_ms=0)
+    for key, value in (("duration_s", duration_s), ("hz", hz), ("phase_us", phase_us), ("gap_us", gap_us),
+                       ("alternate", alternate), ("burst_on_ms", burst_on_ms), ("burst_off_ms", burst_off_ms)):
+        if value is not None:
+            args[key] = value
+    return args
+
+
+def session_options(f):
+    for opt in reversed([
+        click.option("--program", default=None, help="Program name (`myotone programs list`)."),
+        click.option("--ua", type=click.IntRange(1, 1000), required=True, help="Setpoint in µA."),
+        click.option("--duration-s", type=click.IntRange(1, 1200), default=None, help="Session length (s)."),
+        click.option("--hz", type=float, default=None, help="Explicit waveform: pulse frequency (Hz)."),
+        click.option("--phase-us", type=int, default=None, help="Explicit waveform: phase width (µs)."),
+        click.option("--gap-us", type=int, default=None, help="Inter-phase gap (µs)."),
+        click.option("--alternate/--no-alternate", default=None, help="Alternate the leading polarity."),
+        click.option("--burst-on-ms", type=int, default=None, help="Burst envelope: on time (ms)."),
+        click.option("--burst-off-ms", type=int, default=None, help="Burst envelope: off time (ms)."),
+    ]):
+        f = opt(f)
+    return f
+
+
 @main.group()
 def session():
-    """Start and stop sessions."""
+    """Start, stop, pause and resume sessions."""
 
 
 @session.command("start")
 @port_option
-@click.option("--program", required=True, help="Program name (see `myotone programs`).")
-@click.option("--ua", type=click.IntRange(1, 1000), required=True, help="Setpoint in µA.")
-@click.option("--duration-s", type=click.IntRange(1, 1200), default=None, help="Session length in seconds.")
-@click.option("--watch", is_flag=True, help="Follow telemetry until the session ends (host-driven, with heartbeat).")
+@session_options
+@click.option("--watch", is_flag=True, help="Host-driven: send the heartbeat and show telemetry until the "
+                                            "session ends; Ctrl-C stops it.")
 @json_option
 @device_errors
-def session_start(port, program, ua, duration_s, watch, as_json):
-    """Start a session (it ramps up from the minimum)."""
-    from . import watch as w
-    args = {"program": program, "ua": ua}
-    if duration_s is not None:
-        args["duration_s"] = duration_s
-    if watch:
-        args["heartbeat"] = True
+def session_start(port, program, ua, duration_s, hz, phase_us, gap_us, alternate, burst_on_ms, burst_off_ms,
+                  watch, as_json):
+    """Start a session (it ramps up from the minimum).
+
+    Without --watch the device runs it on its own and ends it at its duration.
+    """
+    args = start_args(program, ua, duration_s, hz, phase_us, gap_us, alternate, burst_on_ms, burst_off_ms)
     with Link.open(port) as link:
-        r = link.request("start", **args)
-        emit(r, as_json, f"started {program} at {ua} µA for {r['duration_s']} s")
-        if watch:
-            summary = w.follow(link, on_message=lambda m: click.echo(
-                json.dumps(m) if as_json else w.telemetry_line(m)) if m.get("ev") == "telemetry" else None)
-            emit(summary.as_dict(), as_json, f"session {summary.final_state}"
-                 + (f" (fault: {summary.fault})" if summary.fault else ""))
-            if summary.fault or summary.final_state != "done":
-                sys.exit(1)
+        if not watch:
+            r = link.request("start", **args)
+            emit(r, as_json, f"started {args['program'] if program else 'explicit waveform'} at "
+                             f"{r['setpoint_ua']} µA for {r['duration_s']} s")
+            return
+        from . import monitor as m
+        mon, interrupted = m.run(link, _printer(as_json), start_args=args, until_done=True, notice=note)
+    _finish(mon, as_json)
+    if interrupted:
+        sys.exit(EXIT_INTERRUPTED)
+    if mon.summary.fault or mon.summary.final_state != "done":
+        sys.exit(EXIT_FAILED)
 
 
-@session.command("stop")
+def _simple(cmd: str, help_text: str):
+    @session.command(cmd, help=help_text)
+    @port_option
+    @json_option
+    @device_errors
+    def command(port, as_json):
+        with Link.open(port) as link:
+            r = link.request(cmd)
+        emit(r, as_json, f"state: {r['state']}")
+    return command
+
+
+_simple("stop", "Stop the running session (ramps down over 1.5 s).")
+_simple("pause", "Pause: ramp down to zero and hold; session time stops (the heartbeat does not).")
+_simple("resume", "Resume a paused session: a new ramp from the minimum.")
+
+
+@main.command()
 @port_option
+@click.option("--program", default=None, help="Also start a host-driven session of this program …")
+@click.option("--ua", type=click.IntRange(1, 1000), default=None, help="… at this setpoint (µA).")
+@click.option("--duration-s", type=click.IntRange(1, 1200), default=None, help="… for this long (s).")
+@click.option("--seconds", type=click.FloatRange(0.1, None), default=None, help="Stop monitoring after this long.")
+@click.option("--leave-running", is_flag=True, help="On Ctrl-C, leave a session this monitor did not start running.")
 @json_option
 @device_errors
-def session_stop(port, as_json):
-    """Stop the running session (ramps down over 1.5 s)."""
+def monitor(port, program, ua, duration_s, seconds, leave_running, as_json):
+    """Show live telemetry, state changes and faults until Ctrl-C.
+
+    Ctrl-C leaves the device safe: a running session is stopped (ramp-down)
+    and the monitor waits until the output is off. Exit code 0, or 1 if a
+    session this monitor started ended with a fault.
+    """
+    from . import monitor as m
+    if (program is None) != (ua is None):
+        raise click.UsageError("--program and --ua go together")
+    args = start_args(program, ua, duration_s, None, None, None, None, None, None) if program else None
     with Link.open(port) as link:
-        r = link.request("stop")
-    emit(r, as_json, f"state: {r['state']}")
+        hello_r = link.request("hello")
+        if not as_json:
+            note(f"monitoring {hello_r['board']} on {port} (Ctrl-C to stop)")
+        mon, _ = m.run(link, _printer(as_json), start_args=args, max_s=seconds, leave_running=leave_running,
+                       notice=note)
+    _finish(mon, as_json)
+    if mon.started and mon.summary.fault:
+        sys.exit(EXIT_FAILED)
 
 
+def _printer(as_json: bool):
+    from .watch import telemetry_line
+
+    def show(msg: dict) -> None:
+        if as_json:
+            click.echo(json.dumps(msg))
+            return
+        ev = msg.get("ev")
+        if ev == "telemetry":
+            click.echo(telemetry_line(msg))
+        elif ev == "state":
+            click.echo(f"-> {msg['state']}")
+        elif ev == "fault":
+            click.echo(f"FAULT: {msg.get('reason')}")
+        elif ev == "ready":
+            click.echo(f"device restarted (reset cause: {msg.get('reset_cause')})")
+    return show
+
+
+def _finish(mon, as_json: bool) -> None:
+    s = mon.summary.as_dict()
+    emit(s, as_json, f"session {s['final_state']}" + (f" (fault: {s['fault']})" if s["fault"] else "")
+         + (f", {s['run_s']} s at setpoint, mean {s['mean_measured_ua']} µA" if s["run_s"] else ""))
+
+
+# ---- the emulator --------------------------------------------------------------------
 @main.group()
 def emu():
     """The emulated board."""
 
 
 @emu.command("serve")
-@click.option("--board", default="pico-mcp4725", show_default=True, help="Board file name or path.")
+@click.option("--board", default="pico-mcp4725", show_default=True, help="Board file name or path.",
+              shell_complete=complete_board)
 @click.option("--tcp", "tcp_port", type=int, default=None, help="Serve on 127.0.0.1:PORT (0 picks a free port).")
 @click.option("--pty", "use_pty", is_flag=True, help="Serve on a pseudo-terminal.")
 @click.option("--speed", type=click.FloatRange(0.01, 1000), default=1.0, show_default=True,
@@ -131,9 +313,12 @@ def emu():
 def emu_serve(board, tcp_port, use_pty, speed, seed):
     """Run an emulated board behind a serial endpoint until stopped.
 
-    The first output line is `serving <url>`, where <url> is what pyserial opens.
+    The first output line is `serving <url>`, where <url> is what pyserial opens;
+    the second is `control tcp://…`, the emulator's side channel (load, faults)
+    that `myotone selftest --rig` and `calibrate --rig` use.
     """
     from .emulator import Emulator, EmulatorError
+    from .emulator.control import serve_control
     from .emulator.serve import serve_pty, serve_tcp
     if (tcp_port is None) == (not use_pty):
         raise click.UsageError("give exactly one of --tcp PORT or --pty")
@@ -141,9 +326,11 @@ def emu_serve(board, tcp_port, use_pty, speed, seed):
         emu_ = Emulator(board, seed=seed)
     except EmulatorError as exc:
         raise click.ClickException(str(exc)) from exc
+    control_url = serve_control(emu_)
 
     def ready(url):
         click.echo(f"serving {url}")
+        click.echo(f"control {control_url}")
         sys.stdout.flush()
     emu_.serve_realtime(speed)
     try:
@@ -158,7 +345,7 @@ def emu_serve(board, tcp_port, use_pty, speed, seed):
 
 
 @main.command()
-@click.option("--board", default="pico-mcp4725", show_default=True)
+@click.option("--board", default="pico-mcp4725", show_default=True, shell_complete=complete_board)
 @click.option("--speed", type=click.FloatRange(1, 100), default=10.0, show_default=True)
 @click.option("--ua", type=int, default=200, show_default=True)
 @click.option("--duration-s", type=int, default=20, show_default=True)
@@ -167,6 +354,8 @@ def demo(board, speed, ua, duration_s):
     from .demo import run_demo
     sys.exit(run_demo(board, speed, ua, duration_s))
 
+
+from . import cli_tools  # noqa: E402,F401 - registers ports, flash, logs, plot, calibrate, selftest
 
 if __name__ == "__main__":
     main()

@@ -105,7 +105,9 @@ class Clock:
         with self._cond:
             self._parked_gen = self._gen
             self._cond.notify_all()
-            while (self.limit_ns <= self.now_ns and not self.stopped
+            # a controller request (even one for a time already reached) is answered
+            # by parking again under its generation, or run_until would wait forever
+            while (self.limit_ns <= self.now_ns and not self.stopped and self._parked_gen == self._gen
                    and not (ready is not None and ready()) and not self._hooks_pending()):
                 self._cond.wait(0.5)
 
