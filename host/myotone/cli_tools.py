@@ -76,7 +76,7 @@ def flash(port_list, board, dry_run, as_json):
     """
     from .flasher import flash_many
     if not port_list:
-        raise click.UsageError("no port: pass --port (several for parallel flashing) or set MYOTONE_PORT")
+        raise click.ClickException("no port: pass --port (several for parallel flashing) or set MYOTONE_PORT")
     progress = None if as_json or dry_run else _FlashProgress(len(port_list) > 1)
     try:
         results = flash_many(list(port_list), board=board, dry_run=dry_run, progress=progress)

@@ -195,6 +195,17 @@ class Board:
         self.t.exec_raw_no_follow("import time, machine; time.sleep_ms(100); machine.reset()")
         self.close()
 
+    def release(self) -> None:
+        """Leave the board running its firmware again: friendly REPL, then a soft reset
+        (boot.py, main.py), as after `mpremote` ends. For dry runs and failures."""
+        try:
+            self.t.exit_raw_repl()
+            self.t.serial.write(b"\x04")
+            self.t.serial.flush()
+        except OSError:
+            pass
+        self.close()
+
     def close(self) -> None:
         try:
             self.t.close()
@@ -270,7 +281,7 @@ def flash_one(port: str, board: str | None = None, dry_run: bool = False, firmwa
         if dry_run:
             res.firmware = pkg.version
             res.ok = True
-            return res
+            return res          # `finally` lets the board run its firmware again
         dev.apply(pkg, plan, progress)
         dev.reset()
         dev = None
@@ -288,7 +299,7 @@ def flash_one(port: str, board: str | None = None, dry_run: bool = False, firmwa
         res.error = f"{port}: {exc}"
     finally:
         if dev is not None:
-            dev.close()
+            dev.release()
     return res
 
 

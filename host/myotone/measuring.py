@@ -32,6 +32,9 @@ def measure(link: Link, ua: int, hold_s: int = 2, on_message=None, **waveform) -
             continue
         if on_message:
             on_message(msg)
+        if msg.get("ev") == "telemetry":       # device time: right even for a fast emulator
+            link.send({"cmd": "heartbeat"})
+            next_beat = link.now_s() + HEARTBEAT_EVERY_S
         if msg.get("ev") == "measure":
             msg["requested_ua"] = ua
             msg["density_limited"] = r.get("density_limited", False)

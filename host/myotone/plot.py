@@ -24,12 +24,13 @@ def plot(rec: dict, out: Path, title: str | None = None) -> Path:
     if rec.get("setpoint_ua"):
         ax_i.axhline(rec["setpoint_ua"], color="tab:blue", ls=":", lw=1, label=f"setpoint {rec['setpoint_ua']} µA")
     ax_i.set_ylabel("current (µA)")
-    ax_i.set_ylim(bottom=0)
+    top = max([v for v in ua if v is not None] + [rec.get("setpoint_ua") or 0, 1])
+    ax_i.set_ylim(0, top * 1.3)          # headroom for the fault labels
     ax_z.plot(t, [z / 1000 if z else None for z in ohm], color="tab:green", lw=1.4)
     ax_z.set_ylabel("impedance (kΩ)")
     ax_z.set_ylim(bottom=0)
     if any(v is not None for v in led):
-        ax_led.plot(t, led, color="tab:red", lw=1.4)
+        ax_led.plot(t, led, color="tab:orange", lw=1.4)
     else:
         ax_led.text(0.5, 0.5, "no LED data", transform=ax_led.transAxes, ha="center", va="center", color="grey")
     ax_led.set_ylabel("LED (%)")
@@ -44,9 +45,9 @@ def plot(rec: dict, out: Path, title: str | None = None) -> Path:
         for ax in (ax_i, ax_z, ax_led):
             ax.axvline(x, color="crimson", lw=1.6, ls="--")
         ax_i.annotate(f"fault: {reason}", xy=(x, 1), xycoords=("data", "axes fraction"),
-                      xytext=(-4, -14 - 13 * k), textcoords="offset points", ha="right", color="crimson",
-                      fontsize=9, fontweight="bold")
-    ax_i.legend(loc="lower left", fontsize=8)
+                      xytext=(-4, -14 - 15 * k), textcoords="offset points", ha="right", color="crimson",
+                      fontsize=9, fontweight="bold", bbox={"facecolor": "white", "edgecolor": "none", "pad": 1})
+    ax_i.legend(loc="lower center", fontsize=8)
 
     facts = [f"program {rec.get('program', '?')}", when(rec.get("start_s"))]
     if rec.get("charge_uc") is not None:
