@@ -163,3 +163,49 @@ def test_plan_uploads_missing_and_changed_files_and_removes_stale_ones():
     assert plan.upload == ["/board.json", "/myotone/hal/dac.mpy", "/main.py"]     # main.py last
     assert plan.mkdir == ["/myotone/hal"] and plan.delete == ["/myotone/hal/dac.py", "/myotone/old.py"]
     assert sorted(plan.unchanged) == ["/boot.py", "/myotone/__init__.py"]
+
+
+def test_a_reset_mid_flash_leaves_whole_files_and_the_flash_resumes(served, root, monkeypatch):
+    """The board resets after the first file (an ESP32 watchdog after Ctrl-C, a cable):
+    files are renamed into place whole, and the flash goes on from where it was."""
+    from mpremote.transport import TransportError
+    for name in ("limits.py", "pulse.py"):
+        f = root / "firmware" / "myotone" / name
+        f.write_text(f.read_text() + "\n# changed\n")
+    real_apply = flasher.Board.apply
+    calls = []
+
+    def apply_then_reset(self, pkg, plan, progress=None, done=None):
+        calls.append(list(plan.upload))
+        if len(calls) == 1:
+            first = flasher.Plan(upload=plan.upload[:1], mkdir=plan.mkdir)
+            real_apply(self, pkg, first, progress, done)
+            # the reset comes in the middle of the next file: only its .tmp is written
+            self.t.fs_writefile(plan.upload[1] + ".tmp", b"half")
+            raise TransportError("could not enter raw repl")
+        return real_apply(self, pkg, plan, progress, done)
+    monkeypatch.setattr(flasher.Board, "apply", apply_then_reset)
+    monkeypatch.setattr(flasher, "RETRY_AFTER_S", 0.1)
+    res = flasher.flash_one(served.url, firmware_dir=root / "firmware")
+    assert res.ok, res.error
+    assert calls[0] == ["/board.json", "/myotone/limits.py", "/myotone/pulse.py"]
+    assert calls[1] == ["/myotone/limits.py", "/myotone/pulse.py"]       # board.json was already whole
+    assert res.uploaded == calls[0] and "resumed" in res.note
+    again = flasher.flash_one(served.url, dry_run=True, firmware_dir=root / "firmware")
+    assert again.uploaded == [] and again.deleted == []                   # no .tmp left behind
+
+
+def test_flash_after_a_session_on_an_esp32(root):
+    """After a session the ESP32 task watchdog runs and resets the board about 1 s
+    after the Ctrl-C that stops the firmware: whenever that lands, the flash ends well."""
+    s = Served(board="esp32-devkit", speed=2, root=root)
+    try:
+        with Link.open(s.url) as link:
+            link.request("start", program="gentle", ua=100, duration_s=2, timeout_s=10)
+        f = root / "firmware" / "myotone" / "limits.py"
+        f.write_text(f.read_text() + "\n# changed\n")
+        res = flasher.flash_one(s.url, firmware_dir=root / "firmware")
+        assert res.ok, res.error
+        assert "/myotone/limits.py" in res.uploaded and res.firmware == "0.1.0"
+    finally:
+        s.close()

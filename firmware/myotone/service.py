@@ -1,6 +1,6 @@
-# Service commands of the supervisor: the board file, the unit calibration
-# (calib_get / calib_set) and `measure`, a short measured session for
-# `myotone calibrate` and `myotone selftest`. Each takes the supervisor
+# Service commands of the supervisor: pause / resume, the board file, the
+# unit calibration (calib_get / calib_set) and `measure`, a short measured
+# session for `myotone calibrate` and `myotone selftest`. Each takes the supervisor
 # (`sup`) and the request's args; Supervisor.cmd_* delegate here. Nothing
 # here reaches the output except through sup.cmd_start and its checks.
 from myotone import calib
@@ -8,7 +8,33 @@ from myotone import protocol as P
 from myotone import session as S
 
 _STORAGE = "storage_error"
+_NOT_RUNNING = "not_running"
 _NONE = {}
+
+
+def pause(sup, args):
+    """Ramp down to zero as on stop and hold there (the tick stops the pulse once at zero)."""
+    P.check_args(args, _NONE)
+    if not sup.session.pause():
+        raise P.ProtocolError(_NOT_RUNNING, "no session ramping or running to pause")
+    return {"state": S.NAMES[sup.session.state]}
+
+
+def resume(sup, args):
+    """A new ramp from the minimum, the pulse table restarted so the first pair is at it."""
+    P.check_args(args, _NONE)
+    s = sup.session
+    if s.state == S.PAUSING:
+        raise P.ProtocolError(P.BUSY, "still ramping down to pause: resume once paused")
+    if sup.fault is not None:
+        raise P.ProtocolError(P.FAULTED, "fault latched (%s): send fault_clear" % sup.fault)
+    if sup.env is not None:
+        raise P.ProtocolError(sup.env, "cannot resume: " + sup.env.replace("_", " "))
+    if s.state != S.PAUSED:
+        raise P.ProtocolError(_NOT_RUNNING, "no paused session to resume")
+    sup.pulse.start(sup.wave_table)
+    s.resume()
+    return {"state": S.NAMES[s.state], "setpoint_ua": s.setpoint_ua}
 
 
 def board(sup, args):

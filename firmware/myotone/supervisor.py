@@ -24,7 +24,6 @@ _START = {
     "heartbeat": ("bool", False), "telemetry_ms": ("int", False),
 }
 _NONE = {}
-_NOT_RUNNING = "not_running"
 
 
 class Supervisor:
@@ -60,7 +59,7 @@ class Supervisor:
         self.last_ua = 0
         self.last_ohm = 0
         self.measure = Measure()
-        self._table = None
+        self.wave_table = None
         self._tick_cb = self.tick    # bound once: the tick must not allocate
 
     # ---- the tick (timer callback) ------------------------------------
@@ -202,7 +201,7 @@ class Supervisor:
         self._telemetry_at = time.ticks_add(time.ticks_ms(), telemetry_ms)
         self.session.clear()
         self.output.enable()
-        self._table = table               # resume plays it again
+        self.wave_table = table               # resume plays it again
         self.pulse.start(table)
         self.session.begin(ua, duration_s * 1000, time.ticks_ms())
         return {"state": S.NAMES[self.session.state], "setpoint_ua": ua, "duration_s": duration_s,
@@ -228,24 +227,10 @@ class Supervisor:
         return {"state": S.NAMES[self.session.state]}
 
     def cmd_pause(self, args):
-        P.check_args(args, _NONE)
-        if not self.session.pause():
-            raise P.ProtocolError(_NOT_RUNNING, "no session ramping or running to pause")
-        return {"state": S.NAMES[self.session.state]}
+        return service.pause(self, args)
 
     def cmd_resume(self, args):
-        P.check_args(args, _NONE)
-        if self.session.state == S.PAUSING:
-            raise P.ProtocolError(P.BUSY, "still ramping down to pause: resume once paused")
-        if self.fault is not None:
-            raise P.ProtocolError(P.FAULTED, "fault latched (%s): send fault_clear" % self.fault)
-        if self.env is not None:
-            raise P.ProtocolError(self.env, "cannot resume: " + self.env.replace("_", " "))
-        if self.session.state != S.PAUSED:
-            raise P.ProtocolError(_NOT_RUNNING, "no paused session to resume")
-        self.pulse.start(self._table)     # pairs start now, at the minimum
-        self.session.resume()
-        return {"state": S.NAMES[self.session.state], "setpoint_ua": self.session.setpoint_ua}
+        return service.resume(self, args)
 
     def cmd_board(self, args):
         return service.board(self, args)

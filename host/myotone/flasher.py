@@ -15,52 +15,13 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from . import build, paths
-from .link import Link, LinkError, open_error
+from .devicefs import PACKAGE_DIR, Board, DeviceFsError
+from .link import Link, LinkError
 
 DEFAULT_BOARD = {"rp2": "pico-mcp4725", "esp32": "esp32-devkit"}
 PLATFORM_FOR_MCU = {"rp2040": "rp2", "esp32": "esp32"}
-PACKAGE_DIR = "/myotone"
-CHUNK = 512
 HELLO_WAIT_S = 15.0
-
-_HASH_SCRIPT = """\
-import os
-try:
-    import hashlib, binascii
-except ImportError:
-    hashlib = None
-def _h(p):
-    if hashlib is None:
-        return '-'
-    s = hashlib.sha256()
-    with open(p, 'rb') as f:
-        while True:
-            b = f.read(512)
-            if not b:
-                break
-            s.update(b)
-    return binascii.hexlify(s.digest()).decode()
-def _w(d):
-    for e in os.ilistdir(d):
-        p = d + '/' + e[0]
-        if e[1] & 0x4000:
-            print('D', p)
-            _w(p)
-        else:
-            print('F', p, _h(p))
-for p in %r:
-    try:
-        os.stat(p)
-        print('F', p, _h(p))
-    except OSError:
-        pass
-try:
-    os.stat(%r)
-    print('D', %r)
-    _w(%r)
-except OSError:
-    pass
-"""
+RETRY_AFTER_S = 2.0      # an ESP32 task watchdog (≤ 1 s) resets the board after Ctrl-C
 
 
 class FlashError(Exception):
@@ -94,27 +55,6 @@ class FlashResult:
         return asdict(self)
 
 
-def _quiet(*_args, **_kw):
-    """mpremote's transport prints raw bytes when it cannot enter the raw REPL;
-    that must not reach our (JSON) stdout. The exception that follows says it."""
-
-
-def _transport(port: str):
-    from mpremote import transport_serial
-    from serial import SerialException
-    transport_serial.print = _quiet
-    try:
-        return transport_serial.SerialTransport(port, baudrate=115200, timeout=10)
-    except transport_serial.TransportError:
-        # mpremote says only "failed to access": find out why, in the user's terms
-        import serial
-        try:
-            serial.serial_for_url(port, exclusive=True).close()
-        except (SerialException, OSError, ValueError) as exc:
-            raise FlashError(str(open_error(port, exc))) from None
-        raise FlashError(f"cannot open {port}") from None
-
-
 def _order(path: str) -> tuple:
     # the package first, boot.py and main.py last: a board cut off mid-flash
     # still boots the old boot.py into the safe state
@@ -134,83 +74,11 @@ def make_plan(pkg: build.Package, remote: dict, remote_dirs: set) -> Plan:
                 plan.mkdir.insert(0, parent)
                 parent = parent.rsplit("/", 1)[0]
     plan.mkdir.sort(key=len)
-    plan.delete = sorted(p for p in remote if p.startswith(PACKAGE_DIR + "/") and p not in pkg.files)
+    # stale package files, and the .tmp of an interrupted flash (unless an upload reuses it)
+    plan.delete = sorted(p for p in remote if p not in pkg.files
+                         and (p.startswith(PACKAGE_DIR + "/") or p.endswith(".tmp"))
+                         and not (p.endswith(".tmp") and p[:-4] in plan.upload))
     return plan
-
-
-class Board:
-    """One board through mpremote's raw REPL."""
-
-    def __init__(self, port: str):
-        from mpremote.transport import TransportError
-        self.port = port
-        self.t = _transport(port)
-        try:
-            self.t.enter_raw_repl(soft_reset=True)
-        except TransportError as exc:
-            self.t.close()
-            raise FlashError(f"{port}: the board does not answer the MicroPython REPL ({exc})") from None
-
-    def info(self) -> dict:
-        plat, mpy, ver = self.t.eval("(__import__('sys').platform, getattr(__import__('sys').implementation, "
-                                     "'_mpy', 0), tuple(__import__('sys').implementation.version[:3]))")
-        return {"platform": plat, "mpy": mpy, "version": ".".join(str(v) for v in ver)}
-
-    def board_name(self) -> str | None:
-        try:
-            return json.loads(bytes(self.t.fs_readfile("/board.json")))["name"]
-        except Exception:      # noqa: BLE001 - no or broken board file: choose by platform
-            return None
-
-    def hashes(self, top: tuple) -> tuple[dict, set]:
-        out = self.t.exec(_HASH_SCRIPT % (top, PACKAGE_DIR, PACKAGE_DIR, PACKAGE_DIR)).decode()
-        files, dirs = {}, set()
-        for line in out.splitlines():
-            parts = line.split()
-            if parts and parts[0] == "D":
-                dirs.add(parts[1])
-            elif parts and parts[0] == "F":
-                files[parts[1]] = parts[2]
-        for path, digest in list(files.items()):
-            if digest == "-":          # no hashlib on the board: mpremote hashes a read-back copy
-                files[path] = self.t.fs_hashfile(path, "sha256").hex()
-        return files, dirs
-
-    def apply(self, pkg: build.Package, plan: Plan, progress=None) -> int:
-        total = sum(len(pkg.files[p]) for p in plan.upload)
-        done = 0
-        for d in plan.mkdir:
-            self.t.fs_mkdir(d)
-        for path in plan.upload:
-            data = pkg.files[path]
-            base = done
-            self.t.fs_writefile(path, data, chunk_size=CHUNK, progress_callback=(
-                (lambda n, _size, b=base: progress(path, b + n, total)) if progress else None))
-            done += len(data)
-        for path in plan.delete:
-            self.t.fs_rmfile(path)
-        return done
-
-    def reset(self) -> None:
-        self.t.exec_raw_no_follow("import time, machine; time.sleep_ms(100); machine.reset()")
-        self.close()
-
-    def release(self) -> None:
-        """Leave the board running its firmware again: friendly REPL, then a soft reset
-        (boot.py, main.py), as after `mpremote` ends. For dry runs and failures."""
-        try:
-            self.t.exit_raw_repl()
-            self.t.serial.write(b"\x04")
-            self.t.serial.flush()
-        except OSError:
-            pass
-        self.close()
-
-    def close(self) -> None:
-        try:
-            self.t.close()
-        except OSError:
-            pass
 
 
 def board_file(name: str | None) -> Path:
@@ -240,6 +108,35 @@ def wait_for_hello(port: str, wait_s: float = HELLO_WAIT_S) -> dict:
     raise FlashError(f"after the reset the firmware did not answer hello: {last}")
 
 
+def _prepare(dev: "Board", res: FlashResult, board, fw_dir: Path, packages: dict | None):
+    """Choose the board file, build the package for this board, plan the changes."""
+    info = dev.info()
+    name = board or dev.board_name() or DEFAULT_BOARD.get(info["platform"])
+    if name is None:
+        raise FlashError(f"cannot tell which board this {info['platform']} is: pass --board")
+    bfile = board_file(name)
+    bdata = json.loads(bfile.read_text())
+    if PLATFORM_FOR_MCU.get(bdata.get("mcu")) != info["platform"]:
+        raise FlashError(f"board file {bfile.stem} is for {bdata.get('mcu')}, the device is {info['platform']}")
+    res.board = bfile.stem
+    target = build.mpy_target(info["mpy"], bdata["mcu"])
+    key = (str(bfile), target)
+    pkg = packages.get(key) if packages is not None else None
+    if pkg is None:
+        try:
+            pkg = build.build(fw_dir, bfile, target)
+        except build.BuildError as exc:     # no compiler for that version: source still works
+            pkg = build.build(fw_dir, bfile, None)
+            pkg.note = f"{exc}: source files"
+        if packages is not None:
+            packages[key] = pkg
+    res.mpy = pkg.mpy.version if pkg.mpy else None
+    res.note = pkg.note
+    top = tuple(p for p in pkg.files if p.count("/") == 1)
+    remote, dirs = dev.hashes(top + tuple(p + ".tmp" for p in top))
+    return pkg, bdata, make_plan(pkg, remote, dirs)
+
+
 def flash_one(port: str, board: str | None = None, dry_run: bool = False, firmware_dir: Path | None = None,
               progress=None, packages: dict | None = None) -> FlashResult:
     """Flash one board; every failure is in the result, never raised."""
@@ -247,51 +144,45 @@ def flash_one(port: str, board: str | None = None, dry_run: bool = False, firmwa
     res = FlashResult(port=port, dry_run=dry_run)
     fw_dir = firmware_dir or paths.firmware_dir()
     dev = None
+    done: list = []
     try:
         if port == "emu" or port.startswith("emu:"):
             raise FlashError("--port emu runs an emulator inside this command, so a flash would vanish when it "
                              "exits: run `myotone emu serve --tcp 0` and flash the socket:// URL it prints")
-        dev = Board(port)
-        info = dev.info()
-        name = board or dev.board_name() or DEFAULT_BOARD.get(info["platform"])
-        if name is None:
-            raise FlashError(f"cannot tell which board this {info['platform']} is: pass --board")
-        bfile = board_file(name)
-        bdata = json.loads(bfile.read_text())
-        if PLATFORM_FOR_MCU.get(bdata.get("mcu")) != info["platform"]:
-            raise FlashError(f"board file {bfile.stem} is for {bdata.get('mcu')}, the device is {info['platform']}")
-        res.board = bfile.stem
-        target = build.mpy_target(info["mpy"], bdata["mcu"])
-        key = (str(bfile), target)
-        pkg = packages.get(key) if packages is not None else None
-        if pkg is None:
+        for attempt in (1, 2):
+            dev = Board(port)
             try:
-                pkg = build.build(fw_dir, bfile, target)
-            except build.BuildError as exc:     # no compiler for that version: source still works
-                pkg = build.build(fw_dir, bfile, None)
-                pkg.note = f"{exc}: source files"
-            if packages is not None:
-                packages[key] = pkg
-        res.mpy = pkg.mpy.version if pkg.mpy else None
-        res.note = pkg.note
-        remote, dirs = dev.hashes(tuple(p for p in pkg.files if p.count("/") == 1))
-        plan = make_plan(pkg, remote, dirs)
-        res.uploaded, res.deleted, res.unchanged = plan.upload, plan.delete, len(plan.unchanged)
-        res.bytes = sum(len(pkg.files[p]) for p in plan.upload)
-        if dry_run:
-            res.firmware = pkg.version
-            res.ok = True
-            return res          # `finally` lets the board run its firmware again
-        dev.apply(pkg, plan, progress)
-        dev.reset()
-        dev = None
+                pkg, bdata, plan = _prepare(dev, res, board, fw_dir, packages)
+                res.deleted, res.unchanged = plan.delete, len(plan.unchanged)
+                if dry_run:
+                    res.uploaded = plan.upload
+                    res.bytes = sum(len(pkg.files[p]) for p in plan.upload)
+                    res.firmware = pkg.version
+                    res.ok = True
+                    return res          # `finally` lets the board run its firmware again
+                dev.apply(pkg, plan, progress, done)
+                dev.reset()
+                dev = None
+                break
+            except TransportError:
+                if attempt == 2:
+                    raise
+                # e.g. an ESP32 whose task watchdog runs (a session since boot) resets about
+                # 1 s after the Ctrl-C that stopped its firmware; every file is whole: again
+                dev.close()
+                dev = None
+                time.sleep(RETRY_AFTER_S)
+        if attempt == 2:
+            res.note = (res.note + "; " if res.note else "") + "the board reset during the flash: resumed"
+        res.uploaded = done
+        res.bytes = sum(len(pkg.files[p]) for p in done)
         hello = wait_for_hello(port)
         res.firmware = hello.get("firmware")
         if hello.get("firmware") != pkg.version or hello.get("board") != bdata["name"]:
             raise FlashError(f"after flashing, hello says firmware {hello.get('firmware')} on "
                              f"{hello.get('board')}, expected {pkg.version} on {bdata['name']}")
         res.ok = True
-    except (FlashError, build.BuildError, LinkError) as exc:
+    except (FlashError, DeviceFsError, build.BuildError, LinkError) as exc:
         res.error = str(exc)
     except TransportError as exc:
         res.error = f"{port}: {_transport_text(exc)}"
