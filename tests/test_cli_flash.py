@@ -33,6 +33,7 @@ def test_flash_uploads_only_what_changed_resets_and_checks_hello(served, root):
     # a fresh emulator holds the same firmware; only the board file's bytes differ
     r, out = flash_json("--port", served.url, root=root)
     assert r.exit_code == 0, r.output
+    assert r.stderr == ""                                      # --json: no progress output
     res = out["results"][0]
     assert res["ok"] and res["uploaded"] == ["/board.json"] and res["mpy"] is None
     assert res["firmware"] == "0.1.0" and res["board"] == "pico-mcp4725" and res["unchanged"] >= 25

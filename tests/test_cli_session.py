@@ -131,3 +131,22 @@ def test_ctrl_c_in_monitor_leaves_the_device_safe_and_the_output_clean(served):
         c.close()
     with Link.open(served.url) as link:
         assert link.request("status", timeout_s=5)["state"] == "done"
+
+
+def test_ctrl_c_in_a_watched_session_stops_it_and_exits_130(served):
+    env = dict(os.environ, PYTHONPATH=str(REPO / "host"))
+    proc = subprocess.Popen([sys.executable, "-m", "myotone", "session", "start", "--port", served.url,
+                             "--program", "lift", "--ua", "150", "--watch"], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        for line in proc.stdout:
+            if " run " in line:
+                break
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130 and "Traceback" not in err
+    assert out.splitlines()[-1].startswith("session done")
+    assert wait_state(served.url, ("done",))["state"] == "done"
