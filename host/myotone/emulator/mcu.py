@@ -49,6 +49,7 @@ class Mcu:
         self.reset_cause = PWRON_RESET
         self.resets: list[tuple[int, int]] = []     # (t_ns, cause) of every hardware reset
         self.timers: list = []          # live machine.Timer shims
+        self.on_reset: list = []        # port peripherals (PIO, RMT) to stop on any reset
         self.pwms: list = []
         self.wdt_deadline = None        # (Event) once started, never stopped
         self.wdt_timeout_ms = 0
@@ -129,9 +130,15 @@ class Mcu:
         self.pending_reset = cause
         raise MachineReset(cause)
 
+    def _stop_port_peripherals(self) -> None:
+        hooks, self.on_reset = self.on_reset, []
+        for stop in hooks:
+            stop()
+
     def after_hard_reset(self) -> None:
         cause = self.pending_reset
         self.pending_reset = None
+        self._stop_port_peripherals()
         for t in list(self.timers):
             t.deinit()
         for p in list(self.pwms):
@@ -139,10 +146,10 @@ class Mcu:
         self.wdt_stop()
         self.clock.hang = False               # a reset ends a firmware hang
         t = self.clock.now_ns
-        for pin in list(self.levels):          # every GPIO back to input: pulled low
+        for pin, level in list(self.levels.items()):   # every GPIO back to input: pulled low
             self.levels[pin] = 0
             role = self._role.get(pin)
-            if role is not None:
+            if role is not None and level:
                 setattr(self.plant, role, 0)
                 self.edges.append((t, pin, 0))
         if self.board["dac"]["kind"] != "mcp4725":
@@ -156,6 +163,7 @@ class Mcu:
 
         GPIO levels and the ESP32 DAC hold their values; the watchdog keeps running.
         """
+        self._stop_port_peripherals()
         for t in list(self.timers):
             t.deinit()
         for p in list(self.pwms):
