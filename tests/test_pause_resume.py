@@ -118,3 +118,27 @@ def test_session_paused_for_ten_minutes_ends(fw):
     assert s.state == S.PAUSED
     s.step(t + 30)
     assert s.state == S.DONE and not s.active()
+
+
+@pytest.mark.parametrize("backend", ["pio", "rmt", "timer"])
+def test_every_back_end_plays_again_after_a_stop(backend):
+    """Each session (and each resume) starts the pulse back-end again after it was
+    stopped: the second session must deliver as the first, with no fault."""
+    from test_pulse_backends import board_for
+    b = Bench(board_for(backend))
+    try:
+        for _ in range(2):
+            t = b.emu.clock.now_ns
+            b.start(ua=300, duration_s=4)
+            b.run(7)
+            assert b.faults() == [] and states(b)[-1] == "done"
+            assert max(i for _, i in plant_currents(b, t)) == pytest.approx(300, abs=3)
+        b.start(ua=300, duration_s=20)
+        b.run(4)
+        b.request("pause")
+        b.run(3)
+        b.request("resume")
+        b.run(4)
+        assert b.faults() == [] and states(b)[-2:] == ["ramp", "run"]
+    finally:
+        b.close()
