@@ -38,4 +38,4 @@ def format_row(r: dict) -> str:
     mark = "*" if r["board"] else " "
     bits = [b for b in (r["usb_id"], r["board"], r["description"],
                         f"serial {r['serial_number']}" if r["serial_number"] else None) if b]
-    return f"{mark} {r['device']:<20} " + "  ".join(bits)
+    return (f"{mark} {r['device']:<20} " + ("  ".join(bits) if bits else "(no USB ID)")).rstrip()
