@@ -150,3 +150,22 @@ def test_ctrl_c_in_a_watched_session_stops_it_and_exits_130(served):
     assert proc.returncode == 130 and "Traceback" not in err
     assert out.splitlines()[-1].startswith("session done")
     assert wait_state(served.url, ("done",))["state"] == "done"
+
+
+@pytest.mark.parametrize("leave_running", [False, True])
+def test_ctrl_c_while_watching_a_session_the_monitor_did_not_start(leave_running):
+    from myotone import monitor
+    with Link.open("emu") as link:
+        link.request("start", program="lift", ua=150, duration_s=60)    # the device runs it alone
+
+        def emit(msg):
+            if msg.get("ev") == "telemetry" and msg["state"] == "run":
+                raise KeyboardInterrupt
+        mon, interrupted = monitor.run(link, emit, leave_running=leave_running)
+        assert interrupted and not mon.started
+        state = link.request("status")["state"]
+        if leave_running:
+            assert state == "run"
+        else:
+            assert state == "done" and mon.summary.final_state == "done"
+            assert link.transport.emulator.plant.hv_on == 0
