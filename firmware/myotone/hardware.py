@@ -30,6 +30,14 @@ def reset_cause():
     return "unknown"
 
 
+def make_adc(pin):
+    """An ADC on `pin`, over its full range: the ESP32 port starts every channel at
+    0 dB (about 1 V full scale); 11 dB spans the 3.1 V the sense circuits use."""
+    if hasattr(machine.ADC, "ATTN_11DB"):
+        return machine.ADC(pin, atten=machine.ADC.ATTN_11DB)
+    return machine.ADC(pin)
+
+
 def make_dac(board):
     d = board["dac"]
     if d["kind"] == "mcp4725":
@@ -70,17 +78,22 @@ class Hardware:
         self.dac = make_dac(board)
         self.output = Output(self.dac, self.bridge, self.hv, full_scale_ua(board), board["limit_ua"])
         s = board["sense"]
-        adc_i = machine.ADC(Pin(s["current_adc"]))
-        adc_v = machine.ADC(Pin(s["voltage_adc"]))
-        self.sense = Sense(adc_i, adc_v, s["r_sense_ohm"], s["divider"], s["adc_vref_mv"])
+        adc_i = make_adc(Pin(s["current_adc"]))
+        adc_v = make_adc(Pin(s["voltage_adc"]))
+        self._calibrated = hasattr(adc_i, "read_uv")     # ESP32: the ADC is not linear
+        self.sense = Sense(adc_i, adc_v, s["r_sense_ohm"], s["divider"], s["adc_vref_mv"], self._calibrated)
         self.pulse = make_pulse(board, self.bridge)
         self.vbus = Pin(board["vbus_pin"], Pin.IN)
-        self._adc_temp = machine.ADC(Pin(board["thermistor"]["adc"]))
+        self._adc_temp = make_adc(Pin(board["thermistor"]["adc"]))
         self.led_red = Pin(board["led"]["red_pin"], Pin.OUT, value=0)
         self._tick_timer = machine.Timer(board["supervisor"]["timer_id"])
         self._wdt = None
 
     def read_temp_raw(self):
+        """The thermistor as a read_u16() code of a ratiometric 3.3 V ADC (thermal.py's scale)."""
+        if self._calibrated:      # 65535 / 3300000 uV, in small ints (uv x 20 < 2**30)
+            code = self._adc_temp.read_uv() * 20 // 1007
+            return code if code < 65535 else 65535
         return self._adc_temp.read_u16()
 
     def start_tick(self, callback):

@@ -24,10 +24,13 @@ class Console:
         self.kbd_pending = False
         self.listeners: list = []
         self.closed = False
+        self.link_up = True            # False: USB unpowered or the host gone; bytes are lost
         self.alive = lambda: None      # raises when the MCU is resetting
 
     # ---- host side ----
     def push_rx(self, data: bytes) -> None:
+        if not self.link_up:
+            return
         with self._lock:
             for b in data:
                 if b == self.interrupt_char and self.interrupt_char >= 0:
@@ -63,6 +66,8 @@ class Console:
 
     def write(self, data: bytes) -> None:
         self.alive()
+        if not self.link_up:
+            return
         with self._lock:
             self._tx += data
         for listener in list(self.listeners):
