@@ -30,11 +30,11 @@ def reset_cause():
     return "unknown"
 
 
-def make_adc(pin):
-    """An ADC on `pin`, over its full range: the ESP32 port starts every channel at
-    0 dB (about 1 V full scale); 11 dB spans the 3.1 V the sense circuits use."""
-    if hasattr(machine.ADC, "ATTN_11DB"):
-        return machine.ADC(pin, atten=machine.ADC.ATTN_11DB)
+def make_adc(board, pin):
+    """An ADC on `pin` over the sense circuits' range (see hal/adc_esp32.py)."""
+    if board["mcu"] == "esp32":
+        from myotone.hal import adc_esp32
+        return adc_esp32.make(pin)
     return machine.ADC(pin)
 
 
@@ -45,8 +45,8 @@ def make_dac(board):
         i2c = machine.I2C(d["i2c_id"], sda=machine.Pin(d["sda"]), scl=machine.Pin(d["scl"]), freq=400000)
         return Mcp4725(i2c, d.get("addr", 0x60))
     if d["kind"] == "esp32":
-        from myotone.hal.dac import Esp32Dac
-        return Esp32Dac(machine.DAC(machine.Pin(d["pin"])))
+        from myotone.hal import dac_esp32
+        return dac_esp32.make(d["pin"])
     from myotone.hal.dac import PwmDac
     return PwmDac(machine.PWM(machine.Pin(d["pin"]), freq=d.get("pwm_hz", 100000), duty_u16=0))
 
@@ -78,22 +78,22 @@ class Hardware:
         self.dac = make_dac(board)
         self.output = Output(self.dac, self.bridge, self.hv, full_scale_ua(board), board["limit_ua"])
         s = board["sense"]
-        adc_i = make_adc(Pin(s["current_adc"]))
-        adc_v = make_adc(Pin(s["voltage_adc"]))
-        self._calibrated = hasattr(adc_i, "read_uv")     # ESP32: the ADC is not linear
-        self.sense = Sense(adc_i, adc_v, s["r_sense_ohm"], s["divider"], s["adc_vref_mv"], self._calibrated)
+        adc_i = make_adc(board, Pin(s["current_adc"]))
+        adc_v = make_adc(board, Pin(s["voltage_adc"]))
+        calibrated = board["mcu"] == "esp32"      # the ESP32 ADC is not linear: read_uv()
+        self.sense = Sense(adc_i, adc_v, s["r_sense_ohm"], s["divider"], s["adc_vref_mv"], calibrated)
         self.pulse = make_pulse(board, self.bridge)
         self.vbus = Pin(board["vbus_pin"], Pin.IN)
-        self._adc_temp = make_adc(Pin(board["thermistor"]["adc"]))
+        self._adc_temp = make_adc(board, Pin(board["thermistor"]["adc"]))
+        if calibrated:
+            from myotone.hal.adc_esp32 import RatiometricCode
+            self._adc_temp = RatiometricCode(self._adc_temp)
         self.led_red = Pin(board["led"]["red_pin"], Pin.OUT, value=0)
         self._tick_timer = machine.Timer(board["supervisor"]["timer_id"])
         self._wdt = None
 
     def read_temp_raw(self):
         """The thermistor as a read_u16() code of a ratiometric 3.3 V ADC (thermal.py's scale)."""
-        if self._calibrated:      # 65535 / 3300000 uV, in small ints (uv x 20 < 2**30)
-            code = self._adc_temp.read_uv() * 20 // 1007
-            return code if code < 65535 else 65535
         return self._adc_temp.read_u16()
 
     def start_tick(self, callback):

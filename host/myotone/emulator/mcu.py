@@ -70,6 +70,7 @@ class Mcu:
         self.reset_cause = PWRON_RESET
         self.resets: list[tuple[int, int]] = []     # (t_ns, cause) of every hardware reset
         self.timers: list = []          # live machine.Timer shims
+        self.on_reset: list = []        # port peripherals (PIO, RMT) to stop on any reset
         self.pwms: list = []
         self.wdt_deadline = None        # (Event) once started, never stopped
         self.wdt_timeout_ms = 0
@@ -79,8 +80,6 @@ class Mcu:
         self.unique_id = unique_id[:8] if self.port == "rp2" else unique_id[:6]
         self.adc_atten: dict[int, int] = {}         # esp32: per channel, kept until a hard reset
         self.adc_bits = 12
-        self.soft_reset_hooks: list = []            # port modules (PIO, RMT) register their deinit
-        self.hard_reset_hooks: list = []
         self.irq_error = lambda exc: None        # the runtime prints it on the console
         self.dac_writes: list[tuple[int, int]] = []
         self.edges: list[tuple[int, int, int]] = []     # (t_ns, pin, level)
@@ -174,6 +173,9 @@ class Mcu:
         raise MachineReset(cause)
 
     def _stop_peripherals(self) -> None:
+        hooks, self.on_reset = self.on_reset, []     # port peripherals (PIO, RMT) first
+        for stop in hooks:
+            stop()
         for t in list(self.timers):
             t.deinit()
         for p in list(self.pwms):
@@ -184,8 +186,6 @@ class Mcu:
         cause = self.pending_reset
         self.pending_reset = None
         self._stop_peripherals()
-        for hook in list(self.hard_reset_hooks):
-            hook()
         self.wdt_stop()
         self.clock.hang = False               # a reset ends a firmware hang
         t = self.clock.now_ns
@@ -223,8 +223,6 @@ class Mcu:
         self.plant.changed(self.clock.now_ns)
 
     def soft_reset(self) -> None:
-        """What the real ports deinitialise on soft reset: timers, PWM, pin IRQs (and, through
-        the hooks, PIO on rp2). GPIO levels, the ESP32 DAC and the watchdog carry on."""
+        """What the real ports deinitialise on soft reset: PIO/RMT (`on_reset`), timers, PWM,
+        pin IRQs. GPIO levels, the ESP32 DAC and the watchdog carry on."""
         self._stop_peripherals()
-        for hook in list(self.soft_reset_hooks):
-            hook()
