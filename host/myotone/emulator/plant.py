@@ -69,6 +69,8 @@ class Plant:
         self.vbus = 0
         self.asymmetry = 0.8          # bridge_asymmetry: the negative half delivers 80 %
         self._stuck: dict[str, int] = {}
+        self._therm = (None, 0.0)
+        self._gauss = self.rng.gauss
         self.now_ns = lambda: 0       # the emulator wires its clock here
         self._r_sense = float(board["sense"]["r_sense_ohm"])
         self._v_comp = float(board["compliance_v"])
@@ -182,10 +184,12 @@ class Plant:
         return abs(i_a * r_s + self._v_at(t_ns)) * 1000.0
 
     def thermistor_v(self) -> float:
-        th = self.board["thermistor"]
         t_c = 42.0 if "over_temp" in self.faults else self.skin_temp_c
-        r = th["r25_ohm"] * math.exp(th["beta"] * (1 / (t_c + 273.15) - 1 / 298.15))
-        return RAIL_V * r / (r + th["r_pullup_ohm"])
+        if self._therm[0] != t_c:
+            th = self.board["thermistor"]
+            r = th["r25_ohm"] * math.exp(th["beta"] * (1 / (t_c + 273.15) - 1 / 298.15))
+            self._therm = (t_c, RAIL_V * r / (r + th["r_pullup_ohm"]))
+        return self._therm[1]
 
     def vbus_present(self) -> bool:
         return bool(self.vbus or "vbus" in self.faults)
@@ -203,11 +207,12 @@ class Plant:
     # ---- what the ADC returns ----
     def adc_raw(self, channel: str, t_ns: int, atten: int = 0, bits: int = 12) -> int:
         """The raw code of one conversion (noise included; adc_stuck freezes it)."""
-        if "adc_stuck" in self.faults and channel in self._stuck:
+        stuck = "adc_stuck" in self.faults
+        if stuck and channel in self._stuck:
             return self._stuck[channel] >> (12 - bits)
-        raw = self.adc.raw(self.channel_volts(channel, t_ns), self.rng.gauss(0.0, self.adc_noise_lsb), atten)
-        if "adc_stuck" in self.faults:
+        raw = self.adc.raw(self.channel_volts(channel, t_ns), self._gauss(0.0, self.adc_noise_lsb), atten)
+        if stuck:
             self._stuck[channel] = raw               # it keeps returning what it read first
-        else:
-            self._stuck.pop(channel, None)
-        return raw >> (12 - bits)
+        elif self._stuck:
+            self._stuck.clear()
+        return raw >> (12 - bits) if bits != 12 else raw
