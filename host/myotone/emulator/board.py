@@ -133,6 +133,10 @@ class Emulator:
     def read(self) -> bytes:
         return self.console.take_tx()
 
+    def host_can_connect(self) -> bool:
+        """False while the host is cut off (host_disconnect) or the board unpowered."""
+        return "host_disconnect" not in self.faults.active and self.mcu.powered
+
     # ---- faults and plant ----
     def set_fault(self, name: str, active: bool = True, **options) -> None:
         """Switch a fault on or off at the current virtual time (see faults.py).

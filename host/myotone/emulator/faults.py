@@ -104,6 +104,8 @@ class FaultSwitch:
             return
         self.emu.runtime.power_wanted = False
         self.emu.console.link_up = False
+        for hook in list(self.disconnect_hooks):     # the USB device is gone
+            hook()
         mcu.power_off()
         mcu.pending_reset = POWER_OFF
         self.injector.post(mcu.check_alive)

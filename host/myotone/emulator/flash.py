@@ -27,6 +27,7 @@ from typing import Callable, Iterator
 from littlefs import LittleFS, LittleFSError, UserContext, lfs
 
 from .mpy_errno import MpOSError
+from .mpy_stdlib import MachineReset
 
 BLOCK_SIZE = 4096
 RP2040_PICO_BLOCKS = 1408 * 1024 // BLOCK_SIZE    # RPI_PICO: 1408 KiB
@@ -38,11 +39,12 @@ O_RDONLY, O_WRONLY, O_RDWR = 1, 2, 3  # littlefs open flags
 O_CREAT, O_EXCL, O_TRUNC, O_APPEND = 0x100, 0x200, 0x400, 0x800  # MicroPython's LFS2 mtime attribute: u64 ns since 1970, LE
 
 
-class PowerLoss(BaseException):
+class PowerLoss(MachineReset):
     """The flash lost power during a program/erase operation.
 
     A BaseException so firmware's `except Exception`/`except OSError` does
-    not catch it: after it, the device is dead until re-created with
+    not catch it, and a MachineReset so the emulated board goes down with
+    it: after it, the device is dead until re-created with
     `Flash.from_image(flash.image_bytes())`.
     """
 
