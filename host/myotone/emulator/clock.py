@@ -108,6 +108,9 @@ class Clock:
             while (self.limit_ns <= self.now_ns and not self.stopped
                    and not (ready is not None and ready()) and not self._hooks_pending()):
                 self._cond.wait(0.5)
+                if self._parked_gen != self._gen:    # a request that needs no time: still parked here
+                    self._parked_gen = self._gen
+                    self._cond.notify_all()
 
     def _hooks_pending(self) -> bool:
         return any(getattr(h, "pending", lambda: False)() for h in self.check_hooks)

@@ -23,6 +23,7 @@ class Console:
         self.interrupt_char = 3
         self.kbd_pending = False
         self.listeners: list = []
+        self.taps: list = []           # see everything the firmware writes, heard or not (reports)
         self.closed = False
         self.link_up = True            # False: USB unpowered or the host gone; bytes are lost
         self.alive = lambda: None      # raises when the MCU is resetting
@@ -66,6 +67,8 @@ class Console:
 
     def write(self, data: bytes) -> None:
         self.alive()
+        for tap in self.taps:
+            tap(data)
         if not self.link_up:
             return
         with self._lock:

@@ -50,6 +50,7 @@ class FaultSwitch:
         self.emu = emu
         self.active: set[str] = set()
         self.log: list[tuple[int, str, bool]] = []       # (t_ns, fault, on)
+        self.cuts: list[int] = []                        # when the power actually went
         self.disconnect_hooks: list = []                 # served endpoints drop their client
         self.injector = Injector()
 
@@ -102,6 +103,7 @@ class FaultSwitch:
         mcu = self.emu.mcu
         if not mcu.powered:
             return
+        self.cuts.append(self.emu.clock.now_ns)
         self.emu.runtime.power_wanted = False
         self.emu.console.link_up = False
         for hook in list(self.disconnect_hooks):     # the USB device is gone

@@ -219,7 +219,6 @@ class Mcu:
         if self.dac_chip is not None:
             self.dac_chip.power_on()
         self.reset_cause = PWRON_RESET
-        self.resets.append((self.clock.now_ns, PWRON_RESET))
         self.plant.changed(self.clock.now_ns)
 
     def soft_reset(self) -> None:
