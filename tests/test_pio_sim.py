@@ -6,6 +6,7 @@ import pytest
 
 from myotone.emulator import pio_asm as PIO
 from myotone.emulator.pio_asm import asm_pio
+from myotone.emulator.pio_block import PioBlock
 from myotone.emulator.pio_sim import StateMachineSim
 
 
@@ -86,6 +87,21 @@ def test_autopull_autopush_loopback():
     sm.advance_to(100_000)
     assert [sm.get(100_000) for _ in range(3)] == [1, 0xDEADBEEF, 3]
     assert sm.get(100_000) is None
+
+
+def test_pull_is_a_no_op_on_a_full_osr_with_autopull():
+    @asm_pio(autopull=True)
+    def prog():
+        pull()
+        pull()                # OSR still full: must not drop the first word
+        out(x, 32)
+        out(y, 32)            # autopull refilled the OSR after the previous out
+    sm, _ = make(prog)
+    sm.put(0xA, 0)
+    sm.put(0xB, 0)
+    sm.start(0)
+    sm.advance_to(3_000)
+    assert (sm.x, sm.y) == (0xA, 0xB)
 
 
 def test_shift_directions_and_thresholds():
@@ -316,7 +332,7 @@ def test_twenty_minutes_of_100hz_without_drift():
         while sm.tx_fifo() < 4:
             sm.put(queue[0], t)
             queue.reverse()
-        t += 4 * 10**6                           # top up every 4 ms (the FIFO holds 20 ms)
+        t += 8 * 10**6                           # top up every 8 ms (the FIFO holds 20 ms)
         sm.advance_to(t)
     rises = [e[0] for e in log if e[2] == 1]
     falls = [e[0] for e in log if e[2] == 0]
@@ -350,3 +366,71 @@ def test_stop_and_resume_keeps_state():
     sm.advance_to(2_000_000)
     # stopped after cycle 50; set pins,0 was due at cycle 105, i.e. 54 cycles after resuming
     assert log[-1] == (1_000_000 + 54_000, 2, 0)
+
+
+def test_block_orders_irq_handshake_within_one_long_advance():
+    @asm_pio(set_init=PIO.OUT_LOW)
+    def waiter():
+        wait(1, irq, 4)
+        set(pins, 1)
+        pull()
+
+    @asm_pio()
+    def signaller():
+        set(x, 9)
+        label("d")
+        jmp(x_dec, "d")[9]
+        irq(4)
+        pull()
+    block, log = PioBlock(0), []
+    a = block.make_sm(0, waiter, 1_000_000, set_base=10,
+                      pin_write=lambda p, lvl, t: log.append((t, p, lvl)))
+    b = block.make_sm(1, signaller, 1_000_000, pin_write=lambda *args: None)
+    a.start(0)
+    b.start(0)
+    block.advance_to(10**9)                       # one call: no per-event wake-ups
+    assert log == [(0, 10, 0), (103_000, 10, 1)]
+    assert block.irq_flags.value == 0 and block.next_event_ns() is None
+
+
+def test_wrap_target_loops_only_the_wrapped_part():
+    @asm_pio()
+    def prog():
+        set(y, 0)             # once
+        wrap_target()
+        set(x, 1)
+        mov(y, invert(y))     # toggles every loop iteration
+        wrap()
+        set(y, 7)             # never reached
+    sm, _ = make(prog)
+    sm.start(0)
+    sm.advance_to(4_000)      # set y, then (set x, mov y) twice: 5 issues
+    assert (sm.y, sm.pc) == (0, 1)
+    sm.advance_to(6_000)      # set x, mov y: y toggled again, no "set y, 7"
+    assert (sm.y, sm.pc) == (0xFFFFFFFF, 1)
+
+
+def test_autopush_at_a_threshold_below_32():
+    @asm_pio(autopush=True, push_thresh=8, in_shiftdir=PIO.SHIFT_LEFT)
+    def prog():
+        set(x, 0xA)
+        in_(x, 4)
+        set(x, 0x5)
+        in_(x, 4)             # 8 bits in: pushed automatically
+    sm, _ = make(prog)
+    sm.start(0)
+    sm.advance_to(3_000)
+    assert sm.get(3_000) == 0xA5 and sm.isr_count == 0
+
+
+def test_sideset_can_drive_pindirs():
+    @asm_pio(sideset_init=PIO.IN_LOW, side_pindir=True)
+    def prog():
+        nop().side(1)
+        nop().side(0)
+    dirs = []
+    sm, log = make(prog, sideset_base=12, pindir_write=lambda p, d, t: dirs.append((t, p, d)))
+    sm.start(0)
+    sm.advance_to(2_000)
+    assert dirs == [(0, 12, 0), (0, 12, 1), (1_000, 12, 0), (2_000, 12, 1)]
+    assert log == [(0, 12, 0)]               # levels untouched after init

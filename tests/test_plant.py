@@ -120,7 +120,7 @@ def test_firmware_on_the_esp32_adc_measures_what_the_plant_drives():
     from safety_helpers import Bench
     b = Bench("esp32-devkit")
     try:
-        b.start(ua=300, gap_us=0)
+        b.start(ua=300)
         b.run(6)
         assert b.faults() == []
         st = b.request("status")
@@ -129,3 +129,23 @@ def test_firmware_on_the_esp32_adc_measures_what_the_plant_drives():
         assert abs(st["impedance_ohm"] - 10_000) <= 500
     finally:
         b.close()
+
+
+def test_charge_balance_is_not_judged_below_the_adcs_floor(fw):
+    """ESP32: currents under ~48 uA read 0, so near-floor means are noise, not net charge."""
+    import json
+    from myotone import paths
+    M = fw("myotone.monitor")
+    board = json.loads((paths.boards_dir() / "esp32-devkit.json").read_text())
+
+    def imbalance(floor_ua):
+        mon = M.Monitor(board, 500, over_temp_raw=0)
+        mon.set_sense_floor(floor_ua)
+        mon.begin(500)
+        for ms in range(0, 1200):             # +: 48 uA (reads), -: 47 uA (reads 0): "100 %"
+            bridge = 1 if ms % 2 else 2
+            r = mon.sample(ms, bridge, ms // 2, 48 if bridge == 1 else 0, 500, 48)
+            if r is not None:
+                return r
+    assert imbalance(0) == M.CHARGE_IMBALANCE          # a linear ADC: judged, and it trips
+    assert imbalance(48) is None                       # the ESP32's floor: not judged

@@ -1,4 +1,6 @@
 """The rp2 module shim, driven like firmware would, on a fake virtual clock."""
+import sys
+import types
 from array import array
 from fractions import Fraction
 
@@ -30,6 +32,39 @@ def pulse_player(rp2):
         set(pins, 0)
         wrap()
     return prog
+
+
+FIRMWARE_SOURCE = """
+import rp2
+STATES = 2
+@rp2.asm_pio(out_init=(rp2.PIO.OUT_LOW, rp2.PIO.OUT_LOW), set_init=(rp2.PIO.OUT_LOW, rp2.PIO.OUT_LOW), out_shiftdir=rp2.PIO.SHIFT_RIGHT)
+def pulse_player():
+    wrap_target()
+    pull(block)
+    out(pins, 2)
+    out(x, 30)
+    label("countdown")
+    jmp(x_dec, "countdown")
+    set(pins, 0)
+    wrap()
+
+def player(pin):
+    return rp2.StateMachine(0, pulse_player, freq=1_000_000, out_base=pin, set_base=pin)
+"""
+
+
+def test_firmware_module_as_written_for_micropython(rp2, clock, board, monkeypatch):
+    monkeypatch.setitem(sys.modules, "rp2", rp2)
+    fw = types.ModuleType("firmware_pulses")
+    exec(FIRMWARE_SOURCE, fw.__dict__)
+    assert list(fw.pulse_player[0]) == [0x80A0, 0x6002, 0x603E, 0x0043, 0xE000]
+    assert fw.STATES == 2 and fw.rp2 is rp2 and callable(fw.player)  # globals restored
+    sm = fw.player(Pin(2))
+    sm.active(1)
+    sm.put(word(3, 7))
+    clock.run_until(10**6)
+    assert board.edges(2)[1:] == [(2_000, 1), (12_000, 0)]
+    assert board.edges(3)[1:] == [(2_000, 1), (12_000, 0)]
 
 
 def test_blocking_put_advances_virtual_time_and_edges_are_exact(rp2, clock, board):

@@ -54,14 +54,43 @@ def esp32_raw_to_mv(raw12: int, atten: int) -> int:
 class Esp32Transfer:
     """Volts -> fractional 12-bit code for one attenuation, by inverting the calibration."""
 
-    _tables: dict = {}
+    _STEP_V = 1e-4            # the fast look-up's step: 0.1 mV (an LSB is 0.24..0.8 mV)
+    _TABLES: dict = {}        # atten -> (codes' volts, fast inverse): constants, built once
 
     def __init__(self, atten: int):
-        table = self._tables.get(atten)
-        if table is None:     # shared read-only between instances: a pure function of atten
-            table = self._tables[atten] = [esp32_raw_to_mv(r, atten) / 1000.0 for r in range(4096)]
         self.atten = atten
-        self._v = table
+        if atten not in self._TABLES:
+            v = [esp32_raw_to_mv(r, atten) / 1000.0 for r in range(4096)]
+            self._v = v
+            self._TABLES[atten] = (v, self._invert(v))
+        self._v, self._fast = self._TABLES[atten]
+
+    def _invert(self, v):
+        """raw_f() at every 0.1 mV step, walking the codes once (steps of equal mV shared out)."""
+        first = [0] * 4096                 # first code of each run of equal mV
+        for r in range(1, 4096):
+            first[r] = first[r - 1] if v[r] == v[r - 1] else r
+        fast, k, n = [], 0, int(3.4 / self._STEP_V)
+        for j in range(n):
+            volts = j * self._STEP_V
+            if volts < v[0]:
+                fast.append(-1.0)
+                continue
+            if volts >= v[4095]:
+                fast.append(4095.0)
+                continue
+            while v[k + 1] <= volts:
+                k += 1
+            lo = first[k]
+            fast.append(lo + (k - lo + 1) * (volts - v[k]) / (v[k + 1] - v[k]) - 0.5)
+        return fast
+
+    def code_f(self, volts: float) -> float:
+        """raw_f() from the 0.1 mV table (what the plant uses on every conversion)."""
+        k = int(volts / self._STEP_V)
+        if k < 0:
+            return -1.0
+        return self._fast[k] if k < len(self._fast) else 4095.0
 
     def raw_f(self, volts: float) -> float:
         """The code `volts` converts to before rounding (below 0 / above 4095 saturate)."""
@@ -89,7 +118,7 @@ class AdcModel:
     def raw(self, volts: float, noise_lsb: float, atten: int = 0, bits: int = 12) -> int:
         if self.port == "esp32":
             tr = self._esp32[atten] or self._set(atten)
-            raw_f = tr.raw_f(volts)
+            raw_f = tr.code_f(volts)
         else:
             raw_f = volts / self.vref_v * self.full
         raw = int(raw_f + noise_lsb + 0.5)

@@ -194,10 +194,10 @@ class Mcu:
         self.adc_atten.clear()
         self.adc_bits = 12
         self.cpu_hz = 125_000_000 if self.port == "rp2" else 160_000_000
-        for pin in list(self.levels):          # every GPIO back to input: pulled low on the board
+        for pin, level in list(self.levels.items()):   # every GPIO back to input: pulled low
             self.levels[pin] = 0
             role = self._role.get(pin)
-            if role is not None:
+            if role is not None and level:
                 setattr(self.plant, role, 0)
                 self.edges.append((t, pin, 0))
         if self.dac_chip is None:

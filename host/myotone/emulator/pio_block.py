@@ -14,6 +14,7 @@ SMs issuing in the very same nanosecond are ordered by SM number (hardware
 would show one cycle of latency there).
 """
 import errno
+from typing import Callable, List, Optional
 
 from .pio_asm import PROG_DATA, PROG_OFFSET_PIO0
 from .pio_sim import IrqFlags, StateMachineSim, relocate
@@ -25,8 +26,9 @@ class PioBlock:
         self.instr_mem = [0] * 32
         self.used_mask = 0
         self.irq_flags = IrqFlags()
-        self.sms = [None] * 4
-        self.on_irq = None  # on_irq(t_ns, flag): an SM set IRQ flag 0..3 (the CPU-visible ones)
+        self.sms: List[Optional[StateMachineSim]] = [None] * 4
+        # on_irq(t_ns, flag): an SM set IRQ flag 0..3 (the CPU-visible ones)
+        self.on_irq: Optional[Callable[[int, int], None]] = None
 
     # -- instruction memory ----------------------------------------------------
     def add_program(self, prog):
@@ -99,5 +101,5 @@ class PioBlock:
                 # Stalled on a flag: only another SM's IRQ instruction can change it.
                 first.skip_past(parked[1].next_issue_ns() if len(parked) > 1 else t_ns)
             for sm in active:
-                if sm is not first:
-                    sm.input_changed()
+                if sm is not first and sm.at_irq_instruction():
+                    sm.input_changed()  # the flags may have changed under it

@@ -4,6 +4,9 @@ Each handler gets the decoded fields of one instruction and the issue time
 ``t`` (ns) and returns ``_DONE``, ``_STALL`` (retry when an outside input
 changes) or ``_RETRY`` (retry next cycle).  Encodings: RP2040 datasheet 3.4.
 """
+from collections import deque
+from typing import Any, Callable, Optional
+
 M32 = 0xFFFFFFFF
 _DONE, _STALL, _RETRY = True, False, None  # results of one instruction issue
 
@@ -13,6 +16,50 @@ def _reverse32(v):
 
 
 class PioInstructions:
+    # State owned and initialised by StateMachineSim, declared here for readers.
+    x: int
+    y: int
+    isr: int
+    osr: int
+    isr_count: int
+    osr_count: int
+    tx: deque
+    rx: deque
+    tx_depth: int
+    rx_depth: int
+    autopush: bool
+    autopull: bool
+    in_right: bool
+    out_right: bool
+    push_thresh: int
+    pull_thresh: int
+    status_sel: int
+    status_n: int
+    in_base: int
+    jmp_pin: int
+    out_base: int
+    out_count: int
+    set_base: int
+    set_count: int
+    sideset_base: int
+    sideset_count: int
+    side_pindir: int
+    sm_index: int
+    irq_flags: Any
+    irq_handler: Optional[Callable[[int, int], None]]
+    _levels: dict
+    _dirs: dict
+    _side_pins: frozenset
+    _side_active: bool
+    _pin_write: Callable
+    _pin_read: Callable
+    _pindir_write: Optional[Callable]
+    _current: Any
+    _irq_waiting: Any
+    _next_pc: Optional[int]
+    _new_exec: Any
+    _decode: Callable
+
     # -- pins -----------------------------------------------------------------------
     def _write(self, base, count, value, t, table, callback, skip=()):
         for i in range(count):

@@ -67,6 +67,7 @@ class StateMachineSim(PioInstructions):
                  fast_forward=True):
         self._pin_write, self._pin_read, self._pindir_write = pin_write, pin_read, pindir_write
         self.irq_handler = None  # irq_handler(t_ns, flag) when an irq instruction sets flag 0..7
+        self.sideset_base = self.sideset_count = 0
         self.sm_index, self.offset, self.fast_forward = sm_index, offset, fast_forward
         self.irq_flags = irq_flags if irq_flags is not None else IrqFlags()
         period_ns = Fraction(10**9) / Fraction(freq_hz)
@@ -180,10 +181,6 @@ class StateMachineSim(PioInstructions):
 
     def init_pins(self, t_ns):
         """Drive the *_init pin directions and levels (done by StateMachine.init)."""
-        for base, count, _, _ in self._init_groups:
-            for i in range(count):  # report every init level, even if unchanged
-                self._levels.pop((base + i) & 31, None)
-                self._dirs.pop((base + i) & 31, None)
         for base, count, dirs, levels in self._init_groups:
             self._write(base, count, dirs, t_ns, self._dirs, self._pindir_write)
             self._write(base, count, levels, t_ns, self._levels, self._pin_write)
@@ -273,6 +270,10 @@ class StateMachineSim(PioInstructions):
         tc = self.t_of(c)
         self._issue(self._pending or self._code[self.pc], c, tc, tc)
         return self._stalled
+
+    def at_irq_instruction(self):
+        """True if the next instruction reads or writes the IRQ flags."""
+        return (self._pending or self._code[self.pc])[5]
 
     def skip_past(self, t_ns):
         """Move a stalled SM's next retry to its first cycle after *t_ns*."""

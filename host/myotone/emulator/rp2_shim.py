@@ -80,40 +80,58 @@ class Rp2Emulation:
         self.inte0 = [0, 0]                 # per block: bits 8..11 = IRQ flags 0..3 enabled
         self.pio_objs, self.sm_objs = {}, {}
         self._wake, self._wake_ns = None, None
+        self._sims, self._solo, self._coordinated = [], [], []
         for block in self.blocks:
             block.on_irq = lambda t, flag, b=block: self._on_irq(b, t, flag)
 
     def now(self):
         return self.clock.now_ns()
 
-    def sync(self):
-        t = self.now()
+    def refresh(self):
+        """Re-list the running SMs (after init/active): lone SMs run without coordination."""
+        self._sims, self._solo, self._coordinated = [], [], []
         for block in self.blocks:
+            running = [sm for sm in block.sms if sm is not None and sm.active]
+            self._sims += running
+            if len(running) == 1:
+                self._solo += running
+            elif running:
+                self._coordinated.append(block)
+
+    def sync(self):
+        t = self.clock.now_ns()
+        for sm in self._solo:
+            sm.advance_to(t)
+        for block in self._coordinated:
             block.advance_to(t)
 
     def input_changed(self):
         """Inputs changed at ``now``: stalled SMs retry from their first cycle at/after now."""
         t = self.now()
-        for block in self.blocks:
-            for sm in block.sms:
-                if sm is not None and sm.active and sm.next_event_ns() is None:
-                    sm.skip_past(t - 1)
-            block.input_changed()
+        for sm in self._sims:
+            if sm.next_event_ns() is None:
+                sm.skip_past(t - 1)
+            sm.input_changed()
         self.reschedule()
 
     def next_event_ns(self):
-        times = [t for t in (b.next_event_ns() for b in self.blocks) if t is not None]
-        return min(times) if times else None
+        first = None
+        for sm in self._sims:
+            t = sm.next_event_ns()
+            if t is not None and (first is None or t < first):
+                first = t
+        return first
 
     def reschedule(self):
+        """Keep one clock wake-up at the next PIO event; returns that time (or None)."""
         t = self.next_event_ns()
-        if t == self._wake_ns:
-            return
-        if self._wake is not None:
-            self._wake.cancel()
-        self._wake, self._wake_ns = None, t
-        if t is not None:
-            self._wake = self.clock.schedule(t, self._on_wake)
+        if t != self._wake_ns:
+            if self._wake is not None:
+                self._wake.cancel()
+            self._wake, self._wake_ns = None, t
+            if t is not None:
+                self._wake = self.clock.schedule(t, self._on_wake)
+        return t
 
     def _on_wake(self):
         self._wake = self._wake_ns = None
@@ -124,10 +142,10 @@ class Rp2Emulation:
         """Let virtual time pass (as a spinning CPU would) until ``ready()``."""
         while True:
             self.sync()
-            self.reschedule()
+            t = self.reschedule()
             if ready():
                 return
-            t, now = self.next_event_ns(), self.now()
+            now = self.clock.now_ns()
             self.clock.sleep_until(t if t is not None and t > now else now + self.poll_ns)
 
     def _on_irq(self, block, t_ns, flag):
@@ -238,6 +256,7 @@ class StateMachine:
             jmp_pin=pin_id(jmp_pin), sideset_base=pin_id(sideset_base), in_shiftdir=in_shiftdir,
             out_shiftdir=out_shiftdir, push_thresh=push_thresh, pull_thresh=pull_thresh)
         self._sim.init_pins(now)
+        emu.refresh()
         emu.reschedule()
 
     def _require_sim(self):
@@ -250,6 +269,7 @@ class StateMachine:
             sim = self._require_sim()
             self._emu.sync()
             (sim.start if value else sim.stop)(self._emu.now())
+            self._emu.refresh()
             self._emu.reschedule()
         return self._sim is not None and self._sim.active
 
