@@ -120,3 +120,12 @@ def test_exponential_segments_export_exactly():
     assert segs, "compliance was reached mid-phase"
     pts = trace_export.current_points(res.emu.plant.trace, res.end_ns)
     assert len(pts) > 2 * len(segs)
+
+
+@pytest.mark.parametrize("name,reason,max_ms", [("dac-stuck-high", "over_current", 2.0),
+                                                ("host-gone", "heartbeat_lost", 7000.0)])
+def test_documented_scenarios_run_and_trip_as_described(name, reason, max_ms):
+    from myotone import paths
+    path = paths.firmware_dir().parent / "docs" / "scenarios" / f"{name}.json"
+    (trip,) = scenario.run(str(path)).report["trips"]
+    assert trip["reason"] == reason and 0 <= trip["latency_ms"] <= max_ms

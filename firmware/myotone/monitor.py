@@ -41,13 +41,7 @@ class Monitor:
         self._neg = array("i", [0] * _BUCKETS)
         self._nneg = array("i", [0] * _BUCKETS)
         self._hot = 0
-        self.judge_min_ua = 2 * limits.SENSE_IDLE_UA   # below this, too little current to judge
         self.begin(limits.ABS_CEILING_UA)
-
-    def set_sense_floor(self, floor_ua):
-        """The ADC reads 0 below floor_ua (the ESP32's offset): a polarity's mean near it is
-        noise, not charge, so the balance is judged only from 2 x floor_ua per polarity."""
-        self.judge_min_ua = max(2 * limits.SENSE_IDLE_UA, 4 * floor_ua)
 
     def begin(self, density_peak_ua):
         """A new session: forget everything about the last one."""
@@ -183,7 +177,7 @@ class Monitor:
             return None
         mp = (self._wpos << 6) // self._wnpos     # means in 1/64 uA: no truncation bias
         mn = (self._wneg << 6) // self._wnneg
-        if mp + mn < self.judge_min_ua << 6:      # too little current to judge
+        if mp + mn < (2 * limits.SENSE_IDLE_UA) << 6:   # too little current to judge
             return None
         if abs(mp - mn) * 1000 > limits.CHARGE_IMBALANCE_PERMILLE * (mp + mn):
             return CHARGE_IMBALANCE

@@ -36,7 +36,6 @@ class Supervisor:
         self.session = S.Session(self.limit_ua)
         therm = board["thermistor"]
         self.monitor = M.Monitor(board, self.limit_ua, thermal.raw_for_c(therm, limits.OVER_TEMP_C))
-        self.monitor.set_sense_floor(hw.sense.floor_ua)
         self.env = None              # charging / over_temp right now (refuses starts)
         self.temp_raw = 65535
         self._was_run = False

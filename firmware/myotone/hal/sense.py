@@ -25,11 +25,9 @@ class Sense:
         self._i_scale = _scale(adc_vref_mv * 1000 // r_sense_ohm, 14)
         # electrode voltage: ADC volts x divider; full scale in mV
         self._v_scale = _scale(adc_vref_mv * divider, 14)
-        self.floor_ua = 0           # the smallest current the ADC tells from none
         if calibrated:
             self._floor_i = adc_current.read_uv()
             self._floor_v = adc_voltage.read_uv()
-            self.floor_ua = self._floor_i // r_sense_ohm + 1
 
     def read_ua(self):
         if self._cal:

@@ -59,6 +59,7 @@ class Esp32Transfer:
 
     def __init__(self, atten: int):
         self.atten = atten
+        self._lsb_v = ESP32_VREF_MV * _ATTEN_SCALE[atten] / 4096 / 65536 / 1000
         if atten not in self._TABLES:
             v = [esp32_raw_to_mv(r, atten) / 1000.0 for r in range(4096)]
             self._v = v
@@ -73,8 +74,8 @@ class Esp32Transfer:
         fast, k, n = [], 0, int(3.4 / self._STEP_V)
         for j in range(n):
             volts = j * self._STEP_V
-            if volts < v[0]:
-                fast.append(-1.0)
+            if volts < v[0]:                  # below the offset: further below, never a 1
+                fast.append((volts - v[0]) / self._lsb_v - 0.5)
                 continue
             if volts >= v[4095]:
                 fast.append(4095.0)
@@ -89,14 +90,14 @@ class Esp32Transfer:
         """raw_f() from the 0.1 mV table (what the plant uses on every conversion)."""
         k = int(volts / self._STEP_V)
         if k < 0:
-            return -1.0
+            return (volts - self._v[0]) / self._lsb_v - 0.5
         return self._fast[k] if k < len(self._fast) else 4095.0
 
     def raw_f(self, volts: float) -> float:
         """The code `volts` converts to before rounding (below 0 / above 4095 saturate)."""
         v = self._v
         if volts < v[0]:
-            return -1.0
+            return (volts - v[0]) / self._lsb_v - 0.5
         if volts >= v[4095]:
             return 4095.0
         k = bisect.bisect_right(v, volts) - 1      # v[k] <= volts < v[k + 1]
