@@ -147,3 +147,20 @@ def test_selftest_on_a_served_emulator_through_its_side_channel():
         one_line_error(cli("selftest", "--port", s.url, "--load", "2000", input=""), "no one to connect the loads")
     finally:
         s.close()
+
+
+def test_esp32_adc_floor_is_said_not_hidden():
+    """The ESP32's ADC reads 0 below ~140 mV at the pin: a 500 Ω load's electrode voltage
+    (0.25 V / 11) is unreadable, and calibration uses only the levels it can read."""
+    r = cli("selftest", "--port", "emu:esp32-devkit", "--program", "gentle", "--load", "500,10000", "--json")
+    assert r.exit_code == 0, r.output
+    low, high = json.loads(r.stdout)["loads"]
+    assert low["peak_voltage_v"] is None and low["impedance_ohm"] is None and low["ok"]
+    assert high["peak_voltage_v"] == pytest.approx(5.0, abs=0.1)
+    r = cli("calibrate", "--port", "emu:esp32-devkit", "--load-ohm", "10000", "--json")
+    assert r.exit_code == 0, r.output
+    out = json.loads(r.stdout)
+    assert [p["setpoint_ua"] for p in out["points"]] == [250, 350, 450]
+    assert [p["setpoint_ua"] for p in out["skipped"]] == [50, 150]
+    one_line_error(cli("calibrate", "--port", "emu:esp32-devkit", "--load-ohm", "1000"),
+                   "within the ADC's range", "larger reference resistor")

@@ -24,6 +24,7 @@ GAIN = (0.85, 1.15)
 DAC_OFFSET_UA = 20
 ADC_OFFSET_UA = 10
 MAX_RESIDUAL_UA = 5.0
+MIN_POINTS = 3
 
 
 class CalibrationError(Exception):
@@ -74,18 +75,26 @@ def calibrate(link: Link, load_ohm: float, rig, meter=None, levels=LEVELS, hold_
     rig.connect_load(load_ohm)
     link.request("calib_set", **IDENTITY, note="calibrating")
     try:
-        points = []
+        points, skipped = [], []
         for frac in levels:
             ua = max(min_ua, int(round(limit_ua * frac)))
             if progress:
                 progress(f"measuring at {ua} µA")
             m = measure(link, ua, hold_s=hold_s)
+            if m["mean_ua"] <= 0 or (not meter and m["mean_mv"] <= 0):
+                # below what this board's ADC reads (the ESP32's reads 0 under ~140 mV)
+                skipped.append({"setpoint_ua": ua, "why": "below the ADC's range"})
+                continue
             true = meter(ua, m) if meter else true_ua_from_voltage(m, load_ohm)
             points.append({"setpoint_ua": ua, "code": m["code"], "nominal_ua": m["nominal_ua"],
                            "adc_ua": m["mean_ua"], "true_ua": round(true, 2), "mean_mv": m["mean_mv"]})
             if true < 0.5 * m["nominal_ua"]:
                 raise CalibrationError(f"at {ua} µA only {true:.0f} µA flowed: is the {load_ohm:g} Ω load connected, "
                                        "and below the compliance voltage?")
+        if len(points) < MIN_POINTS:
+            raise CalibrationError(f"only {len(points)} of {len(levels)} levels were within the ADC's range: "
+                                   "use a larger reference resistor (the electrode voltage must be readable), "
+                                   "or --meter")
         dg, do, dres = fit_line([p["nominal_ua"] for p in points], [p["true_ua"] for p in points])
         ag, ao, ares = fit_line([p["adc_ua"] for p in points], [p["true_ua"] for p in points])
         cal = {"dac_gain": round(dg, 4), "dac_offset_ua": round(do, 2),
@@ -106,7 +115,7 @@ def calibrate(link: Link, load_ohm: float, rig, meter=None, levels=LEVELS, hold_
     m = measure(link, mid, hold_s=hold_s)
     true = meter(mid, m) if meter else true_ua_from_voltage(m, load_ohm)
     return {"load_ohm": load_ohm, "reference": "meter" if meter else "electrode voltage",
-            "points": points, "calibration": stored["calibration"], "previous": previous["calibration"],
+            "points": points, "skipped": skipped, "calibration": stored["calibration"], "previous": previous["calibration"],
             "limit_code": stored["limit_code"], "nominal_limit_code": stored["nominal_limit_code"],
             "residual_ua": round(max(dres, ares), 2),
             "check": {"setpoint_ua": mid, "true_ua": round(true, 1), "adc_ua": m["mean_ua"],
@@ -132,6 +141,8 @@ def format_text(r: dict) -> str:
     for p in r["points"]:
         lines.append(f"  {p['setpoint_ua']:>6} µA   {p['code']:>8}   {p['nominal_ua']:>10}   "
                      f"{p['adc_ua']:>6.1f}   {p['true_ua']:>7.1f}")
+    for p in r.get("skipped", []):
+        lines.append(f"  {p['setpoint_ua']:>6} µA   skipped: {p['why']}")
     lines += [f"stored: DAC µA = {c['dac_gain']:.4f} × nominal {c['dac_offset_ua']:+.2f}; "
               f"ADC µA = {c['adc_gain']:.4f} × reading {c['adc_offset_ua']:+.2f}  ({c.get('note', '')})",
               f"limit code {r['limit_code']} (nominal {r['nominal_limit_code']}); worst residual {r['residual_ua']} µA",

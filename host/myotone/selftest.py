@@ -60,7 +60,9 @@ def row_for(load_ohm: float, m: dict, prog: dict, area_cm2: float) -> dict:
         "load_ohm": load_ohm, "ok": True, "problems": [],
         "setpoint_ua": setpoint, "density_limited": m.get("density_limited", False),
         "peak_current_ua": m["max_ua"], "mean_current_ua": mean,
-        "peak_voltage_v": round(m["max_mv"] / 1000, 2), "impedance_ohm": m["impedance_ohm"],
+        # None: the electrode voltage is below what this board's ADC reads (ESP32: ~140 mV at the pin)
+        "peak_voltage_v": round(m["max_mv"] / 1000, 2) if m["max_mv"] > 0 else None,
+        "impedance_ohm": m["impedance_ohm"] or None,
         "charge_per_phase_uc": round(mean * phase_s, 4),
         "net_charge_per_pulse_uc": round(net, 5),
         "max_current_density_ma_cm2_rms": round(rms_ua / 1000 / area_cm2, 4),
@@ -125,8 +127,10 @@ def format_text(r: dict) -> str:
             table.append((format_ohm(row["load_ohm"]), "-", "-", "-", "-", "-", "-", "-",
                           "FAIL " + "; ".join(row["problems"])))
             continue
-        table.append((format_ohm(row["load_ohm"]), str(row["peak_current_ua"]), f"{row['peak_voltage_v']:.2f}",
-                      str(row["impedance_ohm"]), f"{row['charge_per_phase_uc']:.3f}",
+        volts = f"{row['peak_voltage_v']:.2f}" if row["peak_voltage_v"] is not None else "<ADC"
+        ohms = str(row["impedance_ohm"]) if row["impedance_ohm"] is not None else "<ADC"
+        table.append((format_ohm(row["load_ohm"]), str(row["peak_current_ua"]), volts,
+                      ohms, f"{row['charge_per_phase_uc']:.3f}",
                       f"{row['net_charge_per_pulse_uc']:+.4f}", f"{row['max_current_density_ma_cm2_rms']:.3f}",
                       f"{row['average_current_ua']:.1f}", "ok" if row["ok"] else "FAIL " + "; ".join(row["problems"])))
     widths = [max(len(t[i]) for t in table) for i in range(len(head))]
@@ -136,4 +140,6 @@ def format_text(r: dict) -> str:
     lines += ["", f"LED: wavelength {led['wavelength_nm']}, irradiance {led['irradiance_mw_cm2']}, "
                   f"dose {led['dose_j_cm2']} (the LED channel is not built yet)",
               "PASS" if r["ok"] else "FAIL"]
+    if any(row.get("peak_voltage_v", 0) is None for row in r["loads"]):
+        lines.insert(-1, "<ADC: the electrode voltage is below what this board's ADC can read")
     return "\n".join(lines)
