@@ -68,3 +68,16 @@ def test_usage_errors_exit_2():
     assert cli("session", "start", "--port", "emu").exit_code == 2            # --ua missing
     assert cli("selftest", "--port", "emu", "--load", "5x").exit_code == 2
     assert cli("logs", "pull", "--port", "emu").exit_code == 2
+
+
+def test_flash_to_a_busy_or_missing_port_is_a_clear_result(pty_path, tmp_path):
+    holder = serial.serial_for_url(pty_path, exclusive=True)
+    try:
+        r = cli("flash", "--port", pty_path, "--port", str(tmp_path / "ttyACM7"), "--json")
+    finally:
+        holder.close()
+    assert r.exit_code == 1
+    busy, missing = json.loads(r.stdout)["results"]
+    assert "port busy" in busy["error"] and "no such port" in missing["error"]
+    r = cli("flash", "--port", str(tmp_path / "ttyACM7"))
+    assert r.exit_code == 1 and "FAILED: cannot open" in r.stdout and "Traceback" not in r.output
