@@ -27,7 +27,7 @@ import pytest
 
 from myotone.emulator.board import EmulatorError, load_board
 from myotone.link import EmuTransport, Link, LinkError
-from myotone import rig as rig_mod
+from myotone import bench
 from .dut import EmuDut, SerialDut
 
 MARKERS = {
@@ -112,11 +112,11 @@ def _board_file(name: str) -> dict:
 
 
 def _emulator_dut(board_name: str) -> EmuDut:
-    from myotone.emulator.rig import EmuFaults, EmuRig
+    from myotone.emulator.bench import PlantFaults, PlantRig
     board = _board_file(board_name)
     link = Link(EmuTransport(board))
     emu = link.transport.emulator
-    dut = EmuDut(link, board, rig=EmuRig(emu), faults=EmuFaults(emu))
+    dut = EmuDut(link, board, rig=PlantRig(emu), faults=PlantFaults(emu))
     dut.wait(0.3)                       # boot: the `ready` event
     return dut
 
@@ -128,8 +128,8 @@ def _board_dut(target: Target) -> SerialDut:
     except LinkError as exc:
         pytest.exit(f"HIL: cannot reach the board at {target.port}: {exc}", returncode=3)
     board = _board_file(target.board_name or hello["board"])
-    rig = rig_mod.load_driver(target.rig_spec, board) if target.rig_spec else None
-    faults = rig_mod.load_driver(target.fault_spec, board) if target.fault_spec else None
+    rig = bench.load_driver(target.rig_spec, board) if target.rig_spec else None
+    faults = bench.load_driver(target.fault_spec, board) if target.fault_spec else None
     return SerialDut(link, board, port=target.port, rig=rig, faults=faults)
 
 

@@ -195,7 +195,7 @@ class Dut:
         if self.faults is not None:
             self.faults.clear_all()
         if self.rig is not None:
-            self.rig.set_load(self.rig.default_load_ohm)
+            self.rig.connect_load(self.rig.default_load_ohm)
         try:
             st = self.request("status", timeout_s=2.0)
         except LinkError:

@@ -6,7 +6,7 @@ agree with the rig to the same tolerance, and stay below the density limit.
 """
 import pytest
 
-from myotone.rig import DUMMY_LOADS_OHM
+from myotone.bench import DUMMY_LOADS_OHM
 
 SETPOINTS_UA = (50, 200, 500)
 DENSITY_MAX_UA_PER_CM2 = 500        # SAFETY.md high_density: 0.5 mA/cm² rms
@@ -21,7 +21,7 @@ def tolerance_ua(ua):
 @pytest.mark.parametrize("ua", SETPOINTS_UA)
 def test_delivered_current_matches_the_setpoint(dut, load_ohm, ua):
     ua = min(ua, dut.request("hello")["limits"]["max_ua"])
-    dut.rig.set_load(load_ohm)
+    dut.rig.connect_load(load_ohm)
     dut.run_to_setpoint(ua, telemetry_ms=500)
     dut.wait(0.3)                          # a telemetry window entirely at the setpoint
     t0 = dut.now_s()

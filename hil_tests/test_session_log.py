@@ -36,7 +36,7 @@ def test_a_session_leaves_one_consistent_record(dut):
     assert [r for r in after if r not in before] == [rec], "one session, one new record"
     assert rec["program"] == "lift" and rec["faults"] == []
     assert 4 <= rec["end_s"] - rec["start_s"] <= 4 + RAMP_DOWN_S + 1
-    full = dut.request("log_read", n=rec["n"])["record"]
+    full = dut.request("log_read", timeout_s=15, n=rec["n"])["record"]
     for key in ("start_s", "end_s", "program", "faults"):
         assert full[key] == rec[key], key
     assert full["charge_uc"] > 0
@@ -58,7 +58,7 @@ def test_every_record_reads_back_and_survives_a_reset(dut):
     listed = records(dut)
     assert listed
     for rec in listed:
-        full = dut.request("log_read", n=rec["n"])["record"]
+        full = dut.request("log_read", timeout_s=15, n=rec["n"])["record"]
         assert full["start_s"] <= full["end_s"] and full["program"] == rec["program"]
     assert len({r["n"] for r in listed}) == len(listed), "record numbers repeat"
     dut.interrupt()
@@ -76,6 +76,6 @@ def test_recorded_charge_matches_the_rig(dut):
     dut.expect("state", 12, since=since, state="done")
     moved_uc = dut.rig.capture(t0).charge_uc()
     rec = newest(records(dut))
-    full = dut.request("log_read", n=rec["n"])["record"]
+    full = dut.request("log_read", timeout_s=15, n=rec["n"])["record"]
     on_s = rec["end_s"] - rec["start_s"]
     assert abs(full["charge_uc"] - moved_uc) <= 0.05 * moved_uc + 5 * on_s, (full["charge_uc"], moved_uc)

@@ -3,6 +3,7 @@
 Each test injects one fault (the emulator, or a fault rig that can make it),
 times the cut on the rig (the high-voltage enable falling), and checks that
 the device reports the reason, latches it, and needs an explicit clear.
+Bounds hold to the rig's time resolution (`resolution_s`).
 """
 import pytest
 
@@ -50,7 +51,7 @@ def test_over_current_is_cut_within_2_ms_of_onset(dut):
     onset = cap.first_above(lim * LIMIT_TOLERANCE + LIMIT_MARGIN_UA)
     assert onset is not None, "the fault never drove the current over the trip level"
     cut = cut_after(dut, t_fault)
-    assert cut - onset <= 0.002, f"cut {(cut - onset) * 1e3:.2f} ms after onset"
+    assert cut - onset <= 0.002 + dut.rig.resolution_s, f"cut {(cut - onset) * 1e3:.2f} ms after onset"
     dut.expect("fault", 1, since=since, reason="over_current")
     assert_latched(dut, "over_current")
     # cleared only explicitly, and a new session starts again from the minimum
@@ -71,7 +72,7 @@ def test_contact_lost_stops_within_10_ms(dut):
     wait_for_pulse(dut)
     t_fault = inject(dut, "electrode_off")
     dut.wait(0.05)
-    assert cut_after(dut, t_fault) - t_fault <= 0.010
+    assert cut_after(dut, t_fault) - t_fault <= 0.010 + dut.rig.resolution_s
     dut.expect("fault", 1, since=since, reason="contact_lost")
     assert_latched(dut, "contact_lost")
 
@@ -81,7 +82,7 @@ def test_stuck_adc_is_a_sense_fault_within_100_ms(dut):
     dut.run_to_setpoint(300)
     t_fault = inject(dut, "adc_stuck")
     dut.wait(0.3)
-    assert cut_after(dut, t_fault) - t_fault <= 0.100
+    assert cut_after(dut, t_fault) - t_fault <= 0.100 + dut.rig.resolution_s
     dut.expect("fault", 1, since=since, reason="sense_fault")
     assert_latched(dut, "sense_fault")
 
@@ -104,7 +105,7 @@ def test_charge_imbalance_stops_within_1_s_of_the_window_exceeding_2_percent(dut
             break
         t += 0.01
     assert exceeded is not None, "the window never exceeded 2 % before the cut"
-    assert cut - exceeded <= 1.0, f"cut {cut - exceeded:.3f} s after the window exceeded 2 %"
+    assert cut - exceeded <= 1.0 + dut.rig.resolution_s, f"cut {cut - exceeded:.3f} s after the window exceeded 2 %"
     assert_latched(dut, "charge_imbalance")
 
 
@@ -113,7 +114,7 @@ def test_over_temperature_stops_within_1_s_and_blocks_clear_and_start(dut):
     dut.run_to_setpoint(300)
     t_fault = inject(dut, "over_temp")
     dut.wait(1.5)
-    assert cut_after(dut, t_fault) - t_fault <= 1.0
+    assert cut_after(dut, t_fault) - t_fault <= 1.0 + dut.rig.resolution_s
     dut.expect("fault", 1, since=since, reason="over_temp")
     assert dut.refusal("fault_clear")["error"] == "condition_present"
     assert dut.status()["temp_c"] >= 41
@@ -133,7 +134,7 @@ def test_charging_refuses_start_and_stops_a_running_session(dut):
     dut.run_to_setpoint(200)
     t_fault = inject(dut, "vbus")
     dut.wait(0.1)
-    assert cut_after(dut, t_fault) - t_fault <= 0.002
+    assert cut_after(dut, t_fault) - t_fault <= 0.002 + dut.rig.resolution_s
     dut.expect("fault", 1, since=since, reason="charging")
 
 
@@ -142,7 +143,7 @@ def test_hung_firmware_is_reset_by_the_watchdog_within_1_s(dut):
     dut.run_to_setpoint(300)
     t_hang = inject(dut, "firmware_hang")
     dut.wait(1.5)
-    assert cut_after(dut, t_hang) - t_hang <= 1.0
+    assert cut_after(dut, t_hang) - t_hang <= 1.0 + dut.rig.resolution_s
     ready = dut.expect("ready", 2, since=since)
     assert ready["reset_cause"] == "watchdog"
     assert dut.rig.output_safe()
@@ -156,7 +157,7 @@ def test_brownout_restarts_safe_and_says_why_where_the_port_can_tell(dut):
     dut.run_to_setpoint(200)
     t_dip = inject(dut, "brownout")
     dut.wait(1.0)
-    assert cut_after(dut, t_dip) - t_dip <= 0.002
+    assert cut_after(dut, t_dip) - t_dip <= 0.002 + dut.rig.resolution_s
     dut.expect("ready", 2, since=since)
     cause = dut.request("hello")["reset_cause"]
     # the ESP32 port reports BROWNOUT_RESET; an RP2040 cannot tell a dip from power-on

@@ -2,7 +2,7 @@
 import json
 
 from myotone.emulator import Emulator
-from myotone.emulator import rig as truth
+from myotone.emulator import bench as truth
 
 MS = 1_000_000
 

@@ -159,23 +159,3 @@ def test_no_false_trips_over_a_full_charge_window(backend, program, start_s):
         out = emu.read().decode()
         assert '"ok": true' in out and '"ev": "fault"' not in out, out[-400:]
         assert '"state": "done"' in out
-
-
-@pytest.mark.parametrize("backend", ["pio", "rmt", "timer"])
-def test_a_second_session_plays_exactly_what_the_first_did(backend):
-    """Nothing of the first session (a PIO FIFO's last words) plays in the second."""
-    with Emulator(board_for(backend)) as emu:
-        patterns = []
-        for _ in range(2):
-            t0 = emu.clock.now_ns
-            start(emu, duration_s=3)
-            emu.run_for(5)
-            edges = [(t, is_a, level) for t, is_a, level in bridge_edges(emu) if t >= t0]
-            first = next(t for t, _, level in edges if level)
-            edges = [e for e in edges if e[0] >= first]
-            patterns.append([(t - first, is_a, level) for t, is_a, level in edges])
-            emu.send({"id": 2, "cmd": "status"})
-            emu.run_for(0.05)
-            out = emu.read()
-            assert b'"state": "done"' in out and b'"fault": null' in out, out
-        assert patterns[0] == patterns[1]

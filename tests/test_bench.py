@@ -1,7 +1,7 @@
-"""Capture: what the HIL suite computes from a rig's current samples."""
+"""myotone.bench: what the HIL suite computes from a rig's current samples, and rig drivers."""
 import pytest
 
-from myotone.rig import Capture, Rig, load_driver
+from myotone.bench import Capture, MeasuringRig, load_driver
 
 
 def biphasic(amplitudes_ua, phase_s=0.04, period_s=0.1):
@@ -44,7 +44,7 @@ def test_charge_net_charge_rms_and_imbalance():
     assert lopsided.charge_uc(0.02, 0.06) == pytest.approx(100 * 0.02 + 80 * 0.02)
 
 
-class BenchRig(Rig):
+class BenchRig(MeasuringRig):
     def __init__(self, board):
         self.board = board
 

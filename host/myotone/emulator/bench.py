@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import bisect
 
-from ..rig import DUMMY_LOADS_OHM, Capture, FaultRig, Rig
+from ..bench import DUMMY_LOADS_OHM, Capture, FaultRig, MeasuringRig
 
 NS = 1_000_000_000
 
@@ -47,7 +47,7 @@ def run_until_bridge_on(emu, limit_s: float = 1.0) -> None:
         emu.run_for(0.0005)
 
 
-class EmuRig(Rig):
+class PlantRig(MeasuringRig):
     """The plant as the measuring rig: dummy loads are pure resistances."""
 
     loads_ohm = DUMMY_LOADS_OHM
@@ -56,7 +56,7 @@ class EmuRig(Rig):
     def __init__(self, emu):
         self.emu = emu
 
-    def set_load(self, ohm: int) -> None:
+    def connect_load(self, ohm: float) -> None:
         self.emu.set_load(r_series_ohm=float(ohm), r_parallel_ohm=0.0, c_parallel_nf=0.0, contact="good")
 
     def current_ua(self) -> float:
@@ -75,7 +75,7 @@ class EmuRig(Rig):
         return output_is_safe(self.emu) and self.emu.plant.current_ua() == 0
 
 
-class EmuFaults(FaultRig):
+class PlantFaults(FaultRig):
     """Emulator.set_fault, for the faults that act on the plant or the MCU."""
 
     names = frozenset(("electrode_off", "electrode_short", "dac_stuck_high", "adc_stuck", "bridge_asymmetry",
