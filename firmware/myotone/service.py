@@ -32,8 +32,10 @@ def resume(sup, args):
         raise P.ProtocolError(sup.env, "cannot resume: " + sup.env.replace("_", " "))
     if s.state != S.PAUSED:
         raise P.ProtocolError(_NOT_RUNNING, "no paused session to resume")
-    sup.pulse.start(sup.wave_table)
     s.resume()
+    # the soft-start current is on the DAC before the first phase (as at start)
+    sup.output.set_ua(s.target_na // 1000)
+    sup.pulse.start(sup.wave_table)
     return {"state": S.NAMES[s.state], "setpoint_ua": s.setpoint_ua}
 
 
