@@ -8,10 +8,10 @@
 Markers (docs/hil.md): `fault_injection` needs the emulator or a fault rig
 (`--fault-rig module:Class`); `rig` needs the measuring rig (`--rig
 module:Class`, the emulator's plant otherwise); `slow` takes minutes of device
-time, so on a board it runs only with `--slow`; `flash` copies files to the
-target with mpremote and resets it (on the emulator it gets its own emulator
-served over TCP). A test whose needs the target lacks is skipped with the
-reason, never passed.
+time, so on a board it runs only with `--slow`; `flash` flashes the target
+with `myotone flash` (on the emulator it gets its own emulator served over
+TCP). A test whose needs the target lacks is skipped with the reason, never
+passed.
 """
 from __future__ import annotations
 
@@ -34,7 +34,7 @@ MARKERS = {
     "fault_injection": "needs fault injection: the emulator, or a board with a fault rig (--fault-rig)",
     "rig": "needs the measuring rig of docs/hil.md: dummy loads and a current probe (--rig)",
     "slow": "minutes of device time: runs on the emulator, and on a board only with --slow",
-    "flash": "copies files to the target with mpremote and resets it",
+    "flash": "flashes the target with myotone flash (on the emulator: an emulator of its own, served over TCP)",
 }
 DEFAULT_BOARD = "pico-mcp4725"
 
