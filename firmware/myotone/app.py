@@ -3,16 +3,18 @@
 from myotone import board as board_mod
 
 _hw = None
+supervisor = None      # the running Supervisor (the emulator's tests read its state)
 
 
 def run():
-    global _hw
+    global _hw, supervisor
     from myotone.hardware import Hardware
     from myotone.console import Console
     from myotone.supervisor import Supervisor
     board = board_mod.load()
     _hw = Hardware(board)
-    Supervisor(board, _hw, Console()).run()
+    supervisor = Supervisor(board, _hw, Console())
+    supervisor.run()
 
 
 def release_watchdog():

@@ -14,6 +14,9 @@ from myotone import thermal
 from myotone.pulse import Waveform, WaveformError, TimingUnsupported
 
 _LOOP_MS = const(20)
+_POLL_LINES = const(4)       # lines handled per main-loop pass ...
+_POLL_BYTES = const(1024)    # ... and bytes read
+_LINE_IDLE_MS = const(2000)  # an unfinished line idle this long is dropped (resync)
 
 _START = {
     "program": ("str", True), "ua": ("int", True), "duration_s": ("int", False),
@@ -41,6 +44,7 @@ class Supervisor:
         self._was_run = False
         self._pairs_at_set = -1
         self.reader = P.LineReader()
+        self._rx_ms = 0              # when input last arrived
         self.fault = None            # latched reason code
         self._fault_sent = False
         self._pending_fault = None   # a reason that latches when ramp-down ends
@@ -121,12 +125,18 @@ class Supervisor:
             req_id, cmd, args = P.parse(line)
             fn = getattr(self, "cmd_" + cmd, None)
             if fn is None:
-                raise P.ProtocolError(P.UNKNOWN_CMD, "unknown command " + cmd[:32])
+                raise P.ProtocolError(P.UNKNOWN_CMD, "unknown command " + P.shown(cmd))
             return P.reply(req_id, **fn(args))
         except P.ProtocolError as e:
             if req_id is None:
                 req_id = P.request_id(line)
             return P.error(req_id, e.code, e.message)
+        except Exception as e:       # a bug must not stop the device serving: fail safe, say so
+            if not self.session.active():
+                self._cut()
+            if req_id is None:
+                req_id = P.request_id(line)
+            return P.error(req_id, P.INTERNAL_ERROR, ("%s: %s" % (type(e).__name__, e))[:80])
 
     def cmd_hello(self, args):
         P.check_args(args, _NONE)
@@ -169,7 +179,11 @@ class Supervisor:
                                 limits.SESSION_MAX_MS // 1000, " s")
         telemetry_ms = P.in_range("telemetry_ms", args.get("telemetry_ms", 1000), 100, 60000, " ms")
         try:
-            wave = Waveform(int(args["hz"] * 1000) if "hz" in args else wave.freq_mhz,
+            freq_mhz = wave.freq_mhz
+            if "hz" in args:         # range first: a huge float times 1000 is inf, and int(inf) raises
+                hz = P.in_range("hz", args["hz"], limits.FREQ_MIN_MHZ / 1000, limits.FREQ_MAX_MHZ / 1000, " Hz")
+                freq_mhz = int(hz * 1000 + 0.5)   # rounded: 0.7 is 0.69999999 in single precision
+            wave = Waveform(freq_mhz,
                             args.get("phase_us", wave.phase_us), args.get("gap_us", wave.gap_us),
                             args.get("alternate", wave.alternate), args.get("burst_on_ms", wave.burst_on_ms),
                             args.get("burst_off_ms", wave.burst_off_ms))
@@ -222,12 +236,23 @@ class Supervisor:
     def poll(self, wait_ms=_LOOP_MS):
         con = self.console
         if con.wait(wait_ms):
-            while con.wait(0):
+            # a bounded share of input per pass: a flooding host cannot delay
+            # events or starve the watchdog feed below
+            lines = n = 0
+            while lines < _POLL_LINES and n < _POLL_BYTES and con.wait(0):
+                n += 1
                 line = self.reader.feed(con.read_byte())
                 if line is P.LINE_TOO_LONG:
+                    lines += 1
                     con.write_line(P.error(None, P.LINE_TOO_LONG, "line longer than %d bytes" % P.MAX_LINE))
                 elif line is not None:
+                    lines += 1
                     con.write_line(self.handle(line))
+            self._rx_ms = time.ticks_ms()
+        elif self.reader.pending() and time.ticks_diff(time.ticks_ms(), self._rx_ms) >= _LINE_IDLE_MS:
+            # a line left unfinished (noise, a host that died mid-write) would
+            # swallow the next request: drop it, and say so
+            con.write_line(P.event("dropped", reason="partial_line", bytes=self.reader.drop()))
         self._emit_events()
         if self.ticks != self._fed_at_tick:     # the tick is alive: feed
             self._fed_at_tick = self.ticks
