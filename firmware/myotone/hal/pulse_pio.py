@@ -83,6 +83,11 @@ class PioPulse:
             self._next = table
             self._pending = True
             return
+        # Initialise the state machine afresh for every session: init clears
+        # the FIFOs (restart() does not: the last session's words would play
+        # first, out of step with the Playhead) and gives the pins back to
+        # the PIO (stop() took them as GPIO outputs).
+        self._sm.init(_player, freq=1000000, out_base=self._pin_a)
         self._t = table
         self._i = 0
         self._rep = 0
