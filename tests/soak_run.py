@@ -193,8 +193,14 @@ class Soak:
         mcu, tr = self.emu.mcu, self.emu.plant.trace
         mcu.edges.clear()
         mcu.dac_writes.clear()
-        del tr.t_ns[:-1]
-        del tr.i_ua[:-1]
+        n = len(tr.t_ns)
+        if n > 1:                   # keep the present segment (totals stay integrated)
+            last = tr.exp.get(n - 1)
+            del tr.t_ns[:-1]
+            del tr.i_ua[:-1]
+            tr.exp.clear()
+            if last is not None:
+                tr.exp[0] = last
 
     def missed_ticks(self) -> int:
         """Supervisor ticks missing (or extra) against elapsed virtual time x hz."""
