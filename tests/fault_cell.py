@@ -102,9 +102,6 @@ class Cell:
 
     def first_bridge_on_ns(self) -> int | None:
         """The first instant from the fault on at which the bridge drives the electrodes."""
-        p = self.emu.plant
-        if p.bridge_a or p.bridge_b:
-            pass
         b = self.board["bridge"]
         on = [t for t, pin, level in self.emu.mcu.edges
               if pin in (b["pol_a"], b["pol_b"]) and level and t >= self.t_fault]
