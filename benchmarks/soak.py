@@ -39,8 +39,14 @@ def main(argv=None) -> int:
            f"{'world_B':>8} {'rss_MB':>7}"
     print(head, flush=True)
 
+    def write(summary):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps({"summary": summary, "sessions": soak.sessions}, indent=1) + "\n")
+
     def row(r):
         if r["n"] % args.every == 0:
+            soak.wall_s = soak.elapsed_wall()
+            write({**soak.summary(), "partial": True})      # a long run leaves its figures as it goes
             print(f"{r['n']:7d} {r['t_s'] / 3600:8.3f}h {r['program']:8} {r['edges']:6d} {r['drift_us']:8.1f} "
                   f"{r['missed_ticks']:6d} {r['world_bytes']:8d} {r['rss_bytes'] / 2 ** 20:7.1f}", flush=True)
     status = 0
@@ -57,8 +63,7 @@ def main(argv=None) -> int:
     print()
     for k, v in summary.items():
         print(f"  {k:32} {v}")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps({"summary": summary, "sessions": soak.sessions}, indent=1) + "\n")
+    write(summary)
     print(f"report: {path}")
     return status
 

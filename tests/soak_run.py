@@ -208,8 +208,11 @@ class Soak:
         expected = elapsed_ns * self.hz // 1_000_000_000
         return expected - (self.sup.ticks - self.ticks0)
 
+    def elapsed_wall(self) -> float:
+        return time.monotonic() - self._wall0
+
     def run(self, virtual_s: float, progress=None) -> dict:
-        wall0 = time.monotonic()
+        wall0 = self._wall0 = time.monotonic()
         k = 0
         while self.emu.now_s - self.t0_ns / 1e9 < virtual_s:
             rec = self.one_session(k)
