@@ -31,7 +31,7 @@ from protocol_fuzz import Mutator, Target, corpus, field_sweep, lines  # noqa: E
 
 
 def run_inprocess(target: Target, n: int, seed: int) -> int:
-    mut = Mutator(corpus(), seed=seed)
+    mut = Mutator(corpus(commands=target.commands), seed=seed)
     reader = target.P.LineReader()
     rng = random.Random(seed)
     done = 0
@@ -69,7 +69,7 @@ def run_hypothesis(target: Target, n: int, seed_: int) -> int:
 
 
 def run_console(target: Target, n: int, seed: int) -> int:
-    mut = Mutator(corpus(), seed=seed + 1)
+    mut = Mutator(corpus(commands=target.commands), seed=seed + 1)
     rng = random.Random(seed + 1)
     n0 = target.inputs
     batches = 0

@@ -195,7 +195,7 @@ class Mutator:
         return bytes(data).replace(b"\n", b" ").replace(b"\r", b" ").replace(bytes([CTRL_C]), b" ")
 
 
-def corpus(programs=("lift", "contour", "gentle")) -> list[bytes]:
+def corpus(programs=("lift", "contour", "gentle"), commands=()) -> list[bytes]:
     """Requests of every command, the seeds of the mutations.
 
     Most `start` seeds are wrong in exactly one field, so that mutations
@@ -212,6 +212,14 @@ def corpus(programs=("lift", "contour", "gentle")) -> list[bytes]:
              {"alternate": 1}, {"program": programs[-1], "hz": 900.0}, {"ua": 2 ** 31}]
     for k, change in enumerate(wrong):
         msgs.append({"id": 20 + k, **good, **change})
+    known = {m["cmd"] for m in msgs} | {"start"}
+    for k, cmd in enumerate(c for c in commands if c not in known):   # whatever else the firmware serves
+        msgs.append({"id": 40 + k, "cmd": cmd})
+    if "calib_set" in commands:
+        msgs.append({"id": 60, "cmd": "calib_set", "dac_gain": 1.2, "dac_offset_ua": 0, "adc_gain": 1.0,
+                     "adc_offset_ua": 0.0, "note": "fuzz"})
+    if "measure" in commands:
+        msgs.append({"id": 61, "cmd": "measure", "ua": 900})
     msgs.append({"id": 10, **good})
     msgs.append({"id": 11, "cmd": "start", "program": programs[-1], "ua": 100, "hz": 20.5, "phase_us": 2000,
                  "gap_us": 100, "alternate": False, "heartbeat": True, "telemetry_ms": 500})

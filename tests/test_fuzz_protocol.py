@@ -79,7 +79,7 @@ def test_every_field_of_start_at_every_extreme_value(target):
 
 
 def test_mutated_requests_into_handle(target):
-    mut = Mutator(corpus(), seed=7)
+    mut = Mutator(corpus(commands=target.commands), seed=7)
     for _ in range(3000):
         target.handle(mut.one())
     target.hello()
@@ -90,7 +90,7 @@ def test_mutated_requests_into_handle(target):
 # ---- end to end: bytes through the console ------------------------------------------------
 
 def test_fuzz_end_to_end_through_the_console(target):
-    mut = Mutator(corpus(), seed=11)
+    mut = Mutator(corpus(commands=target.commands), seed=11)
     rng = random.Random(11)
     n0 = target.inputs
     for _ in range(120):
