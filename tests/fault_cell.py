@@ -62,8 +62,42 @@ class Cell:
         return [m["state"] for m in self.events("state", since)]
 
     # ---- phases ----
+    def led_only_program(self) -> str | None:
+        """An LED-only program of this firmware (None: it has none)."""
+        r = self.request("programs") or {}
+        for p in r.get("programs", []):
+            if p.get("led") and p.get("microcurrent") is False:
+                return p["name"]
+        return None
+
+    def led_on(self) -> bool:
+        red = getattr(self.emu, "led_red", None)
+        return bool(red is not None and red.history[-1][1] > 0)
+
+    def led_off_since_ns(self) -> int | None:
+        """When the red LED last went dark (None if it is on)."""
+        red = getattr(self.emu, "led_red", None)
+        if red is None:
+            return 0
+        if red.history[-1][1] > 0:
+            return None
+        t = red.history[-1][0]
+        for t_k, duty, _ in reversed(red.history):
+            if duty > 0:
+                break
+            t = t_k
+        return t
+
     def enter(self, phase: str) -> None:
         if phase == "idle":
+            return
+        if phase == "led_only":
+            name = self.led_only_program()
+            assert name, "no LED-only program"
+            r = self.request("start", program=name, heartbeat=True)
+            assert r and r["ok"], r
+            self.run(2.0, heartbeat=True)
+            assert self.led_on() and not self.emu.plant.hv_on, "an LED-only session: light, no current"
             return
         if phase == "done":                     # between sessions: one has run (the watchdog is armed)
             assert self.request("start", **{**SESSION, "duration_s": 2})["ok"]
@@ -89,7 +123,7 @@ class Cell:
     # ---- truth ----
     def output_safe(self) -> bool:
         p = self.emu.plant
-        return p.dac_code == 0 and not p.bridge_a and not p.bridge_b and not p.hv_on
+        return p.dac_code == 0 and not p.bridge_a and not p.bridge_b and not p.hv_on and not self.led_on()
 
     def current_ua(self) -> float:
         return abs(self.emu.plant.trace.current_at(self.emu.clock.now_ns))

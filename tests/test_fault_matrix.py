@@ -148,14 +148,43 @@ def _onset_ns(cell, onset):
     raise AssertionError(onset)
 
 
+def check_session_log(cell, fault, phase, kind, code):
+    """The session log (where the firmware has one): the session's record, with its fault.
+
+    Read as the host would (`log_list`); skipped on firmware without a log.
+    A session cut short by a reset (watchdog, brown-out, power loss) has no
+    record: the record is written from the main loop when a session ends.
+    """
+    if fault in ("host_disconnect", "power_loss", "brownout") and cell.request("hello") is None:
+        cell.emu.set_fault(fault, False)
+        cell.run(0.3)
+    r = cell.request("log_list")
+    if r is None or r.get("error") == "unknown_cmd":
+        return
+    assert r["ok"], r
+    records = r["records"]
+    assert all("error" not in rec for rec in records), records
+    had_session = phase != "idle"
+    if not had_session or kind in ("reset", "hang_unarmed"):
+        return
+    if kind in ("nothing", "refused") and phase in ("ramp", "run", "led_only"):
+        return                                      # still running: its record comes at its end
+    assert records, f"no session log record after {fault} in {phase}"
+    last = records[-1]
+    if kind in ("trip", "ramp_down_latch"):
+        assert code in last["faults"], (code, last)
+    else:
+        assert last["faults"] == [], last
+
+
 @pytest.mark.parametrize("phase", PHASES)
 @pytest.mark.parametrize("fault", Emulator.FAULTS)
 def test_fault_in_phase(fault, phase):
     kind, code, bound_ms, onset, why = EXPECTED[fault][phase]
-    if phase == "led_only":
-        pytest.skip("the firmware has no LED-only program yet (the LED channel lands with issue #8)")
     cell = Cell()
     try:
+        if phase == "led_only" and not cell.led_only_program():
+            pytest.skip("this firmware has no LED-only program (the LED channel is issue #8)")
         cell.enter(phase)
         cell.inject(fault)
         cell.run(_observe_s(kind), heartbeat=True)
@@ -169,6 +198,8 @@ def test_fault_in_phase(fault, phase):
                 cell.emu.set_fault(fault, False)
             if phase in ("ramp", "run"):               # the session goes on, within the limit
                 assert cell.emu.plant.hv_on and cell.max_ua_after_fault() <= SESSION["ua"] + 1, why
+            elif phase == "led_only":                  # the light goes on, no current
+                assert cell.led_on() and cell.max_ua_after_fault() == 0, why
             elif phase == "ramp_down":
                 assert cell.request("status")["state"] == "done" and cell.output_safe(), why
             else:
@@ -180,7 +211,7 @@ def test_fault_in_phase(fault, phase):
 
         elif kind == "trip":
             assert faults[:1] == [code], (faults, why)
-            cut = cell.cut_ns()
+            cut = cell.led_off_since_ns() if phase == "led_only" else cell.cut_ns()
             t_onset = _onset_ns(cell, onset)
             assert cut is not None and t_onset is not None
             assert cut - t_onset <= bound_ms * MS, f"cut {(cut - t_onset) / MS:.2f} ms after onset: {why}"
@@ -204,6 +235,7 @@ def test_fault_in_phase(fault, phase):
                 t_cut = resets[0][0]
                 assert t_cut - cell.t_fault <= bound_ms * MS, f"reset {(t_cut - cell.t_fault) / MS:.0f} ms after"
             assert cell.off_since_ns() <= max(t_cut, cell.t_fault) + 1 * MS, why
+            assert cell.led_off_since_ns() <= max(t_cut, cell.t_fault) + 1 * MS, "the LED outlived the reset"
             assert cell.output_safe()
             ready = cell.events("ready", cell.t_fault)
             assert ready, "no boot after the reset"
@@ -217,16 +249,19 @@ def test_fault_in_phase(fault, phase):
             assert cell.max_ua_after_fault() == 0 and cell.output_safe(), why
 
         elif kind == "ramp_down_latch":
-            cut = cell.cut_ns()
+            cut = cell.led_off_since_ns() if phase == "led_only" else cell.cut_ns()
             t_hb = _onset_ns(cell, onset)
             assert cut is not None and 5000 * MS < cut - t_hb <= bound_ms * MS, why
-            tr = cell.emu.plant.trace
-            before = [abs(tr.current_at(cut - k * 100 * MS)) for k in (3, 6, 9)]
-            assert 0 < min(before) and max(before) < SESSION["ua"], f"a ramp-down, not a cut: {before}"
+            if phase != "led_only":
+                tr = cell.emu.plant.trace
+                before = [abs(tr.current_at(cut - k * 100 * MS)) for k in (3, 6, 9)]
+                assert 0 < min(before) and max(before) < SESSION["ua"], f"a ramp-down, not a cut: {before}"
             assert cell.output_safe()
             cell.emu.set_fault(fault, False)                      # the host comes back and asks
             status = cell.request("status")
             assert status["fault"] == code and status["state"] == "fault"
+
+        check_session_log(cell, fault, phase, kind, code)
 
         # whatever happened, the device works again once the fault is gone
         if fault != "power_loss" and fault != "brownout":
