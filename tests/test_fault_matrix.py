@@ -35,7 +35,8 @@ def reset(bound_ms, why):
 
 
 def ramp_down_then_latch(reason, why):
-    return ("ramp_down_latch", reason, 5000 + 1500 + 20, "heartbeat", why)
+    # 5 s timeout, the 1.5 s ramp-down, then the pair under way completes (lift: one 100 ms period)
+    return ("ramp_down_latch", reason, 5000 + 1500 + 100 + 20, "heartbeat", why)
 
 
 _NO_SESSION = "no session: nothing to do, output stays off"
