@@ -9,6 +9,12 @@ remounted and read back with the firmware's own readers, after its own
 boot-time recovery. >= 1000 trials in all; every 100th surviving image also
 boots the whole firmware.
 
+littlefs commits a file only when it is closed, so a single open-write-close
+is old-or-new by construction; what the trials catch is a file written in
+steps (the negative control at the end), state spread over several files
+(the log ring and its sequence number), an image that no longer mounts, and
+survivors the firmware's own readers cannot read.
+
 Writers are found in the firmware as the issue says (`open(..., "w")`,
 `os.rename`, ...); `test_every_writing_module_is_covered` fails when a module
 writes files that no case below exercises.
@@ -212,3 +218,29 @@ def test_power_cut_during_write_leaves_old_or_new(world, name):
         booted.append(1)
     figures = run_trials(world, setup, action, check_and_sometimes_boot, trials, seed=hash(name) % 1000)
     assert figures["trials"] == trials and figures["cuts"] == trials, figures
+
+
+def test_the_harness_catches_a_write_that_is_not_atomic(world):
+    """Negative control. littlefs commits a file at close, so one open-write-close is already
+    old-or-new; a file written in two steps is not, and the trials must say so."""
+    old, new = b'{"v": "old"}', b'{"v": "new", "pad": "' + b"x" * 600 + b'"}'
+
+    def device_open():                     # MicroPython's open() on the world's flash
+        return world.emu.runtime.builtins["open"]
+
+    def setup(imp):
+        with device_open()("/two_steps.json", "wb") as f:
+            f.write(old)
+
+    def action(imp):
+        op = device_open()
+        with op("/two_steps.json", "wb") as f:
+            f.write(new[:300])
+        with op("/two_steps.json", "ab") as f:
+            f.write(new[300:])
+
+    def check(fs, imp):
+        assert fs.read_file("/two_steps.json") in (old, new)
+
+    with pytest.raises(AssertionError):
+        run_trials(world, setup, action, check, 40, seed=1)
