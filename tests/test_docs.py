@@ -1,0 +1,325 @@
+"""The docs stay true to the code: pin tables vs board files, protocol.md vs
+the firmware's commands, events and codes, safety.md's references vs the
+files and tests they name.
+
+Each check is a function returning a list of problems, run once on the real
+docs (must be empty) and once on a broken copy (must not be), so every check
+is shown to be able to fail.
+"""
+from __future__ import annotations
+
+import ast
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+DOCS = ROOT / "docs"
+FIRMWARE = ROOT / "firmware" / "myotone"
+BOARD_FILES = sorted((ROOT / "boards").glob("*.json"))
+
+# Board-file keys whose value is a GPIO number.
+_PIN_KEYS = {"pin", "sda", "scl", "pol_a", "pol_b", "hv_enable", "adc"}
+_ABSENT = {"—", "–", "-", ""}
+
+
+def _boards() -> dict[str, dict]:
+    return {p.stem: json.loads(p.read_text()) for p in BOARD_FILES}
+
+
+def _read(name: str) -> str:
+    return (DOCS / name).read_text(encoding="utf-8")
+
+
+# ---------------------------------------------------------------- tables
+def _tables(text: str) -> list[list[list[str]]]:
+    """Every Markdown table: a list of rows (header first), cells stripped."""
+    tables, rows = [], []
+    for line in text.splitlines() + [""]:
+        if line.lstrip().startswith("|"):
+            cells = [c.strip() for c in line.strip().strip("|").split("|")]
+            if not all(set(c) <= set("-: ") for c in cells):    # skip the |---| line
+                rows.append(cells)
+        elif rows:
+            tables.append(rows)
+            rows = []
+    return tables
+
+
+def _lookup(board: dict, path: str):
+    node = board
+    for part in path.split("."):
+        if not isinstance(node, dict) or part not in node:
+            return None
+        node = node[part]
+    return node
+
+
+def _cell_value(cell: str):
+    """'GP4' / 'GPIO25' / '96 (0x60)' / '-1 (virtual)' -> int, '0, 1' -> list, '—' -> None."""
+    cell = cell.strip()
+    if cell in _ABSENT:
+        return None
+    if re.fullmatch(r"-?\d+(\s*,\s*-?\d+)+", cell):
+        return [int(x) for x in cell.split(",")]
+    m = re.match(r"(?:GPIO|GP)?(-?\d+)", cell)
+    return int(m.group(1)) if m else cell
+
+
+def _pin_fields(board: dict, prefix: str = "") -> set[str]:
+    out = set()
+    for key, value in board.items():
+        path = prefix + key
+        if isinstance(value, dict):
+            out |= _pin_fields(value, path + ".")
+        elif (isinstance(value, int) and not isinstance(value, bool)
+              and (key in _PIN_KEYS or key.endswith("_pin") or key.endswith("_adc"))):
+            out.add(path)
+    return out
+
+
+def check_pin_tables(text: str, boards: dict[str, dict]) -> list[str]:
+    problems, documented = [], set()
+    found = False
+    for table in _tables(text):
+        header = table[0]
+        if "board file field" not in header:
+            continue
+        found = True
+        field_col = header.index("board file field")
+        cols = {name: header.index(name) for name in boards if name in header}
+        for name in boards:
+            if name not in cols:
+                problems.append(f"table {header}: no column for board {name}")
+        for row in table[1:]:
+            m = re.fullmatch(r"`([\w.]+)`", row[field_col])
+            if not m:
+                problems.append(f"row {row}: field cell is not a `board.field`")
+                continue
+            field = m.group(1)
+            documented.add(field)
+            for name, col in cols.items():
+                want = _lookup(boards[name], field)
+                if isinstance(want, tuple):
+                    want = list(want)
+                got = _cell_value(row[col])
+                if got != want:
+                    problems.append(f"{field} on {name}: docs say {row[col]!r}, board file has {want!r}")
+    if not found:
+        problems.append("no table with a 'board file field' column")
+    for name, board in boards.items():
+        for field in sorted(_pin_fields(board) - documented):
+            problems.append(f"{name}: pin field {field} is not in any pin table")
+    return problems
+
+
+def check_agreed_numbers(text: str, boards: dict[str, dict]) -> list[str]:
+    """`field` = value in hardware.md section 1 holds on every board."""
+    section = text.split("## 1.", 1)[1].split("\n## ", 1)[0]
+    problems, seen = [], 0
+    for field, value in re.findall(r"`([\w.]+)` = (-?[\d.]+)", section):
+        seen += 1
+        for name, board in boards.items():
+            have = _lookup(board, field)
+            if have is None or float(have) != float(value):
+                problems.append(f"{field}: docs say {value}, {name} has {have!r}")
+    if not seen:
+        problems.append("no `field` = value pairs in section 1")
+    return problems
+
+
+def test_pin_tables_match_the_board_files():
+    assert check_pin_tables(_read("hardware.md"), _boards()) == []
+
+
+def test_hardware_numbers_match_the_board_files():
+    assert check_agreed_numbers(_read("hardware.md"), _boards()) == []
+
+
+def test_pin_table_check_catches_a_moved_pin_and_an_undocumented_one():
+    text = _read("hardware.md")
+    boards = _boards()
+    moved = json.loads(json.dumps(boards))
+    name = sorted(moved)[0]
+    moved[name]["bridge"]["pol_a"] += 7
+    moved[name]["spare_pin"] = 3
+    problems = check_pin_tables(text, moved)
+    assert any("bridge.pol_a" in p and name in p for p in problems)
+    assert any("spare_pin" in p for p in problems)
+    changed = json.loads(json.dumps(boards))
+    changed[name]["hw_limit_ua"] = 700
+    assert any("hw_limit_ua" in p for p in check_agreed_numbers(text, changed))
+
+
+# -------------------------------------------------------------- protocol
+def _firmware_trees():
+    for path in sorted(FIRMWARE.rglob("*.py")):
+        yield path, ast.parse(path.read_text(encoding="utf-8"))
+
+
+def firmware_commands() -> set[str]:
+    return {node.name[4:] for _, tree in _firmware_trees() for node in ast.walk(tree)
+            if isinstance(node, ast.FunctionDef) and node.name.startswith("cmd_")}
+
+
+def _string_constants(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    out = set()
+    for node in tree.body:
+        if (isinstance(node, ast.Assign) and len(node.targets) == 1
+                and isinstance(node.targets[0], ast.Name) and node.targets[0].id.isupper()
+                and isinstance(node.value, ast.Constant) and isinstance(node.value.value, str)):
+            out.add(node.value.value)
+    return out
+
+
+def error_codes() -> set[str]:
+    return _string_constants(FIRMWARE / "protocol.py")
+
+
+def fault_reasons() -> set[str]:
+    return _string_constants(FIRMWARE / "monitor.py")
+
+
+def firmware_events() -> set[str]:
+    """First argument of every P.event(...) / protocol.event(...) call."""
+    out = set()
+    for _, tree in _firmware_trees():
+        for node in ast.walk(tree):
+            if (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
+                    and node.func.attr == "event" and node.args
+                    and isinstance(node.args[0], ast.Constant) and isinstance(node.args[0].value, str)):
+                out.add(node.args[0].value)
+    return out
+
+
+def _headed(text: str) -> set[str]:
+    """Names in headings like '### `start`'."""
+    return set(re.findall(r"^#{2,4} `([a-z_]+)`", text, re.M))
+
+
+def _table_codes(text: str) -> set[str]:
+    return set(re.findall(r"^\| `([a-z_]+)` \|", text, re.M))
+
+
+def check_protocol_doc(text: str, commands: set[str], codes: set[str], reasons: set[str],
+                       events: set[str]) -> list[str]:
+    problems = []
+    commands_part = text.split("## Commands", 1)[-1].split("\n## ", 1)[0] if "## Commands" in text else ""
+    events_part = text.split("## Events", 1)[-1].split("\n## ", 1)[0] if "## Events" in text else ""
+    headed_cmds = _headed(commands_part)
+    for cmd in sorted(commands):
+        if cmd not in headed_cmds:
+            problems.append(f"command {cmd} has no '### `{cmd}`' heading under ## Commands")
+        if f'"cmd": "{cmd}"' not in text:
+            problems.append(f'command {cmd} has no example with "cmd": "{cmd}"')
+    for cmd in sorted(headed_cmds - commands):
+        problems.append(f"docs describe a command {cmd} the firmware does not have")
+    headed_events = _headed(events_part)
+    for ev in sorted(events):
+        if ev not in headed_events:
+            problems.append(f"event {ev} has no '### `{ev}`' heading under ## Events")
+        if f'"ev": "{ev}"' not in text:
+            problems.append(f'event {ev} has no example with "ev": "{ev}"')
+    for ev in sorted(headed_events - events):
+        problems.append(f"docs describe an event {ev} the firmware never sends")
+    table = _table_codes(text)
+    for code in sorted(codes | reasons):
+        if code not in table:
+            problems.append(f"code {code} is not a row '| `{code}` |' of a table")
+    for code in sorted(table - codes - reasons):
+        problems.append(f"docs list a code {code} the firmware does not have")
+    return problems
+
+
+def test_protocol_doc_covers_every_command_event_and_code():
+    problems = check_protocol_doc(_read("protocol.md"), firmware_commands(), error_codes(),
+                                  fault_reasons(), firmware_events())
+    assert problems == []
+
+
+def test_protocol_check_catches_a_missing_and_an_invented_command():
+    text = _read("protocol.md")
+    commands = firmware_commands()
+    assert {"hello", "start", "stop"} <= commands            # the scan finds real commands
+    assert "bad_json" in error_codes() and "over_current" in fault_reasons()
+    problems = check_protocol_doc(text, commands | {"teleport"}, error_codes(), fault_reasons(),
+                                  firmware_events())
+    assert any("teleport" in p for p in problems)
+    problems = check_protocol_doc(text, commands - {"stop"}, error_codes(), fault_reasons(),
+                                  firmware_events())
+    assert any("stop" in p and "does not have" in p for p in problems)
+    problems = check_protocol_doc(text, commands, error_codes() | {"gremlins"}, fault_reasons(),
+                                  firmware_events())
+    assert any("gremlins" in p for p in problems)
+
+
+# ---------------------------------------------------------- safety refs
+_TEST_REF = re.compile(r"(?P<file>(?:[\w.-]+/)*test_\w+\.py)?::(?P<name>\w+)")
+_PATH_REF = re.compile(r"(?<![\w/.])((?:docs|tests|hil_tests|firmware|host|boards|tools)/[\w./-]+\.(?:md|py|json|svg|png))")
+
+
+def _test_names(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    return {n.name for n in ast.walk(tree) if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))}
+
+
+def _resolve_test_file(ref: str) -> Path | None:
+    if "/" in ref:
+        return ROOT / ref
+    for folder in ("tests", "hil_tests"):
+        if (ROOT / folder / ref).exists():
+            return ROOT / folder / ref
+    return None
+
+
+def check_references(text: str) -> list[str]:
+    """Every path exists; every test::name exists.
+
+    `::name` continues the last test file named before it in the same
+    paragraph or table (a blank line ends it).
+    """
+    problems = []
+    current = None
+    for lineno, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            current = None
+        for path in _PATH_REF.findall(line):
+            if not (ROOT / path).exists():
+                problems.append(f"line {lineno}: {path} does not exist")
+        for m in _TEST_REF.finditer(line):
+            if m.group("file"):
+                current = _resolve_test_file(m.group("file"))
+                if current is None or not current.exists():
+                    problems.append(f"line {lineno}: test file {m.group('file')} does not exist")
+                    current = None
+                    continue
+            if current is None:
+                problems.append(f"line {lineno}: ::{m.group('name')} with no test file before it")
+                continue
+            if m.group("name") not in _test_names(current):
+                problems.append(f"line {lineno}: {current.relative_to(ROOT)}::{m.group('name')} does not exist")
+    return problems
+
+
+def test_safety_doc_references_real_files_and_tests():
+    assert check_references(_read("safety.md")) == []
+
+
+@pytest.mark.parametrize("doc", ["hardware.md", "guide.md", "porting.md", "protocol.md"])
+def test_other_docs_reference_real_files_and_tests(doc):
+    assert check_references(_read(doc)) == []
+
+
+def test_reference_check_catches_a_renamed_test_and_a_missing_file():
+    bad = ("| x | y | `tests/test_safety.py::test_no_such_thing`, `::test_over_current_cuts_within_2_ms_and_latches` |\n"
+           "see docs/nowhere.md and `test_safety.py::test_board_file_cannot_raise_the_ceiling`\n"
+           "\n"
+           "| a | `::test_orphan` |\n")
+    problems = check_references(bad)
+    assert any("test_no_such_thing" in p for p in problems)
+    assert any("docs/nowhere.md" in p for p in problems)
+    assert any("test_orphan" in p for p in problems)
+    assert not any("test_over_current_cuts" in p or "raise_the_ceiling" in p for p in problems)
