@@ -256,6 +256,40 @@ def test_protocol_check_catches_a_missing_and_an_invented_command():
     assert any("gremlins" in p for p in problems)
 
 
+# ------------------------------------------------------- user warnings
+# Each must be in the warnings every user reads (issue #10): (what, words that say it)
+USER_WARNINGS = [
+    ("eyes", ("over or near the eyes",)),
+    ("neck", ("across the neck",)),
+    ("charging", ("while the battery is charging",)),
+    ("broken skin", ("on broken",)),
+    ("implants", ("implanted electronic device",)),
+]
+
+
+def _section(text: str, heading: str) -> str:
+    m = re.search(r"^## " + re.escape(heading) + r".*$", text, re.M)
+    return text[m.end():].split("\n## ", 1)[0] if m else ""
+
+
+def check_warnings(text: str, heading: str) -> list[str]:
+    section = re.sub(r"\s+", " ", _section(text, heading).replace("*", "")).lower()
+    if not section:
+        return [f"no '## {heading}' section"]
+    return [f"warning about {what} missing" for what, words in USER_WARNINGS
+            if not any(w in section for w in words)]
+
+
+def test_user_warnings_are_in_the_safety_page_and_the_guide():
+    assert check_warnings(_read("safety.md"), "Warnings a user must read") == []
+    assert check_warnings(_read("guide.md"), "Before you start: warnings") == []
+    readme = (ROOT / "README.md").read_text(encoding="utf-8").lower()
+    for word in ("eyes", "neck", "charging", "broken skin", "implanted"):
+        assert word in readme, word
+    assert check_warnings("## Warnings a user must read\nDo not use across the neck.\n",
+                          "Warnings a user must read") != []
+
+
 # ---------------------------------------------------------- safety refs
 _TEST_REF = re.compile(r"(?P<file>(?:[\w.-]+/)*test_\w+\.py)?::(?P<name>\w+)")
 _PATH_REF = re.compile(r"(?<![\w/.])((?:docs|tests|hil_tests|firmware|host|boards|tools)/[\w./-]+\.(?:md|py|json|svg|png))")
