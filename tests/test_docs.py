@@ -204,12 +204,16 @@ def _table_codes(text: str) -> set[str]:
     return set(re.findall(r"^\| `([a-z_]+)` \|", text, re.M))
 
 
+def _part(text: str, heading: str) -> str:
+    """The text under '## heading' up to the next '## '."""
+    m = re.search(r"^## " + re.escape(heading) + r"\s*$", text, re.M)
+    return text[m.end():].split("\n## ", 1)[0] if m else ""
+
+
 def check_protocol_doc(text: str, commands: set[str], codes: set[str], reasons: set[str],
                        events: set[str]) -> list[str]:
     problems = []
-    commands_part = text.split("## Commands", 1)[-1].split("\n## ", 1)[0] if "## Commands" in text else ""
-    events_part = text.split("## Events", 1)[-1].split("\n## ", 1)[0] if "## Events" in text else ""
-    headed_cmds = _headed(commands_part)
+    headed_cmds = _headed(_part(text, "Commands"))
     for cmd in sorted(commands):
         if cmd not in headed_cmds:
             problems.append(f"command {cmd} has no '### `{cmd}`' heading under ## Commands")
@@ -217,7 +221,7 @@ def check_protocol_doc(text: str, commands: set[str], codes: set[str], reasons: 
             problems.append(f'command {cmd} has no example with "cmd": "{cmd}"')
     for cmd in sorted(headed_cmds - commands):
         problems.append(f"docs describe a command {cmd} the firmware does not have")
-    headed_events = _headed(events_part)
+    headed_events = _headed(_part(text, "Events"))
     for ev in sorted(events):
         if ev not in headed_events:
             problems.append(f"event {ev} has no '### `{ev}`' heading under ## Events")
@@ -225,12 +229,12 @@ def check_protocol_doc(text: str, commands: set[str], codes: set[str], reasons: 
             problems.append(f'event {ev} has no example with "ev": "{ev}"')
     for ev in sorted(headed_events - events):
         problems.append(f"docs describe an event {ev} the firmware never sends")
-    table = _table_codes(text)
-    for code in sorted(codes | reasons):
-        if code not in table:
-            problems.append(f"code {code} is not a row '| `{code}` |' of a table")
-    for code in sorted(table - codes - reasons):
-        problems.append(f"docs list a code {code} the firmware does not have")
+    for heading, want in (("Error codes", codes), ("Fault reasons", reasons)):
+        listed = _table_codes(_part(text, heading))
+        for code in sorted(want - listed):
+            problems.append(f"{code} is not a row '| `{code}` |' under ## {heading}")
+        for code in sorted(listed - want):
+            problems.append(f"## {heading} lists {code}, which the firmware does not have")
     return problems
 
 
@@ -357,3 +361,87 @@ def test_reference_check_catches_a_renamed_test_and_a_missing_file():
     assert any("docs/nowhere.md" in p for p in problems)
     assert any("test_orphan" in p for p in problems)
     assert not any("test_over_current_cuts" in p or "raise_the_ceiling" in p for p in problems)
+
+
+# ------------------------------------------- protocol examples vs firmware
+def _examples(text: str) -> list[tuple[dict | None, dict]]:
+    """(request or None, message) for every '←' line of the examples."""
+    out, last_req = [], None
+    for line in text.splitlines():
+        if line.startswith("→ "):
+            try:
+                last_req = json.loads(line[2:])
+            except ValueError:
+                last_req = None
+        elif line.startswith("← "):
+            msg = json.loads(line[2:])
+            req = last_req if isinstance(last_req, dict) and "ev" not in msg else None
+            out.append((req, msg))
+    return out
+
+
+def _shape(value):
+    """The keys of a message, recursively (list items by their first element)."""
+    if isinstance(value, dict):
+        return {k: _shape(v) for k, v in value.items()}
+    if isinstance(value, list) and value and isinstance(value[0], dict):
+        return [_shape(value[0])]
+    return None
+
+
+def _live_shapes() -> tuple[dict, dict]:
+    """Reply shapes per command and event shapes per name, from the real firmware."""
+    from safety_helpers import Bench
+    bench = Bench()
+    try:
+        replies = {}
+        for cmd, args in (("hello", {}), ("status", {}), ("programs", {}),
+                          ("start", {"program": "lift", "ua": 200, "duration_s": 4, "heartbeat": True}),
+                          ("heartbeat", {})):
+            replies[cmd] = bench.request(cmd, **args)
+        bench.run(3)
+        replies["stop"] = bench.request("stop")
+        bench.run(2)
+        bench.start(ua=200)
+        bench.run(3)
+        bench.emu.set_fault("electrode_off")
+        bench.run(0.1)
+        bench.emu.set_fault("electrode_off", False)
+        replies["fault_clear"] = bench.request("fault_clear")
+        events = {}
+        for _, m in bench.log:
+            if "ev" in m:
+                events.setdefault(m["ev"], m)
+        return ({c: _shape(r) for c, r in replies.items() if r.get("ok")},
+                {e: _shape(m) for e, m in events.items()})
+    finally:
+        bench.close()
+
+
+def check_example_shapes(text: str, replies: dict, events: dict) -> list[str]:
+    problems = []
+    for req, msg in _examples(text):
+        if "ev" in msg:
+            want = events.get(msg["ev"])
+            what = f"event {msg['ev']}"
+        elif msg.get("ok") is False:
+            if set(msg) != {"id", "ok", "error", "message"}:
+                problems.append(f"error reply {msg} must have exactly id, ok, error, message")
+            continue
+        else:
+            want = replies.get((req or {}).get("cmd"))
+            what = f"reply to {(req or {}).get('cmd')}"
+        if want is not None and _shape(msg) != want:
+            problems.append(f"{what}: docs show fields {_shape(msg)}, firmware sends {want}")
+    return problems
+
+
+def test_protocol_examples_have_the_fields_the_firmware_sends():
+    """Documented replies and events have the same fields (recursively) as the live firmware's."""
+    replies, events = _live_shapes()
+    assert {"hello", "status", "programs", "start", "stop", "heartbeat", "fault_clear"} <= set(replies)
+    assert {"ready", "state", "telemetry", "fault"} <= set(events)
+    text = _read("protocol.md")
+    assert check_example_shapes(text, replies, events) == []
+    broken = text.replace('"soft_start_ua": 10, ', "", 1)
+    assert any("hello" in p for p in check_example_shapes(broken, replies, events))
