@@ -30,6 +30,14 @@ def reset_cause():
     return "unknown"
 
 
+def make_adc(board, pin):
+    """An ADC on `pin` over the sense circuits' range (see hal/adc_esp32.py)."""
+    if board["mcu"] == "esp32":
+        from myotone.hal import adc_esp32
+        return adc_esp32.make(pin)
+    return machine.ADC(pin)
+
+
 def make_dac(board):
     d = board["dac"]
     if d["kind"] == "mcp4725":
@@ -70,17 +78,22 @@ class Hardware:
         self.dac = make_dac(board)
         self.output = Output(self.dac, self.bridge, self.hv, full_scale_ua(board), board["limit_ua"])
         s = board["sense"]
-        adc_i = machine.ADC(Pin(s["current_adc"]))
-        adc_v = machine.ADC(Pin(s["voltage_adc"]))
-        self.sense = Sense(adc_i, adc_v, s["r_sense_ohm"], s["divider"], s["adc_vref_mv"])
+        adc_i = make_adc(board, Pin(s["current_adc"]))
+        adc_v = make_adc(board, Pin(s["voltage_adc"]))
+        calibrated = board["mcu"] == "esp32"      # the ESP32 ADC is not linear: read_uv()
+        self.sense = Sense(adc_i, adc_v, s["r_sense_ohm"], s["divider"], s["adc_vref_mv"], calibrated)
         self.pulse = make_pulse(board, self.bridge)
         self.vbus = Pin(board["vbus_pin"], Pin.IN)
-        self._adc_temp = machine.ADC(Pin(board["thermistor"]["adc"]))
+        self._adc_temp = make_adc(board, Pin(board["thermistor"]["adc"]))
+        if calibrated:
+            from myotone.hal.adc_esp32 import RatiometricCode
+            self._adc_temp = RatiometricCode(self._adc_temp)
         self.led_red = Pin(board["led"]["red_pin"], Pin.OUT, value=0)
         self._tick_timer = machine.Timer(board["supervisor"]["timer_id"])
         self._wdt = None
 
     def read_temp_raw(self):
+        """The thermistor as a read_u16() code of a ratiometric 3.3 V ADC (thermal.py's scale)."""
         return self._adc_temp.read_u16()
 
     def start_tick(self, callback):

@@ -128,18 +128,21 @@ def emu():
 @click.option("--speed", type=click.FloatRange(0.01, 1000), default=1.0, show_default=True,
               help="Virtual seconds per wall second.")
 @click.option("--seed", type=int, default=1, show_default=True, help="Seed of the plant's noise.")
-def emu_serve(board, tcp_port, use_pty, speed, seed):
+@click.option("--flash", "flash_path", type=click.Path(dir_okay=False), default=None,
+              help="Keep the littlefs flash image in FILE (made and flashed with the firmware when new).")
+def emu_serve(board, tcp_port, use_pty, speed, seed, flash_path):
     """Run an emulated board behind a serial endpoint until stopped.
 
     The first output line is `serving <url>`, where <url> is what pyserial opens.
     """
     from .emulator import Emulator, EmulatorError
+    from .emulator.flash import FlashCorrupt
     from .emulator.serve import serve_pty, serve_tcp
     if (tcp_port is None) == (not use_pty):
         raise click.UsageError("give exactly one of --tcp PORT or --pty")
     try:
-        emu_ = Emulator(board, seed=seed)
-    except EmulatorError as exc:
+        emu_ = Emulator(board, seed=seed, flash_path=flash_path)
+    except (EmulatorError, FlashCorrupt, ValueError) as exc:
         raise click.ClickException(str(exc)) from exc
 
     def ready(url):
@@ -155,6 +158,48 @@ def emu_serve(board, tcp_port, use_pty, speed, seed):
         pass
     finally:
         emu_.close()
+
+
+def _run_scenario(path, **kw):
+    from .emulator.scenario import ScenarioError, run
+    try:
+        return run(path, **kw)
+    except ScenarioError as exc:
+        raise click.ClickException(str(exc)) from exc
+
+
+@emu.command("run")
+@click.argument("scenario_path", metavar="SCENARIO.json", type=click.Path(exists=True, dir_okay=False))
+@json_option
+@click.option("--vcd", type=click.Path(dir_okay=False), help="Also write the trace as VCD.")
+@click.option("--trace-json", type=click.Path(dir_okay=False), help="Also write the trace as JSON.")
+@click.option("--flash", "flash_path", type=click.Path(dir_okay=False), default=None,
+              help="Run on the flash image kept in FILE.")
+def emu_run(scenario_path, as_json, vcd, trace_json, flash_path):
+    """Run a scenario in lockstep (as fast as the CPU allows) and print its report.
+
+    The format of SCENARIO.json and of the report: docs/emulator.md.
+    """
+    from .emulator import scenario, trace_export
+    res = _run_scenario(scenario_path, flash_path=flash_path)
+    if vcd:
+        trace_export.write_vcd(res.emu, res.end_ns, vcd)
+    if trace_json:
+        trace_export.write_json(res.emu, res.end_ns, trace_json)
+    emit(res.report, as_json, scenario.summary(res.report))
+
+
+@emu.command("scope")
+@click.argument("scenario_path", metavar="SCENARIO.json", type=click.Path(exists=True, dir_okay=False))
+@click.option("--out", required=True, type=click.Path(dir_okay=False), help="PNG (or PDF, SVG) to write.")
+@click.option("--from-s", "t0_s", type=float, default=0.0, show_default=True, help="Window start (virtual s).")
+@click.option("--to-s", "t1_s", type=float, default=None, help="Window end (default: the scenario's end).")
+def emu_scope(scenario_path, out, t0_s, t1_s):
+    """Run a scenario and draw the electrode current and bridge state (matplotlib)."""
+    from .emulator import trace_export
+    res = _run_scenario(scenario_path)
+    trace_export.plot_scope(res.emu, res.end_ns, out, t0_s, t1_s)
+    click.echo(f"wrote {out}")
 
 
 @main.command()

@@ -1,6 +1,12 @@
 # Current and electrode-voltage sense through the ADC. All arithmetic is in
 # small integers (fixed point), so a supervisor tick reading it never
 # allocates: raw (0..65535) x scale stays below 2**30.
+#
+# `calibrated=True` (ESP32): read the port's calibrated microvolts
+# (`read_uv()`) instead of assuming a linear 0..adc_vref_mv ADC -- the
+# ESP32's ADC has an offset (its code 0 means "below ~140 mV") and a bent
+# top. The floor, what read_uv() returns with nothing on the pin, is read
+# once at construction (output off) and reads as 0.
 def _scale(full_scale, shift):
     scale = (full_scale << shift) // 65535
     if 65535 * scale >= 1 << 30:
@@ -9,16 +15,28 @@ def _scale(full_scale, shift):
 
 
 class Sense:
-    def __init__(self, adc_current, adc_voltage, r_sense_ohm, divider, adc_vref_mv):
+    def __init__(self, adc_current, adc_voltage, r_sense_ohm, divider, adc_vref_mv, calibrated=False):
         self._adc_i = adc_current
         self._adc_v = adc_voltage
+        self._cal = calibrated
+        self._r_sense = r_sense_ohm
+        self._divider = divider
         # current: V_sense / R_sense; full scale in uA
         self._i_scale = _scale(adc_vref_mv * 1000 // r_sense_ohm, 14)
         # electrode voltage: ADC volts x divider; full scale in mV
         self._v_scale = _scale(adc_vref_mv * divider, 14)
+        if calibrated:
+            self._floor_i = adc_current.read_uv()
+            self._floor_v = adc_voltage.read_uv()
 
     def read_ua(self):
+        if self._cal:
+            uv = self._adc_i.read_uv()
+            return 0 if uv <= self._floor_i else (uv + (self._r_sense >> 1)) // self._r_sense
         return (self._adc_i.read_u16() * self._i_scale + 8192) >> 14
 
     def read_mv(self):
+        if self._cal:
+            uv = self._adc_v.read_uv()
+            return 0 if uv <= self._floor_v else uv * self._divider // 1000
         return (self._adc_v.read_u16() * self._v_scale + 8192) >> 14
