@@ -8,6 +8,7 @@ from myotone.hal.bridge import HBridge
 from myotone.hal.sense import Sense
 from myotone.output import Output
 from myotone.board import full_scale_ua
+from myotone import calib as calib_mod
 
 _RP2040_WATCHDOG_CTRL = const(0x40058000)
 _RP2040_WATCHDOG_ENABLE = const(1 << 30)
@@ -68,7 +69,7 @@ def make_pulse(board, bridge):
 
 
 class Hardware:
-    def __init__(self, board):
+    def __init__(self, board, calib=None, calib_source="default"):
         self.board = board
         self.reset_cause = reset_cause()
         Pin = machine.Pin
@@ -91,6 +92,14 @@ class Hardware:
         self.led_red = Pin(board["led"]["red_pin"], Pin.OUT, value=0)
         self._tick_timer = machine.Timer(board["supervisor"]["timer_id"])
         self._wdt = None
+        self.set_calibration(calib if calib is not None else calib_mod.identity(), calib_source)
+
+    def set_calibration(self, cal, source="file"):
+        """Apply a checked calibration (calib.check) to the output and the sense."""
+        self.output.calibrate(cal["dac_gain"], cal["dac_offset_ua"])
+        self.sense.calibrate(cal["adc_gain"], cal["adc_offset_ua"])
+        self.calib = cal
+        self.calib_source = source
 
     def read_temp_raw(self):
         """The thermistor as a read_u16() code of a ratiometric 3.3 V ADC (thermal.py's scale)."""

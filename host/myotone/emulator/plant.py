@@ -68,6 +68,9 @@ class Plant:
         self.skin_temp_c = 33.0
         self.vbus = 0
         self.asymmetry = 0.8          # bridge_asymmetry: the negative half delivers 80 %
+        # this unit's component tolerances (what `myotone calibrate` measures):
+        self.dac_gain = 1.0           # DAC Vref and R_set: true set point / nominal
+        self.sense_gain = 1.0         # R_sense: true sense voltage / nominal
         self._stuck: dict[str, int] = {}
         self._therm = (None, 0.0)
         self._gauss = self.rng.gauss
@@ -90,7 +93,7 @@ class Plant:
     def set_point_ua(self) -> float:
         code = self.dac_max if "dac_stuck_high" in self.faults else self.dac_code
         v_mv = code / self.dac_max * self.board["dac"]["vref_mv"]
-        return v_mv * 1000.0 / self.board["v_to_i"]["r_set_ohm"]
+        return v_mv * 1000.0 / self.board["v_to_i"]["r_set_ohm"] * self.dac_gain
 
     def _drive_sign(self) -> int:
         if not self.powered or not self.hv_on or self.bridge_a == self.bridge_b:
@@ -199,7 +202,7 @@ class Plant:
         if not self.powered:
             return 0.0
         if channel == "i":
-            return abs(self.current_ua(t_ns)) * 1e-6 * self._r_sense
+            return abs(self.current_ua(t_ns)) * 1e-6 * self._r_sense * self.sense_gain
         if channel == "v":
             return self.electrode_mv(t_ns) / 1000.0 / self.board["sense"]["divider"]
         return self.thermistor_v()
