@@ -176,7 +176,38 @@ def _string_constants(path: Path) -> set[str]:
 
 
 def error_codes() -> set[str]:
-    return _string_constants(FIRMWARE / "protocol.py")
+    """Every constant of protocol.py, and every code any module raises a ProtocolError with.
+
+    A raise's first argument is resolved when it is a string, a module-level
+    constant of its own module, or a constant of protocol.py (`P.X`); codes
+    computed at run time (`self.env`: the fault reasons) are not.
+    """
+    proto = {}
+    for node in ast.parse((FIRMWARE / "protocol.py").read_text(encoding="utf-8")).body:
+        if (isinstance(node, ast.Assign) and isinstance(node.targets[0], ast.Name)
+                and isinstance(node.value, ast.Constant) and isinstance(node.value.value, str)):
+            proto[node.targets[0].id] = node.value.value
+    codes = {v for k, v in proto.items() if k.isupper()}
+    for path, tree in _firmware_trees():
+        local = {node.targets[0].id: node.value.value for node in tree.body
+                 if isinstance(node, ast.Assign) and isinstance(node.targets[0], ast.Name)
+                 and isinstance(node.value, ast.Constant) and isinstance(node.value.value, str)}
+        if path.name == "protocol.py":
+            local = proto
+        for node in ast.walk(tree):
+            if not (isinstance(node, ast.Call) and node.args and (
+                    (isinstance(node.func, ast.Attribute) and node.func.attr == "ProtocolError")
+                    or (isinstance(node.func, ast.Name) and node.func.id == "ProtocolError"))):
+                continue
+            arg = node.args[0]
+            if isinstance(arg, ast.Constant) and isinstance(arg.value, str):
+                codes.add(arg.value)
+            elif isinstance(arg, ast.Name) and arg.id in local:
+                codes.add(local[arg.id])
+            elif (isinstance(arg, ast.Attribute) and isinstance(arg.value, ast.Name)
+                  and arg.value.id in ("P", "protocol") and arg.attr in proto):
+                codes.add(proto[arg.attr])
+    return codes
 
 
 def fault_reasons() -> set[str]:
@@ -395,13 +426,24 @@ def _live_shapes() -> tuple[dict, dict]:
     bench = Bench()
     try:
         replies = {}
-        for cmd, args in (("hello", {}), ("status", {}), ("programs", {}),
-                          ("start", {"program": "lift", "ua": 200, "duration_s": 4, "heartbeat": True}),
+        for cmd, args in (("hello", {}), ("status", {}), ("programs", {}), ("board", {}), ("calib_get", {}),
+                          ("calib_set", {"dac_gain": 1.0, "dac_offset_ua": 0, "adc_gain": 1.0,
+                                         "adc_offset_ua": 0}),
+                          ("start", {"program": "lift", "ua": 200, "duration_s": 20, "heartbeat": True}),
                           ("heartbeat", {})):
             replies[cmd] = bench.request(cmd, **args)
         bench.run(3)
+        bench.request("heartbeat")
+        replies["pause"] = bench.request("pause")
+        bench.run(2)
+        replies["resume"] = bench.request("resume")
+        bench.run(1)
         replies["stop"] = bench.request("stop")
         bench.run(2)
+        replies["measure"] = bench.request("measure", ua=200, hold_s=1)
+        for _ in range(7):                  # ramp 2 s + hold 1 s + ramp-down 1.5 s
+            bench.run(1)
+            bench.request("heartbeat")
         bench.start(ua=200)
         bench.run(3)
         bench.emu.set_fault("electrode_off")
@@ -439,8 +481,9 @@ def check_example_shapes(text: str, replies: dict, events: dict) -> list[str]:
 def test_protocol_examples_have_the_fields_the_firmware_sends():
     """Documented replies and events have the same fields (recursively) as the live firmware's."""
     replies, events = _live_shapes()
-    assert {"hello", "status", "programs", "start", "stop", "heartbeat", "fault_clear"} <= set(replies)
-    assert {"ready", "state", "telemetry", "fault"} <= set(events)
+    assert {"hello", "status", "programs", "start", "stop", "heartbeat", "fault_clear", "board",
+            "calib_get", "calib_set", "pause", "resume", "measure"} <= set(replies)
+    assert {"ready", "state", "telemetry", "fault", "measure"} <= set(events)
     text = _read("protocol.md")
     assert check_example_shapes(text, replies, events) == []
     broken = text.replace('"soft_start_ua": 10, ', "", 1)
