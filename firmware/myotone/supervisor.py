@@ -60,6 +60,7 @@ class Supervisor:
         self.last_ohm = 0
         self.measure = Measure()
         self.wave_table = None
+        self._closing = False
         self._tick_cb = self.tick    # bound once: the tick must not allocate
 
     # ---- the tick (timer callback) ------------------------------------
@@ -81,6 +82,13 @@ class Supervisor:
         mon = self.monitor
         self.env = mon.environment(self.temp_raw, hw.vbus.value())
         sess = self.session
+        if self._closing:
+            # a normal end waits for the pair under way to finish: no net charge left behind
+            if not pulse.in_pair or pulse.pairs != self._pairs_at_set:
+                self._close()
+            elif self.env is not None:
+                self._trip(self.env)
+            return
         if not sess.active():
             return
         if self.env is not None:
@@ -101,22 +109,38 @@ class Supervisor:
             self._was_run = True
             mon.capture_baseline()
         if sess.state == S.DONE:
-            self._cut()
-            if self._pending_fault is not None:
-                sess.trip()
-                self.fault = self._pending_fault
-                self._pending_fault = None
+            self._closing = True
+            self._pairs_at_set = pulse.pairs
+            if not pulse.in_pair:
+                self._close()
         elif sess.state == S.PAUSED:
-            if self.pulse.running:
-                self.pulse.stop()         # paused: hold at zero with the bridge off
+            if pulse.running and (not pulse.in_pair or pulse.pairs != self._pairs_at_set):
+                pulse.stop()              # paused: hold at zero with the bridge off, between pairs
         elif not self.pulse.in_pair or self.pulse.pairs != self._pairs_at_set:
             # amplitude changes only between pairs: ramps stay charge-balanced
             self._pairs_at_set = self.pulse.pairs
             self.output.set_ua(mon.scale(target))
 
+    def state_code(self):
+        """The session state as the host sees it: a session finishing its last
+        pair is still ramping down, and says `done` only once the output is off."""
+        return S.RAMP_DOWN if self._closing else self.session.state
+
+    def state_name(self):
+        return S.NAMES[self.state_code()]
+
     def _cut(self):
+        self._closing = False
         self.output.off()
         self.pulse.stop()
+
+    def _close(self):
+        """The session's normal end (or a ramp-down trip's): cut, then latch any pending fault."""
+        self._cut()
+        if self._pending_fault is not None:
+            self.session.trip()
+            self.fault = self._pending_fault
+            self._pending_fault = None
 
     def _trip(self, reason):
         self._cut()
@@ -151,7 +175,7 @@ class Supervisor:
     def cmd_status(self, args):
         P.check_args(args, _NONE)
         s = self.session
-        return {"state": S.NAMES[s.state], "setpoint_ua": s.setpoint_ua, "target_ua": s.target_na // 1000,
+        return {"state": self.state_name(), "setpoint_ua": s.setpoint_ua, "target_ua": s.target_na // 1000,
                 "measured_ua": self.last_ua, "impedance_ohm": self.last_ohm,
                 "elapsed_s": s.elapsed_ms // 1000, "duration_s": s.duration_ms // 1000,
                 "fault": self.fault, "reset_cause": self.hw.reset_cause, "condition": self.env,
@@ -167,6 +191,8 @@ class Supervisor:
             raise P.ProtocolError(P.FAULTED, "fault latched (%s): send fault_clear" % self.fault)
         if self.session.active():
             raise P.ProtocolError(P.BUSY, "a session is running: stop it first")
+        if self._closing:
+            raise P.ProtocolError(P.BUSY, "the last pulse pair is finishing: try again shortly")
         if self.env is not None:
             raise P.ProtocolError(self.env, "cannot start: " + self.env.replace("_", " "))
         try:
@@ -206,13 +232,13 @@ class Supervisor:
         self.wave_table = table               # resume plays it again
         self.pulse.start(table)
         self.session.begin(ua, duration_s * 1000, time.ticks_ms())
-        return {"state": S.NAMES[self.session.state], "setpoint_ua": ua, "duration_s": duration_s,
+        return {"state": self.state_name(), "setpoint_ua": ua, "duration_s": duration_s,
                 "density_limited": density_limited}
 
     def cmd_stop(self, args):
         P.check_args(args, _NONE)
         self.session.request_stop()
-        return {"state": S.NAMES[self.session.state]}
+        return {"state": self.state_name()}
 
     def cmd_heartbeat(self, args):
         P.check_args(args, _NONE)
@@ -226,7 +252,7 @@ class Supervisor:
         self.fault = None
         self._fault_sent = False
         self.session.clear()
-        return {"state": S.NAMES[self.session.state]}
+        return {"state": self.state_name()}
 
     def cmd_pause(self, args):
         return service.pause(self, args)
@@ -267,10 +293,11 @@ class Supervisor:
         if self.fault is not None and not self._fault_sent:
             self._fault_sent = True
             con.write_line(P.event("fault", reason=self.fault))
-        if s.state != self._state_sent:
-            self._state_sent = s.state
-            con.write_line(P.event("state", state=S.NAMES[s.state], setpoint_ua=s.setpoint_ua))
-            if s.state in (S.DONE, S.FAULT):
+        st = self.state_code()
+        if st != self._state_sent:
+            self._state_sent = st
+            con.write_line(P.event("state", state=S.NAMES[st], setpoint_ua=s.setpoint_ua))
+            if st in (S.DONE, S.FAULT):
                 self._telemetry(time.ticks_ms())
                 if self.measure.active:
                     service.measure_done(self)
@@ -290,7 +317,7 @@ class Supervisor:
             self.last_ua = 0
         s = self.session
         self.console.write_line(P.event(
-            "telemetry", t_ms=now, state=S.NAMES[s.state], setpoint_ua=s.setpoint_ua,
+            "telemetry", t_ms=now, state=self.state_name(), setpoint_ua=s.setpoint_ua,
             target_ua=s.target_na // 1000, measured_ua=self.last_ua, impedance_ohm=self.last_ohm,
             baseline_ohm=self.monitor.z_base_ohm, output_ua=self.output.ua_for_code(self.output.code),
             temp_c=round(thermal.c_for_raw(self.board["thermistor"], self.temp_raw), 1),
