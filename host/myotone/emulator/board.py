@@ -9,6 +9,7 @@ from .clock import Clock
 from .console import Console
 from .mcu import BROWNOUT_RESET, PWRON_RESET, Mcu
 from .flash import ESP32_BLOCKS, Flash
+from .peripherals import Peripherals
 from .plant import Load, Plant
 from .runtime import Runtime
 
@@ -47,6 +48,7 @@ class Emulator:
         self.clock = Clock()
         self.plant = Plant(self.board, load, seed=seed)
         self.mcu = Mcu(self.board, self.clock, self.plant)
+        self.periph = Peripherals(self.board, self.mcu)
         self.console = Console(self.clock)
         if fs is None:
             fs = Flash(autosave=False) if self.board["mcu"] == "rp2040" else Flash(
@@ -99,6 +101,24 @@ class Emulator:
 
     def read(self) -> bytes:
         return self.console.take_tx()
+
+    # ---- button, LEDs ----
+    def press_button(self, hold_s: float = 0.1, at_s: float | None = None) -> None:
+        """Press the device's button at virtual time `at_s` (default: now) for `hold_s`."""
+        t_ns = self.clock.now_ns if at_s is None else int(round(at_s * 1e9))
+        self.periph.button.press(t_ns, int(round(hold_s * 1e9)))
+
+    @property
+    def led_red(self):
+        return self.periph.red
+
+    @property
+    def led_nir(self):
+        return self.periph.nir
+
+    @property
+    def status_led(self):
+        return self.periph.status
 
     # ---- faults and plant ----
     FAULTS = ("electrode_off", "electrode_short", "dac_stuck_high", "adc_stuck", "bridge_asymmetry",

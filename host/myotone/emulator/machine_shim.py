@@ -75,21 +75,29 @@ def make_machine_module(mcu: Mcu) -> types.ModuleType:
             self.pin_id = pin.id
             self._freq = freq
             self._duty = duty_u16
+            for p in list(mcu.pwms):              # one PWM per pin: the new one takes over
+                if p.pin_id == self.pin_id:
+                    mcu.pwms.remove(p)
             mcu.pwms.append(self)
+            mcu.pwm_event(self, True)
         def freq(self, f=None):
             if f is None:
                 return self._freq
             self._freq = f
+            mcu.pwm_event(self, self in mcu.pwms)
         def duty_u16(self, d=None):
             if d is None:
                 return self._duty
             if not 0 <= d <= 65535:
                 raise ValueError("duty_u16 must be from 0 to 65535")
+            mcu.check_alive()
             self._duty = d
+            mcu.pwm_event(self, self in mcu.pwms)
         def deinit(self):
             self._duty = 0
             if self in mcu.pwms:
                 mcu.pwms.remove(self)
+            mcu.pwm_event(self, False)
 
     class I2C:
         def __init__(self, id, *, scl=None, sda=None, freq=400000, **kw):

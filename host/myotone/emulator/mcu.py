@@ -62,6 +62,10 @@ class Mcu:
             self.i2c_devices[(board["dac"]["i2c_id"], board["dac"].get("addr", 0x60))] = Mcp4725Model(plant, self)
         b = board["bridge"]
         self._role = {b["pol_a"]: "bridge_a", b["pol_b"]: "bridge_b", board["hv_enable"]: "hv_on"}
+        # peripherals (peripherals.py): output pins they watch, input pins they drive, PWMs they follow
+        self.watch: dict = {}           # pin -> fn(t_ns, level)
+        self.inputs: dict = {}          # pin -> fn() -> level
+        self.pwm_watch: dict = {}       # pin -> fn(t_ns, pwm, attached)
 
     # ---- pins ----
     def drive(self, pin: int, level: int, t_ns: int | None = None) -> None:
@@ -76,11 +80,23 @@ class Mcu:
             self.edges.append((t, pin, level))
             setattr(self.plant, role, level)
             self.plant.changed(t)
+        watcher = self.watch.get(pin)
+        if watcher is not None:
+            watcher(t, level)
 
     def level(self, pin: int) -> int:
         if pin == self.board["vbus_pin"]:
             return 1 if (self.plant.vbus or "vbus" in self.plant.faults) else 0
+        source = self.inputs.get(pin)
+        if source is not None:
+            return source()
         return self.levels.get(pin, 0)
+
+    def pwm_event(self, pwm, attached: bool) -> None:
+        """A PWM started, changed duty/frequency, or let go of its pin."""
+        watcher = self.pwm_watch.get(pwm.pin_id)
+        if watcher is not None:
+            watcher(self.clock.now_ns, pwm, attached)
 
     def set_dac(self, code: int) -> None:
         self.check_alive()
@@ -145,6 +161,8 @@ class Mcu:
             if role is not None:
                 setattr(self.plant, role, 0)
                 self.edges.append((t, pin, 0))
+            if pin in self.watch:
+                self.watch[pin](t, 0)
         if self.board["dac"]["kind"] != "mcp4725":
             self.plant.dac_code = 0            # the MCU's own DAC resets; an I2C DAC does not
         self.plant.changed(t)
