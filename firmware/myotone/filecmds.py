@@ -153,7 +153,7 @@ class FileCommands:
             self._not_running()
             store.settings_save(new)
             sup.settings = new
-        return sup.settings_view()
+        return sup.panel.settings_view(sup)
 
 
 def _has_current(prog):

@@ -154,6 +154,25 @@ def validate(raw):
     return {"description": text, "phases": out}
 
 
+OVERRIDES = ("duration_s", "hz", "phase_us", "gap_us", "alternate", "burst_on_ms", "burst_off_ms",
+             "red_pct", "nir_pct")
+
+
+def with_overrides(name, prog, args):
+    """`start` may change the one phase of a single-phase program (checked again)."""
+    over = {}
+    for key in OVERRIDES:
+        if key in args:
+            over[key] = args[key]
+    if not over:
+        return prog
+    if len(prog["phases"]) != 1:
+        raise ProgramError("%s has phases: only single-phase programs take overrides" % name, "bad_request")
+    phase = prog["phases"][0]
+    phase.update(over)
+    return validate({"description": prog["description"], "phases": [phase]})
+
+
 def waveform(p):
     """The Waveform of a phase (WaveformError if outside the envelope)."""
     return Waveform(int(p["hz"] * 1000 + 0.5), p["phase_us"], p["gap_us"], p["alternate"],

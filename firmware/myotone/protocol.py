@@ -147,7 +147,7 @@ def check_args(args, schema):
         elif kind == "obj":
             ok = isinstance(v, dict)
         if not ok:
-            raise ProtocolError(BAD_REQUEST, name + " must be " + kind)
+            raise ProtocolError(BAD_REQUEST, name + " must be " + ("an object" if kind == "obj" else kind))
     return args
 
 

@@ -115,7 +115,7 @@ class SessionLog:
         charge_uc = self.sum_ua / self.tick_hz
         body = {"setpoint_ua": self.setpoint_ua, "charge_uc": round(charge_uc, 2),
                 "avg_ua": round(self.sum_ua / self.ticks, 1) if self.ticks else 0,
-                "impedance_ohm": self.trend, "led_dose_j_cm2": round(dose_uj / 1000000, 3),
+                "impedance_ohm": self.trend, "led_dose_j_cm2": round(dose_uj / 1000000, 4),
                 "led_on_s": led_on_s, "led_stop": led_stop}
 
         def write_body(f):

@@ -9,6 +9,9 @@
 # Nothing is remembered about a running session: power-on never resumes one.
 import time
 from micropython import const
+from myotone import programs
+from myotone import protocol as P
+from myotone.session import NAMES, RAMP_DOWN
 
 SHORT = "short"
 LONG = "long"
@@ -72,14 +75,54 @@ class Panel:
         self._status = status_pin
         self.button = Button()
         self._shown = -1
+        self.run_level = 1          # the running session's level (the button steps it)
 
     def poll(self, sup, now_ms):
         if self._pin is not None:
             action = self.button.update(now_ms, self._pin.value() == 0)
             if action is not None:
-                sup.button(action)
+                self.act(sup, action)
         if self._status is not None:
-            level = status_level(sup.status_kind(), now_ms)
+            if sup.fault is not None:
+                kind = FAULT
+            else:
+                kind = RUNNING if sup.session.active() else IDLE
+            level = status_level(kind, now_ms)
             if level != self._shown:
                 self._shown = level
                 self._status.value(level)
+
+    def level(self, sup):
+        """The intensity level: the session's, else the saved one."""
+        if sup.session.active():
+            return self.run_level
+        lv = sup.settings.get("level", 1)
+        return lv if isinstance(lv, int) and 1 <= lv <= LEVELS else 1
+
+    def settings_view(self, sup):
+        return {"default_program": sup.settings.get("default_program", programs.DEFAULT),
+                "level": self.level(sup), "levels": LEVELS,
+                "level_ua": [level_ua(sup.limit_ua, k) for k in range(1, LEVELS + 1)]}
+
+    def act(self, sup, action):
+        """What a press does (see the table at the top)."""
+        s = sup.session
+        try:
+            if sup.fault is not None:
+                if action == LONG:
+                    sup.cmd_fault_clear({})
+            elif s.active():
+                if action == LONG:
+                    s.request_stop()
+                elif s.state != RAMP_DOWN:
+                    nxt = self.run_level % LEVELS + 1
+                    if sup.runner.set_base_ua(level_ua(sup.limit_ua, nxt)):
+                        self.run_level = nxt
+            elif action == SHORT:
+                sup.check_can_start()
+                name = self.settings_view(sup)["default_program"]
+                sup.begin(name, sup.files.load_program(name), level_ua(sup.limit_ua, self.level(sup)), False, 1000)
+        except P.ProtocolError as e:
+            sup.console.write_line(P.event("button", action=action, refused=e.code, message=e.message))
+            return
+        sup.console.write_line(P.event("button", action=action, state=NAMES[s.state], level=self.level(sup)))

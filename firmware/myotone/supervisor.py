@@ -8,17 +8,17 @@
 # Hardware objects come in through `hw` (see hardware.py).
 import time
 from micropython import const
-from myotone import VERSION, PROTOCOL, limits, programs, store
+from myotone import VERSION, limits, programs, store
 from myotone import protocol as P
 from myotone import session as S
 from myotone import monitor as M
 from myotone import runner as R
-from myotone import thermal
+from myotone import thermal, report
 from myotone.filecmds import FileCommands, program_error
 from myotone.programs import ProgramError
 from myotone.pulse import TimingUnsupported
 from myotone.sessionlog import SessionLog
-from myotone.standalone import Panel, SHORT, LONG, LEVELS, IDLE, RUNNING, FAULT, level_ua
+from myotone.standalone import Panel
 
 _LOOP_MS = const(20)
 
@@ -29,8 +29,6 @@ _START = {
     "red_pct": ("int", False), "nir_pct": ("int", False),
     "heartbeat": ("bool", False), "telemetry_ms": ("int", False),
 }
-_PHASE_OVERRIDES = ("duration_s", "hz", "phase_us", "gap_us", "alternate", "burst_on_ms", "burst_off_ms",
-                    "red_pct", "nir_pct")
 _NONE = {}
 
 
@@ -57,7 +55,6 @@ class Supervisor:
         except OSError:
             pass                     # a read-only or full flash: sessions still work, logs do not
         self.settings = store.settings_load()
-        self.run_level = 1
         self.env = None              # charging / over_temp right now (refuses starts)
         self.temp_raw = 65535
         self._was_run = False
@@ -162,63 +159,31 @@ class Supervisor:
 
     def cmd_hello(self, args):
         P.check_args(args, _NONE)
-        b = self.board
-        led = b["led"]
-        return {"protocol": PROTOCOL, "firmware": VERSION, "board": b["name"], "mcu": b["mcu"],
-                "pulse_backend": b["pulse"]["backend"], "reset_cause": self.hw.reset_cause,
-                "led": {"red_nm": 630, "nir_nm": 830 if self.led.has_nir else None, "pwm_hz": led["pwm_hz"],
-                        "red_mw_cm2": led["red_mw_cm2_at_100"],
-                        "nir_mw_cm2": led.get("nir_mw_cm2_at_100") if self.led.has_nir else None},
-                "standalone": {"button": self.hw.button is not None, "status_led": self.hw.status_led is not None},
-                "limits": {"max_ua": self.limit_ua, "min_ua": limits.PROGRAM_MIN_UA,
-                           "soft_start_ua": self.session.min_ua, "ceiling_ua": limits.ABS_CEILING_UA,
-                           "session_max_s": limits.SESSION_MAX_MS // 1000, "led_max_s": limits.LED_MAX_MS // 1000,
-                           "led_dose_max_j_cm2": limits.LED_DOSE_MAX_MJ_CM2 / 1000,
-                           "hz": [limits.FREQ_MIN_MHZ / 1000, limits.FREQ_MAX_MHZ / 1000],
-                           "phase_us": [limits.PHASE_MIN_US, limits.PHASE_MAX_US]}}
+        return report.hello(self)
 
     def cmd_status(self, args):
         P.check_args(args, _NONE)
-        s = self.session
-        plan = self.runner.plan
-        return {"state": S.NAMES[s.state], "setpoint_ua": s.setpoint_ua, "target_ua": s.target_na // 1000,
-                "measured_ua": self.last_ua, "impedance_ohm": self.last_ohm,
-                "elapsed_s": s.elapsed_ms // 1000, "duration_s": s.duration_ms // 1000,
-                "program": plan.name if plan else None, "phase": self.runner.k + 1 if plan else None,
-                "led_pct": self.led.percent_now(), "led_dose_j_cm2": round(self.led.dose_uj / 1e6, 3),
-                "led_derate_pct": self.led.derate_permille // 10, "level": self.level(),
-                "fault": self.fault, "reset_cause": self.hw.reset_cause, "condition": self.env,
-                "temp_c": round(thermal.c_for_raw(self.board["thermistor"], self.temp_raw), 1)}
+        return report.status(self)
 
     def plan_program(self, name, prog, ua):
         return R.plan(self, name, prog, ua)
 
     def cmd_start(self, args):
         P.check_args(args, _START)
-        self._check_can_start()
+        self.check_can_start()
         prog = self.files.load_program(args["program"])
-        over = {}
-        for key in _PHASE_OVERRIDES:
-            if key in args:
-                over[key] = args[key]
-        if over:
-            if len(prog["phases"]) != 1:
-                raise P.ProtocolError(P.BAD_REQUEST, "%s has phases: only single-phase programs take overrides"
-                                      % args["program"])
-            phase = prog["phases"][0]
-            phase.update(over)
-            try:
-                prog = programs.validate({"description": prog["description"], "phases": [phase]})
-            except ProgramError as e:
-                raise program_error(e)
+        try:
+            prog = programs.with_overrides(args["program"], prog, args)
+        except ProgramError as e:
+            raise program_error(e)
         telemetry_ms = P.in_range("telemetry_ms", args.get("telemetry_ms", 1000), 100, 60000, " ms")
-        plan = self._begin(args["program"], prog, args.get("ua"), args.get("heartbeat", False), telemetry_ms)
+        plan = self.begin(args["program"], prog, args.get("ua"), args.get("heartbeat", False), telemetry_ms)
         return {"state": S.NAMES[self.session.state], "program": plan.name,
                 "setpoint_ua": min(plan.base_ua, plan.density_ua) if plan.microcurrent else 0,
                 "duration_s": plan.duration_ms // 1000, "density_limited": plan.base_ua > plan.density_ua > 0,
                 "led_dose_j_cm2": round(plan.dose_uj / 1e6, 3)}
 
-    def _check_can_start(self):
+    def check_can_start(self):
         if self.fault is not None:
             raise P.ProtocolError(P.FAULTED, "fault latched (%s): send fault_clear" % self.fault)
         if self.session.active():
@@ -226,7 +191,7 @@ class Supervisor:
         if self.env is not None:
             raise P.ProtocolError(self.env, "cannot start: " + self.env.replace("_", " "))
 
-    def _begin(self, name, prog, ua, heartbeat, telemetry_ms):
+    def begin(self, name, prog, ua, heartbeat, telemetry_ms):
         """Plan (every check), then start the outputs. ProtocolError if refused."""
         try:
             plan = R.plan(self, name, prog, ua)
@@ -244,7 +209,7 @@ class Supervisor:
         self._telemetry_ms = telemetry_ms
         self._telemetry_at = time.ticks_add(now, telemetry_ms)
         self.session.clear()
-        self.run_level = self.level()
+        self.panel.run_level = self.panel.level(self)
         self.log.begin(name, min(plan.base_ua, plan.density_ua) if plan.microcurrent else 0, time.time())
         self._log_t0 = now
         self.runner.begin(plan, now)
@@ -268,46 +233,6 @@ class Supervisor:
         self._fault_sent = False
         self.session.clear()
         return {"state": S.NAMES[self.session.state]}
-
-    # ---- standalone: button, status LED, settings -------------------------
-    def level(self):
-        """The intensity level: the session's (the button steps it), else the saved one."""
-        if self.session.active():
-            return self.run_level
-        lv = self.settings.get("level", 1)
-        return lv if isinstance(lv, int) and 1 <= lv <= LEVELS else 1
-
-    def settings_view(self):
-        return {"default_program": self.settings.get("default_program", programs.DEFAULT), "level": self.level(),
-                "levels": LEVELS, "level_ua": [level_ua(self.limit_ua, k) for k in range(1, LEVELS + 1)]}
-
-    def status_kind(self):
-        if self.fault is not None:
-            return FAULT
-        return RUNNING if self.session.active() else IDLE
-
-    def button(self, action):
-        """A press of the device's button (see standalone.py)."""
-        s = self.session
-        try:
-            if self.fault is not None:
-                if action == LONG:
-                    self.cmd_fault_clear(_NONE)
-            elif s.active():
-                if action == LONG:
-                    s.request_stop()
-                elif s.state != S.RAMP_DOWN and self.runner.set_base_ua(
-                        level_ua(self.limit_ua, self.run_level % LEVELS + 1)):
-                    self.run_level = self.run_level % LEVELS + 1
-            elif action == SHORT:
-                self._check_can_start()
-                name = self.settings_view()["default_program"]
-                self._begin(name, self.files.load_program(name), level_ua(self.limit_ua, self.level()),
-                            False, 1000)
-        except P.ProtocolError as e:
-            self.console.write_line(P.event("button", action=action, refused=e.code, message=e.message))
-            return
-        self.console.write_line(P.event("button", action=action, state=S.NAMES[s.state], level=self.level()))
 
     # ---- main loop ------------------------------------------------------
     def poll(self, wait_ms=_LOOP_MS):
@@ -374,14 +299,7 @@ class Supervisor:
             self.last_ohm = sum_mv * 1000 // sum_ua if sum_ua else 0
         else:
             self.last_ua = 0
-        s = self.session
-        self.console.write_line(P.event(
-            "telemetry", t_ms=now, state=S.NAMES[s.state], setpoint_ua=s.setpoint_ua,
-            target_ua=s.target_na // 1000, measured_ua=self.last_ua, impedance_ohm=self.last_ohm,
-            baseline_ohm=self.monitor.z_base_ohm, output_ua=self.output.ua_for_code(self.output.code),
-            led_pct=self.led.percent_now(), led_dose_j_cm2=round(self.led.dose_uj / 1e6, 3),
-            temp_c=round(thermal.c_for_raw(self.board["thermistor"], self.temp_raw), 1),
-            elapsed_s=s.elapsed_ms // 1000))
+        self.console.write_line(report.telemetry(self, now))
 
     def run(self):
         self.hw.start_tick(self._tick_cb)
