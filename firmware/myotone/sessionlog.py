@@ -1,5 +1,6 @@
 # What a session did, for its log record: delivered charge, average current,
-# impedance trend, LED dose, faults, and ~1 sample per second.
+# impedance trend (one value per 10 % of the session), LED dose, faults, and
+# ~1 sample per second (bounded).
 #
 # The supervisor tick calls tick(): it only adds small integers to
 # counters that wrap at 2**29 (no allocation, nothing reset), and the main
@@ -11,8 +12,9 @@ from array import array
 from micropython import const
 
 _MASK = const(0x1FFFFFFF)
-MAX_SAMPLES = const(300)       # then every other sample goes and the interval doubles
-_MINUTE_MS = const(60000)      # impedance trend: one value per minute of session
+MAX_SAMPLES = const(320)       # then every other sample goes and the interval doubles:
+                               # a 20 min session keeps one sample per 4 s at worst
+TREND_POINTS = const(10)       # impedance trend: one value per 10 % of the planned session
 
 
 class SessionLog:
@@ -46,7 +48,7 @@ class SessionLog:
         self._last = now
         return d
 
-    def begin(self, program, setpoint_ua, start_s):
+    def begin(self, program, setpoint_ua, start_s, duration_ms):
         self.program = program
         self.setpoint_ua = setpoint_ua
         self.start_s = start_s
@@ -54,13 +56,14 @@ class SessionLog:
         self._last = (self.c_ticks, self.c_on, self.c_ua, self.c_mv, self.c_led)
         self.ticks = self.on = self.sum_ua = 0     # totals (main-loop ints, may grow)
         self._win = [0, 0, 0, 0, 0]                # the current sample window
-        self._min = [0, 0]                         # this minute's on-current and on-voltage sums
+        self._min = [0, 0]                         # this trend bucket's on-current and on-voltage sums
         self.trend = []
         self.n = 0
         self.every = 1                             # windows per sample (doubles when full)
         self._k = 0
         self.next_ms = 1000                        # session time of the next sample
-        self._next_min_ms = _MINUTE_MS
+        self._trend_ms = max(1000, duration_ms // TREND_POINTS)
+        self._next_trend_ms = self._trend_ms
         self.open = True
 
     def fault(self, reason):
@@ -78,8 +81,8 @@ class SessionLog:
             self._win[i] += d[i]
         self._min[0] += d[2]
         self._min[1] += d[3]
-        if final or t_ms >= self._next_min_ms:
-            self._next_min_ms += _MINUTE_MS
+        if final or t_ms >= self._next_trend_ms:
+            self._next_trend_ms += self._trend_ms
             if self._min[0]:
                 self.trend.append(self._min[1] * 1000 // self._min[0])
             self._min = [0, 0]

@@ -210,7 +210,8 @@ class Supervisor:
         self._telemetry_at = time.ticks_add(now, telemetry_ms)
         self.session.clear()
         self.panel.run_level = self.panel.level(self)
-        self.log.begin(name, min(plan.base_ua, plan.density_ua) if plan.microcurrent else 0, time.time())
+        self.log.begin(name, min(plan.base_ua, plan.density_ua) if plan.microcurrent else 0, time.time(),
+                       plan.duration_ms)
         self._log_t0 = now
         self.runner.begin(plan, now)
         return plan
