@@ -1,12 +1,16 @@
 # The README's two commands: `make demo` and `make test`. Each sets up what it
-# needs (a .venv with the project installed) when it is missing, and is quick
-# when it is already there.
+# needs when it is missing, and is quick when it is already there:
+#   .venv            the project and its test tools (PyPI)
+#   tools/mpvm       a real MicroPython VM for the fidelity gate (npm, pinned)
+#   .stubs/          the official MicroPython stubs per port (PyPI, pinned)
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+MPVM   := tools/mpvm
+MPVM_STAMP := $(MPVM)/node_modules/.package-lock.json
 
-.PHONY: demo test setup clean
+.PHONY: demo test setup stubs clean
 
 setup: $(STAMP)
 
@@ -16,11 +20,17 @@ $(STAMP): pyproject.toml
 	@$(BIN)/python -m pip install --quiet -e '.[test]'
 	@touch $(STAMP)
 
+$(MPVM_STAMP): $(MPVM)/package.json $(MPVM)/package-lock.json
+	@npm ci --prefix $(MPVM) --no-audit --no-fund --loglevel=error
+
+stubs: $(STAMP)
+	@$(BIN)/python tools/typecheck_firmware.py --install-stubs
+
 demo: $(STAMP)
 	@$(BIN)/myotone demo
 
-test: $(STAMP)
+test: $(STAMP) $(MPVM_STAMP) stubs
 	@$(BIN)/python -m pytest -n 2
 
 clean:
-	rm -rf $(VENV) build *.egg-info host/*.egg-info
+	rm -rf $(VENV) build *.egg-info host/*.egg-info .stubs $(MPVM)/node_modules

@@ -80,7 +80,6 @@ def test_stop_ramps_down(emu):
     (b'{"cmd":"start","program":"lift","ua":900}\n', "out_of_range"),
     (b'{"cmd":"start","program":"nope","ua":100}\n', "out_of_range"),
     (b'{"cmd":"start","program":"lift","ua":100,"hz":5000}\n', "out_of_range"),
-    (b'{"cmd":"start","program":"lift","ua":100,"phase_us":250,"hz":100}\n', "timing_unsupported"),
     (b'{"cmd":"start","program":"lift","ua":"100"}\n', "bad_request"),
     (b'{"cmd":"start","program":"lift","ua":100,"evil":1}\n', "bad_request"),
     (b"x" * 2000 + b"\n", "line_too_long"),
@@ -92,6 +91,20 @@ def test_bad_input_gets_an_error_and_output_stays_off(emu, line, code):
     assert replies and replies[-1]["ok"] is False and replies[-1]["error"] == code, replies
     assert emu.plant.trace.max_abs_ua == 0 and emu.plant.hv_on == 0
     assert request(emu, "hello")["ok"]          # still serving
+
+
+def test_a_timing_the_backend_cannot_play_is_refused_not_degraded():
+    from myotone.emulator import Emulator
+    from myotone.emulator.board import load_board
+    board = load_board("pico-mcp4725")
+    board["pulse"] = {"backend": "timer", "timer_id": -1, "hard": True, "tick_us": 100}
+    with Emulator(board) as emu:
+        emu.run_for(0.2)
+        emu.write(b'{"id":3,"cmd":"start","program":"lift","ua":100,"phase_us":250,"hz":100}\n')
+        emu.run_for(0.2)
+        reply = [m for m in messages(emu) if m.get("id") == 3][0]
+        assert reply["error"] == "timing_unsupported" and "100 us step" in reply["message"]
+        assert emu.plant.trace.max_abs_ua == 0
 
 
 def test_ctrl_c_leaves_output_safe(emu):

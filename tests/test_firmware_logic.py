@@ -135,6 +135,11 @@ def test_board_files_in_repo_are_valid(fw):
     (lambda b: b.update(mcu="avr"), "mcu"),
     (lambda b: b["bridge"].update(pol_b=b["bridge"]["pol_a"]), "differ"),
     (lambda b: b.update(watchdog_ms=5000), "watchdog"),
+    (lambda b: b.update(dac={"kind": "esp32", "pin": 25, "bits": 8, "vref_mv": 3300}), "esp32 only"),
+    (lambda b: b.update(pulse={"backend": "rmt"}), "esp32 only"),
+    (lambda b: b.update(mcu="esp32", dac={"kind": "esp32", "pin": 25, "bits": 8, "vref_mv": 3300},
+                        pulse={"backend": "timer", "timer_id": 0, "hard": True, "tick_us": 100}), "soft"),
+    (lambda b: b["bridge"].update(pol_b=b["bridge"]["pol_a"] + 2), "pol_a \\+ 1"),
 ])
 def test_bad_board_files_are_refused(fw, mutate, msg):
     import json

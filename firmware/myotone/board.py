@@ -66,6 +66,8 @@ def check(raw):
     dac = _need(raw, "dac", dict, "")
     if _need(dac, "kind", str, "dac.") not in _DAC_KINDS:
         raise BoardError("board: dac.kind must be one of " + ", ".join(_DAC_KINDS))
+    if dac["kind"] == "esp32" and raw["mcu"] != "esp32":
+        raise BoardError("board: dac.kind esp32 (machine.DAC) exists on esp32 only")
     bits = _positive(dac, "bits", "dac.")
     if bits > 16:
         raise BoardError("board: dac.bits must be <= 16")
@@ -91,6 +93,8 @@ def check(raw):
         raise BoardError("board: the rmt back-end exists on esp32 only")
     if pulse["backend"] == "timer":
         _positive(pulse, "tick_us", "pulse.")
+        if raw["pulse"].get("hard") and raw["mcu"] == "esp32":
+            raise BoardError("board: esp32 timer callbacks are soft: pulse.hard must be false")
     sup = _need(raw, "supervisor", dict, "")
     _need(sup, "timer_id", int, "supervisor.")
     hz = _positive(sup, "hz", "supervisor.")

@@ -40,8 +40,8 @@ def make_dac(board):
         i2c = machine.I2C(d["i2c_id"], sda=machine.Pin(d["sda"]), scl=machine.Pin(d["scl"]), freq=400000)
         return Mcp4725(i2c, d.get("addr", 0x60))
     if d["kind"] == "esp32":
-        from myotone.hal.dac import Esp32Dac
-        return Esp32Dac(machine.DAC(machine.Pin(d["pin"])))
+        from myotone.hal import dac_esp32
+        return dac_esp32.make(d["pin"])
     from myotone.hal.dac import PwmDac
     return PwmDac(machine.PWM(machine.Pin(d["pin"]), freq=d.get("pwm_hz", 100000), duty_u16=0))
 

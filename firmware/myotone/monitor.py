@@ -46,11 +46,7 @@ class Monitor:
     def begin(self, density_peak_ua):
         """A new session: forget everything about the last one."""
         self.density_ua = density_peak_ua * 11 // 10 + limits.OVER_CURRENT_MARGIN_UA
-        self._over = 0
-        self._dense = 0
-        self._open = 0
-        self._idle_i = 0
-        self._sense_bad_ms = -1
+        self.reset_counts()
         for i in range(_BUCKETS):
             self._pos[i] = self._npos[i] = self._neg[i] = self._nneg[i] = 0
         self._b = 0
@@ -58,6 +54,14 @@ class Monitor:
         self._wpos = self._wnpos = self._wneg = self._wnneg = 0
         self.z_ohm = 0          # smoothed electrode impedance
         self.z_base_ohm = 0     # the session's baseline (0 = not yet captured)
+
+    def reset_counts(self):
+        """Forget the consecutive-sample counters (not the charge window)."""
+        self._over = 0
+        self._dense = 0
+        self._open = 0
+        self._idle_i = 0
+        self._sense_bad_ms = -1
 
     # ---- environment: checked on every tick, session or not ----
     def environment(self, temp_raw, vbus):

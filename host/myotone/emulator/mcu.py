@@ -49,6 +49,7 @@ class Mcu:
         self.reset_cause = PWRON_RESET
         self.resets: list[tuple[int, int]] = []     # (t_ns, cause) of every hardware reset
         self.timers: list = []          # live machine.Timer shims
+        self.on_reset: list = []        # port peripherals (PIO, RMT) to stop on any reset
         self.pwms: list = []
         self.wdt_deadline = None        # (Event) once started, never stopped
         self.wdt_timeout_ms = 0
@@ -145,9 +146,15 @@ class Mcu:
         self.pending_reset = cause
         raise MachineReset(cause)
 
+    def _stop_port_peripherals(self) -> None:
+        hooks, self.on_reset = self.on_reset, []
+        for stop in hooks:
+            stop()
+
     def after_hard_reset(self) -> None:
         cause = self.pending_reset
         self.pending_reset = None
+        self._stop_port_peripherals()
         for t in list(self.timers):
             t.deinit()
         for p in list(self.pwms):
@@ -174,6 +181,7 @@ class Mcu:
 
         GPIO levels and the ESP32 DAC hold their values; the watchdog keeps running.
         """
+        self._stop_port_peripherals()
         for t in list(self.timers):
             t.deinit()
         for p in list(self.pwms):

@@ -1,0 +1,99 @@
+"""The firmware's interrupt-time code allocates nothing, on real MicroPython.
+
+CPython cannot tell: it allocates for every int.  Here each path runs under
+micropython.heap_lock(), as in a hard IRQ, thousands of times, and then the
+test checks it really did its work, so "no allocation" is not a vacuous pass.
+"""
+
+FAKES = """
+from myotone.pulse import Waveform, Playhead
+class FakeTimer:
+    PERIODIC = 1
+    def init(self, **kw):
+        self.kw = kw
+    def deinit(self):
+        pass
+class FakePin:
+    def __init__(self):
+        self.v = 0
+        self.edges = 0
+    def value(self, v):
+        self.edges += v
+        self.v = v
+"""
+
+
+def test_timer_pulse_tick_allocates_nothing(mpvm):
+    # 100 Hz alternating pulses of 200 us with a 50 us gap, in bursts of
+    # 100 ms on / 50 ms off, on a 50 us tick; a second table is swapped in
+    # (the swap happens inside the interrupt, at a unit boundary).
+    setup = FAKES + """
+from myotone.hal.pulse_timer import TimerPulse
+a = FakePin()
+b = FakePin()
+tp = TimerPulse(FakeTimer(), a, b, 50, True, 50)
+tp.start(tp.prepare(Waveform(100000, 200, 50, True, 100, 50)))
+tp.start(tp.prepare(Waveform(50000, 100, 0, True)))
+"""
+    after = "print(tp.pairs, a.edges, b.edges, tp._pending)"
+    out = mpvm.assert_no_alloc(setup, "tp._tick(None)", repeat=20000, after=after)
+    pairs, a_edges, b_edges, pending = out.split()
+    assert int(pairs) > 10 and int(a_edges) > 10 and int(b_edges) > 10, out
+    assert pending == "False", "the queued table was never swapped in"
+
+
+def test_playhead_advance_allocates_nothing(mpvm):
+    setup = FAKES + """
+from myotone.pulse import Table
+table = Table().compile(Waveform(100000, 200, 50, True, 100, 50))
+ph = Playhead()
+ph.start(table, 0)
+"""
+    out = mpvm.assert_no_alloc(setup, "ph.advance(_mpvm_i * 37)", repeat=20000, after="print(ph.pairs)")
+    assert int(out) > 10, out
+
+
+MONITOR = """
+import json
+from myotone.monitor import Monitor
+board = {"open_ohm": 100000, "compliance_v": 24}
+mon = Monitor(board, 500, 20000)
+mon.begin(400)
+trips = [0]
+"""
+
+
+def test_supervisor_limiter_step_allocates_nothing(mpvm):
+    """Monitor.sample + environment + scale: what the supervisor tick runs per sample."""
+    # alternating polarity at ~10 kOhm, 300 uA, with the bridge off every 5th sample
+    step = ("b = (_mpvm_i // 40) % 3\n"
+            "r = mon.sample(_mpvm_i, b, 300 if b else 0, 3000 if b else 0, 300)\n"
+            "e = mon.environment(30000, 0)\n"
+            "t = mon.scale(300)\n"
+            "if r is not None or e is not None: trips[0] += 1")
+    out = mpvm.assert_no_alloc(MONITOR, step, repeat=20000,
+                               after="print(trips[0], mon.z_ohm, mon._wnpos > 0, mon._wnneg > 0)")
+    trips, z_ohm, pos_seen, neg_seen = out.split()
+    assert trips == "0" and 9000 <= int(z_ohm) <= 11000, out
+    assert pos_seen == neg_seen == "True", "the charge window never filled: the check did no work"
+
+
+def test_limiter_step_that_trips_allocates_nothing(mpvm):
+    """The trip path too: over-current returns its reason code without allocating."""
+    step = ("mon.reset_counts()\n"
+            "first = mon.sample(_mpvm_i, 1, 900, 9000, 300)\n"
+            "r = mon.sample(_mpvm_i, 1, 900, 9000, 300)\n"
+            "if first is None and r == 'over_current': trips[0] += 1")
+    out = mpvm.assert_no_alloc(MONITOR, step, repeat=2000, after="print(trips[0])")
+    assert int(out) == 2000, out
+
+
+def test_session_ramp_step_allocates_nothing(mpvm):
+    setup = """
+from myotone.session import Session
+s = Session(500)
+s.begin(400, 600000, 0)
+"""
+    out = mpvm.assert_no_alloc(setup, "s.step(_mpvm_i)", repeat=20000, after="print(s.state, s.target_na)")
+    state, target_na = out.split()
+    assert state == "2" and target_na == "400000", out      # RUN at the setpoint
