@@ -289,3 +289,22 @@ def test_start_overrides_apply_to_single_phase_programs_only(bench):
     assert bench.emu.led_red.duty == pytest.approx(0.2, abs=1e-4)
     r = bench.request("start", program="sham")
     assert r["error"] == "busy"
+
+
+def test_session_zero_means_no_current_and_is_reached_by_a_ramp(fw):
+    S = fw("myotone.session")
+    s = S.Session(500)
+    s.begin(0, 10_000, 0)                           # an LED-only program: running, no current
+    assert s.state == S.RUN and s.step(5) == 0
+    s.change_setpoint(300)
+    ups = [s.step(t) for t in range(6, 3000)]
+    assert max(b - a for a, b in zip(ups, ups[1:])) <= 1 and ups[-1] == 300    # <= 250 uA/s, from 0
+    s.change_setpoint(0)
+    t = 3000
+    while s.target_na:
+        t += 1
+        s.step(t)
+    assert t - 3000 >= 2000 and s.state == S.RUN     # down over >= 2 s, the session goes on
+    for bad in (5, 9, 501, -1):
+        with pytest.raises(ValueError):
+            s.change_setpoint(bad)
