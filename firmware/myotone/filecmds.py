@@ -63,6 +63,9 @@ class FileCommands:
         return {"programs": out}
 
     def _available(self, name, prog):
+        """Would it start on this board? (None during a session: no compiling then.)"""
+        if self.sup.session.active():
+            return None
         try:
             self.sup.plan_program(name, prog, self.sup.limit_ua)
             return True
