@@ -183,3 +183,13 @@ def test_real_mpremote_talks_to_the_served_emulator(tmp_path):
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+
+
+def test_demo_runs_a_real_session_through_a_served_emulator():
+    r = subprocess.run([sys.executable, "-m", "myotone", "demo", "--speed", "20", "--duration-s", "6"],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stdout + r.stderr
+    lines = r.stdout.splitlines()
+    assert lines[0].startswith("emulator: pico-mcp4725 at socket://127.0.0.1:")
+    assert sum(" run " in l for l in lines) >= 2                  # a telemetry line per second
+    assert lines[-1].startswith("summary: done") and "FAULT" not in lines[-1]

@@ -67,7 +67,7 @@ def test_supervisor_limiter_step_allocates_nothing(mpvm):
     """Monitor.sample + environment + scale: what the supervisor tick runs per sample."""
     # alternating polarity at ~10 kOhm, 300 uA, with the bridge off every 5th sample
     step = ("b = (_mpvm_i // 40) % 3\n"
-            "r = mon.sample(_mpvm_i, b, 300 if b else 0, 3000 if b else 0, 300)\n"
+            "r = mon.sample(_mpvm_i, b, _mpvm_i // 120, 300 if b else 0, 3000 if b else 0, 300)\n"
             "e = mon.environment(30000, 0)\n"
             "t = mon.scale(300)\n"
             "if r is not None or e is not None: trips[0] += 1")
@@ -81,8 +81,8 @@ def test_supervisor_limiter_step_allocates_nothing(mpvm):
 def test_limiter_step_that_trips_allocates_nothing(mpvm):
     """The trip path too: over-current returns its reason code without allocating."""
     step = ("mon.reset_counts()\n"
-            "first = mon.sample(_mpvm_i, 1, 900, 9000, 300)\n"
-            "r = mon.sample(_mpvm_i, 1, 900, 9000, 300)\n"
+            "first = mon.sample(_mpvm_i, 1, 0, 900, 9000, 300)\n"
+            "r = mon.sample(_mpvm_i, 1, 0, 900, 9000, 300)\n"
             "if first is None and r == 'over_current': trips[0] += 1")
     out = mpvm.assert_no_alloc(MONITOR, step, repeat=2000, after="print(trips[0])")
     assert int(out) == 2000, out

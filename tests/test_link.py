@@ -78,3 +78,18 @@ def test_ids_increase_and_requests_are_json_lines():
     link.request("status")
     assert [m["id"] for m in t.sent] == [1, 2]
     assert t.sent[1]["cmd"] == "status"
+
+
+def test_follow_ignores_a_boot_idle_and_ends_when_the_session_is_done():
+    from myotone.watch import follow
+    script = ['{"ev":"ready"}', '{"ev":"state","state":"idle"}', '{"ev":"state","state":"ramp"}',
+              '{"ev":"telemetry","state":"ramp","measured_ua":50}', '{"ev":"state","state":"run"}',
+              '{"ev":"telemetry","state":"run","measured_ua":200}',
+              '{"ev":"telemetry","state":"run","measured_ua":200}', '{"ev":"state","state":"done"}',
+              '{"ev":"telemetry","state":"done","measured_ua":0}']
+    t = FakeTransport(lambda m: [])
+    t.out = [line.encode() for line in script]
+    summary = follow(Link(t), heartbeat=True)
+    assert summary.final_state == "done" and summary.fault is None
+    assert summary.as_dict()["mean_measured_ua"] == 200
+    assert sum(1 for m in t.sent if m["cmd"] == "heartbeat") >= 3    # one per telemetry line

@@ -126,9 +126,9 @@ def test_high_density_trip_in_the_monitor(fw):
     board = json.loads((__import__("myotone.paths").paths.boards_dir() / "pico-mcp4725.json").read_text())
     mon = M.Monitor(board, 500, over_temp_raw=0)
     mon.begin(139)
-    assert mon.sample(0, 1, 150, 1500, 139) is None        # within 10 % + 10 uA
-    assert mon.sample(1, 1, 170, 1700, 139) is None        # first sample above
-    assert mon.sample(2, 1, 170, 1700, 139) == M.HIGH_DENSITY
+    assert mon.sample(0, 1, 0, 150, 1500, 139) is None        # within 10 % + 10 uA
+    assert mon.sample(1, 1, 0, 170, 1700, 139) is None        # first sample above
+    assert mon.sample(2, 1, 0, 170, 1700, 139) == M.HIGH_DENSITY
 
 
 def test_charge_imbalance_stops_within_1_s_of_the_window_exceeding_2_percent(bench):
@@ -257,7 +257,7 @@ def test_hung_firmware_is_reset_by_the_watchdog_within_1_s_and_says_why(bench):
 def test_brownout_is_reported_after_restart_where_the_port_can_tell():
     b = Bench("esp32-devkit")
     try:
-        b.start(ua=200, gap_us=0)
+        b.start(ua=200)
         b.run(3)
         b.emu.set_fault("brownout")
         b.run(1)

@@ -51,6 +51,8 @@ class Monitor:
             self._pos[i] = self._npos[i] = self._neg[i] = self._nneg[i] = 0
         self._b = 0
         self._b_ms = 0
+        self._pair = -1
+        self._pp = self._npp = self._pn = self._npn = 0
         self._wpos = self._wnpos = self._wneg = self._wnneg = 0
         self.z_ohm = 0          # smoothed electrode impedance
         self.z_base_ohm = 0     # the session's baseline (0 = not yet captured)
@@ -76,7 +78,12 @@ class Monitor:
         return None
 
     # ---- output: checked on every tick of a session ----
-    def sample(self, now_ms, bridge, meas_ua, meas_mv, cmd_ua):
+    def sample(self, now_ms, bridge, pair, meas_ua, meas_mv, cmd_ua):
+        """bridge: 0 off, 1 POL_A, 2 POL_B, -1 unknown (the sample fell on an edge).
+
+        pair: the pulse back-end's count of biphasic pairs started (it changes
+        when a new pair begins), so charge is accounted in whole pairs.
+        """
         # over_current and high_density: any sample, bridge on or not
         if meas_ua > self.over_current_ua:
             self._over += 1
@@ -90,6 +97,8 @@ class Monitor:
                 return HIGH_DENSITY
         else:
             self._dense = 0
+        if bridge < 0:            # at an edge: only magnitude checks apply
+            return None
         if not bridge:
             # no current path: what the sense reads must be ~0
             if meas_ua > limits.SENSE_IDLE_UA:
@@ -98,10 +107,10 @@ class Monitor:
                     return SENSE_FAULT
             else:
                 self._idle_i = 0
-            return self._charge(now_ms, 0, 0)
+            return self._charge(now_ms, 0, pair, 0)
         self._idle_i = 0
         if cmd_ua < limits.PROGRAM_MIN_UA:
-            return self._charge(now_ms, 0, 0)
+            return self._charge(now_ms, 0, pair, 0)
         # contact_lost: open electrode, or compliance reached below the setpoint
         open_circuit = meas_mv >= self.compliance_mv and meas_ua * 10 < cmd_ua * 9
         if meas_ua > 0:
@@ -125,22 +134,31 @@ class Monitor:
                 return SENSE_FAULT
         else:
             self._sense_bad_ms = -1
-        return self._charge(now_ms, bridge, meas_ua)
+        return self._charge(now_ms, bridge, pair, meas_ua)
 
-    def _charge(self, now_ms, bridge, meas_ua):
+    def _charge(self, now_ms, bridge, pair, meas_ua):
         """charge_imbalance: per-polarity mean current over a sliding 10 s window.
 
         Both polarities are on for the same time by construction (pulse.py),
         so net / moved charge = (mean+ - mean-) / (mean+ + mean-), whatever
-        the sampling phase.
+        the sampling phase. Samples are committed a whole pair at a time, so
+        a ramp (whose amplitude changes between pairs) cannot bias the means.
         """
-        b = self._b
+        if pair != self._pair:                    # the last pair is complete: commit it
+            self._pair = pair
+            b = self._b
+            self._pos[b] += self._pp
+            self._npos[b] += self._npp
+            self._neg[b] += self._pn
+            self._nneg[b] += self._npn
+            self._pp = self._npp = self._pn = self._npn = 0
         if bridge == 1:
-            self._pos[b] += meas_ua
-            self._npos[b] += 1
+            self._pp += meas_ua
+            self._npp += 1
         elif bridge == 2:
-            self._neg[b] += meas_ua
-            self._nneg[b] += 1
+            self._pn += meas_ua
+            self._npn += 1
+        b = self._b
         if ((now_ms - self._b_ms) & 0x3FFFFFFF) < limits.CHARGE_BUCKET_MS:
             return None
         self._b_ms = now_ms

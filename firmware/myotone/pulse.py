@@ -21,6 +21,7 @@ BRIDGE = const(3)     # state & BRIDGE = what the bridge pins do
 IN_PAIR = const(4)    # flag: inside a biphasic pair (first phase .. second phase)
 PAIR_START = const(8) # flag: the first phase of a pair
 MAX_SEGMENTS = const(8)
+SETTLE_US = const(20)  # samples this close to an edge are not attributed to a state
 
 
 class WaveformError(ValueError):
@@ -134,6 +135,7 @@ class Playhead:
         self.state = OFF
         self.in_pair = 0
         self.pairs = 0
+        self.settled = 0
         self._t = None
         self._pos = 0
         self._last_us = 0
@@ -156,6 +158,7 @@ class Playhead:
         self._t = None
         self.state = OFF
         self.in_pair = 0
+        self.settled = 1
 
     def advance(self, now_us):
         t = self._t
@@ -170,6 +173,8 @@ class Playhead:
             self.state = OFF
             self.in_pair = 0
             self._i = -1
+            u = pos - self._unit * t.reps
+            self.settled = 1 if SETTLE_US <= u <= t.off - SETTLE_US else 0
             return
         u = pos % self._unit
         i = 0
@@ -177,6 +182,8 @@ class Playhead:
             u -= t.dur[i]
             i += 1
         s = t.state[i]
+        # the hardware's edges and this schedule agree to a few us: keep clear of edges
+        self.settled = 1 if SETTLE_US <= u <= t.dur[i] - SETTLE_US else 0
         if i != self._i and (s & PAIR_START or i < self._i):
             self.pairs = (self.pairs + 1) & 0xFFFF
         self._i = i

@@ -83,12 +83,14 @@ class Supervisor:
         now = time.ticks_ms()
         self.ticks += 1
         hw = self.hw
-        self.pulse.sample()
-        bridge = self.pulse.state
+        pulse = self.pulse
+        pulse.sample()
+        # a sample right at an edge belongs to no state: -1 = unknown
+        bridge = pulse.state if pulse.settled else -1
         ua = self.sense.read_ua()
         mv = self.sense.read_mv()
         self.temp_raw = hw.read_temp_raw()
-        if bridge:
+        if bridge > 0:
             self._sum_ua += ua
             self._sum_mv += mv
             self._n_on += 1
@@ -100,7 +102,7 @@ class Supervisor:
         if self.env is not None:
             self._trip(self.env)
             return
-        reason = mon.sample(now, bridge, ua, mv, self.output.ua_for_code(self.output.code))
+        reason = mon.sample(now, bridge, pulse.pairs, ua, mv, self.output.ua_for_code(self.output.code))
         if reason is not None:
             self._trip(reason)
             return

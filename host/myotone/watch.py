@@ -38,6 +38,7 @@ class Summary:
 def follow(link: Link, on_message=None, heartbeat: bool = True, max_s: float = 3600.0) -> Summary:
     """Read until the session is done or faulted; return what was seen."""
     summary = Summary()
+    active = False
     start = link.now_s()
     next_beat = start + HEARTBEAT_EVERY_S
     while link.now_s() - start < max_s:
@@ -59,7 +60,10 @@ def follow(link: Link, on_message=None, heartbeat: bool = True, max_s: float = 3
             summary.fault = msg.get("reason")
         elif ev == "state":
             summary.final_state = msg["state"]
-            if msg["state"] in ("done", "fault", "idle"):
+            if msg["state"] in ("ramp", "run", "ramp_down"):
+                active = True
+            # `idle` ends it only after the session was seen running (a boot says idle too)
+            if msg["state"] in ("done", "fault") or (msg["state"] == "idle" and active):
                 # the final telemetry line follows the state event
                 tail = link.read_message(timeout_s=0.5)
                 if tail is not None and tail.get("ev") == "telemetry":

@@ -47,6 +47,7 @@ class PioPulse:
         self.state = OFF
         self.in_pair = 0
         self.pairs = 0
+        self.settled = 1
         self._feed_cb = self._feed         # bound once: the IRQ must not allocate
 
     def prepare(self, wave):
@@ -102,6 +103,7 @@ class PioPulse:
         self.state = h.state
         self.in_pair = h.in_pair
         self.pairs = h.pairs
+        self.settled = h.settled
 
     def stop(self):
         """Stop the state machine and drive both bridge pins low."""

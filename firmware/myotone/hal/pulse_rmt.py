@@ -57,6 +57,7 @@ class RmtPulse:
         self.state = OFF
         self.in_pair = 0
         self.pairs = 0
+        self.settled = 1
 
     def prepare(self, wave):
         table = self._tables[1] if self._t is self._tables[0] else self._tables[0]
@@ -94,6 +95,7 @@ class RmtPulse:
         self.state = h.state
         self.in_pair = h.in_pair
         self.pairs = h.pairs
+        self.settled = h.settled
 
     def stop(self):
         if self._rmt is not None:

@@ -28,6 +28,7 @@ class TimerPulse:
         self.state = OFF           # bridge state now, read by the supervisor
         self.in_pair = 0           # non-zero inside a biphasic pair
         self.pairs = 0             # pairs started (wraps harmlessly as a small int)
+        self.settled = 1           # 0 during the first tick of a segment (edge just made)
         self._cb = self._tick      # bound once
 
     def prepare(self, wave):
@@ -63,6 +64,7 @@ class TimerPulse:
         self._b(0)
         self.state = OFF
         self.in_pair = 0
+        self.settled = 1
 
     def _bridge(self, s):
         # Break before make: the pin going low first, never both high.
@@ -81,7 +83,9 @@ class TimerPulse:
         left = self._left - 1
         if left > 0:
             self._left = left
+            self.settled = 1
             return
+        self.settled = 0
         t = self._t
         i = self._i + 1
         if i >= t.n:                      # unit boundary

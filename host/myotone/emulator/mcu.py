@@ -162,10 +162,10 @@ class Mcu:
         self.wdt_stop()
         self.clock.hang = False               # a reset ends a firmware hang
         t = self.clock.now_ns
-        for pin in list(self.levels):          # every GPIO back to input: pulled low
+        for pin, level in list(self.levels.items()):   # every GPIO back to input: pulled low
             self.levels[pin] = 0
             role = self._role.get(pin)
-            if role is not None:
+            if role is not None and level:
                 setattr(self.plant, role, 0)
                 self.edges.append((t, pin, 0))
             if pin in self.watch:

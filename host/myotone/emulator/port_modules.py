@@ -54,11 +54,24 @@ def build(runtime, name: str, mod: types.ModuleType) -> types.ModuleType:
         mcu.on_reset.append(stop_all)
         return mod
     if name == "esp32":
-        try:
-            from .rmt_sim import make_esp32_module
-        except ImportError:
-            return mod
-        mod = make_esp32_module(clock, pins)
-        mcu.on_reset.append(getattr(mod, "_deinit_all", lambda: None))
+        from .rmt_sim import make_rmt_class
+        base = make_rmt_class(clock, pins)
+        live: list = []
+
+        class RMT(base):
+            def __init__(self, *args, **kw):
+                super().__init__(*args, **kw)
+                live.append(self)
+
+        def deinit_all():
+            for rmt in live:
+                try:
+                    rmt.deinit()
+                except Exception:
+                    pass
+            live.clear()
+        RMT.__name__ = RMT.__qualname__ = "RMT"
+        mod.RMT = RMT
+        mcu.on_reset.append(deinit_all)
         return mod
     return mod

@@ -1,0 +1,161 @@
+"""The three pulse back-ends play the compiled table exactly, on the plant's pins.
+
+Edge times come from the emulated MCU's pin log (`mcu.edges`), i.e. what a
+logic analyser on POL_A / POL_B would show.
+"""
+import pytest
+
+from myotone.emulator import Emulator
+from myotone.emulator.board import load_board
+
+US = 1000
+
+
+def board_for(backend):
+    if backend == "rmt":
+        return load_board("esp32-devkit")
+    b = load_board("pico-mcp4725")
+    if backend == "timer":
+        b["pulse"] = {"backend": "timer", "timer_id": -1, "hard": True, "tick_us": 100}
+    return b
+
+
+def firmware_pulse(emu):
+    return emu.runtime.modules["myotone.app"]._hw.pulse
+
+
+def bridge_edges(emu):
+    b = emu.board["bridge"]
+    return [(t, pin == b["pol_a"], level) for t, pin, level in emu.mcu.edges
+            if pin in (b["pol_a"], b["pol_b"])]
+
+
+def start(emu, **args):
+    emu.run_for(0.2)
+    emu.send({"id": 1, "cmd": "start", "program": "lift", "ua": 200, **args})
+    emu.run_for(0.01)
+    assert b'"ok": true' in emu.read()
+
+
+def rising_times(edges, a_pin):
+    return [t for t, is_a, level in edges if is_a == a_pin and level == 1]
+
+
+@pytest.mark.parametrize("backend", ["pio", "rmt", "timer"])
+def test_phases_are_exact_and_never_overlap(backend):
+    with Emulator(board_for(backend)) as emu:
+        start(emu, duration_s=30)
+        emu.run_for(5)
+        edges = bridge_edges(emu)
+        # each high period of each pin: the program's 40 ms phase
+        widths = []
+        high_since = {}
+        for t, is_a, level in edges:
+            if level:
+                high_since[is_a] = t
+            elif is_a in high_since:
+                widths.append(t - high_since.pop(is_a))
+        assert len(widths) > 40
+        assert all(w == 40_000 * US for w in widths), set(widths)
+        assert emu.plant.trace.shoot_through == 0
+
+
+@pytest.mark.parametrize("backend,minutes", [("pio", 10), ("rmt", 10), ("timer", 2)])
+def test_no_drift(backend, minutes):
+    """Absolute deadlines: the 3000th pulse starts exactly where the schedule says.
+
+    (The timer back-end interrupts at 10 kHz, so it is checked over 2 minutes
+    to keep the suite quick; benchmarks/ measures it over 20.)
+    """
+    with Emulator(board_for(backend)) as emu:
+        start(emu, duration_s=minutes * 60 + 20)
+        emu.run_for(minutes * 60)
+        rises = rising_times(bridge_edges(emu), True)
+        first = rises[0]
+        # POL_A rises twice per 200 ms unit (alternating polarity): at 0 and +140.2 ms
+        starts = rises[0::2]
+        errors = [abs((t - first) - k * 200_000 * US) for k, t in enumerate(starts)]
+        assert len(starts) >= minutes * 300 - 15
+        assert max(errors) == 0
+
+
+def test_pio_starved_fifo_plays_bridge_off_never_a_stuck_phase():
+    with Emulator(board_for("pio")) as emu:
+        start(emu, duration_s=60)
+        emu.run_for(3)
+        while not emu.plant.bridge_a:                  # in the middle of a positive phase
+            emu.run_for(0.001)
+        pulse = firmware_pulse(emu)
+        pulse._sm.irq(None)                            # the feeder stops: nothing refills the FIFO
+        emu.run_for(1)
+        assert not emu.plant.bridge_a and not emu.plant.bridge_b
+        tr = emu.plant.trace
+        assert tr.current_at(emu.clock.now_ns) == 0
+        assert emu.plant.trace.shoot_through == 0
+
+
+@pytest.mark.parametrize("backend", ["pio", "timer"])
+def test_new_table_is_swapped_in_at_a_unit_boundary(backend):
+    with Emulator(board_for(backend)) as emu:
+        start(emu, duration_s=60)
+        emu.run_for(2.05)                              # mid-unit
+        first_rise = rising_times(bridge_edges(emu), True)[0]
+        pulse = firmware_pulse(emu)
+        waveform = emu.runtime.import_module("myotone.pulse").Waveform
+        t_swap = emu.clock.now_ns
+        pulse.start(pulse.prepare(waveform(20_000, 10_000, 200, True)))   # 20 Hz, 10 ms phases
+        emu.run_for(1.5)
+        phases, since = [], {}
+        for t, is_a, level in bridge_edges(emu):
+            if t < t_swap - 40_000 * US:
+                continue
+            if level:
+                since[is_a] = t
+            elif is_a in since:
+                begun = since.pop(is_a)
+                phases.append((begun, t - begun))
+        widths = [w for _, w in phases]
+        k = widths.index(10_000 * US)
+        # never mid-phase: old phases whole, then only new ones, all exact
+        assert set(widths[:k]) == {40_000 * US} and set(widths[k:]) == {10_000 * US}, widths
+        # and the first new phase starts on a boundary of the old 200 ms unit grid
+        assert (phases[k][0] - first_rise) % (200_000 * US) == 0
+        assert emu.plant.trace.shoot_through == 0
+
+
+def test_rmt_refuses_phases_without_dead_time_and_timer_refuses_off_grid():
+    with Emulator(board_for("rmt")) as emu:
+        emu.run_for(0.2)
+        emu.send({"id": 1, "cmd": "start", "program": "lift", "ua": 200, "gap_us": 0})
+        emu.run_for(0.05)
+        assert b"timing_unsupported" in emu.read()
+        assert emu.plant.trace.max_abs_ua == 0
+
+
+@pytest.mark.parametrize("backend", ["pio", "rmt", "timer"])
+def test_ctrl_c_stops_the_back_end_not_only_the_session(backend):
+    """Timers, PIO and RMT keep running after Ctrl-C unless deinitialised: main.py does."""
+    with Emulator(board_for(backend)) as emu:
+        start(emu, duration_s=60)
+        emu.run_for(3)
+        emu.write(b"\x03")
+        emu.run_for(0.01)
+        t_safe = emu.clock.now_ns
+        emu.run_for(2)
+        # (an ESP32's watchdog, which MicroPython cannot stop, may reset it meanwhile: still safe)
+        assert [e for e in bridge_edges(emu) if e[0] > t_safe] == []
+        assert not emu.plant.bridge_a and not emu.plant.bridge_b and emu.plant.dac_code == 0
+
+
+@pytest.mark.parametrize("backend", ["pio", "rmt", "timer"])
+@pytest.mark.parametrize("program", ["lift", "contour", "gentle"])
+@pytest.mark.parametrize("start_s", [0.05, 0.2337])
+def test_no_false_trips_over_a_full_charge_window(backend, program, start_s):
+    """Sampling at edges, ramps and partial pairs must not look like a fault."""
+    with Emulator(board_for(backend)) as emu:
+        emu.run_for(start_s)
+        emu.send({"id": 1, "cmd": "start", "program": program, "ua": 300, "duration_s": 14})
+        emu.run_for(17)
+        out = emu.read().decode()
+        assert '"ok": true' in out and '"ev": "fault"' not in out, out[-400:]
+        assert '"state": "done"' in out
