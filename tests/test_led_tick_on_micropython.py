@@ -46,10 +46,11 @@ from myotone.sessionlog import SessionLog
 log = SessionLog(1000)
 log.c_ua = (1 << 29) - 100          # the counters wrap inside the tick
 """
-    out = mpvm.assert_no_alloc(setup, "log.tick(_mpvm_i & 1, 250, 2500, 65535)", repeat=20000,
-                               after="print(log.c_ticks, log.c_on, log.c_led)")
-    ticks, on, led = (int(x) for x in out.split())
-    assert ticks == 20000 and on == 10000 and led == 20000 * 4095, out
+    # bridge -1 (a sample at an edge), 0 (off), 1 (on) in turn
+    out = mpvm.assert_no_alloc(setup, "log.tick((_mpvm_i % 3) - 1, 250, 2500, 65535)", repeat=21000,
+                               after="print(log.c_ticks, log.c_on, log.c_zua, log.c_led)")
+    ticks, on, zua, led = (int(x) for x in out.split())
+    assert ticks == 21000 and on == 7000 and zua == 7000 * 250 and led == 21000 * 4095, out
 
 
 SUPERVISOR = LED + """
@@ -79,6 +80,7 @@ class Pulse:
         self.state = 0
         self.in_pair = 0
         self.pairs = 0
+        self.settled = True
         self.n = 0
     def prepare(self, wave):
         return wave

@@ -203,7 +203,10 @@ def test_invalid_programs_are_refused_and_nothing_is_written(bench, program, cod
 
 
 def test_a_program_the_pulse_back_end_cannot_play_is_refused():
-    b = Bench("esp32-devkit")                  # timer back-end at 1 ms: phases in whole ms
+    from myotone.emulator.board import load_board
+    board = load_board("esp32-devkit")         # the timer back-end at 1 ms: phases in whole ms
+    board["pulse"] = {"backend": "timer", "timer_id": 0, "hard": False, "tick_us": 1000}
+    b = Bench(board)
     try:
         prog = {"phases": [{"duration_s": 10, "hz": 100, "phase_us": 2500, "current_pct": 100}]}
         r = b.request("program_write", name="fine", program=prog)

@@ -27,7 +27,8 @@ class SessionLog:
         # tick-side counters (wrapping)
         self.c_ticks = 0
         self.c_on = 0
-        self.c_ua = 0
+        self.c_ua = 0           # every sample with a current path: the charge moved
+        self.c_zua = 0          # settled on-samples only: current and voltage for the impedance
         self.c_mv = 0
         self.c_led = 0
         self.open = False
@@ -36,15 +37,17 @@ class SessionLog:
     def tick(self, bridge, ua, mv, led_duty):
         self.c_ticks = (self.c_ticks + 1) & _MASK
         self.c_led = (self.c_led + (led_duty >> 4)) & _MASK
-        if bridge:
-            self.c_on = (self.c_on + 1) & _MASK
+        if bridge:                     # on, or -1 (at an edge): the ADC read the current there was
             self.c_ua = (self.c_ua + ua) & _MASK
+        if bridge > 0:                 # settled on: a sample for the impedance
+            self.c_on = (self.c_on + 1) & _MASK
+            self.c_zua = (self.c_zua + ua) & _MASK
             self.c_mv = (self.c_mv + mv) & _MASK
 
     # ---- main loop ----
     def _read(self):
-        now = (self.c_ticks, self.c_on, self.c_ua, self.c_mv, self.c_led)
-        d = [(now[i] - self._last[i]) & _MASK for i in range(5)]
+        now = (self.c_ticks, self.c_on, self.c_ua, self.c_mv, self.c_led, self.c_zua)
+        d = [(now[i] - self._last[i]) & _MASK for i in range(6)]
         self._last = now
         return d
 
@@ -53,9 +56,9 @@ class SessionLog:
         self.setpoint_ua = setpoint_ua
         self.start_s = start_s
         self.faults = []
-        self._last = (self.c_ticks, self.c_on, self.c_ua, self.c_mv, self.c_led)
+        self._last = (self.c_ticks, self.c_on, self.c_ua, self.c_mv, self.c_led, self.c_zua)
         self.ticks = self.on = self.sum_ua = 0     # totals (main-loop ints, may grow)
-        self._win = [0, 0, 0, 0, 0]                # the current sample window
+        self._win = [0, 0, 0, 0, 0, 0]             # the current sample window
         self._min = [0, 0]                         # this trend bucket's on-current and on-voltage sums
         self.trend = []
         self.n = 0
@@ -77,9 +80,9 @@ class SessionLog:
         self.ticks += d[0]
         self.on += d[1]
         self.sum_ua += d[2]
-        for i in range(5):
+        for i in range(6):
             self._win[i] += d[i]
-        self._min[0] += d[2]
+        self._min[0] += d[5]
         self._min[1] += d[3]
         if final or t_ms >= self._next_trend_ms:
             self._next_trend_ms += self._trend_ms
@@ -91,7 +94,7 @@ class SessionLog:
             return
         self._k = 0
         w = self._win
-        self._win = [0, 0, 0, 0, 0]
+        self._win = [0, 0, 0, 0, 0, 0]
         if not w[0]:
             return
         if self.n == MAX_SAMPLES:
@@ -99,7 +102,7 @@ class SessionLog:
         i = self.n
         self._t[i] = t_ms // 1000
         self._ua[i] = w[2] // w[0]                         # time-averaged |I|
-        self._ohm[i] = w[3] * 1000 // w[2] if w[2] else 0
+        self._ohm[i] = w[3] * 1000 // w[5] if w[5] else 0
         self._led[i] = (w[4] * 100 + w[0] * 2047) // (w[0] * 4095)
         self.n = i + 1
 
