@@ -102,7 +102,9 @@ def test_compliance_reached_below_setpoint_is_contact_lost():
         b.start(ua=400)
         b.run(4)
         assert b.faults() == ["contact_lost"]
-        assert b.emu.plant.trace.max_abs_ua < 270
+        # never the setpoint: at most the rail over R_series + R_sense, the current of the
+        # instant a phase starts with the skin capacitance discharged (DC: ~263 uA)
+        assert b.emu.plant.trace.max_abs_ua <= 24 / (80_000 + 3000) * 1e6 + 0.01 < 400
         assert b.output_is_safe()
     finally:
         b.close()

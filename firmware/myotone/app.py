@@ -10,8 +10,10 @@ def run():
     from myotone.hardware import Hardware
     from myotone.console import Console
     from myotone.supervisor import Supervisor
+    from myotone import calib
     board = board_mod.load()
-    _hw = Hardware(board)
+    cal, source = calib.load()
+    _hw = Hardware(board, cal, source)
     Supervisor(board, _hw, Console()).run()
 
 

@@ -11,6 +11,7 @@ from myotone.output import Output
 from myotone.led import Led
 from myotone.board import full_scale_ua, nir_enabled
 from myotone import limits, thermal
+from myotone import calib as calib_mod
 
 _RP2040_WATCHDOG_CTRL = const(0x40058000)
 _RP2040_WATCHDOG_ENABLE = const(1 << 30)
@@ -31,6 +32,14 @@ def reset_cause():
         if getattr(machine, name, None) == cause:
             return text
     return "unknown"
+
+
+def make_adc(board, pin):
+    """An ADC on `pin` over the sense circuits' range (see hal/adc_esp32.py)."""
+    if board["mcu"] == "esp32":
+        from myotone.hal import adc_esp32
+        return adc_esp32.make(pin)
+    return machine.ADC(pin)
 
 
 def make_dac(board):
@@ -87,7 +96,7 @@ def led_pins_low(board):
 
 
 class Hardware:
-    def __init__(self, board):
+    def __init__(self, board, calib=None, calib_source="default"):
         self.board = board
         self.reset_cause = reset_cause()
         Pin = machine.Pin
@@ -97,19 +106,32 @@ class Hardware:
         self.dac = make_dac(board)
         self.output = Output(self.dac, self.bridge, self.hv, full_scale_ua(board), board["limit_ua"])
         s = board["sense"]
-        adc_i = machine.ADC(Pin(s["current_adc"]))
-        adc_v = machine.ADC(Pin(s["voltage_adc"]))
-        self.sense = Sense(adc_i, adc_v, s["r_sense_ohm"], s["divider"], s["adc_vref_mv"])
+        adc_i = make_adc(board, Pin(s["current_adc"]))
+        adc_v = make_adc(board, Pin(s["voltage_adc"]))
+        calibrated = board["mcu"] == "esp32"      # the ESP32 ADC is not linear: read_uv()
+        self.sense = Sense(adc_i, adc_v, s["r_sense_ohm"], s["divider"], s["adc_vref_mv"], calibrated)
         self.pulse = make_pulse(board, self.bridge)
         self.vbus = Pin(board["vbus_pin"], Pin.IN)
-        self._adc_temp = machine.ADC(Pin(board["thermistor"]["adc"]))
+        self._adc_temp = make_adc(board, Pin(board["thermistor"]["adc"]))
+        if calibrated:
+            from myotone.hal.adc_esp32 import RatiometricCode
+            self._adc_temp = RatiometricCode(self._adc_temp)
         self.led = make_led(board)
         self.button = Pin(board["button_pin"], Pin.IN, Pin.PULL_UP) if "button_pin" in board else None
         self.status_led = Pin(board["status_led_pin"], Pin.OUT, value=0) if "status_led_pin" in board else None
         self._tick_timer = machine.Timer(board["supervisor"]["timer_id"])
         self._wdt = None
+        self.set_calibration(calib if calib is not None else calib_mod.identity(), calib_source)
+
+    def set_calibration(self, cal, source="file"):
+        """Apply a checked calibration (calib.check) to the output and the sense."""
+        self.output.calibrate(cal["dac_gain"], cal["dac_offset_ua"])
+        self.sense.calibrate(cal["adc_gain"], cal["adc_offset_ua"])
+        self.calib = cal
+        self.calib_source = source
 
     def read_temp_raw(self):
+        """The thermistor as a read_u16() code of a ratiometric 3.3 V ADC (thermal.py's scale)."""
         return self._adc_temp.read_u16()
 
     def start_tick(self, callback):

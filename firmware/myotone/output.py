@@ -1,9 +1,15 @@
 # The output stage: the one and only place that writes the DAC.
 #
 # SAFETY.md "DAC clamp": every write goes through Output.set_ua(), which
-# clamps to `limit_code`, computed once at construction from the board limit
-# (already clamped to limits.ABS_CEILING_UA by board.check). No other code
-# path holds the DAC driver.
+# clamps to `limit_code`, computed from the board limit (already clamped to
+# limits.ABS_CEILING_UA by board.check) whenever the transfer is set. No
+# other code path holds the DAC driver.
+#
+# Transfer: uA = code x fs_ua / max_code + offset_ua. Nominal: the board
+# file's full scale, offset 0. A unit calibration (calib.py) replaces
+# fs_ua and offset_ua; the limit code is the floor of the calibrated
+# transfer at the limit and never above the nominal limit code, so a
+# calibration can only lower the most the DAC may command.
 from myotone import limits
 
 
@@ -15,15 +21,30 @@ class Output:
         self._bridge = bridge
         self._hv = hv_enable
         self._max_code = dac.max_code
-        self._fs_ua = full_scale_ua
+        self._nominal_fs_ua = full_scale_ua
+        self._limit_ua = limit_ua
         # floor: the limit code never commands more than the limit
-        self.limit_code = limit_ua * dac.max_code // full_scale_ua
+        self.nominal_limit_code = min(limit_ua * dac.max_code // full_scale_ua, dac.max_code)
+        self.calibrate(1.0, 0)
         self.code = -1
         self.off()
 
+    def calibrate(self, gain, offset_ua):
+        """Set the unit's transfer (floats here, never in the tick). Only with output off."""
+        fs = int(self._nominal_fs_ua * gain + 0.5)
+        off = int(offset_ua + 0.5) if offset_ua >= 0 else -int(-offset_ua + 0.5)
+        if fs <= 0:
+            raise ValueError("calibrated full scale must be > 0")
+        code = (self._limit_ua - off) * self._max_code // fs
+        self.limit_code = max(0, min(code, self.nominal_limit_code))
+        self._fs_ua = fs
+        self._off_ua = off
+
     def code_for_ua(self, ua):
-        """DAC code nearest to `ua`, clamped to 0..limit_code."""
-        code = (ua * self._max_code + self._fs_ua // 2) // self._fs_ua
+        """DAC code nearest to `ua` on the calibrated transfer, clamped to 0..limit_code."""
+        if ua <= 0:
+            return 0
+        code = ((ua - self._off_ua) * self._max_code + self._fs_ua // 2) // self._fs_ua
         if code > self.limit_code:
             return self.limit_code
         if code < 0:
@@ -31,7 +52,13 @@ class Output:
         return code
 
     def ua_for_code(self, code):
-        return code * self._fs_ua // self._max_code
+        if code <= 0:
+            return 0
+        return code * self._fs_ua // self._max_code + self._off_ua
+
+    def nominal_ua_for_code(self, code):
+        """The board file's transfer, without calibration (for fitting one)."""
+        return code * self._nominal_fs_ua // self._max_code
 
     def set_ua(self, ua):
         code = self.code_for_ua(ua)

@@ -184,9 +184,15 @@ def duration_s(prog):
 
 
 def summary(name, prog, builtin_flag):
-    """One line of the `programs` list."""
+    """One line of the `programs` list. The waveform fields (hz, phase_us, gap_us,
+    alternate, burst_*) are those of the first phase with current, 0 without any."""
     ph = prog["phases"]
-    return {"name": name, "builtin": builtin_flag, "description": prog["description"],
-            "duration_s": duration_s(prog), "phases": len(ph),
-            "microcurrent": any(p["current_pct"] for p in ph),
-            "led": any(p["red_pct"] or p["nir_pct"] for p in ph), "nir": any(p["nir_pct"] for p in ph)}
+    d = duration_s(prog)
+    out = {"name": name, "builtin": builtin_flag, "description": prog["description"],
+           "duration_s": d, "minutes": d // 60 if d % 60 == 0 else round(d / 60, 1), "phases": len(ph),
+           "microcurrent": any(p["current_pct"] for p in ph),
+           "led": any(p["red_pct"] or p["nir_pct"] for p in ph), "nir": any(p["nir_pct"] for p in ph)}
+    first = [p for p in ph if p["current_pct"]]
+    for key in ("hz", "phase_us", "gap_us", "alternate", "burst_on_ms", "burst_off_ms"):
+        out[key] = first[0][key] if first else _PHASE[key][1]
+    return out

@@ -113,6 +113,7 @@ class Runner:
         ph = self.plan.phases[k]
         table = sup.pulse.prepare(ph[1])
         sup.output.enable()
+        sup.wave_table = table        # `resume` after a pause plays it again
         sup.pulse.start(table)
         self._key = ph[2]
         self.mc_on = True
@@ -122,6 +123,7 @@ class Runner:
         sup = self.sup
         self.mc_on = False
         self._key = None
+        sup.wave_table = None
         sup.pulse.stop()
         sup.output.off()
 

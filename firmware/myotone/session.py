@@ -1,9 +1,11 @@
-# Session state machine: idle -> ramp -> run -> ramp_down -> done, or fault.
+# Session state machine: idle -> ramp -> run -> ramp_down -> done, or fault;
+# ramp/run -> pausing -> paused -> (resume) ramp from the minimum again.
 #
 # Pure logic in integers: current in nA (so a 250 uA/s ramp is 250 nA per
 # ms), time in ms from time.ticks_ms(). The supervisor tick calls step();
-# commands call begin() / request_stop(). Enforces soft start, the ramp
-# rates, ramp-down on stop and the session length cap of SAFETY.md.
+# commands call begin() / request_stop() / pause() / resume(). Enforces soft
+# start, the ramp rates, ramp-down on stop and the session length cap of
+# SAFETY.md. Session time runs only in ramp and run: not while paused.
 from micropython import const
 from myotone import limits
 
@@ -13,7 +15,10 @@ RUN = const(2)
 RAMP_DOWN = const(3)
 DONE = const(4)
 FAULT = const(5)
-NAMES = ("idle", "ramp", "run", "ramp_down", "done", "fault")
+PAUSING = const(6)     # ramping down to zero, as on stop, then holding there
+PAUSED = const(7)
+NAMES = ("idle", "ramp", "run", "ramp_down", "done", "fault", "pausing", "paused")
+PAUSE_MAX_MS = const(600000)   # a session paused for 10 min ends (done)
 
 
 def _ticks_diff(a, b):
@@ -34,9 +39,25 @@ class Session:
         self.elapsed_ms = 0
         self._rate_na_per_ms = 0
         self._last_ms = 0
+        self.paused_ms = 0
 
     def active(self):
-        return self.state in (RAMP, RUN, RAMP_DOWN)
+        return self.state in (RAMP, RUN, RAMP_DOWN, PAUSING, PAUSED)
+
+    def ramp_ms(self, setpoint_ua):
+        """How long the ramp from the minimum to `setpoint_ua` lasts."""
+        span_na = setpoint_ua * 1000 - min(self.min_ua, setpoint_ua) * 1000
+        if span_na <= 0:
+            return 0
+        rate = max(1, min(limits.RAMP_MAX_NA_PER_MS, span_na // limits.RAMP_MIN_MS))
+        return (span_na + rate - 1) // rate
+
+    def _ramp_from_min(self):
+        # ramp over >= RAMP_MIN_MS and never faster than RAMP_MAX_NA_PER_MS
+        self.target_na = min(self.min_ua, self.setpoint_ua) * 1000
+        span_na = self.setpoint_ua * 1000 - self.target_na
+        self._rate_na_per_ms = max(1, min(limits.RAMP_MAX_NA_PER_MS, span_na // limits.RAMP_MIN_MS))
+        self.state = RAMP if span_na > 0 else RUN
 
     def _check(self, setpoint_ua):
         # 0 = no microcurrent (an LED-only phase); else 10 uA .. the limit
@@ -53,14 +74,8 @@ class Session:
         self.setpoint_ua = setpoint_ua
         self.duration_ms = duration_ms
         self.elapsed_ms = 0
-        self.target_na = min(self.min_ua, setpoint_ua) * 1000
-        span_na = setpoint_ua * 1000 - self.target_na
-        # ramp over >= RAMP_MIN_MS and never faster than RAMP_MAX_NA_PER_MS
-        self._rate_na_per_ms = min(limits.RAMP_MAX_NA_PER_MS, span_na // limits.RAMP_MIN_MS)
         self._last_ms = now_ms
-        self.state = RAMP if span_na > 0 else RUN
-        if self.state == RAMP and self._rate_na_per_ms == 0:
-            self._rate_na_per_ms = 1
+        self._ramp_from_min()
 
     def change_setpoint(self, setpoint_ua):
         """New setpoint during a session: reached by ramping, never by a jump.
@@ -76,10 +91,28 @@ class Session:
             self.state = RAMP
 
     def request_stop(self):
-        """Ramp down to zero over RAMP_DOWN_MS."""
+        """Ramp down to zero over RAMP_DOWN_MS (paused: already at zero, done on the next step)."""
         if self.state in (RAMP, RUN):
             self.state = RAMP_DOWN
             self._rate_na_per_ms = max(1, self.target_na // limits.RAMP_DOWN_MS)
+        elif self.state == PAUSING or self.state == PAUSED:
+            self.state = RAMP_DOWN
+
+    def pause(self):
+        """Ramp down to zero as on stop, then hold at zero; False if nothing runs."""
+        if self.state not in (RAMP, RUN):
+            return False
+        self.state = PAUSING
+        self.paused_ms = 0
+        self._rate_na_per_ms = max(1, self.target_na // limits.RAMP_DOWN_MS)
+        return True
+
+    def resume(self):
+        """A paused session starts again with a new ramp from the minimum."""
+        if self.state != PAUSED:
+            return False
+        self._ramp_from_min()
+        return True
 
     def trip(self):
         """A fault: output target 0 at once (the caller cuts the output)."""
@@ -112,10 +145,15 @@ class Session:
                 self.target_na = max(goal, self.target_na - step)
             if self.target_na == goal:
                 self.state = RUN
-        elif st == RAMP_DOWN:
+        elif st == RAMP_DOWN or st == PAUSING:
             self.target_na -= self._rate_na_per_ms * dt
             if self.target_na <= 0:
                 self.target_na = 0
+                self.state = DONE if st == RAMP_DOWN else PAUSED
+        elif st == PAUSED:
+            self.target_na = 0
+            self.paused_ms += dt
+            if self.paused_ms >= PAUSE_MAX_MS:
                 self.state = DONE
         elif st != RUN:
             self.target_na = 0

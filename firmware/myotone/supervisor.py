@@ -19,6 +19,8 @@ from myotone.programs import ProgramError
 from myotone.pulse import TimingUnsupported
 from myotone.sessionlog import SessionLog
 from myotone.standalone import Panel
+from myotone.measure import Measure
+from myotone import service
 
 _LOOP_MS = const(20)
 
@@ -76,6 +78,8 @@ class Supervisor:
         self._n_on = 0
         self.last_ua = 0
         self.last_ohm = 0
+        self.measure = Measure()
+        self.wave_table = None
         self._tick_cb = self.tick    # bound once: the tick must not allocate
 
     # ---- the tick (timer callback) ------------------------------------
@@ -110,6 +114,8 @@ class Supervisor:
             self._heartbeat = False
             self._pending_fault = M.HEARTBEAT_LOST
             sess.request_stop()
+        if bridge and self.measure.active and sess.state == S.RUN:
+            self.measure.add(bridge, ua, mv, self.output.code)
         target = sess.step(now)
         led = self.led
         led.tick(self.temp_raw, sess.state == S.RAMP or sess.state == S.RUN)
@@ -123,6 +129,9 @@ class Supervisor:
                 sess.trip()
                 self.fault = self._pending_fault
                 self._pending_fault = None
+        elif sess.state == S.PAUSED:
+            if self.pulse.running:
+                self.pulse.stop()         # paused: hold at zero with the bridge off
         elif not self.pulse.in_pair or self.pulse.pairs != self._pairs_at_set:
             # amplitude changes only between pairs: ramps stay charge-balanced
             self._pairs_at_set = self.pulse.pairs
@@ -237,6 +246,24 @@ class Supervisor:
         self.session.clear()
         return {"state": S.NAMES[self.session.state]}
 
+    def cmd_pause(self, args):
+        return service.pause(self, args)
+
+    def cmd_resume(self, args):
+        return service.resume(self, args)
+
+    def cmd_board(self, args):
+        return service.board(self, args)
+
+    def cmd_calib_get(self, args):
+        return service.calib_get(self, args)
+
+    def cmd_calib_set(self, args):
+        return service.calib_set(self, args)
+
+    def cmd_measure(self, args):
+        return service.measure(self, args)
+
     # ---- main loop ------------------------------------------------------
     def poll(self, wait_ms=_LOOP_MS):
         con = self.console
@@ -286,6 +313,8 @@ class Supervisor:
             con.write_line(P.event("state", state=S.NAMES[s.state], setpoint_ua=s.setpoint_ua))
             if s.state in (S.DONE, S.FAULT):
                 self._telemetry(time.ticks_ms())
+                if self.measure.active:
+                    service.measure_done(self)
         if s.active():
             now = time.ticks_ms()
             if time.ticks_diff(now, self._telemetry_at) >= 0:

@@ -1,4 +1,9 @@
-"""The `myotone` command."""
+"""The `myotone` command: thin click wrappers over one module per job.
+
+Common to every command: `--port` (a device path, a pyserial URL, or
+emu[:BOARD]) defaulting to $MYOTONE_PORT, `--json`, exit code 0 only on
+success, and user mistakes as one line (docs/cli.md).
+"""
 from __future__ import annotations
 
 import functools
@@ -10,37 +15,80 @@ import click
 from .link import DeviceError, Link, LinkError
 
 PORT_HELP = "Device path, pyserial URL (socket://…) or emu[:BOARD]. Default: $MYOTONE_PORT."
+EXIT_FAILED = 1          # the command ran but did not succeed (a fault, a failed check)
+EXIT_INTERRUPTED = 130   # Ctrl-C ended what should have run to its end
+
+
+def complete_port(ctx, param, incomplete):
+    from .ports import list_ports
+    try:
+        found = [p["device"] for p in list_ports()]
+    except Exception:       # noqa: BLE001 - completion must never fail
+        found = []
+    return [p for p in found + ["emu", "emu:pico-mcp4725", "emu:esp32-devkit"] if p.startswith(incomplete)]
+
+
+def complete_board(ctx, param, incomplete):
+    from .paths import boards_dir
+    return [b.stem for b in sorted(boards_dir().glob("*.json")) if b.stem.startswith(incomplete)]
 
 
 def port_option(f):
-    return click.option("--port", "-p", envvar="MYOTONE_PORT", default=None, help=PORT_HELP)(f)
+    return click.option("--port", "-p", envvar="MYOTONE_PORT", default=None, help=PORT_HELP,
+                        shell_complete=complete_port)(f)
 
 
 def json_option(f):
-    return click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")(f)
+    return click.option("--json", "as_json", is_flag=True, help="Machine-readable output (JSON).")(f)
+
+
+def user_errors() -> tuple:
+    """Failures that are the user's to fix: one line, no traceback."""
+    from .build import BuildError
+    from .calibrate import CalibrationError
+    from .flasher import FlashError
+    from .logs import LogError
+    from .measuring import MeasureFault
+    from .rig import RigError
+    return (LinkError, BuildError, CalibrationError, FlashError, LogError, MeasureFault, RigError)
 
 
 def device_errors(f):
-    """User-facing failures become one clear line and a non-zero exit code."""
+    """User-facing failures become one clear line and a non-zero exit code
+    (with --json, also an {"ok": false, ...} object on stdout)."""
     @functools.wraps(f)
     def wrapper(*args, **kw):
         try:
             return f(*args, **kw)
         except DeviceError as exc:
-            raise click.ClickException(f"device refused: {exc.code}: {exc.message}") from exc
-        except LinkError as exc:
-            raise click.ClickException(str(exc)) from exc
+            _fail(kw, exc.code, f"device refused: {exc.code}: {exc.message}", exc)
+        except user_errors() as exc:
+            _fail(kw, type(exc).__name__, str(exc), exc)
     return wrapper
+
+
+def _fail(kw: dict, code: str, message: str, exc: Exception):
+    if kw.get("as_json"):
+        click.echo(json.dumps({"ok": False, "error": code, "message": message}))
+    raise click.ClickException(message) from exc
 
 
 def emit(data: dict, as_json: bool, text: str) -> None:
     click.echo(json.dumps(data) if as_json else text)
 
 
+def note(text: str) -> None:
+    """Progress and prompts go to stderr: stdout stays the result (and valid JSON)."""
+    click.echo(text, err=True)
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="myotone")
 def main():
-    """Myotone: microcurrent + red-LED face mask toolkit (not a medical device)."""
+    """Myotone: microcurrent + red-LED face mask toolkit (not a medical device).
+
+    Shell completion: eval "$(_MYOTONE_COMPLETE=bash_source myotone)" (see docs/cli.md).
+    """
 
 
 @main.command()
@@ -72,78 +120,83 @@ def status(port, as_json):
                      f"{r['elapsed_s']}/{r['duration_s']} s{fault}")
 
 
+# ---- programs ------------------------------------------------------------------------
+def _program_line(p: dict) -> str:
+    burst = f", bursts {p['burst_on_ms']}/{p['burst_off_ms']} ms" if p.get("burst_on_ms") else ""
+    return (f"{p['name']:<10} {p['hz']:>7g} Hz  phase {p['phase_us']:>7} µs  gap {p['gap_us']:>5} µs"
+            f"{burst}  {p['minutes']} min  {p['description']}")
+
+
 @main.group()
-def session():
-    """Start and stop sessions."""
+def programs():
+    """The device's built-in programs."""
 
 
-@session.command("start")
-@port_option
-@click.option("--program", required=True, help="Program name (see `myotone programs`).")
-@click.option("--ua", type=click.IntRange(1, 1000), required=True, help="Setpoint in µA.")
-@click.option("--duration-s", type=click.IntRange(1, 1200), default=None, help="Session length in seconds.")
-@click.option("--watch", is_flag=True, help="Follow telemetry until the session ends (host-driven, with heartbeat).")
-@json_option
-@device_errors
-def session_start(port, program, ua, duration_s, watch, as_json):
-    """Start a session (it ramps up from the minimum)."""
-    from . import watch as w
-    args = {"program": program, "ua": ua}
-    if duration_s is not None:
-        args["duration_s"] = duration_s
-    if watch:
-        args["heartbeat"] = True
-    with Link.open(port) as link:
-        r = link.request("start", **args)
-        emit(r, as_json, f"started {program} at {ua} µA for {r['duration_s']} s")
-        if watch:
-            summary = w.follow(link, on_message=lambda m: click.echo(
-                json.dumps(m) if as_json else w.telemetry_line(m)) if m.get("ev") == "telemetry" else None)
-            emit(summary.as_dict(), as_json, f"session {summary.final_state}"
-                 + (f" (fault: {summary.fault})" if summary.fault else ""))
-            if summary.fault or summary.final_state != "done":
-                sys.exit(1)
-
-
-@session.command("stop")
+@programs.command("list")
 @port_option
 @json_option
 @device_errors
-def session_stop(port, as_json):
-    """Stop the running session (ramps down over 1.5 s)."""
+def programs_list(port, as_json):
+    """List the programs the device has."""
     with Link.open(port) as link:
-        r = link.request("stop")
-    emit(r, as_json, f"state: {r['state']}")
+        progs = link.request("programs")["programs"]
+    emit({"programs": progs}, as_json, "\n".join(_program_line(p) for p in progs))
 
 
+@programs.command("show")
+@click.argument("name")
+@port_option
+@json_option
+@device_errors
+def programs_show(name, port, as_json):
+    """Show one program's waveform in full."""
+    with Link.open(port) as link:
+        progs = link.request("programs")["programs"]
+    found = [p for p in progs if p["name"] == name]
+    if not found:
+        raise LinkError(f"no program {name!r} on the device (it has: {', '.join(p['name'] for p in progs)})")
+    p = found[0]
+    emit(p, as_json, "\n".join(f"{k:<13} {v}" for k, v in p.items()))
+
+
+# ---- the emulator --------------------------------------------------------------------
 @main.group()
 def emu():
     """The emulated board."""
 
 
 @emu.command("serve")
-@click.option("--board", default="pico-mcp4725", show_default=True, help="Board file name or path.")
+@click.option("--board", default="pico-mcp4725", show_default=True, help="Board file name or path.",
+              shell_complete=complete_board)
 @click.option("--tcp", "tcp_port", type=int, default=None, help="Serve on 127.0.0.1:PORT (0 picks a free port).")
 @click.option("--pty", "use_pty", is_flag=True, help="Serve on a pseudo-terminal.")
 @click.option("--speed", type=click.FloatRange(0.01, 1000), default=1.0, show_default=True,
               help="Virtual seconds per wall second.")
 @click.option("--seed", type=int, default=1, show_default=True, help="Seed of the plant's noise.")
-def emu_serve(board, tcp_port, use_pty, speed, seed):
+@click.option("--flash", "flash_path", type=click.Path(dir_okay=False), default=None,
+              help="Keep the littlefs flash image in FILE (made and flashed with the firmware when new).")
+def emu_serve(board, tcp_port, use_pty, speed, seed, flash_path):
     """Run an emulated board behind a serial endpoint until stopped.
 
-    The first output line is `serving <url>`, where <url> is what pyserial opens.
+    The first output line is `serving <url>`, where <url> is what pyserial opens;
+    the second is `control tcp://…`, the emulator's side channel (load, faults)
+    that `myotone selftest --rig` and `calibrate --rig` use.
     """
     from .emulator import Emulator, EmulatorError
+    from .emulator.control import serve_control
+    from .emulator.flash import FlashCorrupt
     from .emulator.serve import serve_pty, serve_tcp
     if (tcp_port is None) == (not use_pty):
         raise click.UsageError("give exactly one of --tcp PORT or --pty")
     try:
-        emu_ = Emulator(board, seed=seed)
-    except EmulatorError as exc:
+        emu_ = Emulator(board, seed=seed, flash_path=flash_path)
+    except (EmulatorError, FlashCorrupt, ValueError) as exc:
         raise click.ClickException(str(exc)) from exc
+    control_url = serve_control(emu_)
 
     def ready(url):
         click.echo(f"serving {url}")
+        click.echo(f"control {control_url}")
         sys.stdout.flush()
     emu_.serve_realtime(speed)
     try:
@@ -157,8 +210,50 @@ def emu_serve(board, tcp_port, use_pty, speed, seed):
         emu_.close()
 
 
+def _run_scenario(path, **kw):
+    from .emulator.scenario import ScenarioError, run
+    try:
+        return run(path, **kw)
+    except ScenarioError as exc:
+        raise click.ClickException(str(exc)) from exc
+
+
+@emu.command("run")
+@click.argument("scenario_path", metavar="SCENARIO.json", type=click.Path(exists=True, dir_okay=False))
+@json_option
+@click.option("--vcd", type=click.Path(dir_okay=False), help="Also write the trace as VCD.")
+@click.option("--trace-json", type=click.Path(dir_okay=False), help="Also write the trace as JSON.")
+@click.option("--flash", "flash_path", type=click.Path(dir_okay=False), default=None,
+              help="Run on the flash image kept in FILE.")
+def emu_run(scenario_path, as_json, vcd, trace_json, flash_path):
+    """Run a scenario in lockstep (as fast as the CPU allows) and print its report.
+
+    The format of SCENARIO.json and of the report: docs/emulator.md.
+    """
+    from .emulator import scenario, trace_export
+    res = _run_scenario(scenario_path, flash_path=flash_path)
+    if vcd:
+        trace_export.write_vcd(res.emu, res.end_ns, vcd)
+    if trace_json:
+        trace_export.write_json(res.emu, res.end_ns, trace_json)
+    emit(res.report, as_json, scenario.summary(res.report))
+
+
+@emu.command("scope")
+@click.argument("scenario_path", metavar="SCENARIO.json", type=click.Path(exists=True, dir_okay=False))
+@click.option("--out", required=True, type=click.Path(dir_okay=False), help="PNG (or PDF, SVG) to write.")
+@click.option("--from-s", "t0_s", type=float, default=0.0, show_default=True, help="Window start (virtual s).")
+@click.option("--to-s", "t1_s", type=float, default=None, help="Window end (default: the scenario's end).")
+def emu_scope(scenario_path, out, t0_s, t1_s):
+    """Run a scenario and draw the electrode current and bridge state (matplotlib)."""
+    from .emulator import trace_export
+    res = _run_scenario(scenario_path)
+    trace_export.plot_scope(res.emu, res.end_ns, out, t0_s, t1_s)
+    click.echo(f"wrote {out}")
+
+
 @main.command()
-@click.option("--board", default="pico-mcp4725", show_default=True)
+@click.option("--board", default="pico-mcp4725", show_default=True, shell_complete=complete_board)
 @click.option("--speed", type=click.FloatRange(1, 100), default=10.0, show_default=True)
 @click.option("--ua", type=int, default=200, show_default=True)
 @click.option("--duration-s", type=int, default=20, show_default=True)
@@ -167,6 +262,8 @@ def demo(board, speed, ua, duration_s):
     from .demo import run_demo
     sys.exit(run_demo(board, speed, ua, duration_s))
 
+
+from . import cli_session, cli_tools  # noqa: E402,F401 - register session, monitor, ports, flash, …
 
 if __name__ == "__main__":
     main()

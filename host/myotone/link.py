@@ -12,7 +12,9 @@ only while the host waits for it.
 from __future__ import annotations
 
 import collections
+import errno
 import json
+import math
 import time
 
 
@@ -30,6 +32,25 @@ class DeviceError(Exception):
         super().__init__(f"{self.code}: {self.message}")
 
 
+def open_error(url: str, exc: Exception) -> LinkError:
+    """A one-line reason why `url` could not be opened, in the user's terms."""
+    text = str(exc)
+    code = getattr(exc, "errno", None)
+    if isinstance(exc, ValueError):
+        why = "not a port (give a device path, a pyserial URL such as socket://HOST:PORT, or emu[:BOARD])"
+    elif code == errno.ENOENT or "No such file" in text:
+        why = "no such port (is the board plugged in? `myotone ports` lists them)"
+    elif code in (errno.EAGAIN, errno.EBUSY) or "exclusively lock" in text or "busy" in text.lower():
+        why = "port busy: another program has it open (mpremote, a serial monitor, another myotone?)"
+    elif code == errno.EACCES or "Permission denied" in text:
+        why = "permission denied (on Linux, add yourself to the dialout group)"
+    elif "Connection refused" in text:
+        why = "nothing is listening there (is `myotone emu serve` running?)"
+    else:
+        why = text
+    return LinkError(f"cannot open {url}: {why}")
+
+
 class SerialTransport:
     def __init__(self, url: str):
         import serial
@@ -38,7 +59,7 @@ class SerialTransport:
         except TypeError:   # URL handlers that do not take `exclusive`
             self._ser = serial.serial_for_url(url, baudrate=115200, timeout=0.05)
         except (serial.SerialException, OSError, ValueError) as exc:
-            raise LinkError(f"cannot open {url}: {exc}") from exc
+            raise open_error(url, exc) from exc
         self._buf = bytearray()
 
     def write(self, data: bytes) -> None:
@@ -86,7 +107,10 @@ class EmuTransport:
         self.emulator.write(data)
 
     def readline(self, timeout_s: float) -> bytes | None:
-        deadline = self.emulator.now_s + timeout_s
+        # in integer ns: a deadline in float seconds can round to a time never reached
+        clock = self.emulator.clock
+        deadline_ns = clock.now_ns + max(1, math.ceil(timeout_s * 1e9))
+        step_ns = int(self.step_s * 1e9)
         while True:
             self._buf += self.emulator.read()
             k = self._buf.find(b"\n")
@@ -94,9 +118,9 @@ class EmuTransport:
                 line = bytes(self._buf[:k])
                 del self._buf[:k + 1]
                 return line
-            if self.emulator.now_s >= deadline:
+            if clock.now_ns >= deadline_ns:
                 return None
-            self.emulator.run_until(min(deadline, self.emulator.now_s + self.step_s))
+            clock.run_until(min(deadline_ns, clock.now_ns + step_ns))
 
     def now_s(self) -> float:
         return self.emulator.now_s
@@ -117,8 +141,9 @@ def open_transport(port: str):
 
 
 class Link:
-    def __init__(self, transport):
+    def __init__(self, transport, port: str = "device"):
         self.transport = transport
+        self.port = port
         self._next_id = 1
         self._pending: collections.deque[dict] = collections.deque()
         self.noise: collections.deque[str] = collections.deque(maxlen=200)
@@ -127,7 +152,7 @@ class Link:
     def open(cls, port: str) -> "Link":
         if not port:
             raise LinkError("no port: pass --port (a device, a pyserial URL, or emu) or set MYOTONE_PORT")
-        link = cls(open_transport(port))
+        link = cls(open_transport(port), port)
         # end whatever partial line an earlier tool left in the device's buffer
         link.transport.write(b"\n")
         return link
@@ -168,11 +193,26 @@ class Link:
                 return msg
             self.noise.append(text)
 
+    def drop_pending(self) -> list:
+        """Forget (and return) the events set aside so far: a status reply is newer."""
+        old = list(self._pending)
+        self._pending.clear()
+        return old
+
     def read_message(self, timeout_s: float = 1.0) -> dict | None:
         """The next event or unclaimed reply, or None after `timeout_s`."""
         if self._pending:
             return self._pending.popleft()
         return self._read_json(timeout_s)
+
+    def _silence(self, cmd: str, timeout_s: float) -> str:
+        text = f"no reply to {cmd!r} from {self.port} within {timeout_s:g} s"
+        if not self.noise:
+            return text + ": the board is not answering (is the Myotone firmware flashed? `myotone flash`)"
+        last = self.noise[-1][:80]
+        if ">>>" in last or "raw REPL" in last:
+            return text + f" (it printed: {last!r}: the board is at the MicroPython REPL; reset it or `myotone flash`)"
+        return text + f" (it printed: {last!r})"
 
     def request(self, cmd: str, timeout_s: float = 3.0, **args) -> dict:
         """Send `cmd` and return its reply; events that arrive meanwhile are kept."""
@@ -183,8 +223,7 @@ class Link:
         while True:
             msg = self._read_json(max(0.0, deadline - self.now_s()))
             if msg is None:
-                hint = f" (it printed: {self.noise[-1][:80]!r})" if self.noise else ""
-                raise LinkError(f"no reply to {cmd!r} within {timeout_s:g} s{hint}")
+                raise LinkError(self._silence(cmd, timeout_s))
             if msg.get("id") == req_id and "ok" in msg:
                 if not msg["ok"]:
                     raise DeviceError(msg)

@@ -48,6 +48,7 @@ class PioPulse:
         self.in_pair = 0
         self.pairs = 0
         self.settled = 1
+        self._stopped = False
         self._feed_cb = self._feed         # bound once: the IRQ must not allocate
 
     def prepare(self, wave):
@@ -83,6 +84,11 @@ class PioPulse:
             self._next = table
             self._pending = True
             return
+        if self._stopped:
+            # stop() took the pins back from PIO, and restart() keeps the words left in
+            # the TX FIFO: init() clears the FIFOs and hands the pins to the SM again
+            self._sm.init(_player, freq=1000000, out_base=self._pin_a)
+            self._stopped = False
         self._t = table
         self._i = 0
         self._rep = 0
@@ -113,6 +119,7 @@ class PioPulse:
         self._pin_a.init(self._pin_a.OUT, value=0)   # take the pins back from PIO
         self._pin_b.init(self._pin_b.OUT, value=0)
         self.running = False
+        self._stopped = True
         self.head.stop()
         self.state = OFF
         self.in_pair = 0

@@ -1,6 +1,16 @@
 # Current and electrode-voltage sense through the ADC. All arithmetic is in
 # small integers (fixed point), so a supervisor tick reading it never
 # allocates: raw (0..65535) x scale stays below 2**30.
+#
+# `calibrated=True` (ESP32): read the port's calibrated microvolts
+# (`read_uv()`) instead of assuming a linear 0..adc_vref_mv ADC -- the
+# ESP32's ADC has an offset (its code 0 means "below ~140 mV") and a bent
+# top. The floor, what read_uv() returns with nothing on the pin, is read
+# once at construction (output off) and reads as 0.
+#
+# The current channel also takes this unit's calibration (calib.py, set by
+# `calibrate()`): true uA = gain x reading + offset, the gain folded into
+# the scale (or into R_sense on the microvolt path), never below 0.
 def _scale(full_scale, shift):
     scale = (full_scale << shift) // 65535
     if 65535 * scale >= 1 << 30:
@@ -9,16 +19,39 @@ def _scale(full_scale, shift):
 
 
 class Sense:
-    def __init__(self, adc_current, adc_voltage, r_sense_ohm, divider, adc_vref_mv):
+    def __init__(self, adc_current, adc_voltage, r_sense_ohm, divider, adc_vref_mv, calibrated=False):
         self._adc_i = adc_current
         self._adc_v = adc_voltage
+        self._cal = calibrated
+        self._r_sense = r_sense_ohm
+        self._divider = divider
         # current: V_sense / R_sense; full scale in uA
-        self._i_scale = _scale(adc_vref_mv * 1000 // r_sense_ohm, 14)
+        self._i_fs_ua = adc_vref_mv * 1000 // r_sense_ohm
+        self.calibrate(1.0, 0)
         # electrode voltage: ADC volts x divider; full scale in mV
         self._v_scale = _scale(adc_vref_mv * divider, 14)
+        if calibrated:
+            self._floor_i = adc_current.read_uv()
+            self._floor_v = adc_voltage.read_uv()
+
+    def calibrate(self, gain, offset_ua):
+        """This unit's sense: true uA = gain x reading + offset (floats here, never in the tick)."""
+        self._i_scale = _scale(int(self._i_fs_ua * gain + 0.5), 14)
+        # microvolt path: uA = uV x 16 / (R_sense x 16 / gain), in 1/16 ohm (uV x 16 < 2**30)
+        self._r16 = max(1, int(self._r_sense * 16 / gain + 0.5))
+        self._i_off = int(offset_ua + 0.5) if offset_ua >= 0 else -int(-offset_ua + 0.5)
 
     def read_ua(self):
-        return (self._adc_i.read_u16() * self._i_scale + 8192) >> 14
+        if self._cal:
+            uv = self._adc_i.read_uv()
+            ua = 0 if uv <= self._floor_i else (uv * 16 + (self._r16 >> 1)) // self._r16
+        else:
+            ua = (self._adc_i.read_u16() * self._i_scale + 8192) >> 14
+        ua += self._i_off
+        return ua if ua > 0 else 0
 
     def read_mv(self):
+        if self._cal:
+            uv = self._adc_v.read_uv()
+            return 0 if uv <= self._floor_v else uv * self._divider // 1000
         return (self._adc_v.read_u16() * self._v_scale + 8192) >> 14

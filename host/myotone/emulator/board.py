@@ -1,16 +1,19 @@
 """Emulator: one virtual board -- clock, MCU, plant, console, flash, firmware."""
 from __future__ import annotations
 
+import hashlib
 import json
+import os
 from pathlib import Path
 
 from .. import paths
 from .clock import Clock
 from .console import Console
-from .mcu import BROWNOUT_RESET, PWRON_RESET, Mcu
-from .flash import ESP32_BLOCKS, Flash
+from .faults import FAULTS, FaultSwitch
+from .flash import ESP32_BLOCKS, RP2040_PICO_BLOCKS, Flash, FlashCorrupt
+from .mcu import Mcu
 from .peripherals import Peripherals
-from .plant import Load, Plant
+from .plant import CONTACTS, Load, Plant
 from .runtime import Runtime
 
 
@@ -42,21 +45,51 @@ def _repl_factory(runtime):
 
 
 class Emulator:
+    """One virtual board. `flash_path` keeps the littlefs image in a file (made and
+    flashed with the firmware when new, used as it is when it exists)."""
+
+    FAULTS = FAULTS
+
     def __init__(self, board: str | dict = "pico-mcp4725", *, seed: int = 1, load: Load | None = None,
-                 fs=None, firmware_dir: Path | None = None):
+                 fs=None, firmware_dir: Path | None = None, flash_path: str | os.PathLike | None = None):
         self.board = board if isinstance(board, dict) else load_board(board)
+        self.seed = seed
         self.clock = Clock()
         self.plant = Plant(self.board, load, seed=seed)
-        self.mcu = Mcu(self.board, self.clock, self.plant)
+        self.mcu = Mcu(self.board, self.clock, self.plant, unique_id=_unique_id(seed))
         self.periph = Peripherals(self.board, self.mcu)
         self.console = Console(self.clock)
         if fs is None:
-            fs = Flash(autosave=False) if self.board["mcu"] == "rp2040" else Flash(
-                block_count=ESP32_BLOCKS, prog_size=32, autosave=False)
-            install_firmware(fs, self.board, firmware_dir)
+            fs = self._make_flash(flash_path, firmware_dir)
         self.fs = fs
         self.runtime = Runtime(self.mcu, self.console, self.fs)
+        self.faults = FaultSwitch(self)
+        self.clock.check_hooks.append(self.faults.injector)
+        self.runtime.remount = self._remount
+        fs.device.on_dead = self.faults.cut_now
         self._started = False
+
+    def _make_flash(self, path, firmware_dir) -> Flash:
+        geometry = ({"block_count": RP2040_PICO_BLOCKS, "prog_size": 256} if self.board["mcu"] == "rp2040"
+                    else {"block_count": ESP32_BLOCKS, "prog_size": 32})
+        fresh = path is None or not os.path.exists(path)
+        fs = Flash(path, autosave=path is not None, **geometry)
+        if fresh:
+            install_firmware(fs, self.board, firmware_dir)
+        return fs
+
+    def _remount(self, old: Flash) -> Flash:
+        """Power-on: mount what survived; a broken image is formatted, as the ports' _boot.py does."""
+        kw = dict(old.geometry, path=old.path, autosave=old.path is not None)
+        try:
+            fs = Flash.from_image(old.image_bytes(), **kw)
+        except FlashCorrupt:
+            fs = Flash(image=old.image_bytes(), format_if_unmountable=True, **kw)
+            if fs.path:
+                fs.save()
+        fs.device.on_dead = self.faults.cut_now
+        self.fs = fs
+        return fs
 
     # ---- life cycle ----
     def start(self) -> "Emulator":
@@ -102,6 +135,10 @@ class Emulator:
     def read(self) -> bytes:
         return self.console.take_tx()
 
+    def host_can_connect(self) -> bool:
+        """False while the host is cut off (host_disconnect) or the board unpowered."""
+        return "host_disconnect" not in self.faults.active and self.mcu.powered
+
     # ---- button, LEDs ----
     def press_button(self, hold_s: float = 0.1, at_s: float | None = None) -> None:
         """Press the device's button at virtual time `at_s` (default: now) for `hold_s`."""
@@ -121,37 +158,29 @@ class Emulator:
         return self.periph.status
 
     # ---- faults and plant ----
-    FAULTS = ("electrode_off", "electrode_short", "dac_stuck_high", "adc_stuck", "bridge_asymmetry",
-              "firmware_hang", "brownout", "over_temp", "vbus", "host_disconnect", "power_loss")
+    def set_fault(self, name: str, active: bool = True, **options) -> None:
+        """Switch a fault on or off at the current virtual time (see faults.py).
 
-    def set_fault(self, name: str, active: bool = True) -> None:
-        """Switch a fault on or off at the current virtual time."""
-        if name not in self.FAULTS:
-            raise EmulatorError(f"unknown fault {name!r} (known: {', '.join(self.FAULTS)})")
-        if name == "firmware_hang":
-            self.clock.hang = active
-            self.clock.notify()
-            return
-        if name == "brownout":
-            if active:       # the supply dips: the MCU resets, and reports why if the port can
-                self._reset_request = BROWNOUT_RESET if self.mcu.port == "esp32" else PWRON_RESET
-                self.clock.schedule(self.clock.now_ns, self._brownout)
-            return
-        if name in ("electrode_off", "electrode_short"):
-            self.plant.load.contact = ("off" if name == "electrode_off" else "short") if active else "good"
-        elif active:
-            self.plant.faults.add(name)
-        else:
-            self.plant.faults.discard(name)
-        self.plant.changed(self.clock.now_ns)
-
-    def _brownout(self) -> None:
-        self.mcu.hard_reset(self._reset_request)
+        `power_loss` takes ``in_flash_write=True``: the cut comes inside the
+        next flash program/erase instead of now.
+        """
+        if name not in FAULTS:
+            raise EmulatorError(f"unknown fault {name!r} (known: {', '.join(FAULTS)})")
+        if options and name != "power_loss":
+            raise EmulatorError(f"fault {name!r} takes no options")
+        self.faults.set(name, active, **options)
 
     def set_load(self, **values) -> None:
         """Change the electrode-skin load now (r_series_ohm, r_parallel_ohm, c_parallel_nf, contact)."""
         for k, v in values.items():
             if not hasattr(self.plant.load, k):
                 raise EmulatorError(f"unknown load field {k!r}")
+            if k == "contact" and v not in CONTACTS:
+                raise EmulatorError(f"contact must be one of {', '.join(CONTACTS)}")
             setattr(self.plant.load, k, v)
         self.plant.changed(self.clock.now_ns)
+
+
+def _unique_id(seed: int) -> bytes:
+    """machine.unique_id(): the flash ID (rp2, 8 bytes) or MAC (esp32, 6), fixed per seed."""
+    return hashlib.sha256(b"myotone-board-%d" % seed).digest()[:8]

@@ -108,6 +108,9 @@ class Clock:
             while (self.limit_ns <= self.now_ns and not self.stopped
                    and not (ready is not None and ready()) and not self._hooks_pending()):
                 self._cond.wait(0.5)
+                if self._parked_gen != self._gen:    # a request that needs no time: still parked here
+                    self._parked_gen = self._gen
+                    self._cond.notify_all()
 
     def _hooks_pending(self) -> bool:
         return any(getattr(h, "pending", lambda: False)() for h in self.check_hooks)
@@ -120,14 +123,22 @@ class Clock:
 
     # ---- control (other threads) ----
     def run_until(self, t_ns: int, timeout_s: float = 60.0) -> None:
-        """Lockstep: let the CPU run to virtual time t_ns and wait until it parks there."""
+        """Lockstep: let the CPU run to virtual time t_ns and wait until it parks there.
+
+        TimeoutError when virtual time stops moving for `timeout_s` of wall time (a
+        firmware loop that never waits); a long run on a loaded host is not one.
+        """
         deadline = time.monotonic() + timeout_s
+        seen_ns = self.now_ns
         with self._cond:
             self._gen += 1
             gen = self._gen
             self.limit_ns = max(self.limit_ns, t_ns)
             self._cond.notify_all()
             while not self.cpu_done and not (self._parked_gen >= gen and self.now_ns >= t_ns):
+                if self.now_ns != seen_ns:           # progress: the CPU is only slow
+                    seen_ns = self.now_ns
+                    deadline = time.monotonic() + timeout_s
                 left = deadline - time.monotonic()
                 if left <= 0:
                     raise TimeoutError(f"emulated CPU did not reach t={t_ns / 1e9:.3f} s "

@@ -23,11 +23,15 @@ class Console:
         self.interrupt_char = 3
         self.kbd_pending = False
         self.listeners: list = []
+        self.taps: list = []           # see everything the firmware writes, heard or not (reports)
         self.closed = False
+        self.link_up = True            # False: USB unpowered or the host gone; bytes are lost
         self.alive = lambda: None      # raises when the MCU is resetting
 
     # ---- host side ----
     def push_rx(self, data: bytes) -> None:
+        if not self.link_up:
+            return
         with self._lock:
             for b in data:
                 if b == self.interrupt_char and self.interrupt_char >= 0:
@@ -63,6 +67,10 @@ class Console:
 
     def write(self, data: bytes) -> None:
         self.alive()
+        for tap in self.taps:
+            tap(data)
+        if not self.link_up:
+            return
         with self._lock:
             self._tx += data
         for listener in list(self.listeners):

@@ -27,6 +27,7 @@ from typing import Callable, Iterator
 from littlefs import LittleFS, LittleFSError, UserContext, lfs
 
 from .mpy_errno import MpOSError
+from .mpy_stdlib import MachineReset
 
 BLOCK_SIZE = 4096
 RP2040_PICO_BLOCKS = 1408 * 1024 // BLOCK_SIZE    # RPI_PICO: 1408 KiB
@@ -38,11 +39,12 @@ O_RDONLY, O_WRONLY, O_RDWR = 1, 2, 3  # littlefs open flags
 O_CREAT, O_EXCL, O_TRUNC, O_APPEND = 0x100, 0x200, 0x400, 0x800  # MicroPython's LFS2 mtime attribute: u64 ns since 1970, LE
 
 
-class PowerLoss(BaseException):
+class PowerLoss(MachineReset):
     """The flash lost power during a program/erase operation.
 
     A BaseException so firmware's `except Exception`/`except OSError` does
-    not catch it: after it, the device is dead until re-created with
+    not catch it, and a MachineReset so the emulated board goes down with
+    it: after it, the device is dead until re-created with
     `Flash.from_image(flash.image_bytes())`.
     """
 
@@ -72,6 +74,7 @@ class FlashDevice(UserContext):
         self.seed = 0
         self.dead = False
         self.on_sync: Callable[[], None] | None = None
+        self.on_dead: Callable[[], None] | None = None   # the power went at the armed operation
 
     def read(self, cfg, block: int, off: int, size: int) -> bytes:
         start = block * cfg.block_size + off
@@ -79,7 +82,10 @@ class FlashDevice(UserContext):
 
     def _interrupted(self) -> bool:
         self.ops += 1
-        return self.fail_at is not None and self.ops >= self.fail_at
+        cut = self.fail_at is not None and self.ops >= self.fail_at
+        if cut and self.on_dead is not None:
+            self.on_dead()
+        return cut
 
     def _noise(self, size: int) -> int:
         return random.Random(self.seed * 1_000_003 + self.ops).getrandbits(8 * size)
@@ -141,6 +147,7 @@ class Flash:
         self.device = FlashDevice(bytearray(image) if image is not None
                                   else bytearray(b"\xff" * block_size * block_count))
         self.time_ns = time_ns
+        self.geometry = {"block_size": block_size, "prog_size": prog_size}
         self.cwd = "/"  # the VFS current directory (reset to "/" on soft reset)
         self._lock = threading.RLock()
         self.lfs = LittleFS(context=self.device, mount=False, block_size=block_size,
@@ -178,6 +185,9 @@ class Flash:
             raise ValueError("after_ops >= 1 and torn in ('garbage', 'old')")
         self.device.fail_at = self.device.ops + after_ops
         self.device.torn, self.device.seed = torn, seed
+
+    def disarm_power_loss(self) -> None:
+        self.device.fail_at = None
 
     @property
     def powered(self) -> bool:

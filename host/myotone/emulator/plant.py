@@ -3,18 +3,35 @@
 These values are the truth that reports use, not what the firmware
 believes. The model (docs/emulator.md):
 
-* V->I stage: I_set = V_dac / R_set, limited by the compliance voltage of the
-  high-voltage rail (0 V when the rail is disabled) and by the hardware
-  current limiter, which works even when the firmware does not.
+* V->I stage: a current source, I_set = V_dac / R_set, capped by the
+  hardware limiter (which works even when the firmware does not) and by the
+  compliance voltage of the high-voltage rail. Rail off = no source.
 * Bridge: POL_A high -> +I, POL_B high -> -I, both low -> no path; both high
-  is a shoot-through, recorded as a violation (and no electrode current).
-* Load: series R plus a parallel R||C (DC: R_series + R_parallel).
-* Sense: |I| x R_sense into the ADC; electrode voltage through a divider.
+  is a shoot-through, counted (and no electrode current).
+* Load: R_series + (R_parallel || C), then R_sense back to the source.
+  With a constant drive the capacitor charges, V_c(t) = I R_p + (V_c0 -
+  I R_p) e^(-t / R_p C), so the electrode voltage rises during a phase and
+  the source can reach compliance mid-phase; from then on it holds the rail
+  and the current relaxes exponentially. Each constant-drive interval is
+  solved in closed form: the mode switch time is computed, not searched for,
+  and nothing is stepped. Contact: good | off (open) | short (0 Ω).
+* Sense: |I| x R_sense into the current ADC; |electrode voltage| (0 with
+  no drive, the rail when driving an open electrode) through the divider;
+  the NTC thermistor with its pull-up on the 3.3 V rail; VBUS as a pin.
+* ADC: the port's transfer (`adc.py`) with seeded Gaussian noise.
 """
 from __future__ import annotations
 
+import math
 import random
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+
+from .adc import AdcModel
+from .trace import Trace  # noqa: F401  (re-exported)
+
+RAIL_V = 3.3          # logic supply: thermistor pull-up
+CONTACTS = ("good", "off", "short")
+_OPEN, _CC, _CV = 0, 1, 2     # no drive, constant current, at compliance
 
 
 @dataclass
@@ -32,124 +49,173 @@ class Load:
         return self.r_series_ohm + self.r_parallel_ohm
 
 
-@dataclass
-class Trace:
-    """Electrode current as a piecewise-constant function of virtual time."""
-    t_ns: list = field(default_factory=list)
-    i_ua: list = field(default_factory=list)
-    net_charge_nc: float = 0.0
-    abs_charge_nc: float = 0.0
-    max_abs_ua: float = 0.0
-    output_on_ns: int = 0
-    shoot_through: int = 0
-
-    def record(self, t_ns: int, i_ua: float) -> None:
-        if self.t_ns:
-            last_t, last_i = self.t_ns[-1], self.i_ua[-1]
-            if i_ua == last_i:
-                return
-            self._integrate(t_ns - last_t, last_i)
-        self.t_ns.append(t_ns)
-        self.i_ua.append(i_ua)
-        self.max_abs_ua = max(self.max_abs_ua, abs(i_ua))
-
-    def _integrate(self, dt_ns: int, i_ua: float) -> None:
-        q = i_ua * dt_ns / 1e6          # uA x ns = 1e-15 C = 1e-6 nC
-        self.net_charge_nc += q
-        self.abs_charge_nc += abs(q)
-        if abs(i_ua) >= 10.0:
-            self.output_on_ns += dt_ns
-
-    def close(self, t_ns: int) -> None:
-        """Integrate up to t_ns (call before reading the totals)."""
-        if self.t_ns and t_ns > self.t_ns[-1]:
-            self._integrate(t_ns - self.t_ns[-1], self.i_ua[-1])
-            self.t_ns.append(t_ns)
-            self.i_ua.append(self.i_ua[-1])
-
-    def current_at(self, t_ns: int) -> float:
-        import bisect
-        k = bisect.bisect_right(self.t_ns, t_ns) - 1
-        return self.i_ua[k] if k >= 0 else 0.0
-
-
 class Plant:
-    def __init__(self, board: dict, load: Load | None = None, seed: int = 1, adc_bits: int = 12):
+    def __init__(self, board: dict, load: Load | None = None, seed: int = 1):
         self.board = board
         self.load = load or Load()
+        self.port = "rp2" if board["mcu"] == "rp2040" else "esp32"
         self.rng = random.Random(seed)
-        self.adc_bits = adc_bits
+        self.adc = AdcModel(self.port, board["sense"]["adc_vref_mv"])
         self.adc_noise_lsb = 1.0
         self.dac_code = 0
         self.dac_max = (1 << board["dac"]["bits"]) - 1
         self.bridge_a = 0
         self.bridge_b = 0
         self.hv_on = 0
+        self.powered = True
         self.faults: set[str] = set()
         self.trace = Trace()
         self.skin_temp_c = 33.0
         self.vbus = 0
         self.asymmetry = 0.8          # bridge_asymmetry: the negative half delivers 80 %
+        # this unit's component tolerances (what `myotone calibrate` measures):
+        self.dac_gain = 1.0           # DAC Vref and R_set: true set point / nominal
+        self.sense_gain = 1.0         # R_sense: true sense voltage / nominal
         self._stuck: dict[str, int] = {}
+        self._therm = (None, 0.0)
+        self._gauss = self.rng.gauss
+        self.now_ns = lambda: 0       # the emulator wires its clock here
+        self._r_sense = float(board["sense"]["r_sense_ohm"])
+        self._v_comp = float(board["compliance_v"])
+        # the present constant-drive interval, solved in closed form
+        self._t0 = 0
+        self._v0 = 0.0                # capacitor voltage at _t0 (V, + in the POL_A direction)
+        self._mode = _OPEN
+        self._s = 0                   # drive sign
+        self._v_inf = 0.0
+        self._tau_ns = 0.0
+        self._i_a = 0.0               # _CC: |I| (A)
+        self._r_ser = 1.0
+        self._t_switch = None
+        self._begin(0, 0.0)
 
-    # ---- what the hardware does ----
+    # ---- the source ----
     def set_point_ua(self) -> float:
         code = self.dac_max if "dac_stuck_high" in self.faults else self.dac_code
         v_mv = code / self.dac_max * self.board["dac"]["vref_mv"]
-        return v_mv * 1000.0 / self.board["v_to_i"]["r_set_ohm"]
+        return v_mv * 1000.0 / self.board["v_to_i"]["r_set_ohm"] * self.dac_gain
 
-    def current_ua(self) -> float:
-        """Signed electrode current now."""
-        if self.bridge_a and self.bridge_b:
-            return 0.0
-        if not (self.bridge_a or self.bridge_b) or not self.hv_on:
-            return 0.0
-        r_ohm = self.load.dc_ohm() + self.board["sense"]["r_sense_ohm"]
-        i_ua = min(self.set_point_ua(), self.board["compliance_v"] * 1e6 / r_ohm,
-                   self.board["hw_limit_ua"])
-        if self.bridge_b and "bridge_asymmetry" in self.faults:
-            i_ua *= self.asymmetry
-        return i_ua if self.bridge_a else -i_ua
+    def _drive_sign(self) -> int:
+        if not self.powered or not self.hv_on or self.bridge_a == self.bridge_b:
+            return 0
+        return 1 if self.bridge_a else -1
 
-    def electrode_mv(self) -> float:
-        i_ua = abs(self.current_ua())
-        if self.load.contact == "off":
-            # open circuit: the source sits at its compliance voltage when driven
-            return self.board["compliance_v"] * 1000.0 if (self.hv_on and (self.bridge_a or self.bridge_b)) else 0.0
-        return i_ua * self.load.dc_ohm() / 1000.0
+    # ---- the interval solution ----
+    def _v_at(self, t_ns: int) -> float:
+        if self._tau_ns <= 0:
+            return self._v_inf
+        return self._v_inf + (self._v0 - self._v_inf) * math.exp(-(t_ns - self._t0) / self._tau_ns)
+
+    def _begin(self, t_ns: int, v0: float) -> None:
+        """Solve the interval starting at t_ns with capacitor voltage v0; record it."""
+        load = self.load
+        s = self._drive_sign()
+        c_f = load.c_parallel_nf * 1e-9
+        r_p = 0.0 if load.contact == "short" else load.r_parallel_ohm
+        r_s = 0.0 if load.contact == "short" else load.r_series_ohm
+        self._t0, self._v0, self._s, self._t_switch = t_ns, v0, s, None
+        if s == 0 or load.contact == "off":
+            self._mode, self._v_inf = _OPEN, 0.0          # the skin's own R_p discharges C
+            self._tau_ns = r_p * c_f * 1e9 if r_p > 0 else 0.0
+            self.trace.record(t_ns, 0.0)
+            return
+        i_a = min(self.set_point_ua(), self.board["hw_limit_ua"]) * 1e-6
+        if s < 0 and "bridge_asymmetry" in self.faults:
+            i_a *= self.asymmetry
+        r_ser = r_s + self._r_sense
+        tau_s = r_p * c_f
+        u0 = s * v0 if tau_s > 0 else i_a * r_p     # capacitor voltage along the drive
+        u_max = self._v_comp - i_a * r_ser          # beyond this the rail cannot hold I
+        self._r_ser = r_ser
+        if u0 <= u_max:
+            self._mode, self._i_a = _CC, i_a
+            u_inf = i_a * r_p
+            self._v_inf, self._tau_ns = s * u_inf, tau_s * 1e9
+            if u_inf > u_max and tau_s > 0:         # compliance will be reached mid-phase
+                self._t_switch = t_ns + max(1, int(math.ceil(
+                    self._tau_ns * math.log((u_inf - u0) / (u_inf - u_max)))))
+            self.trace.record(t_ns, s * i_a * 1e6)
+            return
+        # at compliance: the rail drives R_ser into R_p || C
+        self._mode = _CV
+        u_inf = self._v_comp * r_p / (r_p + r_ser)
+        tau_s = c_f * r_ser * r_p / (r_ser + r_p) if r_p > 0 else 0.0
+        self._v_inf, self._tau_ns = s * u_inf, tau_s * 1e9
+        if u_inf < u_max and tau_s > 0:            # the current will come back up to I_set
+            self._t_switch = t_ns + max(1, int(math.ceil(
+                self._tau_ns * math.log((u0 - u_inf) / (u_max - u_inf)))))
+        i0 = max(0.0, self._v_comp - (u0 if tau_s > 0 else u_inf)) / r_ser
+        i_inf = (self._v_comp - u_inf) / r_ser
+        self.trace.record(t_ns, s * i0 * 1e6, s * i_inf * 1e6, self._tau_ns)
+
+    def _advance(self, t_ns: int) -> None:
+        """Carry the solution to t_ns, through any mode switch on the way."""
+        while self._t_switch is not None and self._t_switch <= t_ns:
+            t = self._t_switch
+            self._begin(t, self._v_at(t))
 
     def changed(self, t_ns: int) -> None:
-        """Call after any change of DAC, bridge, rail, load or faults."""
+        """Call after any change of DAC, bridge, rail, load, power or faults."""
         if self.bridge_a and self.bridge_b:
             self.trace.shoot_through += 1
-        self.trace.record(t_ns, self.current_ua())
+        self._advance(t_ns)
+        self._begin(t_ns, self._v_at(t_ns))
 
-    # ---- what the ADC sees ----
-    def _adc_u16(self, volts: float) -> int:
-        vref = self.board["sense"]["adc_vref_mv"] / 1000.0
-        full = (1 << self.adc_bits) - 1
-        raw = round(volts / vref * full + self.rng.gauss(0.0, self.adc_noise_lsb))
-        raw = max(0, min(full, raw))
-        shift = 16 - self.adc_bits        # scale to read_u16 as the ports do
-        return (raw << shift) | (raw >> (self.adc_bits - shift)) if shift else raw
+    # ---- the truth at an instant ----
+    def current_ua(self, t_ns: int | None = None) -> float:
+        """Signed electrode current at t_ns (default: now)."""
+        if t_ns is None:
+            t_ns = self.now_ns()
+        self._advance(t_ns)
+        if self._mode == _CC:
+            return self._s * self._i_a * 1e6
+        if self._mode == _OPEN:
+            return 0.0
+        u = self._s * self._v_at(t_ns)
+        return self._s * max(0.0, self._v_comp - u) / self._r_ser * 1e6
 
-    def _stuck_or(self, channel: str, value: int) -> int:
-        """adc_stuck: the ADC keeps returning what it read when the fault began."""
-        if "adc_stuck" not in self.faults:
-            self._stuck.pop(channel, None)
-            return value
-        return self._stuck.setdefault(channel, value)
+    def electrode_mv(self, t_ns: int | None = None) -> float:
+        """|Electrode voltage| at t_ns (default: now), as the divider sees it."""
+        if t_ns is None:
+            t_ns = self.now_ns()
+        if self._drive_sign() == 0:
+            return 0.0
+        if self.load.contact == "off":
+            return self._v_comp * 1000.0            # the source sits at its rail
+        i_a = self.current_ua(t_ns) * 1e-6
+        r_s = 0.0 if self.load.contact == "short" else self.load.r_series_ohm
+        return abs(i_a * r_s + self._v_at(t_ns)) * 1000.0
 
-    def sense_current_u16(self) -> int:
-        return self._stuck_or("i", self._adc_u16(abs(self.current_ua()) * 1e-6 * self.board["sense"]["r_sense_ohm"]))
-
-    def sense_voltage_u16(self) -> int:
-        return self._stuck_or("v", self._adc_u16(self.electrode_mv() / 1000.0 / self.board["sense"]["divider"]))
-
-    def thermistor_u16(self) -> int:
-        import math
-        th = self.board["thermistor"]
+    def thermistor_v(self) -> float:
         t_c = 42.0 if "over_temp" in self.faults else self.skin_temp_c
-        r = th["r25_ohm"] * math.exp(th["beta"] * (1 / (t_c + 273.15) - 1 / 298.15))
-        volts = self.board["sense"]["adc_vref_mv"] / 1000.0 * r / (r + th["r_pullup_ohm"])
-        return self._stuck_or("t", self._adc_u16(volts))
+        if self._therm[0] != t_c:
+            th = self.board["thermistor"]
+            r = th["r25_ohm"] * math.exp(th["beta"] * (1 / (t_c + 273.15) - 1 / 298.15))
+            self._therm = (t_c, RAIL_V * r / (r + th["r_pullup_ohm"]))
+        return self._therm[1]
+
+    def vbus_present(self) -> bool:
+        return bool(self.vbus or "vbus" in self.faults)
+
+    def channel_volts(self, channel: str, t_ns: int) -> float:
+        """What an ADC pin sees: "i" current sense, "v" electrode divider, "t" thermistor."""
+        if not self.powered:
+            return 0.0
+        if channel == "i":
+            return abs(self.current_ua(t_ns)) * 1e-6 * self._r_sense * self.sense_gain
+        if channel == "v":
+            return self.electrode_mv(t_ns) / 1000.0 / self.board["sense"]["divider"]
+        return self.thermistor_v()
+
+    # ---- what the ADC returns ----
+    def adc_raw(self, channel: str, t_ns: int, atten: int = 0, bits: int = 12) -> int:
+        """The raw code of one conversion (noise included; adc_stuck freezes it)."""
+        stuck = "adc_stuck" in self.faults
+        if stuck and channel in self._stuck:
+            return self._stuck[channel] >> (12 - bits)
+        raw = self.adc.raw(self.channel_volts(channel, t_ns), self._gauss(0.0, self.adc_noise_lsb), atten)
+        if stuck:
+            self._stuck[channel] = raw               # it keeps returning what it read first
+        elif self._stuck:
+            self._stuck.clear()
+        return raw >> (12 - bits) if bits != 12 else raw

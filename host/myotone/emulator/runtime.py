@@ -16,7 +16,7 @@ import types
 from .clock import EmulatorStopped
 from .console import Console
 from .machine_shim import make_machine_module
-from .mcu import MachineReset, Mcu
+from .mcu import POWER_OFF, MachineReset, Mcu
 from . import mpy_errors, mpy_modules, mpy_stdlib, pyexec, vfs
 
 # CPython modules close enough to MicroPython's to be used as they are.
@@ -177,7 +177,7 @@ class Runtime:
         self.console.interrupt_char = 3
         try:
             exec(compile(source, path.lstrip("/"), "exec", dont_inherit=True), ns)
-        except (SystemExit, MachineReset, EmulatorStopped):
+        except (SystemExit, mpy_stdlib.MachineReset, EmulatorStopped):
             raise
         except BaseException as exc:     # KeyboardInterrupt included, as pyexec does
             self.write_text(self.format_exception(exc))
@@ -197,11 +197,28 @@ class Runtime:
         self.reset_interpreter()
 
     def hard_reset(self) -> None:
-        """After a MachineReset has unwound the CPU: the MCU is at power-on."""
+        """After a MachineReset has unwound the CPU: the MCU is at power-on.
+
+        A power cut (fault power_loss, or the flash dying inside a write)
+        holds the CPU here, unpowered, until the power returns; then the
+        flash is mounted again from whatever image survived.
+        """
+        power_cut = self.mcu.pending_reset == POWER_OFF or not self.fs.powered
+        if power_cut:
+            self.mcu.pending_reset = POWER_OFF
+            self.mcu.power_off()
         self.mcu.after_hard_reset()
         self.console.read_available(1 << 20)   # USB re-enumerates: unread input is gone
+        if power_cut:
+            self.clock.wait(1 << 62, lambda: self.power_wanted)
+            self.fs = self.remount(self.fs)
+            self.mcu.power_on()
         self.fs.cwd = "/"
         self.reset_interpreter()
+
+    # the emulator sets these for power cuts (see board.Emulator)
+    power_wanted = True
+    remount = staticmethod(lambda fs: fs)
 
     # ---- the CPU ----
     def start(self, repl_factory) -> None:

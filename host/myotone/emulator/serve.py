@@ -23,6 +23,9 @@ def serve_tcp(emu, port: int = 0, host: str = "127.0.0.1", on_ready=None) -> Non
                 conn, _ = srv.accept()
             except socket.timeout:
                 continue
+            if not emu.host_can_connect():      # host_disconnect / power_loss: nobody answers
+                conn.close()
+                continue
             _bridge_socket(emu, conn)
     finally:
         srv.close()
@@ -38,11 +41,20 @@ def _bridge_socket(emu, conn: socket.socket) -> None:
                 conn.sendall(data)
             except OSError:
                 pass
+    dropped = []
+
+    def drop() -> None:                # fault host_disconnect or power_loss: the link goes
+        dropped.append(True)
+        try:
+            conn.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
     emu.read()                         # what nobody was connected to hear is gone, as on USB
     emu.console.listeners.append(to_host)
+    emu.faults.disconnect_hooks.append(drop)
     conn.settimeout(0.2)
     try:
-        while not emu.clock.stopped:
+        while not emu.clock.stopped and not dropped:
             try:
                 data = conn.recv(4096)
             except socket.timeout:
@@ -54,6 +66,7 @@ def _bridge_socket(emu, conn: socket.socket) -> None:
             emu.write(data)
     finally:
         emu.console.listeners.remove(to_host)
+        emu.faults.disconnect_hooks.remove(drop)
         conn.close()
 
 

@@ -1,0 +1,98 @@
+# Service commands of the supervisor: pause / resume, the board file, the
+# unit calibration (calib_get / calib_set) and `measure`, a short measured
+# session for `myotone calibrate` and `myotone selftest`. Each takes the supervisor
+# (`sup`) and the request's args; Supervisor.cmd_* delegate here. Nothing
+# here reaches the output except through sup.cmd_start and its checks.
+from myotone import calib
+from myotone import protocol as P
+from myotone import session as S
+
+_STORAGE = "storage_error"
+_NOT_RUNNING = "not_running"
+_NONE = {}
+
+
+def pause(sup, args):
+    """Ramp down to zero as on stop and hold there (the tick stops the pulse once at zero)."""
+    P.check_args(args, _NONE)
+    if not sup.session.pause():
+        raise P.ProtocolError(_NOT_RUNNING, "no session ramping or running to pause")
+    return {"state": S.NAMES[sup.session.state]}
+
+
+def resume(sup, args):
+    """A new ramp from the minimum, the pulse table restarted so the first pair is at it."""
+    P.check_args(args, _NONE)
+    s = sup.session
+    if s.state == S.PAUSING:
+        raise P.ProtocolError(P.BUSY, "still ramping down to pause: resume once paused")
+    if sup.fault is not None:
+        raise P.ProtocolError(P.FAULTED, "fault latched (%s): send fault_clear" % sup.fault)
+    if sup.env is not None:
+        raise P.ProtocolError(sup.env, "cannot resume: " + sup.env.replace("_", " "))
+    if s.state != S.PAUSED:
+        raise P.ProtocolError(_NOT_RUNNING, "no paused session to resume")
+    if sup.wave_table is not None:        # None: a phase without current (LED only)
+        sup.pulse.start(sup.wave_table)
+    s.resume()
+    return {"state": S.NAMES[s.state], "setpoint_ua": s.setpoint_ua}
+
+
+def board(sup, args):
+    P.check_args(args, _NONE)
+    return {"board": sup.board}
+
+
+def calib_get(sup, args):
+    P.check_args(args, _NONE)
+    out = sup.output
+    return {"calibration": sup.hw.calib, "source": sup.hw.calib_source,
+            "limit_code": out.limit_code, "nominal_limit_code": out.nominal_limit_code,
+            "limit_ua": out.ua_for_code(out.limit_code)}
+
+
+def calib_set(sup, args):
+    P.check_args(args, calib.SCHEMA)
+    if sup.session.active():
+        raise P.ProtocolError(P.BUSY, "a session is running: calibrate with the output idle")
+    try:
+        cal = calib.check(args)
+    except calib.CalibError as e:
+        raise P.ProtocolError(P.OUT_OF_RANGE, str(e))
+    try:
+        calib.save(cal)
+    except OSError as e:
+        raise P.ProtocolError(_STORAGE, "cannot write the calibration: %s" % e)
+    sup.hw.set_calibration(cal, "file")
+    return calib_get(sup, _NONE)
+
+
+def measure(sup, args):
+    """A short host-driven session whose run phase is measured (`ev: measure` at the end)."""
+    args = dict(args)
+    hold_s = args.pop("hold_s", 2)
+    if not isinstance(hold_s, int) or isinstance(hold_s, bool):
+        raise P.ProtocolError(P.BAD_REQUEST, "hold_s must be int")
+    P.in_range("hold_s", hold_s, 1, 10, " s")
+    for name in ("duration_s", "heartbeat"):
+        if name in args:
+            raise P.ProtocolError(P.BAD_REQUEST, "unknown field " + name)
+    args.setdefault("program", "lift")
+    ua = args.get("ua")
+    ramp_ms = sup.session.ramp_ms(ua) if isinstance(ua, int) and 0 < ua <= sup.limit_ua else 0
+    args["duration_s"] = (ramp_ms + 999) // 1000 + hold_s
+    args["heartbeat"] = True
+    r = sup.cmd_start(args)
+    sup.measure.begin()
+    r["hold_s"] = hold_s
+    return r
+
+
+def measure_done(sup):
+    m = sup.measure
+    m.active = False
+    r = m.result()
+    r["output_ua"] = sup.output.ua_for_code(m.code)
+    r["nominal_ua"] = sup.output.nominal_ua_for_code(m.code)
+    sup.console.write_line(P.event("measure", state=S.NAMES[sup.session.state], fault=sup.fault,
+                                   setpoint_ua=sup.session.setpoint_ua, **r))

@@ -1,0 +1,123 @@
+"""`myotone logs`: the session logs the device keeps (list, pull, export,
+delete). Device protocol (docs/protocol.md):
+
+    {"cmd": "log_list"}           -> {"records": [{"n", "start_s", "end_s", "program", "faults"}, ...]}
+    {"cmd": "log_read", "n": 7}   -> {"record": {"n", "start_s", "end_s", "program", "setpoint_ua",
+                                       "charge_uc", "avg_ua", "impedance_ohm": [...], "led_dose_j_cm2",
+                                       "faults": [...], "samples": [{"t_s", "ua", "ohm", "led_pct"}, ...]}}
+    {"cmd": "log_delete", "n": 7} or {"cmd": "log_delete", "all": true}
+
+A pulled record is a JSON file (`myotone-log-0007.json`) holding the record.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import json
+import time
+from pathlib import Path
+
+from .link import Link
+
+READ_TIMEOUT_S = 15.0          # a record with many samples is a long line
+CSV_COLUMNS = ("t_s", "ua", "ohm", "led_pct")
+
+
+class LogError(Exception):
+    pass
+
+
+def list_records(link: Link) -> list:
+    return link.request("log_list")["records"]
+
+
+def read_record(link: Link, n: int) -> dict:
+    return link.request("log_read", n=n, timeout_s=READ_TIMEOUT_S)["record"]
+
+
+def delete(link: Link, n: int | None = None, everything: bool = False) -> dict:
+    if everything:
+        return link.request("log_delete", all=True)
+    return link.request("log_delete", n=n)
+
+
+def file_name(n: int) -> str:
+    return f"myotone-log-{n:04d}.json"
+
+
+def pull(link: Link, numbers: list, out_dir: Path) -> list:
+    """Save each record as JSON in out_dir; returns the paths."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    saved = []
+    for n in numbers:
+        rec = read_record(link, n)
+        path = out_dir / file_name(n)
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(rec, indent=1))
+        tmp.replace(path)
+        saved.append(path)
+    return saved
+
+
+def load(path: Path) -> dict:
+    """A pulled record (or a saved `log_read` reply)."""
+    try:
+        data = json.loads(Path(path).read_text())
+    except FileNotFoundError:
+        raise LogError(f"no such log file: {path}") from None
+    except ValueError as exc:
+        raise LogError(f"{path} is not a log (not JSON: {exc})") from None
+    if isinstance(data, dict) and isinstance(data.get("record"), dict):
+        data = data["record"]
+    if not isinstance(data, dict) or not isinstance(data.get("samples"), list):
+        raise LogError(f"{path} is not a session log (no samples)")
+    return data
+
+
+def fault_events(rec: dict) -> list:
+    """Faults as (t_s from the session start or None, reason): the device may give bare reasons."""
+    out = []
+    for f in rec.get("faults") or []:
+        if isinstance(f, dict):
+            out.append((f.get("t_s"), str(f.get("reason", f.get("fault", "fault")))))
+        else:
+            out.append((None, str(f)))
+    return out
+
+
+def to_csv(rec: dict) -> str:
+    """Samples as CSV (t_s, ua, ohm, led_pct), with the faults in a last column at their sample."""
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(CSV_COLUMNS + ("fault",))
+    faults = fault_events(rec)
+    samples = rec["samples"]
+    at: dict = {}
+    for t, reason in faults:
+        if t is None and samples:
+            k = len(samples) - 1
+        else:
+            k = min(range(len(samples)), key=lambda i: abs(samples[i].get("t_s", 0) - t), default=None)
+        if k is not None:
+            at.setdefault(k, []).append(reason)
+    for i, s in enumerate(samples):
+        w.writerow([s.get(c, "") for c in CSV_COLUMNS] + [";".join(at.get(i, []))])
+    return buf.getvalue()
+
+
+def when(seconds) -> str:
+    """A start time: a date when it looks like one (epoch), else seconds since boot."""
+    if isinstance(seconds, (int, float)) and seconds > 1e9:
+        return time.strftime("%Y-%m-%d %H:%M", time.localtime(seconds))
+    return f"t={seconds} s"
+
+
+def format_list(records: list) -> str:
+    if not records:
+        return "no session logs on the device"
+    lines = ["   n  start              length  program   faults"]
+    for r in records:
+        length = (r.get("end_s") or 0) - (r.get("start_s") or 0)
+        faults = ", ".join(reason for _, reason in fault_events(r)) or "-"
+        lines.append(f"{r['n']:>4}  {when(r.get('start_s')):<17}  {length:>5} s  {r.get('program', '?'):<8}  {faults}")
+    return "\n".join(lines)

@@ -1,0 +1,48 @@
+"""The device's `measure` command from the host: a short host-driven session
+(every safety check active, SAFETY.md ramps) whose run phase the firmware
+averages; the result arrives as an `ev: measure` event when it has ramped
+down. Used by `calibrate` and `selftest`."""
+from __future__ import annotations
+
+from .link import DeviceError, Link, LinkError
+from .watch import HEARTBEAT_EVERY_S
+
+
+class MeasureFault(Exception):
+    """The measuring session ended with a fault (the output is already off)."""
+
+    def __init__(self, result: dict):
+        self.result = result
+        super().__init__(f"the device stopped with a fault: {result.get('fault')}")
+
+
+def measure(link: Link, ua: int, hold_s: int = 2, on_message=None, **waveform) -> dict:
+    """Drive `ua` for `hold_s` at the setpoint and return the `measure` event."""
+    r = link.request("measure", ua=ua, hold_s=hold_s, **waveform)
+    # ramp (<= 4 s at 250 uA/s from the minimum) + hold + ramp-down 1.5 s, with margin
+    limit_s = hold_s + 15.0
+    start = link.now_s()
+    next_beat = start
+    while link.now_s() - start < limit_s:
+        if link.now_s() >= next_beat:
+            link.send({"cmd": "heartbeat"})
+            next_beat = link.now_s() + HEARTBEAT_EVERY_S
+        msg = link.read_message(timeout_s=0.25)
+        if msg is None or "ok" in msg:
+            continue
+        if on_message:
+            on_message(msg)
+        if msg.get("ev") == "telemetry":       # device time: right even for a fast emulator
+            link.send({"cmd": "heartbeat"})
+            next_beat = link.now_s() + HEARTBEAT_EVERY_S
+        if msg.get("ev") == "measure":
+            msg["requested_ua"] = ua
+            msg["density_limited"] = r.get("density_limited", False)
+            if msg.get("fault") or msg.get("state") != "done":
+                raise MeasureFault(msg)
+            return msg
+    try:
+        link.request("stop")
+    except (LinkError, DeviceError):
+        pass
+    raise LinkError(f"no measurement result within {limit_s:g} s (the device was told to stop)")

@@ -1,0 +1,83 @@
+"""User mistakes: one line, exit code != 0, no traceback -- in text and in --json."""
+import json
+import os
+import socket
+
+import pytest
+import serial
+
+from cli_helpers import cli, one_line_error
+
+
+@pytest.fixture
+def pty_path():
+    """A serial port nobody answers on (a pty whose other end stays silent)."""
+    master, slave = os.openpty()
+    yield os.ttyname(slave)
+    os.close(master)
+    os.close(slave)
+
+
+def test_no_port_at_all():
+    one_line_error(cli("hello", env={"MYOTONE_PORT": ""}), "no port", "MYOTONE_PORT")
+
+
+def test_missing_port_path(tmp_path):
+    one_line_error(cli("status", "--port", str(tmp_path / "ttyACM9")), "no such port", "myotone ports")
+
+
+def test_busy_port(pty_path):
+    holder = serial.serial_for_url(pty_path, exclusive=True)
+    try:
+        one_line_error(cli("hello", "--port", pty_path), "port busy")
+    finally:
+        holder.close()
+
+
+def test_nothing_listening_and_not_a_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        free = s.getsockname()[1]
+    one_line_error(cli("hello", "--port", f"socket://127.0.0.1:{free}"), "nothing is listening")
+    one_line_error(cli("hello", "--port", "bogus://x"), "not a port")
+    one_line_error(cli("hello", "--port", "emu:no-such-board"), "no board file", "pico-mcp4725")
+
+
+def test_board_not_answering(pty_path):
+    err = one_line_error(cli("hello", "--port", pty_path), "no reply to 'hello'", "not answering")
+    assert "myotone flash" in err
+
+
+def test_device_error_reply_is_one_line_and_json_too():
+    err = one_line_error(cli("session", "start", "--port", "emu", "--program", "lift", "--ua", "900"),
+                         "device refused: out_of_range", "10..500")
+    assert err.startswith("Error: ")
+    r = cli("session", "start", "--port", "emu", "--program", "lift", "--ua", "900", "--json")
+    assert r.exit_code == 1
+    out = json.loads(r.stdout)
+    assert out == {"ok": False, "error": "out_of_range", "message": out["message"]} and "10..500" in out["message"]
+    one_line_error(cli("session", "resume", "--port", "emu"), "not_running")
+
+
+def test_json_error_for_a_missing_port(tmp_path):
+    r = cli("status", "--json", "--port", str(tmp_path / "nope"))
+    assert r.exit_code == 1 and json.loads(r.stdout)["ok"] is False
+
+
+def test_usage_errors_exit_2():
+    assert cli("session", "start", "--port", "emu").exit_code == 2            # --ua missing
+    assert cli("selftest", "--port", "emu", "--load", "5x").exit_code == 2
+    assert cli("logs", "pull", "--port", "emu").exit_code == 2
+
+
+def test_flash_to_a_busy_or_missing_port_is_a_clear_result(pty_path, tmp_path):
+    holder = serial.serial_for_url(pty_path, exclusive=True)
+    try:
+        r = cli("flash", "--port", pty_path, "--port", str(tmp_path / "ttyACM7"), "--json")
+    finally:
+        holder.close()
+    assert r.exit_code == 1
+    busy, missing = json.loads(r.stdout)["results"]
+    assert "port busy" in busy["error"] and "no such port" in missing["error"]
+    r = cli("flash", "--port", str(tmp_path / "ttyACM7"))
+    assert r.exit_code == 1 and "FAILED: cannot open" in r.stdout and "Traceback" not in r.output

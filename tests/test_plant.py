@@ -1,0 +1,132 @@
+"""The analog plant: R||C skin under a current source with compliance, exact charge, ADCs."""
+import math
+
+import pytest
+
+from myotone.emulator.adc import AdcModel, Esp32Transfer, esp32_raw_to_mv, u16_from_raw
+from myotone.emulator.board import load_board
+from myotone.emulator.plant import Load, Plant
+from myotone.emulator.trace import Trace
+
+MS = 1_000_000
+
+
+def driven(load, ua, board="pico-mcp4725", **board_changes):
+    b = load_board(board)
+    b.update(board_changes)
+    p = Plant(b, load)
+    p.dac_code = round(ua / 1000 * p.dac_max)          # 1000 uA full scale on the reference boards
+    p.hv_on = 1
+    p.changed(0)
+    p.bridge_a = 1
+    p.changed(0)
+    return p
+
+
+def test_electrode_voltage_rises_during_a_constant_current_phase():
+    load = Load(r_series_ohm=2000, r_parallel_ohm=8000, c_parallel_nf=100)
+    p = driven(load, 300)
+    i = p.current_ua(0)
+    assert 299 < i < 301                                 # a current source: I is set, not V
+    tau_ns = 8000 * 100e-9 * 1e9                        # R_p C = 0.8 ms
+    for t in (0, MS // 2, MS, 3 * MS, 10 * MS):
+        expect_v = i * 1e-6 * (2000 + 8000 * (1 - math.exp(-t / tau_ns)))
+        assert p.electrode_mv(t) == pytest.approx(expect_v * 1000, rel=1e-9)
+        assert p.current_ua(t) == pytest.approx(i)
+
+
+def test_compliance_is_reached_mid_phase_and_the_current_then_relaxes():
+    # 24 V rail, R_s 20 k + R_sense 3 k, R_p 60 k, C 100 nF; 500 uA needs 11.5 V at once, 41.5 V at DC
+    load = Load(r_series_ohm=20_000, r_parallel_ohm=60_000, c_parallel_nf=100)
+    p = driven(load, 500)
+    i_set = p.set_point_ua()                           # 500 uA to the DAC's resolution
+    i_a, r_ser, r_p, c = i_set * 1e-6, 23_000, 60_000, 100e-9
+    u_max = 24 - i_a * r_ser                          # capacitor voltage where the rail runs out
+    t_c = r_p * c * math.log(i_a * r_p / (i_a * r_p - u_max))
+    before, after = int(t_c * 1e9) - 1000, int(t_c * 1e9) + 1000
+    assert p.current_ua(before) == pytest.approx(i_set, rel=1e-12)
+    assert p.current_ua(after) < i_set
+    # then: the rail over R_ser into R_p || C, towards 24 V / (R_ser + R_p)
+    i_inf = 24 / (r_ser + r_p) * 1e6
+    tau_c = c * r_ser * r_p / (r_ser + r_p)
+    t = t_c + 5e-3
+    expect = i_inf + (i_set - i_inf) * math.exp(-(t - t_c) / tau_c)
+    assert p.current_ua(int(t * 1e9)) == pytest.approx(expect, rel=1e-4)
+    assert p.electrode_mv(int(t * 1e9)) == pytest.approx((24 - expect * 1e-6 * 3000) * 1000, rel=1e-4)
+    # the trace holds the same function, and its charge is the exact integral
+    p.bridge_a = 0
+    p.changed(int(0.2e9))
+    tr = p.trace
+    tr.close(int(0.3e9))
+    q_exact = (i_a * t_c + i_inf * 1e-6 * (0.2 - t_c)
+               + (i_set - i_inf) * 1e-6 * tau_c * (1 - math.exp(-(0.2 - t_c) / tau_c)))
+    assert tr.net_charge_nc == pytest.approx(q_exact * 1e9, rel=1e-6)
+    assert tr.current_at(int(t * 1e9)) == pytest.approx(expect, rel=1e-4)
+    assert tr.max_abs_ua == pytest.approx(i_set)
+    assert tr.output_on_ns == 200 * MS                 # never below 10 uA while driven
+
+
+def test_open_and_short_contact():
+    p = driven(Load(contact="off"), 300)
+    assert p.current_ua(MS) == 0 and p.electrode_mv(MS) == 24_000      # the source sits at its rail
+    p = driven(Load(contact="short"), 300)
+    assert p.current_ua(MS) == pytest.approx(300, abs=0.2) and p.electrode_mv(MS) == 0
+
+
+def test_hardware_limiter_and_stuck_dac_cap_the_current():
+    p = driven(Load(), 300)
+    p.faults.add("dac_stuck_high")
+    p.changed(MS)
+    assert p.current_ua(2 * MS) == 600                 # hw_limit_ua, not 1000 uA full scale
+
+
+def test_trace_off_since_finds_where_an_exponential_fell_below_10_ua():
+    tr = Trace()
+    tr.record(0, 100.0)
+    tr.record(1000, 100.0, 0.0, 1000.0)                # decays from 100 uA with tau 1 us
+    t_cross = 1000 + 1000 * math.log(10)               # 100 e^-t/tau = 10
+    assert tr.off_since(10_000) == pytest.approx(t_cross, abs=2)
+    assert tr.off_since(1500) is None
+    tr.close(10_000)
+    assert tr.output_on_ns == pytest.approx(t_cross, abs=2)
+
+
+def test_rp2_adc_scaling_and_seeded_noise():
+    adc = AdcModel("rp2", 3300)
+    assert adc.raw(1.65, 0.0) == 2048 and adc.raw(3.3, 0.0) == 4095 and adc.raw(-1, 0.0) == 0
+    assert u16_from_raw(4095, 12) == 65535 and u16_from_raw(2048, 12) == 0x8008
+    a = [driven(Load(), 300).adc_raw("i", MS) for _ in range(2)]
+    b = Plant(load_board("pico-mcp4725"), seed=2)
+    assert a[0] == a[1]                                # the same seed, the same noise
+    seq = lambda p: [p.adc_raw("t", k) for k in range(20)]    # noqa: E731
+    assert seq(Plant(load_board("pico-mcp4725"), seed=1)) == seq(Plant(load_board("pico-mcp4725"), seed=1))
+    assert seq(Plant(load_board("pico-mcp4725"), seed=1)) != seq(b)
+
+
+def test_esp32_adc_follows_the_ports_calibration():
+    # esp_adc_cal, default Vref 1100 mV: 0 dB tops out near 1.04 V, 11 dB starts at 142 mV
+    assert esp32_raw_to_mv(4095, 0) == 1039 and esp32_raw_to_mv(0, 3) == 142
+    assert esp32_raw_to_mv(4095, 3) == pytest.approx(3134, abs=2)     # the non-linear top
+    t0, t11 = Esp32Transfer(0), Esp32Transfer(3)
+    assert t0.raw_f(1.5) == 4095                       # 0 dB saturates: attenuation matters
+    assert t11.raw_f(0.1) < -40 and t11.code_f(0.1) < -40    # far below the offset: never a 1, noise or not
+    for v in (0.3, 0.9, 1.8, 2.6, 3.0):
+        raw = round(t11.raw_f(v))
+        assert abs(esp32_raw_to_mv(raw, 3) - v * 1000) <= 2     # read_uv() gives back the truth
+
+
+def test_firmware_on_the_esp32_adc_measures_what_the_plant_drives():
+    """Without 11 dB attenuation and the port's calibration the ESP32 board tripped at once."""
+    from safety_helpers import Bench
+    b = Bench("esp32-devkit")
+    try:
+        b.start(ua=300)
+        b.run(6)
+        assert b.faults() == []
+        st = b.request("status")
+        assert st["state"] == "run" and abs(st["measured_ua"] - 300) <= 6
+        assert abs(st["temp_c"] - 33.0) <= 0.5
+        assert abs(st["impedance_ohm"] - 10_000) <= 500
+    finally:
+        b.close()
+
