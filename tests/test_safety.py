@@ -294,3 +294,18 @@ def test_esp32_dac_is_zeroed_at_boot_even_though_it_survives_soft_reset():
         emu.write(b"\x04")
         emu.run_for(0.3)
         assert emu.plant.dac_code == 0
+
+
+@pytest.mark.parametrize("stop_after_s", [None, 2.7, 3.55])
+def test_a_normal_end_finishes_the_pair_under_way(bench, stop_after_s):
+    """Slow pulses (0.5 Hz, 0.5 s phases): ending mid-pair would leave a whole phase unbalanced."""
+    bench.start(ua=300, program="gentle", duration_s=5)
+    if stop_after_s is not None:
+        bench.run(stop_after_s)
+        bench.request("stop")
+    bench.run(10)
+    assert bench.faults() == []
+    tr = bench.emu.plant.trace
+    tr.close(bench.emu.clock.now_ns)
+    assert abs(tr.net_charge_nc) <= 0.01 * tr.abs_charge_nc, (tr.net_charge_nc, tr.abs_charge_nc)
+    assert bench.output_is_safe()

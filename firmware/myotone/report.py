@@ -2,7 +2,6 @@
 # the telemetry event (main loop only; floats and allocation are fine here).
 from myotone import VERSION, PROTOCOL, limits, thermal
 from myotone import protocol as P
-from myotone import session as S
 
 
 def _temp_c(sup):
@@ -31,7 +30,7 @@ def status(sup):
     s = sup.session
     plan = sup.runner.plan
     led = sup.led
-    return {"state": S.NAMES[s.state], "setpoint_ua": s.setpoint_ua, "target_ua": s.target_na // 1000,
+    return {"state": sup.state_name(), "setpoint_ua": s.setpoint_ua, "target_ua": s.target_na // 1000,
             "measured_ua": sup.last_ua, "impedance_ohm": sup.last_ohm,
             "elapsed_s": s.elapsed_ms // 1000, "duration_s": s.duration_ms // 1000,
             "program": plan.name if plan else None, "phase": sup.runner.k + 1 if plan else None,
@@ -44,7 +43,7 @@ def status(sup):
 def telemetry(sup, now):
     s = sup.session
     return P.event(
-        "telemetry", t_ms=now, state=S.NAMES[s.state], setpoint_ua=s.setpoint_ua,
+        "telemetry", t_ms=now, state=sup.state_name(), setpoint_ua=s.setpoint_ua,
         target_ua=s.target_na // 1000, measured_ua=sup.last_ua, impedance_ohm=sup.last_ohm,
         baseline_ohm=sup.monitor.z_base_ohm, output_ua=sup.output.ua_for_code(sup.output.code),
         led_pct=sup.led.percent_now(), led_dose_j_cm2=round(sup.led.dose_uj / 1e6, 3),

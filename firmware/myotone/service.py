@@ -17,7 +17,7 @@ def pause(sup, args):
     P.check_args(args, _NONE)
     if not sup.session.pause():
         raise P.ProtocolError(_NOT_RUNNING, "no session ramping or running to pause")
-    return {"state": S.NAMES[sup.session.state]}
+    return {"state": sup.state_name()}
 
 
 def resume(sup, args):
@@ -94,5 +94,5 @@ def measure_done(sup):
     r = m.result()
     r["output_ua"] = sup.output.ua_for_code(m.code)
     r["nominal_ua"] = sup.output.nominal_ua_for_code(m.code)
-    sup.console.write_line(P.event("measure", state=S.NAMES[sup.session.state], fault=sup.fault,
+    sup.console.write_line(P.event("measure", state=sup.state_name(), fault=sup.fault,
                                    setpoint_ua=sup.session.setpoint_ua, **r))

@@ -11,7 +11,7 @@ import time
 from micropython import const
 from myotone import programs
 from myotone import protocol as P
-from myotone.session import NAMES, RAMP_DOWN
+from myotone.session import RAMP_DOWN
 
 SHORT = "short"
 LONG = "long"
@@ -125,4 +125,4 @@ class Panel:
         except P.ProtocolError as e:
             sup.console.write_line(P.event("button", action=action, refused=e.code, message=e.message))
             return
-        sup.console.write_line(P.event("button", action=action, state=NAMES[s.state], level=self.level(sup)))
+        sup.console.write_line(P.event("button", action=action, state=sup.state_name(), level=self.level(sup)))

@@ -80,6 +80,7 @@ class Supervisor:
         self.last_ohm = 0
         self.measure = Measure()
         self.wave_table = None
+        self._closing = False
         self._tick_cb = self.tick    # bound once: the tick must not allocate
 
     # ---- the tick (timer callback) ------------------------------------
@@ -101,6 +102,13 @@ class Supervisor:
         mon = self.monitor
         self.env = mon.environment(self.temp_raw, hw.vbus.value())
         sess = self.session
+        if self._closing:
+            # a normal end waits for the pair under way to finish: no net charge left behind
+            if not pulse.in_pair or pulse.pairs != self._pairs_at_set:
+                self._close()
+            elif self.env is not None:
+                self._trip(self.env)
+            return
         if not sess.active():
             return
         if self.env is not None:
@@ -124,23 +132,39 @@ class Supervisor:
             self._was_run = True
             mon.capture_baseline()
         if sess.state == S.DONE:
-            self._cut()
-            if self._pending_fault is not None:
-                sess.trip()
-                self.fault = self._pending_fault
-                self._pending_fault = None
+            self._closing = True
+            self._pairs_at_set = pulse.pairs
+            if not pulse.in_pair:
+                self._close()
         elif sess.state == S.PAUSED:
-            if self.pulse.running:
-                self.pulse.stop()         # paused: hold at zero with the bridge off
+            if pulse.running and (not pulse.in_pair or pulse.pairs != self._pairs_at_set):
+                pulse.stop()              # paused: hold at zero with the bridge off, between pairs
         elif not self.pulse.in_pair or self.pulse.pairs != self._pairs_at_set:
             # amplitude changes only between pairs: ramps stay charge-balanced
             self._pairs_at_set = self.pulse.pairs
             self.output.set_ua(mon.scale(target))
 
+    def state_code(self):
+        """The session state as the host sees it: a session finishing its last
+        pair is still ramping down, and says `done` only once the output is off."""
+        return S.RAMP_DOWN if self._closing else self.session.state
+
+    def state_name(self):
+        return S.NAMES[self.state_code()]
+
     def _cut(self):
+        self._closing = False
         self.output.off()
         self.pulse.stop()
         self.led.off()
+
+    def _close(self):
+        """The session's normal end (or a ramp-down trip's): cut, then latch any pending fault."""
+        self._cut()
+        if self._pending_fault is not None:
+            self.session.trip()
+            self.fault = self._pending_fault
+            self._pending_fault = None
 
     def _trip(self, reason):
         self._cut()
@@ -189,7 +213,7 @@ class Supervisor:
             raise program_error(e)
         telemetry_ms = P.in_range("telemetry_ms", args.get("telemetry_ms", 1000), 100, 60000, " ms")
         plan = self.begin(args["program"], prog, args.get("ua"), args.get("heartbeat", False), telemetry_ms)
-        return {"state": S.NAMES[self.session.state], "program": plan.name,
+        return {"state": self.state_name(), "program": plan.name,
                 "setpoint_ua": min(plan.base_ua, plan.density_ua) if plan.microcurrent else 0,
                 "duration_s": plan.duration_ms // 1000, "density_limited": plan.base_ua > plan.density_ua > 0,
                 "led_dose_j_cm2": round(plan.dose_uj / 1e6, 3)}
@@ -199,6 +223,8 @@ class Supervisor:
             raise P.ProtocolError(P.FAULTED, "fault latched (%s): send fault_clear" % self.fault)
         if self.session.active():
             raise P.ProtocolError(P.BUSY, "a session is running: stop it first")
+        if self._closing:
+            raise P.ProtocolError(P.BUSY, "the last pulse pair is finishing: try again shortly")
         if self.env is not None:
             raise P.ProtocolError(self.env, "cannot start: " + self.env.replace("_", " "))
 
@@ -230,7 +256,7 @@ class Supervisor:
     def cmd_stop(self, args):
         P.check_args(args, _NONE)
         self.session.request_stop()
-        return {"state": S.NAMES[self.session.state]}
+        return {"state": self.state_name()}
 
     def cmd_heartbeat(self, args):
         P.check_args(args, _NONE)
@@ -244,7 +270,7 @@ class Supervisor:
         self.fault = None
         self._fault_sent = False
         self.session.clear()
-        return {"state": S.NAMES[self.session.state]}
+        return {"state": self.state_name()}
 
     def cmd_pause(self, args):
         return service.pause(self, args)
@@ -308,10 +334,11 @@ class Supervisor:
         if self.fault is not None and not self._fault_sent:
             self._fault_sent = True
             con.write_line(P.event("fault", reason=self.fault))
-        if s.state != self._state_sent:
-            self._state_sent = s.state
-            con.write_line(P.event("state", state=S.NAMES[s.state], setpoint_ua=s.setpoint_ua))
-            if s.state in (S.DONE, S.FAULT):
+        st = self.state_code()
+        if st != self._state_sent:
+            self._state_sent = st
+            con.write_line(P.event("state", state=S.NAMES[st], setpoint_ua=s.setpoint_ua))
+            if st in (S.DONE, S.FAULT):
                 self._telemetry(time.ticks_ms())
                 if self.measure.active:
                     service.measure_done(self)
@@ -320,7 +347,7 @@ class Supervisor:
             if time.ticks_diff(now, self._telemetry_at) >= 0:
                 self._telemetry_at = time.ticks_add(self._telemetry_at, self._telemetry_ms)
                 self._telemetry(now)
-        elif self.log.open:
+        elif self.log.open and not self._closing:     # the output is off: the flash may be written
             self._finish_log()
 
     def _telemetry(self, now):
