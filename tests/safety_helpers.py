@@ -69,5 +69,15 @@ class Bench:
         return None
 
     def output_is_safe(self):
+        """SAFETY.md safe state, on the plant and the LED pins: DAC 0, bridge off, rail off, dark."""
         p = self.emu.plant
-        return p.dac_code == 0 and not p.bridge_a and not p.bridge_b and not p.hv_on
+        dark = all(ch is None or ch.duty == 0 for ch in (self.emu.led_red, self.emu.led_nir))
+        return p.dac_code == 0 and not p.bridge_a and not p.bridge_b and not p.hv_on and dark
+
+    def record(self, n=None):
+        """A session-log record (the newest when n is None), as log_read returns it."""
+        if n is None:
+            n = self.request("log_list")["records"][-1]["n"]
+        r = self.request("log_read", n=n)
+        assert r["ok"], r
+        return r["record"]

@@ -5,7 +5,7 @@
 import json
 from micropython import const
 
-MAX_LINE = const(512)
+MAX_LINE = const(1536)      # a user program (8 phases) fits in one line
 MAX_DEPTH = const(4)
 
 BAD_JSON = "bad_json"
@@ -18,6 +18,9 @@ FAULTED = "faulted"
 BUSY = "busy"
 CONDITION_PRESENT = "condition_present"
 INTERNAL_ERROR = "internal_error"    # a firmware bug caught in a command: output made safe
+BAD_PROGRAM = "bad_program"          # a program file on the device fails validation
+READ_ONLY = "read_only"              # built-in programs cannot be written or deleted
+NOT_FOUND = "not_found"
 
 
 class ProtocolError(Exception):
@@ -153,7 +156,8 @@ def request_id(line):
 def check_args(args, schema):
     """Check `args` against {name: (kind, required)}; unknown fields refused.
 
-    kind is "int", "num", "bool" or "str". Returns args with defaults absent.
+    kind is "int", "num", "bool", "str" (<= 32 characters) or "obj" (a JSON
+    object, checked by its own validator). Returns args with defaults absent.
     """
     for name in args:
         if name not in schema:
@@ -174,8 +178,10 @@ def check_args(args, schema):
             ok = isinstance(v, bool)
         elif kind == "str":
             ok = isinstance(v, str) and len(v) <= 32
+        elif kind == "obj":
+            ok = isinstance(v, dict)
         if not ok:
-            raise ProtocolError(BAD_REQUEST, name + " must be " + kind)
+            raise ProtocolError(BAD_REQUEST, name + " must be " + ("an object" if kind == "obj" else kind))
     return args
 
 
@@ -185,10 +191,23 @@ def in_range(name, value, lo, hi, unit=""):
     return value
 
 
+class Raw:
+    """A reply whose one field is JSON text already (a log record read from flash)."""
+
+    def __init__(self, key, text):
+        self.key = key
+        self.text = text
+
+
 def reply(req_id, **fields):
     fields["id"] = req_id
     fields["ok"] = True
     return json.dumps(fields)
+
+
+def reply_raw(req_id, raw):
+    """The reply as pieces written one after the other: no copy of a large text."""
+    return ('{"id": %s, "ok": true, "%s": ' % (json.dumps(req_id), raw.key), raw.text, "}")
 
 
 def error(req_id, code, message):

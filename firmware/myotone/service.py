@@ -32,7 +32,8 @@ def resume(sup, args):
         raise P.ProtocolError(sup.env, "cannot resume: " + sup.env.replace("_", " "))
     if s.state != S.PAUSED:
         raise P.ProtocolError(_NOT_RUNNING, "no paused session to resume")
-    sup.pulse.start(sup.wave_table)
+    if sup.wave_table is not None:        # None: a phase without current (LED only)
+        sup.pulse.start(sup.wave_table)
     s.resume()
     return {"state": S.NAMES[s.state], "setpoint_ua": s.setpoint_ua}
 
