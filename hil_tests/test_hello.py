@@ -2,6 +2,7 @@
 
 ABS_CEILING_UA = 1000                   # SAFETY.md: no board file can raise it
 SESSION_MAX_S = 20 * 60
+LED_MAX_S = 10 * 60                     # SAFETY.md: no program longer than 10 min of LED
 
 
 def test_hello_names_the_board_and_its_limits(dut):
@@ -29,11 +30,15 @@ def test_status_at_rest_is_idle_with_nothing_latched(dut):
     assert 10 < s["temp_c"] < 41                # a bench at room temperature, thermistor connected
 
 
-def test_every_program_fits_the_session_cap(dut):
+def test_every_program_fits_the_session_caps(dut):
     programs = dut.request("programs")["programs"]
     assert programs, "no built-in programs"
     lim = dut.request("hello")["limits"]
+    assert lim.get("led_max_s", LED_MAX_S) <= LED_MAX_S
     for p in programs:
-        assert 0 < p["minutes"] * 60 <= lim["session_max_s"], p
-        assert lim["hz"][0] <= p["hz"] <= lim["hz"][1], p
-        assert lim["phase_us"][0] <= p["phase_us"] <= lim["phase_us"][1], p
+        assert 0 < p["duration_s"] <= lim["session_max_s"], p
+        if p.get("led"):
+            assert p["duration_s"] <= lim.get("led_max_s", LED_MAX_S), p
+        if p.get("microcurrent", True):
+            assert lim["hz"][0] <= p["hz"] <= lim["hz"][1], p
+            assert lim["phase_us"][0] <= p["phase_us"] <= lim["phase_us"][1], p

@@ -59,4 +59,13 @@ class Bench:
         return truth.onset_ns(self.emu, after_ns, above_ua)
 
     def output_is_safe(self):
+        """SAFETY.md safe state, on the plant and the LED pins: DAC 0, bridge off, rail off, dark."""
         return truth.output_is_safe(self.emu)
+
+    def record(self, n=None):
+        """A session-log record (the newest when n is None), as log_read returns it."""
+        if n is None:
+            n = self.request("log_list")["records"][-1]["n"]
+        r = self.request("log_read", n=n)
+        assert r["ok"], r
+        return r["record"]

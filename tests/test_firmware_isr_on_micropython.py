@@ -72,7 +72,7 @@ def test_supervisor_limiter_step_allocates_nothing(mpvm):
             "t = mon.scale(300)\n"
             "if r is not None or e is not None: trips[0] += 1")
     out = mpvm.assert_no_alloc(MONITOR, step, repeat=20000,
-                               after="print(trips[0], mon.z_ohm, mon._wnpos > 0, mon._wnneg > 0)")
+                               after="print(trips[0], mon.z_ohm, mon._wpos > 0, mon._wneg > 0)")
     trips, z_ohm, pos_seen, neg_seen = out.split()
     assert trips == "0" and 9000 <= int(z_ohm) <= 11000, out
     assert pos_seen == neg_seen == "True", "the charge window never filled: the check did no work"

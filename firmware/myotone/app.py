@@ -3,10 +3,11 @@
 from myotone import board as board_mod
 
 _hw = None
+supervisor = None      # the running Supervisor (the emulator's tests read its state)
 
 
 def run():
-    global _hw
+    global _hw, supervisor
     from myotone.hardware import Hardware
     from myotone.console import Console
     from myotone.supervisor import Supervisor
@@ -14,7 +15,8 @@ def run():
     board = board_mod.load()
     cal, source = calib.load()
     _hw = Hardware(board, cal, source)
-    Supervisor(board, _hw, Console()).run()
+    supervisor = Supervisor(board, _hw, Console())
+    supervisor.run()
 
 
 def release_watchdog():

@@ -3,6 +3,7 @@
 # ceiling. A board file may lower the limit; nothing can raise it.
 import json
 from micropython import const
+from myotone.limits import LED_PWM_MIN_HZ, LED_IRRADIANCE_MAX_MW_CM2
 
 ABS_CEILING_UA = const(1000)   # SAFETY.md: absolute current ceiling
 BOARD_PATH = "board.json"
@@ -105,11 +106,43 @@ def check(raw):
     for key in ("r_pullup_ohm", "r25_ohm", "beta"):
         _positive(therm, key, "thermistor.")
     _need(raw, "vbus_pin", int, "")
-    _need(_need(raw, "led", dict, ""), "red_pin", int, "led.")
+    _check_led(_need(raw, "led", dict, ""))
+    for key in ("button_pin", "status_led_pin"):    # optional: a board may have neither
+        if key in raw:
+            _need(raw, key, int, "")
     wdt_ms = _positive(raw, "watchdog_ms", "")
     if wdt_ms > 1000:
         raise BoardError("board: watchdog_ms must be <= 1000 (SAFETY.md)")
     return raw
+
+
+def _irradiance(led, key):
+    v = _need(led, key, float, "led.")
+    if not 0 < v <= LED_IRRADIANCE_MAX_MW_CM2:
+        raise BoardError("board: led.%s must be > 0 and <= %d mW/cm2" % (key, LED_IRRADIANCE_MAX_MW_CM2))
+
+
+def _check_led(led):
+    """Red 630 nm channel; optional 830 nm NIR channel, usable only with eye shields."""
+    _need(led, "red_pin", int, "led.")
+    hz = _positive(led, "pwm_hz", "led.")
+    if hz < LED_PWM_MIN_HZ:
+        raise BoardError("board: led.pwm_hz must be >= %d (no visible flicker)" % LED_PWM_MIN_HZ)
+    _irradiance(led, "red_mw_cm2_at_100")
+    shields = led.get("eye_shields", False)
+    if not isinstance(shields, bool):
+        raise BoardError("board: led.eye_shields must be true or false")
+    led["eye_shields"] = shields
+    if "nir_pin" in led:
+        if _need(led, "nir_pin", int, "led.") == led["red_pin"]:
+            raise BoardError("board: led.nir_pin and red_pin must differ")
+        _irradiance(led, "nir_mw_cm2_at_100")
+
+
+def nir_enabled(board):
+    """NIR light only on a board that has the channel and declares eye shields."""
+    led = board["led"]
+    return "nir_pin" in led and led.get("eye_shields") is True
 
 
 def full_scale_ua(board):

@@ -23,5 +23,10 @@ class Console:
         return b[0] if b else -1
 
     def write_line(self, text):
-        sys.stdout.write(text)
+        """One line; `text` may be a tuple of pieces (a large reply, not copied)."""
+        if isinstance(text, tuple):
+            for piece in text:
+                sys.stdout.write(piece)
+        else:
+            sys.stdout.write(text)
         sys.stdout.write("\n")

@@ -1,13 +1,16 @@
 # Builds every hardware object from the board file -- the one module of the
 # app layer that imports `machine` -- and knows how to return all of it to
-# the safe state: DAC 0, bridge off, LED off, HV rail off, and every timer
-# and pulse back-end deinitialised (they keep running after Ctrl-C otherwise).
+# the safe state: DAC 0, bridge off, LED PWMs zeroed and deinitialised, HV
+# rail off, and every timer and pulse back-end deinitialised (they keep
+# running after Ctrl-C otherwise).
 import machine
 from micropython import const
 from myotone.hal.bridge import HBridge
 from myotone.hal.sense import Sense
 from myotone.output import Output
-from myotone.board import full_scale_ua
+from myotone.led import Led
+from myotone.board import full_scale_ua, nir_enabled
+from myotone import limits, thermal
 from myotone import calib as calib_mod
 
 _RP2040_WATCHDOG_CTRL = const(0x40058000)
@@ -68,6 +71,30 @@ def make_pulse(board, bridge):
     raise ValueError("unknown pulse back-end " + kind)
 
 
+def make_led(board):
+    """The LED PWMs. A NIR channel without eye shields is held low, never driven."""
+    led = board["led"]
+    Pin = machine.Pin
+    red = machine.PWM(Pin(led["red_pin"]), freq=led["pwm_hz"], duty_u16=0)
+    nir = None
+    if nir_enabled(board):
+        nir = machine.PWM(Pin(led["nir_pin"]), freq=led["pwm_hz"], duty_u16=0)
+    elif "nir_pin" in led:
+        Pin(led["nir_pin"], Pin.OUT, value=0)
+    therm = board["thermistor"]
+    return Led(red, nir, led["red_mw_cm2_at_100"], led.get("nir_mw_cm2_at_100", 0),
+               board["supervisor"]["hz"], thermal.raw_for_c(therm, limits.LED_DERATE_C),
+               thermal.raw_for_c(therm, limits.OVER_TEMP_C))
+
+
+def led_pins_low(board):
+    """Every LED pin as a GPIO driven low (after the PWMs are released)."""
+    Pin = machine.Pin
+    for key in ("red_pin", "nir_pin"):
+        if key in board["led"]:
+            Pin(board["led"][key], Pin.OUT, value=0)
+
+
 class Hardware:
     def __init__(self, board, calib=None, calib_source="default"):
         self.board = board
@@ -89,7 +116,9 @@ class Hardware:
         if calibrated:
             from myotone.hal.adc_esp32 import RatiometricCode
             self._adc_temp = RatiometricCode(self._adc_temp)
-        self.led_red = Pin(board["led"]["red_pin"], Pin.OUT, value=0)
+        self.led = make_led(board)
+        self.button = Pin(board["button_pin"], Pin.IN, Pin.PULL_UP) if "button_pin" in board else None
+        self.status_led = Pin(board["status_led_pin"], Pin.OUT, value=0) if "status_led_pin" in board else None
         self._tick_timer = machine.Timer(board["supervisor"]["timer_id"])
         self._wdt = None
         self.set_calibration(calib if calib is not None else calib_mod.identity(), calib_source)
@@ -131,8 +160,14 @@ class Hardware:
 
     def safe_off(self):
         """Safe state; every step runs even if an earlier one fails."""
-        for step in (self._tick_timer.deinit, self.pulse.stop, self.output.off, self.led_red.off):
+        for step in (self._tick_timer.deinit, self.pulse.stop, self.output.off, self.led.deinit,
+                     self._pins_low):
             try:
                 step()
             except Exception:
                 pass
+
+    def _pins_low(self):
+        led_pins_low(self.board)
+        if self.status_led is not None:
+            self.status_led.value(0)

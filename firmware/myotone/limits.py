@@ -14,7 +14,10 @@ FREQ_MAX_MHZ = const(1000000)       # 1000 Hz, in mHz
 PHASE_MIN_US = const(20)
 PHASE_MAX_US = const(5000000)
 SESSION_MAX_MS = const(1200000)     # microcurrent: no program longer than 20 min
-LED_MAX_MS = const(600000)          # LED: no program longer than 10 min
+LED_MAX_MS = const(600000)          # LED: no program longer than 10 min; auto-off at 10 min of light
+LED_PWM_MIN_HZ = const(1000)        # LED PWM at >= 1 kHz: no visible flicker
+LED_DOSE_MAX_MJ_CM2 = const(10000)  # per-session LED dose cap, red + NIR: 10 J/cm2 (project choice)
+LED_IRRADIANCE_MAX_MW_CM2 = const(100)  # a board's calibration above this is refused (a typo, not a mask)
 OVER_CURRENT_PERMILLE = const(1100) # trip above limit x 1.10 ...
 OVER_CURRENT_MARGIN_UA = const(10)  # ... + 10 uA
 OVER_CURRENT_SAMPLES = const(2)     # on 2 consecutive supervisor samples

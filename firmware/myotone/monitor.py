@@ -36,10 +36,9 @@ class Monitor:
         self.open_ohm = board["open_ohm"]
         self.compliance_mv = board["compliance_v"] * limits.COMPLIANCE_PERMILLE  # 90 % of the rail, in mV
         self.over_temp_raw = over_temp_raw      # thermistor code at OVER_TEMP_C (falls with heat)
-        self._pos = array("i", [0] * _BUCKETS)   # per bucket: sum of |I| samples with POL_A on
-        self._npos = array("i", [0] * _BUCKETS)
-        self._neg = array("i", [0] * _BUCKETS)
-        self._nneg = array("i", [0] * _BUCKETS)
+        self._pos = array("i", [0] * _BUCKETS)   # per bucket: sum over pairs of the POL_A mean (1/64 uA)
+        self._neg = array("i", [0] * _BUCKETS)   # ... of the POL_B mean
+        self._pairs = array("i", [0] * _BUCKETS) # ... how many pairs
         self._hot = 0
         self.begin(limits.ABS_CEILING_UA)
 
@@ -48,12 +47,12 @@ class Monitor:
         self.density_ua = density_peak_ua * 11 // 10 + limits.OVER_CURRENT_MARGIN_UA
         self.reset_counts()
         for i in range(_BUCKETS):
-            self._pos[i] = self._npos[i] = self._neg[i] = self._nneg[i] = 0
+            self._pos[i] = self._neg[i] = self._pairs[i] = 0
         self._b = 0
         self._b_ms = 0
         self._pair = -1
         self._pp = self._npp = self._pn = self._npn = 0
-        self._wpos = self._wnpos = self._wneg = self._wnneg = 0
+        self._wpos = self._wneg = self._wpairs = 0
         self.z_ohm = 0          # smoothed electrode impedance
         self.z_base_ohm = 0     # the session's baseline (0 = not yet captured)
 
@@ -139,18 +138,20 @@ class Monitor:
     def _charge(self, now_ms, bridge, pair, meas_ua):
         """charge_imbalance: per-polarity mean current over a sliding 10 s window.
 
-        Both polarities are on for the same time by construction (pulse.py),
-        so net / moved charge = (mean+ - mean-) / (mean+ + mean-), whatever
-        the sampling phase. Samples are committed a whole pair at a time, so
-        a ramp (whose amplitude changes between pairs) cannot bias the means.
+        Both phases of a pair last the same time by construction (pulse.py),
+        so net / moved charge = (I+ - I-) / (I+ + I-). Each pair gives its two
+        means (a pair counts once, however many samples fell in each phase),
+        and the window averages pairs: during a ramp the phases of a pair
+        may get 1 and 2 samples, and counting samples would weigh the
+        polarities at different amplitudes -- a false imbalance.
         """
         if pair != self._pair:                    # the last pair is complete: commit it
             self._pair = pair
-            b = self._b
-            self._pos[b] += self._pp
-            self._npos[b] += self._npp
-            self._neg[b] += self._pn
-            self._nneg[b] += self._npn
+            if self._npp and self._npn:           # both phases sampled
+                b = self._b
+                self._pos[b] += (self._pp << 6) // self._npp
+                self._neg[b] += (self._pn << 6) // self._npn
+                self._pairs[b] += 1
             self._pp = self._npp = self._pn = self._npn = 0
         if bridge == 1:
             self._pp += meas_ua
@@ -163,20 +164,18 @@ class Monitor:
             return None
         self._b_ms = now_ms
         self._wpos += self._pos[b]
-        self._wnpos += self._npos[b]
         self._wneg += self._neg[b]
-        self._wnneg += self._nneg[b]
+        self._wpairs += self._pairs[b]
         b = (b + 1) % _BUCKETS                    # the oldest bucket leaves the window
         self._wpos -= self._pos[b]
-        self._wnpos -= self._npos[b]
         self._wneg -= self._neg[b]
-        self._wnneg -= self._nneg[b]
-        self._pos[b] = self._npos[b] = self._neg[b] = self._nneg[b] = 0
+        self._wpairs -= self._pairs[b]
+        self._pos[b] = self._neg[b] = self._pairs[b] = 0
         self._b = b
-        if self._wnpos < 10 or self._wnneg < 10:
+        if self._wpairs < 10:
             return None
-        mp = (self._wpos << 6) // self._wnpos     # means in 1/64 uA: no truncation bias
-        mn = (self._wneg << 6) // self._wnneg
+        mp = self._wpos // self._wpairs           # means in 1/64 uA: no truncation bias
+        mn = self._wneg // self._wpairs
         if mp + mn < (2 * limits.SENSE_IDLE_UA) << 6:   # too little current to judge
             return None
         if abs(mp - mn) * 1000 > limits.CHARGE_IMBALANCE_PERMILLE * (mp + mn):

@@ -5,7 +5,7 @@
 import json
 from micropython import const
 
-MAX_LINE = const(512)
+MAX_LINE = const(1536)      # a user program (8 phases) fits in one line
 MAX_DEPTH = const(4)
 
 BAD_JSON = "bad_json"
@@ -17,6 +17,10 @@ TIMING_UNSUPPORTED = "timing_unsupported"
 FAULTED = "faulted"
 BUSY = "busy"
 CONDITION_PRESENT = "condition_present"
+INTERNAL_ERROR = "internal_error"    # a firmware bug caught in a command: output made safe
+BAD_PROGRAM = "bad_program"          # a program file on the device fails validation
+READ_ONLY = "read_only"              # built-in programs cannot be written or deleted
+NOT_FOUND = "not_found"
 
 
 class ProtocolError(Exception):
@@ -54,6 +58,17 @@ class LineReader:
         self._buf[self._n] = byte
         self._n += 1
         return None
+
+    def pending(self):
+        """How many bytes of an unfinished line are held (0: none)."""
+        return len(self._buf) if self._overflow else self._n
+
+    def drop(self):
+        """Forget an unfinished line (resync); returns how many bytes it held."""
+        n = self.pending()
+        self._n = 0
+        self._overflow = False
+        return n
 
 
 def _depth(text):
@@ -93,23 +108,45 @@ def parse(line):
         raise ProtocolError(BAD_JSON, "line is not JSON")
     if not isinstance(msg, dict):
         raise ProtocolError(BAD_JSON, "line is not a JSON object")
+    for key in msg:              # MicroPython's json takes {1: 2}; JSON does not
+        if not isinstance(key, str):
+            raise ProtocolError(BAD_JSON, "object keys must be strings")
     req_id = msg.pop("id", None)
-    if req_id is not None and not (isinstance(req_id, (int, str)) and not isinstance(req_id, bool)):
-        raise ProtocolError(BAD_REQUEST, "id must be an integer or a string")
-    if isinstance(req_id, str) and len(req_id) > 32:
-        raise ProtocolError(BAD_REQUEST, "id longer than 32 characters")
+    if req_id is not None and not _good_id(req_id):
+        raise ProtocolError(BAD_REQUEST, "id must be an integer or up to 32 printable ASCII characters")
     cmd = msg.pop("cmd", None)
     if not isinstance(cmd, str):
         raise ProtocolError(BAD_REQUEST, "cmd must be a string")
     return req_id, cmd, msg
 
 
+def _good_id(req_id):
+    if isinstance(req_id, bool):
+        return False
+    if isinstance(req_id, int):
+        return True
+    return isinstance(req_id, str) and shown(req_id) == req_id
+
+
+def shown(text):
+    """A host string as a reply may echo it: printable ASCII, at most 32 characters.
+
+    MicroPython's json.dumps writes non-ASCII (even a lone surrogate) as raw
+    bytes, so anything else is replaced rather than sent back.
+    """
+    text = text[:32]
+    for ch in text:
+        if not " " <= ch <= "~":
+            return "(not printable)"
+    return text
+
+
 def request_id(line):
     """Best-effort id of a line that failed to parse, for the error reply."""
     try:
-        msg = json.loads(line)
+        msg = json.loads(line.decode("utf-8"))     # decoded as parse() does
         rid = msg.get("id") if isinstance(msg, dict) else None
-        if isinstance(rid, (int, str)) and not isinstance(rid, bool):
+        if _good_id(rid):
             return rid
     except Exception:
         pass
@@ -119,11 +156,12 @@ def request_id(line):
 def check_args(args, schema):
     """Check `args` against {name: (kind, required)}; unknown fields refused.
 
-    kind is "int", "num", "bool" or "str". Returns args with defaults absent.
+    kind is "int", "num", "bool", "str" (<= 32 characters) or "obj" (a JSON
+    object, checked by its own validator). Returns args with defaults absent.
     """
     for name in args:
         if name not in schema:
-            raise ProtocolError(BAD_REQUEST, "unknown field " + name)
+            raise ProtocolError(BAD_REQUEST, "unknown field " + shown(name))
     for name in schema:
         kind, required = schema[name]
         if name not in args:
@@ -140,8 +178,10 @@ def check_args(args, schema):
             ok = isinstance(v, bool)
         elif kind == "str":
             ok = isinstance(v, str) and len(v) <= 32
+        elif kind == "obj":
+            ok = isinstance(v, dict)
         if not ok:
-            raise ProtocolError(BAD_REQUEST, name + " must be " + kind)
+            raise ProtocolError(BAD_REQUEST, name + " must be " + ("an object" if kind == "obj" else kind))
     return args
 
 
@@ -151,10 +191,23 @@ def in_range(name, value, lo, hi, unit=""):
     return value
 
 
+class Raw:
+    """A reply whose one field is JSON text already (a log record read from flash)."""
+
+    def __init__(self, key, text):
+        self.key = key
+        self.text = text
+
+
 def reply(req_id, **fields):
     fields["id"] = req_id
     fields["ok"] = True
     return json.dumps(fields)
+
+
+def reply_raw(req_id, raw):
+    """The reply as pieces written one after the other: no copy of a large text."""
+    return ('{"id": %s, "ok": true, "%s": ' % (json.dumps(req_id), raw.key), raw.text, "}")
 
 
 def error(req_id, code, message):

@@ -5,6 +5,20 @@ import machine
 from myotone import board as board_mod
 
 
+def _leds_off(board):
+    """LED PWMs survive a soft reset on some ports: zero and release them, pins low."""
+    from myotone.hardware import led_pins_low
+    led = board["led"]
+    for key in ("red_pin", "nir_pin"):
+        if key in led:
+            try:
+                pwm = machine.PWM(machine.Pin(led[key]), freq=led["pwm_hz"], duty_u16=0)
+                pwm.deinit()
+            except Exception:
+                pass
+    led_pins_low(board)
+
+
 def enter(board=None):
     if board is None:
         board = board_mod.load()
@@ -15,8 +29,10 @@ def enter(board=None):
     hv = Pin(board["hv_enable"], Pin.OUT, value=0)
     bridge = HBridge(Pin(board["bridge"]["pol_a"], Pin.OUT, value=0),
                      Pin(board["bridge"]["pol_b"], Pin.OUT, value=0))
-    Pin(board["led"]["red_pin"], Pin.OUT, value=0)
     try:
         Output(make_dac(board), bridge, hv, board_mod.full_scale_ua(board), board["limit_ua"])
     except OSError:
         pass   # DAC absent or I2C stuck: bridge and rail are already off
+    _leds_off(board)
+    if "status_led_pin" in board:
+        Pin(board["status_led_pin"], Pin.OUT, value=0)

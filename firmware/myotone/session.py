@@ -59,12 +59,16 @@ class Session:
         self._rate_na_per_ms = max(1, min(limits.RAMP_MAX_NA_PER_MS, span_na // limits.RAMP_MIN_MS))
         self.state = RAMP if span_na > 0 else RUN
 
+    def _check(self, setpoint_ua):
+        # 0 = no microcurrent (an LED-only phase); else 10 uA .. the limit
+        if setpoint_ua != 0 and not limits.PROGRAM_MIN_UA <= setpoint_ua <= self.limit_ua:
+            raise ValueError("setpoint out of range")
+
     def begin(self, setpoint_ua, duration_ms, now_ms):
-        """Start from the minimum and ramp to `setpoint_ua`."""
+        """Start from the minimum and ramp to `setpoint_ua` (0: no current)."""
         if self.state == FAULT:
             raise ValueError("fault latched")
-        if not limits.PROGRAM_MIN_UA <= setpoint_ua <= self.limit_ua:
-            raise ValueError("setpoint out of range")
+        self._check(setpoint_ua)
         if not 0 < duration_ms <= limits.SESSION_MAX_MS:
             raise ValueError("duration out of range")
         self.setpoint_ua = setpoint_ua
@@ -74,9 +78,12 @@ class Session:
         self._ramp_from_min()
 
     def change_setpoint(self, setpoint_ua):
-        """New setpoint during a session: reached by ramping, never by a jump."""
-        if not limits.PROGRAM_MIN_UA <= setpoint_ua <= self.limit_ua:
-            raise ValueError("setpoint out of range")
+        """New setpoint during a session: reached by ramping, never by a jump.
+
+        0 ramps the current down to nothing (over >= RAMP_MIN_MS) without
+        ending the session; from 0 it ramps up from nothing.
+        """
+        self._check(setpoint_ua)
         if self.state in (RAMP, RUN):
             self.setpoint_ua = setpoint_ua
             span = abs(setpoint_ua * 1000 - self.target_na)

@@ -1,26 +1,37 @@
-# The supervisor: a ~1 kHz timer tick that samples, ramps and trips, and a
-# main loop that serves the protocol, emits events and feeds the watchdog.
+# The supervisor: a ~1 kHz timer tick that samples, ramps, trips and drives
+# the LED, and a main loop that serves the protocol, runs the program's
+# phases, the button and the status LED, emits events, writes the session
+# log after a session, and feeds the watchdog.
 #
 # The tick is a soft timer callback: it preempts the main loop between
 # bytecodes, so a long command never delays a trip. It allocates nothing.
 # Hardware objects come in through `hw` (see hardware.py).
 import time
 from micropython import const
-from myotone import VERSION, PROTOCOL, limits, programs
+from myotone import VERSION, limits, programs, store
 from myotone import protocol as P
 from myotone import session as S
 from myotone import monitor as M
-from myotone import thermal
+from myotone import runner as R
+from myotone import thermal, report
+from myotone.filecmds import FileCommands, program_error
+from myotone.programs import ProgramError
+from myotone.pulse import TimingUnsupported
+from myotone.sessionlog import SessionLog
+from myotone.standalone import Panel
 from myotone.measure import Measure
 from myotone import service
-from myotone.pulse import Waveform, WaveformError, TimingUnsupported
 
 _LOOP_MS = const(20)
+_POLL_LINES = const(4)       # lines handled per main-loop pass ...
+_POLL_BYTES = const(1024)    # ... and bytes read
+_LINE_IDLE_MS = const(2000)  # an unfinished line idle this long is dropped (resync)
 
 _START = {
-    "program": ("str", True), "ua": ("int", True), "duration_s": ("int", False),
+    "program": ("str", True), "ua": ("int", False), "duration_s": ("int", False),
     "hz": ("num", False), "phase_us": ("int", False), "gap_us": ("int", False),
     "alternate": ("bool", False), "burst_on_ms": ("int", False), "burst_off_ms": ("int", False),
+    "red_pct": ("int", False), "nir_pct": ("int", False),
     "heartbeat": ("bool", False), "telemetry_ms": ("int", False),
 }
 _NONE = {}
@@ -34,15 +45,27 @@ class Supervisor:
         self.output = hw.output
         self.pulse = hw.pulse
         self.sense = hw.sense
+        self.led = hw.led
         self.limit_ua = board["limit_ua"]
+        self.hz = board["supervisor"]["hz"]
         self.session = S.Session(self.limit_ua)
         therm = board["thermistor"]
         self.monitor = M.Monitor(board, self.limit_ua, thermal.raw_for_c(therm, limits.OVER_TEMP_C))
+        self.runner = R.Runner(self)
+        self.log = SessionLog(self.hz)
+        self.files = FileCommands(self)
+        self.panel = Panel(hw.button, hw.status_led)
+        try:
+            store.recover()
+        except OSError:
+            pass                     # a read-only or full flash: sessions still work, logs do not
+        self.settings = store.settings_load()
         self.env = None              # charging / over_temp right now (refuses starts)
         self.temp_raw = 65535
         self._was_run = False
         self._pairs_at_set = -1
         self.reader = P.LineReader()
+        self._rx_ms = 0              # when input last arrived
         self.fault = None            # latched reason code
         self._fault_sent = False
         self._pending_fault = None   # a reason that latches when ramp-down ends
@@ -53,6 +76,7 @@ class Supervisor:
         self._heartbeat = False
         self._telemetry_ms = 1000
         self._telemetry_at = 0
+        self._log_t0 = 0
         self._sum_ua = 0
         self._sum_mv = 0
         self._n_on = 0
@@ -105,7 +129,10 @@ class Supervisor:
         if bridge and self.measure.active and sess.state == S.RUN:
             self.measure.add(bridge, ua, mv, self.output.code)
         target = sess.step(now)
-        if sess.state == S.RUN and not self._was_run:
+        led = self.led
+        led.tick(self.temp_raw, sess.state == S.RAMP or sess.state == S.RUN)
+        self.log.tick(bridge, ua, mv, led.red_duty if led.red_duty >= led.nir_duty else led.nir_duty)
+        if sess.state == S.RUN and not self._was_run and sess.target_na >= limits.PROGRAM_MIN_UA * 1000:
             self._was_run = True
             mon.capture_baseline()
         if sess.state == S.DONE:
@@ -133,6 +160,7 @@ class Supervisor:
         self._closing = False
         self.output.off()
         self.pulse.stop()
+        self.led.off()
 
     def _close(self):
         """The session's normal end (or a ramp-down trip's): cut, then latch any pending fault."""
@@ -147,46 +175,60 @@ class Supervisor:
         self.session.trip()
         self.fault = reason
 
+    def rebaseline(self):
+        """The runner started the current in a new zone: capture a new baseline."""
+        self._was_run = False
+
     # ---- commands (main loop) -------------------------------------------
     def handle(self, line):
         req_id = None
         try:
             req_id, cmd, args = P.parse(line)
-            fn = getattr(self, "cmd_" + cmd, None)
+            fn = getattr(self, "cmd_" + cmd, None) or getattr(self.files, "cmd_" + cmd, None)
             if fn is None:
-                raise P.ProtocolError(P.UNKNOWN_CMD, "unknown command " + cmd[:32])
-            return P.reply(req_id, **fn(args))
+                raise P.ProtocolError(P.UNKNOWN_CMD, "unknown command " + P.shown(cmd))
+            out = fn(args)
+            if isinstance(out, P.Raw):
+                return P.reply_raw(req_id, out)
+            return P.reply(req_id, **out)
         except P.ProtocolError as e:
             if req_id is None:
                 req_id = P.request_id(line)
             return P.error(req_id, e.code, e.message)
+        except Exception as e:       # a bug must not stop the device serving: fail safe, say so
+            if not self.session.active():
+                self._cut()
+            if req_id is None:
+                req_id = P.request_id(line)
+            return P.error(req_id, P.INTERNAL_ERROR, ("%s: %s" % (type(e).__name__, e))[:80])
 
     def cmd_hello(self, args):
         P.check_args(args, _NONE)
-        b = self.board
-        return {"protocol": PROTOCOL, "firmware": VERSION, "board": b["name"], "mcu": b["mcu"],
-                "pulse_backend": b["pulse"]["backend"], "reset_cause": self.hw.reset_cause,
-                "limits": {"max_ua": self.limit_ua, "min_ua": limits.PROGRAM_MIN_UA,
-                           "soft_start_ua": self.session.min_ua, "ceiling_ua": limits.ABS_CEILING_UA,
-                           "session_max_s": limits.SESSION_MAX_MS // 1000,
-                           "hz": [limits.FREQ_MIN_MHZ / 1000, limits.FREQ_MAX_MHZ / 1000],
-                           "phase_us": [limits.PHASE_MIN_US, limits.PHASE_MAX_US]}}
+        return report.hello(self)
 
     def cmd_status(self, args):
         P.check_args(args, _NONE)
-        s = self.session
-        return {"state": self.state_name(), "setpoint_ua": s.setpoint_ua, "target_ua": s.target_na // 1000,
-                "measured_ua": self.last_ua, "impedance_ohm": self.last_ohm,
-                "elapsed_s": s.elapsed_ms // 1000, "duration_s": s.duration_ms // 1000,
-                "fault": self.fault, "reset_cause": self.hw.reset_cause, "condition": self.env,
-                "temp_c": round(thermal.c_for_raw(self.board["thermistor"], self.temp_raw), 1)}
+        return report.status(self)
 
-    def cmd_programs(self, args):
-        P.check_args(args, _NONE)
-        return {"programs": [programs.describe(n) for n in programs.names()]}
+    def plan_program(self, name, prog, ua):
+        return R.plan(self, name, prog, ua)
 
     def cmd_start(self, args):
         P.check_args(args, _START)
+        self.check_can_start()
+        prog = self.files.load_program(args["program"])
+        try:
+            prog = programs.with_overrides(args["program"], prog, args)
+        except ProgramError as e:
+            raise program_error(e)
+        telemetry_ms = P.in_range("telemetry_ms", args.get("telemetry_ms", 1000), 100, 60000, " ms")
+        plan = self.begin(args["program"], prog, args.get("ua"), args.get("heartbeat", False), telemetry_ms)
+        return {"state": self.state_name(), "program": plan.name,
+                "setpoint_ua": min(plan.base_ua, plan.density_ua) if plan.microcurrent else 0,
+                "duration_s": plan.duration_ms // 1000, "density_limited": plan.base_ua > plan.density_ua > 0,
+                "led_dose_j_cm2": round(plan.dose_uj / 1e6, 3)}
+
+    def check_can_start(self):
         if self.fault is not None:
             raise P.ProtocolError(P.FAULTED, "fault latched (%s): send fault_clear" % self.fault)
         if self.session.active():
@@ -195,48 +237,31 @@ class Supervisor:
             raise P.ProtocolError(P.BUSY, "the last pulse pair is finishing: try again shortly")
         if self.env is not None:
             raise P.ProtocolError(self.env, "cannot start: " + self.env.replace("_", " "))
+
+    def begin(self, name, prog, ua, heartbeat, telemetry_ms):
+        """Plan (every check), then start the outputs. ProtocolError if refused."""
         try:
-            wave, minutes, _ = programs.get(args["program"])
-        except KeyError:
-            raise P.ProtocolError(P.OUT_OF_RANGE, "program must be one of " + ", ".join(programs.names()))
-        ua = P.in_range("ua", args["ua"], limits.PROGRAM_MIN_UA, self.limit_ua, " uA")
-        duration_s = P.in_range("duration_s", args.get("duration_s", minutes * 60), 1,
-                                limits.SESSION_MAX_MS // 1000, " s")
-        telemetry_ms = P.in_range("telemetry_ms", args.get("telemetry_ms", 1000), 100, 60000, " ms")
-        try:
-            wave = Waveform(int(args["hz"] * 1000) if "hz" in args else wave.freq_mhz,
-                            args.get("phase_us", wave.phase_us), args.get("gap_us", wave.gap_us),
-                            args.get("alternate", wave.alternate), args.get("burst_on_ms", wave.burst_on_ms),
-                            args.get("burst_off_ms", wave.burst_off_ms))
-            table = self.pulse.prepare(wave)
+            plan = R.plan(self, name, prog, ua)
+        except ProgramError as e:
+            raise program_error(e)
         except TimingUnsupported as e:
             raise P.ProtocolError(P.TIMING_UNSUPPORTED, str(e))
-        except WaveformError as e:
-            raise P.ProtocolError(P.OUT_OF_RANGE, str(e))
-        # high_density: the peak whose rms density fits the electrode area
-        density_ua = M.max_peak_ua(self.board["electrode_area_cm2"], wave.duty_permille())
-        density_limited = ua > density_ua
-        if density_limited:
-            if density_ua < limits.PROGRAM_MIN_UA:
-                raise P.ProtocolError(P.OUT_OF_RANGE, "this waveform exceeds 0.5 mA/cm2 rms even at the minimum")
-            ua = density_ua
+        if self.log.open:
+            self._finish_log()
         self.hw.start_watchdog()
-        self.monitor.begin(density_ua)
         self._was_run = False
-        self._heartbeat = args.get("heartbeat", False)
-        self._hb_ms = time.ticks_ms()
+        self._heartbeat = heartbeat
+        now = time.ticks_ms()
+        self._hb_ms = now
         self._telemetry_ms = telemetry_ms
-        self._telemetry_at = time.ticks_add(time.ticks_ms(), telemetry_ms)
+        self._telemetry_at = time.ticks_add(now, telemetry_ms)
         self.session.clear()
-        self.session.begin(ua, duration_s * 1000, time.ticks_ms())
-        # the soft-start current is on the DAC before the first phase, so the
-        # first pulse is whole (charge-balanced) and the ramp is timed from it
-        self.output.set_ua(self.session.target_na // 1000)
-        self.output.enable()
-        self.wave_table = table               # resume plays it again
-        self.pulse.start(table)
-        return {"state": self.state_name(), "setpoint_ua": ua, "duration_s": duration_s,
-                "density_limited": density_limited}
+        self.panel.run_level = self.panel.level(self)
+        self.log.begin(name, min(plan.base_ua, plan.density_ua) if plan.microcurrent else 0, time.time(),
+                       plan.duration_ms)
+        self._log_t0 = now
+        self.runner.begin(plan, now)
+        return plan
 
     def cmd_stop(self, args):
         P.check_args(args, _NONE)
@@ -279,16 +304,50 @@ class Supervisor:
     def poll(self, wait_ms=_LOOP_MS):
         con = self.console
         if con.wait(wait_ms):
-            while con.wait(0):
+            # a bounded share of input per pass: a flooding host cannot delay
+            # events or starve the watchdog feed below
+            lines = n = 0
+            while lines < _POLL_LINES and n < _POLL_BYTES and con.wait(0):
+                n += 1
                 line = self.reader.feed(con.read_byte())
                 if line is P.LINE_TOO_LONG:
+                    lines += 1
                     con.write_line(P.error(None, P.LINE_TOO_LONG, "line longer than %d bytes" % P.MAX_LINE))
                 elif line is not None:
+                    lines += 1
                     con.write_line(self.handle(line))
+            self._rx_ms = time.ticks_ms()
+        elif self.reader.pending() and time.ticks_diff(time.ticks_ms(), self._rx_ms) >= _LINE_IDLE_MS:
+            # a line left unfinished (noise, a host that died mid-write) would
+            # swallow the next request: drop it, and say so
+            con.write_line(P.event("dropped", reason="partial_line", bytes=self.reader.drop()))
+        now = time.ticks_ms()
+        self.runner.step()
+        self.panel.poll(self, now)
+        if self.log.open and self.session.active():
+            t = time.ticks_diff(now, self._log_t0)
+            if t >= self.log.next_ms:
+                self.log.sample(t)
         self._emit_events()
         if self.ticks != self._fed_at_tick:     # the tick is alive: feed
             self._fed_at_tick = self.ticks
             self.hw.feed_watchdog()
+
+    def _finish_log(self):
+        """After a session, from the main loop with the output off: write its record."""
+        log = self.log
+        log.sample(time.ticks_diff(time.ticks_ms(), self._log_t0), True)
+        if self.fault is not None:
+            log.fault(self.fault)
+        self.runner.end()
+        led = self.led
+        head, body = log.record(time.time(), led.dose_uj, round(led.on_ticks / self.hz, 1), led.stopped)
+        try:
+            n = store.log_append(head, body)
+        except (OSError, ValueError) as e:
+            self.console.write_line(P.event("log", error=str(e)))
+            return
+        self.console.write_line(P.event("log", n=n))
 
     def _emit_events(self):
         con = self.console
@@ -309,6 +368,8 @@ class Supervisor:
             if time.ticks_diff(now, self._telemetry_at) >= 0:
                 self._telemetry_at = time.ticks_add(self._telemetry_at, self._telemetry_ms)
                 self._telemetry(now)
+        elif self.log.open and not self._closing:     # the output is off: the flash may be written
+            self._finish_log()
 
     def _telemetry(self, now):
         n, sum_ua, sum_mv = self._n_on, self._sum_ua, self._sum_mv
@@ -318,13 +379,7 @@ class Supervisor:
             self.last_ohm = sum_mv * 1000 // sum_ua if sum_ua else 0
         else:
             self.last_ua = 0
-        s = self.session
-        self.console.write_line(P.event(
-            "telemetry", t_ms=now, state=self.state_name(), setpoint_ua=s.setpoint_ua,
-            target_ua=s.target_na // 1000, measured_ua=self.last_ua, impedance_ohm=self.last_ohm,
-            baseline_ohm=self.monitor.z_base_ohm, output_ua=self.output.ua_for_code(self.output.code),
-            temp_c=round(thermal.c_for_raw(self.board["thermistor"], self.temp_raw), 1),
-            elapsed_s=s.elapsed_ms // 1000))
+        self.console.write_line(report.telemetry(self, now))
 
     def run(self):
         self.hw.start_tick(self._tick_cb)

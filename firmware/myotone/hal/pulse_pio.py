@@ -93,6 +93,10 @@ class PioPulse:
         self._i = 0
         self._rep = 0
         self._pending = False
+        # Re-init for every start: it clears the TX FIFO (restart() does not, and
+        # words left from the last run would play first, out of step with the
+        # playhead) and hands the pins back to the PIO (stop() made them GPIO).
+        self._sm.init(_player, freq=1000000, out_base=self._pin_a)
         self._sm.irq(self._feed_cb, hard=True)
         self._feed(self._sm)
         self.running = True

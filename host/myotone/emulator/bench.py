@@ -33,9 +33,10 @@ def onset_ns(emu, after_ns: int, above_ua: float) -> int | None:
 
 
 def output_is_safe(emu) -> bool:
-    """SAFETY.md safe state on the plant: DAC 0, bridge off, HV rail off."""
+    """SAFETY.md safe state on the plant and the LED pins: DAC 0, bridge off, HV rail off, dark."""
     p = emu.plant
-    return p.dac_code == 0 and not p.bridge_a and not p.bridge_b and not p.hv_on
+    dark = all(ch is None or ch.duty == 0 for ch in (emu.led_red, emu.led_nir))
+    return p.dac_code == 0 and not p.bridge_a and not p.bridge_b and not p.hv_on and dark
 
 
 def run_until_bridge_on(emu, limit_s: float = 1.0) -> None:

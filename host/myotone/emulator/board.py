@@ -12,6 +12,7 @@ from .console import Console
 from .faults import FAULTS, FaultSwitch
 from .flash import ESP32_BLOCKS, RP2040_PICO_BLOCKS, Flash, FlashCorrupt
 from .mcu import Mcu
+from .peripherals import Peripherals
 from .plant import CONTACTS, Load, Plant
 from .runtime import Runtime
 
@@ -56,6 +57,7 @@ class Emulator:
         self.clock = Clock()
         self.plant = Plant(self.board, load, seed=seed)
         self.mcu = Mcu(self.board, self.clock, self.plant, unique_id=_unique_id(seed))
+        self.periph = Peripherals(self.board, self.mcu)
         self.console = Console(self.clock)
         if fs is None:
             fs = self._make_flash(flash_path, firmware_dir)
@@ -136,6 +138,24 @@ class Emulator:
     def host_can_connect(self) -> bool:
         """False while the host is cut off (host_disconnect) or the board unpowered."""
         return "host_disconnect" not in self.faults.active and self.mcu.powered
+
+    # ---- button, LEDs ----
+    def press_button(self, hold_s: float = 0.1, at_s: float | None = None) -> None:
+        """Press the device's button at virtual time `at_s` (default: now) for `hold_s`."""
+        t_ns = self.clock.now_ns if at_s is None else int(round(at_s * 1e9))
+        self.periph.button.press(t_ns, int(round(hold_s * 1e9)))
+
+    @property
+    def led_red(self):
+        return self.periph.red
+
+    @property
+    def led_nir(self):
+        return self.periph.nir
+
+    @property
+    def status_led(self):
+        return self.periph.status
 
     # ---- faults and plant ----
     def set_fault(self, name: str, active: bool = True, **options) -> None:

@@ -132,6 +132,7 @@ def make_io(mcu):
             self._duty = 0
             mcu.pwms.append(self)
             self.init(duty_u16=duty_u16, duty_ns=duty_ns, duty=duty)
+            mcu.pwm_event(self, True)             # the LED model follows its pin (peripherals.py)
 
         def init(self, *, freq=None, duty_u16=None, duty_ns=None, duty=None, **kw):
             if freq is not None:
@@ -149,6 +150,7 @@ def make_io(mcu):
             if f <= 0:
                 raise ValueError("freq too small")
             self._freq = f
+            mcu.pwm_event(self, self in mcu.pwms)
 
         def duty_u16(self, d=None):
             if d is None:
@@ -172,6 +174,7 @@ def make_io(mcu):
         def _set(self, d):
             mcu.check_alive()
             self._duty = d
+            mcu.pwm_event(self, self in mcu.pwms)
             if mcu.board["dac"]["kind"] == "pwm" and mcu.board["dac"]["pin"] == self.pin_id:
                 mcu.set_dac(d)                    # the RC-filtered PWM is the DAC
 
@@ -182,6 +185,7 @@ def make_io(mcu):
                     mcu.plant.dac_code = 0
                     mcu.plant.changed(mcu.clock.now_ns)
             self._duty = 0
+            mcu.pwm_event(self, False)
 
     class I2C:
         def __init__(self, id, *, scl=None, sda=None, freq=400000, **kw):

@@ -92,6 +92,10 @@ class Mcu:
         self._role = {b["pol_a"]: "bridge_a", b["pol_b"]: "bridge_b", board["hv_enable"]: "hv_on"}
         s = board["sense"]
         self._adc_channel = {s["current_adc"]: "i", s["voltage_adc"]: "v", board["thermistor"]["adc"]: "t"}
+        # peripherals (peripherals.py): output pins they watch, input pins they drive, PWMs they follow
+        self.watch: dict = {}           # pin -> fn(t_ns, level)
+        self.inputs: dict = {}          # pin -> fn() -> level
+        self.pwm_watch: dict = {}       # pin -> fn(t_ns, pwm, attached)
 
     # ---- pins ----
     def drive(self, pin: int, level: int, t_ns: int | None = None) -> None:
@@ -106,10 +110,16 @@ class Mcu:
             self.edges.append((t, pin, level))
             setattr(self.plant, role, level)
             self.plant.changed(t)
+        watcher = self.watch.get(pin)
+        if watcher is not None:
+            watcher(t, level)
 
     def level(self, pin: int) -> int:
         if pin == self.board["vbus_pin"]:
             return 1 if self.plant.vbus_present() else 0
+        source = self.inputs.get(pin)          # a peripheral drives it (the button)
+        if source is not None:
+            return source()
         if pin in self.levels:
             return self.levels[pin]
         return 1 if self.pulls.get(pin) == 1 else 0
@@ -123,6 +133,12 @@ class Mcu:
         handler, trigger, obj = irq
         if trigger & (8 if new else 4):             # IRQ_RISING = 8, IRQ_FALLING = 4
             self.clock.schedule(self.clock.now_ns, lambda: handler(obj))
+
+    def pwm_event(self, pwm, attached: bool) -> None:
+        """A PWM started, changed duty/frequency, or let go of its pin."""
+        watcher = self.pwm_watch.get(pwm.pin_id)
+        if watcher is not None:
+            watcher(self.clock.now_ns, pwm, attached)
 
     def set_dac(self, code: int) -> None:
         self.check_alive()
@@ -200,6 +216,8 @@ class Mcu:
             if role is not None and level:
                 setattr(self.plant, role, 0)
                 self.edges.append((t, pin, 0))
+            if level and pin in self.watch:
+                self.watch[pin](t, 0)
         if self.dac_chip is None:
             self.plant.dac_code = 0            # the MCU's own DAC resets; an I2C DAC does not
         self.plant.changed(t)

@@ -1,0 +1,50 @@
+# What the device says about itself: the `hello` and `status` replies and
+# the telemetry event (main loop only; floats and allocation are fine here).
+from myotone import VERSION, PROTOCOL, limits, thermal
+from myotone import protocol as P
+
+
+def _temp_c(sup):
+    return round(thermal.c_for_raw(sup.board["thermistor"], sup.temp_raw), 1)
+
+
+def hello(sup):
+    b = sup.board
+    led = b["led"]
+    nir = sup.led.has_nir
+    return {"protocol": PROTOCOL, "firmware": VERSION, "board": b["name"], "mcu": b["mcu"],
+            "pulse_backend": b["pulse"]["backend"], "reset_cause": sup.hw.reset_cause,
+            "led": {"red_nm": 630, "nir_nm": 830 if nir else None, "pwm_hz": led["pwm_hz"],
+                    "red_mw_cm2": led["red_mw_cm2_at_100"],
+                    "nir_mw_cm2": led.get("nir_mw_cm2_at_100") if nir else None},
+            "standalone": {"button": sup.hw.button is not None, "status_led": sup.hw.status_led is not None},
+            "limits": {"max_ua": sup.limit_ua, "min_ua": limits.PROGRAM_MIN_UA,
+                       "soft_start_ua": sup.session.min_ua, "ceiling_ua": limits.ABS_CEILING_UA,
+                       "session_max_s": limits.SESSION_MAX_MS // 1000, "led_max_s": limits.LED_MAX_MS // 1000,
+                       "led_dose_max_j_cm2": limits.LED_DOSE_MAX_MJ_CM2 / 1000,
+                       "hz": [limits.FREQ_MIN_MHZ / 1000, limits.FREQ_MAX_MHZ / 1000],
+                       "phase_us": [limits.PHASE_MIN_US, limits.PHASE_MAX_US]}}
+
+
+def status(sup):
+    s = sup.session
+    plan = sup.runner.plan
+    led = sup.led
+    return {"state": sup.state_name(), "setpoint_ua": s.setpoint_ua, "target_ua": s.target_na // 1000,
+            "measured_ua": sup.last_ua, "impedance_ohm": sup.last_ohm,
+            "elapsed_s": s.elapsed_ms // 1000, "duration_s": s.duration_ms // 1000,
+            "program": plan.name if plan else None, "phase": sup.runner.k + 1 if plan else None,
+            "led_pct": led.percent_now(), "led_dose_j_cm2": round(led.dose_uj / 1e6, 3),
+            "led_derate_pct": led.derate_permille // 10, "level": sup.panel.level(sup),
+            "fault": sup.fault, "reset_cause": sup.hw.reset_cause, "condition": sup.env,
+            "temp_c": _temp_c(sup)}
+
+
+def telemetry(sup, now):
+    s = sup.session
+    return P.event(
+        "telemetry", t_ms=now, state=sup.state_name(), setpoint_ua=s.setpoint_ua,
+        target_ua=s.target_na // 1000, measured_ua=sup.last_ua, impedance_ohm=sup.last_ohm,
+        baseline_ohm=sup.monitor.z_base_ohm, output_ua=sup.output.ua_for_code(sup.output.code),
+        led_pct=sup.led.percent_now(), led_dose_j_cm2=round(sup.led.dose_uj / 1e6, 3),
+        temp_c=_temp_c(sup), elapsed_s=s.elapsed_ms // 1000)

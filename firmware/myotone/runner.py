@@ -1,0 +1,184 @@
+# Runs a program's phases (zones) from the main loop: sets the LED
+# intensity and the microcurrent setpoint of each phase, in session time.
+#
+# plan() does every check that depends on the board and the pulse
+# back-end -- NIR only with eye shields, the per-session LED dose cap, the
+# timing of every waveform, the current-density limit -- so a program that
+# cannot run as written is refused before any output, never degraded.
+#
+# Current changes always ramp (Session.change_setpoint). A phase with no
+# current ramps down to zero and then switches the microcurrent stage off
+# (bridge off, rail off); a phase with another waveform passes through zero
+# the same way and starts the new waveform from nothing, so every pulse
+# back-end can do it and no pair is ever cut while current flows.
+from myotone import limits, programs
+from myotone import session as S
+from myotone import monitor as M
+from myotone.programs import ProgramError
+
+NIR_UNAVAILABLE = "nir_unavailable"
+DOSE_CAP = "dose_cap"
+
+
+class Plan:
+    def __init__(self, name, prog, base_ua, phases, density_ua, dose_uj):
+        self.name = name
+        self.prog = prog
+        self.base_ua = base_ua
+        self.phases = phases          # [(end_ms, Waveform or None, wave key, current_pct, red_pct, nir_pct)]
+        self.density_ua = density_ua
+        self.dose_uj = dose_uj
+        self.duration_ms = phases[-1][0]
+        self.microcurrent = density_ua > 0
+
+
+def _wave_key(p):
+    return (p["hz"], p["phase_us"], p["gap_us"], p["alternate"], p["burst_on_ms"], p["burst_off_ms"])
+
+
+def phase_ua(base_ua, pct, density_ua):
+    if not pct:
+        return 0
+    return max(limits.PROGRAM_MIN_UA, min(base_ua * pct // 100, density_ua))
+
+
+def plan(sup, name, prog, base_ua):
+    """Check a validated program against this board; ProgramError or TimingUnsupported."""
+    led = sup.led
+    phases = prog["phases"]
+    if any(p["nir_pct"] for p in phases) and not led.has_nir:
+        raise ProgramError("NIR light needs a board with the NIR channel and eye shields", NIR_UNAVAILABLE)
+    dose_uj = 0
+    for p in phases:
+        dose_uj += led.planned_uj(p["red_pct"], p["nir_pct"], p["duration_s"])
+    if dose_uj > limits.LED_DOSE_MAX_MJ_CM2 * 1000:
+        raise ProgramError("LED dose %.2f J/cm2 is above the session cap of %.1f J/cm2"
+                           % (dose_uj / 1e6, limits.LED_DOSE_MAX_MJ_CM2 / 1000), DOSE_CAP)
+    out = []
+    end_ms = 0
+    density_ua = 0
+    for p in phases:
+        wave = None
+        if p["current_pct"]:
+            wave = programs.waveform(p)
+            sup.pulse.prepare(wave)       # TimingUnsupported if the back-end cannot play it
+            d = M.max_peak_ua(sup.board["electrode_area_cm2"], wave.duty_permille())
+            density_ua = d if density_ua == 0 else min(density_ua, d)
+        end_ms += p["duration_s"] * 1000
+        out.append((end_ms, wave, _wave_key(p), p["current_pct"], p["red_pct"], p["nir_pct"]))
+    if density_ua:
+        if base_ua is None:
+            raise ProgramError("missing field ua (the program has microcurrent)", "bad_request")
+        if not limits.PROGRAM_MIN_UA <= base_ua <= sup.limit_ua:
+            raise ProgramError("ua must be %d..%d uA" % (limits.PROGRAM_MIN_UA, sup.limit_ua))
+        if density_ua < limits.PROGRAM_MIN_UA:
+            raise ProgramError("this waveform exceeds 0.5 mA/cm2 rms even at the minimum")
+        for k, ph in enumerate(out):
+            if ph[3] and min(base_ua * ph[3] // 100, density_ua) < limits.PROGRAM_MIN_UA:
+                raise ProgramError("phase %d: %d %% of %d uA is below %d uA"
+                                   % (k + 1, ph[3], base_ua, limits.PROGRAM_MIN_UA))
+    return Plan(name, prog, base_ua or 0, out, density_ua, dose_uj)
+
+
+class Runner:
+    def __init__(self, sup):
+        self.sup = sup
+        self.plan = None
+        self.k = -1
+        self.mc_on = False
+        self._key = None
+        self._pending = False
+
+    def ua(self, k):
+        ph = self.plan.phases[k]
+        return phase_ua(self.plan.base_ua, ph[3], self.plan.density_ua)
+
+    def begin(self, p, now_ms):
+        """Start plan `p` (the supervisor has checked faults and conditions)."""
+        sup = self.sup
+        self.plan = p
+        self.k = 0
+        self._pending = False
+        sup.monitor.begin(p.density_ua or limits.ABS_CEILING_UA)
+        sup.led.begin()
+        ua = self.ua(0)
+        if ua:
+            self._stage_on(0)
+        sup.session.begin(ua, p.duration_ms, now_ms)
+        ph = p.phases[0]
+        sup.led.set_percent(ph[4], ph[5])
+
+    def _stage_on(self, k):
+        sup = self.sup
+        ph = self.plan.phases[k]
+        table = sup.pulse.prepare(ph[1])
+        sup.output.enable()
+        sup.wave_table = table        # `resume` after a pause plays it again
+        sup.pulse.start(table)
+        self._key = ph[2]
+        self.mc_on = True
+        sup.rebaseline()              # a new zone: a new impedance baseline
+
+    def stage_off(self):
+        sup = self.sup
+        self.mc_on = False
+        self._key = None
+        sup.wave_table = None
+        sup.pulse.stop()
+        sup.output.off()
+
+    def _enter(self, k):
+        sup = self.sup
+        sess = sup.session
+        self.k = k
+        self._pending = False
+        ph = self.plan.phases[k]
+        sup.led.set_percent(ph[4], ph[5])
+        ua = self.ua(k)
+        if ua == 0:
+            if self.mc_on:
+                sess.change_setpoint(0)
+        elif not self.mc_on:
+            self._stage_on(k)
+            sess.change_setpoint(ua)
+        elif ph[2] == self._key:
+            sess.change_setpoint(ua)
+        else:                         # another waveform: through zero first
+            sess.change_setpoint(0)
+            self._pending = True
+
+    def step(self):
+        """Main loop: follow the session's time through the phases."""
+        sess = self.sup.session
+        if self.plan is None or sess.state not in (S.RAMP, S.RUN):
+            return
+        phases = self.plan.phases
+        t = sess.elapsed_ms
+        k = 0
+        while k < len(phases) - 1 and t >= phases[k][0]:
+            k += 1
+        if k != self.k:
+            self._enter(k)
+        if sess.target_na or sess.state != S.RUN:
+            return
+        if self._pending:             # at zero: swap the waveform, ramp up again
+            self._pending = False
+            self.stage_off()
+            self._stage_on(self.k)
+            sess.change_setpoint(self.ua(self.k))
+        elif self.mc_on and self.ua(self.k) == 0:
+            self.stage_off()
+
+    def set_base_ua(self, ua):
+        """A new setpoint for the session (the button's intensity step)."""
+        if self.plan is None or not self.plan.microcurrent:
+            return False
+        self.plan.base_ua = ua
+        if self.mc_on and not self._pending and self.ua(self.k):
+            self.sup.session.change_setpoint(self.ua(self.k))
+        return True
+
+    def end(self):
+        self.plan = None
+        self.mc_on = False
+        self._key = None

@@ -1,0 +1,135 @@
+# What a session did, for its log record: delivered charge, average current,
+# impedance trend (one value per 10 % of the session), LED dose, faults, and
+# ~1 sample per second (bounded).
+#
+# The supervisor tick calls tick(): it only adds small integers to
+# counters that wrap at 2**29 (no allocation, nothing reset), and the main
+# loop reads their differences once a second in sample() -- so neither side
+# ever has to wait for the other. The record is assembled and written after
+# the session, from the main loop (store.log_append).
+import json
+from array import array
+from micropython import const
+
+_MASK = const(0x1FFFFFFF)
+MAX_SAMPLES = const(320)       # then every other sample goes and the interval doubles:
+                               # a 20 min session keeps one sample per 4 s at worst
+TREND_POINTS = const(10)       # impedance trend: one value per 10 % of the planned session
+
+
+class SessionLog:
+    def __init__(self, tick_hz):
+        self.tick_hz = tick_hz
+        self._t = array("i", [0] * MAX_SAMPLES)
+        self._ua = array("i", [0] * MAX_SAMPLES)
+        self._ohm = array("i", [0] * MAX_SAMPLES)
+        self._led = array("i", [0] * MAX_SAMPLES)
+        # tick-side counters (wrapping)
+        self.c_ticks = 0
+        self.c_on = 0
+        self.c_ua = 0           # every sample with a current path: the charge moved
+        self.c_zua = 0          # settled on-samples only: current and voltage for the impedance
+        self.c_mv = 0
+        self.c_led = 0
+        self.open = False
+
+    # ---- tick ----
+    def tick(self, bridge, ua, mv, led_duty):
+        self.c_ticks = (self.c_ticks + 1) & _MASK
+        self.c_led = (self.c_led + (led_duty >> 4)) & _MASK
+        if bridge:                     # on, or -1 (at an edge): the ADC read the current there was
+            self.c_ua = (self.c_ua + ua) & _MASK
+        if bridge > 0:                 # settled on: a sample for the impedance
+            self.c_on = (self.c_on + 1) & _MASK
+            self.c_zua = (self.c_zua + ua) & _MASK
+            self.c_mv = (self.c_mv + mv) & _MASK
+
+    # ---- main loop ----
+    def _read(self):
+        now = (self.c_ticks, self.c_on, self.c_ua, self.c_mv, self.c_led, self.c_zua)
+        d = [(now[i] - self._last[i]) & _MASK for i in range(6)]
+        self._last = now
+        return d
+
+    def begin(self, program, setpoint_ua, start_s, duration_ms):
+        self.program = program
+        self.setpoint_ua = setpoint_ua
+        self.start_s = start_s
+        self.faults = []
+        self._last = (self.c_ticks, self.c_on, self.c_ua, self.c_mv, self.c_led, self.c_zua)
+        self.ticks = self.on = self.sum_ua = 0     # totals (main-loop ints, may grow)
+        self._win = [0, 0, 0, 0, 0, 0]             # the current sample window
+        self._min = [0, 0]                         # this trend bucket's on-current and on-voltage sums
+        self.trend = []
+        self.n = 0
+        self.every = 1                             # windows per sample (doubles when full)
+        self._k = 0
+        self.next_ms = 1000                        # session time of the next sample
+        self._trend_ms = max(1000, duration_ms // TREND_POINTS)
+        self._next_trend_ms = self._trend_ms
+        self.open = True
+
+    def fault(self, reason):
+        if reason not in self.faults:
+            self.faults.append(reason)
+
+    def sample(self, t_ms, final=False):
+        """Fold the counters; t_ms is the time since begin() (once a second, and at the end)."""
+        self.next_ms += 1000
+        d = self._read()
+        self.ticks += d[0]
+        self.on += d[1]
+        self.sum_ua += d[2]
+        for i in range(6):
+            self._win[i] += d[i]
+        self._min[0] += d[5]
+        self._min[1] += d[3]
+        if final or t_ms >= self._next_trend_ms:
+            self._next_trend_ms += self._trend_ms
+            if self._min[0]:
+                self.trend.append(self._min[1] * 1000 // self._min[0])
+            self._min = [0, 0]
+        self._k += 1
+        if self._k < self.every and not final:
+            return
+        self._k = 0
+        w = self._win
+        self._win = [0, 0, 0, 0, 0, 0]
+        if not w[0]:
+            return
+        if self.n == MAX_SAMPLES:
+            self._decimate()
+        i = self.n
+        self._t[i] = t_ms // 1000
+        self._ua[i] = w[2] // w[0]                         # time-averaged |I|
+        self._ohm[i] = w[3] * 1000 // w[5] if w[5] else 0
+        self._led[i] = (w[4] * 100 + w[0] * 2047) // (w[0] * 4095)
+        self.n = i + 1
+
+    def _decimate(self):
+        half = MAX_SAMPLES // 2
+        for i in range(half):
+            for a in (self._t, self._ua, self._ohm, self._led):
+                a[i] = a[2 * i + 1]
+        self.n = half
+        self.every *= 2
+
+    def record(self, end_s, dose_uj, led_on_s, led_stop):
+        """(head, write_body) for store.log_append; closes the log."""
+        self.open = False
+        head = {"start_s": self.start_s, "end_s": end_s, "program": self.program, "faults": self.faults}
+        charge_uc = self.sum_ua / self.tick_hz
+        body = {"setpoint_ua": self.setpoint_ua, "charge_uc": round(charge_uc, 2),
+                "avg_ua": round(self.sum_ua / self.ticks, 1) if self.ticks else 0,
+                "impedance_ohm": self.trend, "led_dose_j_cm2": round(dose_uj / 1000000, 4),
+                "led_on_s": led_on_s, "led_stop": led_stop}
+
+        def write_body(f):
+            for key in body:
+                f.write('"%s":%s,' % (key, json.dumps(body[key])))
+            f.write('"samples":[')
+            for i in range(self.n):
+                f.write('%s{"t_s":%d,"ua":%d,"ohm":%d,"led_pct":%d}'
+                        % ("," if i else "", self._t[i], self._ua[i], self._ohm[i], self._led[i]))
+            f.write("]")
+        return head, write_body

@@ -1,0 +1,128 @@
+# Standalone use, without a computer: one button and one status LED.
+#
+# Button (active low, polled by the main loop every ~20 ms and debounced):
+#   idle / done     short press  -> start the default program at the saved level
+#   running         short press  -> next intensity level (1..LEVELS, then 1 again)
+#                   long press   -> stop (ramp-down)
+#   fault latched   long press   -> clear the fault (refused while the condition lasts)
+# Status LED: idle = a 100 ms blink every 2 s; running = on; fault = 2 Hz blink.
+# Nothing is remembered about a running session: power-on never resumes one.
+import time
+from micropython import const
+from myotone import programs
+from myotone import protocol as P
+from myotone.session import RAMP_DOWN
+
+SHORT = "short"
+LONG = "long"
+LEVELS = const(5)          # intensity level k sets the current to k/LEVELS of the board limit
+LONG_MS = const(1500)
+DEBOUNCE_MS = const(30)
+
+IDLE = const(0)
+RUNNING = const(1)
+FAULT = const(2)
+
+
+def level_ua(limit_ua, level):
+    return limit_ua * level // LEVELS
+
+
+def status_level(kind, now_ms):
+    """The status LED's level for `kind` (IDLE, RUNNING, FAULT) at `now_ms`."""
+    if kind == RUNNING:
+        return 1
+    if kind == FAULT:
+        return 1 if now_ms % 500 < 250 else 0
+    return 1 if now_ms % 2000 < 100 else 0
+
+
+class Button:
+    """Debounced press classification: update() returns SHORT, LONG or None."""
+
+    def __init__(self, long_ms=LONG_MS, debounce_ms=DEBOUNCE_MS):
+        self.long_ms = long_ms
+        self.debounce_ms = debounce_ms
+        self._raw = False
+        self._raw_at = 0
+        self.down = False          # the debounced state
+        self._down_at = 0
+        self._long_sent = False
+
+    def update(self, now_ms, pressed):
+        if pressed != self._raw:
+            self._raw = pressed
+            self._raw_at = now_ms
+            return None
+        if pressed != self.down and time.ticks_diff(now_ms, self._raw_at) >= self.debounce_ms:
+            self.down = pressed
+            if pressed:
+                self._down_at = now_ms
+                self._long_sent = False
+            elif not self._long_sent:
+                return SHORT
+        if self.down and not self._long_sent and time.ticks_diff(now_ms, self._down_at) >= self.long_ms:
+            self._long_sent = True
+            return LONG
+        return None
+
+
+class Panel:
+    """The button and the status LED, wired to the supervisor's actions."""
+
+    def __init__(self, button_pin, status_pin):
+        self._pin = button_pin
+        self._status = status_pin
+        self.button = Button()
+        self._shown = -1
+        self.run_level = 1          # the running session's level (the button steps it)
+
+    def poll(self, sup, now_ms):
+        if self._pin is not None:
+            action = self.button.update(now_ms, self._pin.value() == 0)
+            if action is not None:
+                self.act(sup, action)
+        if self._status is not None:
+            if sup.fault is not None:
+                kind = FAULT
+            else:
+                kind = RUNNING if sup.session.active() else IDLE
+            level = status_level(kind, now_ms)
+            if level != self._shown:
+                self._shown = level
+                self._status.value(level)
+
+    def level(self, sup):
+        """The intensity level: the session's, else the saved one."""
+        if sup.session.active():
+            return self.run_level
+        lv = sup.settings.get("level", 1)
+        return lv if isinstance(lv, int) and 1 <= lv <= LEVELS else 1
+
+    def settings_view(self, sup):
+        return {"default_program": sup.settings.get("default_program", programs.DEFAULT),
+                "level": self.level(sup), "levels": LEVELS,
+                "level_ua": [level_ua(sup.limit_ua, k) for k in range(1, LEVELS + 1)]}
+
+    def act(self, sup, action):
+        """What a press does (see the table at the top)."""
+        s = sup.session
+        try:
+            if sup.fault is not None:
+                if action == LONG:
+                    sup.cmd_fault_clear({})
+            elif s.active():
+                if action == LONG:
+                    s.request_stop()
+                elif s.state != RAMP_DOWN:
+                    nxt = self.run_level % LEVELS + 1
+                    if sup.runner.set_base_ua(level_ua(sup.limit_ua, nxt)):
+                        self.run_level = nxt
+            elif action == SHORT:
+                sup.check_can_start()
+                name = self.settings_view(sup)["default_program"]
+                sup.begin(name, sup.files.load_program(name), level_ua(sup.limit_ua, self.level(sup)), False, 1000)
+        except P.ProtocolError as e:
+            sup.console.write_line(P.event("button", action=action, refused=e.code, message=e.message))
+            return
+        sup.console.write_line(P.event("button", action=action, state=sup.state_name(), level=self.level(sup)))

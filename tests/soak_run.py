@@ -1,0 +1,241 @@
+"""Soak: back-to-back sessions on the emulated board, in lockstep virtual time.
+
+Shared by tests/test_soak.py (minutes) and benchmarks/soak.py (8 hours).
+After every session it checks, from the truth of the emulator:
+
+* edges: every POL_A/POL_B edge of the session against the ideal schedule
+  of the program's compiled table, from the session's first edge (drift =
+  the error of the last edge; PIO and RMT play exact microseconds);
+* ticks: the supervisor's own tick count against elapsed virtual time x hz;
+* memory: the bytes of the Python objects the firmware world holds (its
+  modules and every firmware object reachable from them) and the process RSS;
+* the session itself: its states, no fault, output safe afterwards.
+
+The emulator's own records (pin edges, DAC writes, current trace) are
+analysed and then trimmed after each session, so an 8-hour run is flat.
+"""
+from __future__ import annotations
+
+import array
+import json
+import os
+import sys
+import time
+
+from myotone.emulator import Emulator
+
+NS_PER_US = 1000
+# program, current, how the session ends: "end" (its duration), "stop" (host stop half-way)
+PLAN = [("lift", 300, "end"), ("contour", 200, "end"), ("gentle", 150, "stop"), ("lift", 500, "stop"),
+        ("contour", 450, "end"), ("gentle", 80, "end")]
+
+
+def rss_bytes() -> int:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+def world_bytes(runtime) -> int:
+    """Bytes of the data the firmware's modules hold (objects of firmware classes and containers).
+
+    Module objects loaded from the flash are the roots; instances of their
+    classes and built-in containers are followed; functions, classes and the
+    emulator's shims (hardware) are not.
+    """
+    fw_modules = {name for name, m in runtime.modules.items() if getattr(m, "__file__", None)}
+    seen: set[int] = set()
+    total = 0
+    stack = [vars(runtime.modules[n]) for n in fw_modules]
+    while stack:
+        obj = stack.pop()
+        if id(obj) in seen:
+            continue
+        seen.add(id(obj))
+        t = type(obj)
+        if t in (dict,):
+            if obj is runtime.builtins:
+                continue
+            total += sys.getsizeof(obj)
+            for k, v in obj.items():
+                if k != "__builtins__":
+                    stack.append(k)
+                    stack.append(v)
+        elif t in (list, tuple, set, frozenset):
+            total += sys.getsizeof(obj)
+            stack.extend(obj)
+        elif t in (str, bytes, int, float, bool, bytearray, array.array, type(None)):
+            total += sys.getsizeof(obj)
+        elif getattr(t, "__module__", None) in fw_modules and hasattr(obj, "__dict__"):
+            total += sys.getsizeof(obj)
+            stack.append(vars(obj))
+    return total
+
+
+def ideal_edges(table, t0_ns: int, pin_a: int, pin_b: int, count: int) -> list[tuple[int, int, int]]:
+    """The first `count` bridge edges the table should produce from t0 (first segment's start)."""
+    segs = [(table.dur[i], table.state[i] & 3) for i in range(table.n)]
+    cycle = segs * table.reps + [(table.off, 0)] if table.reps else segs
+    out: list[tuple[int, int, int]] = []
+    a = b = 0
+    t = t0_ns
+    while len(out) < count:
+        for dur_us, state in cycle:
+            na, nb = state & 1, (state >> 1) & 1
+            # break-before-make order, as the bridge drivers do: a falling pin first
+            for pin, old, new in sorted(((pin_a, a, na), (pin_b, b, nb)), key=lambda x: x[2]):
+                if old != new:
+                    out.append((t, pin, new))
+            a, b = na, nb
+            t += dur_us * NS_PER_US
+            if len(out) >= count:
+                break
+    return out[:count]
+
+
+class SoakError(AssertionError):
+    pass
+
+
+class Soak:
+    def __init__(self, board: str = "pico-mcp4725", session_s: int = 60, seed: int = 1):
+        self.emu = Emulator(board, seed=seed).start()
+        self.board = self.emu.board
+        self.session_s = session_s
+        self.emu.run_for(0.2)
+        self.emu.read()
+        self.hz = self.board["supervisor"]["hz"]
+        self.pins = (self.board["bridge"]["pol_a"], self.board["bridge"]["pol_b"])
+        self.sessions = []
+        self.t0_ns = self.emu.clock.now_ns
+        self.ticks0 = self.sup.ticks
+        self.max_edge_err_ns = 0
+        self.edges_checked = 0
+        self.wall_s = 0.0
+
+    @property
+    def sup(self):
+        return self.emu.runtime.modules["myotone.app"].supervisor
+
+    def close(self) -> None:
+        self.emu.close()
+
+    def messages(self) -> list[dict]:
+        return [json.loads(x) for x in self.emu.read().split(b"\r\n") if x.startswith(b"{")]
+
+    def _table(self, program: str):
+        fw = self.emu.runtime.modules
+        wave = fw["myotone.programs"].get(program)[0]
+        return fw["myotone.pulse"].Table().compile(wave, 1, 1, 0x3FFFFFFF)
+
+    def one_session(self, k: int) -> dict:
+        emu = self.emu
+        program, ua, how = PLAN[k % len(PLAN)]
+        t_start = emu.clock.now_ns
+        emu.send({"id": k, "cmd": "start", "program": program, "ua": ua, "duration_s": self.session_s})
+        emu.run_for(0.01)
+        msgs = self.messages()
+        reply = next((m for m in msgs if m.get("id") == k), None)
+        if not (reply and reply.get("ok")):
+            raise SoakError(f"session {k}: start refused: {reply}")
+        if how == "stop":
+            emu.run_for(self.session_s / 2)
+            emu.send({"id": k, "cmd": "stop"})
+        limit_ns = t_start + (self.session_s + 5) * 1_000_000_000
+        states = [m["state"] for m in msgs if m.get("ev") == "state"]
+        while "done" not in states and "fault" not in states:
+            if emu.clock.now_ns > limit_ns:
+                raise SoakError(f"session {k} did not end: states {states}")
+            emu.run_for(1.0)
+            msgs = self.messages()
+            states += [m["state"] for m in msgs if m.get("ev") == "state"]
+            faults = [m for m in msgs if m.get("ev") == "fault"]
+            if faults:
+                raise SoakError(f"session {k} ({program}): fault {faults}")
+        want = ["ramp", "run", "ramp_down", "done"]
+        if states != want:
+            raise SoakError(f"session {k} ({program}, {how}): states {states}, expected {want}")
+        p = emu.plant
+        if p.dac_code or p.bridge_a or p.bridge_b or p.hv_on:
+            raise SoakError(f"session {k}: output not safe after the session")
+        err_ns, drift_ns, n = self._check_edges(program, t_start)
+        self._trim()
+        emu.run_for(1.0)                        # idle between sessions, a host asking as hosts do
+        emu.send({"id": "s", "cmd": "status"})
+        emu.run_for(0.01)
+        st = next(m for m in self.messages() if m.get("id") == "s")
+        if st["state"] != "done" or st["fault"] is not None:
+            raise SoakError(f"session {k}: status after it {st}")
+        rec = {"n": k, "program": program, "ua": ua, "end": how, "edges": n, "max_edge_err_us": err_ns / 1000,
+               "drift_us": drift_ns / 1000, "world_bytes": world_bytes(emu.runtime), "rss_bytes": rss_bytes(),
+               "missed_ticks": self.missed_ticks(), "t_s": round(emu.now_s, 3)}
+        self.sessions.append(rec)
+        return rec
+
+    def _check_edges(self, program: str, t_start: int) -> tuple[int, int, int]:
+        a, b = self.pins
+        edges = [e for e in self.emu.mcu.edges if e[0] >= t_start and e[1] in (a, b)]
+        if not edges:
+            raise SoakError("no bridge edges in a session")
+        t_stop = edges[-1][0]
+        edges = [e for e in edges if e[0] < t_stop]          # the stop's own edges end the schedule
+        ideal = ideal_edges(self._table(program), edges[0][0], a, b, len(edges))
+        errs = []
+        for got, want in zip(edges, ideal):
+            if got[1:] != want[1:]:
+                raise SoakError(f"edge {got} where the schedule has {want}")
+            errs.append(abs(got[0] - want[0]))
+        self.max_edge_err_ns = max(self.max_edge_err_ns, max(errs))
+        self.edges_checked += len(errs)
+        return max(errs), errs[-1], len(errs)
+
+    def _trim(self) -> None:
+        """Forget the emulator's records of the session (analysed already)."""
+        mcu, tr = self.emu.mcu, self.emu.plant.trace
+        mcu.edges.clear()
+        mcu.dac_writes.clear()
+        n = len(tr.t_ns)
+        if n > 1:                   # keep the present segment (totals stay integrated)
+            last = tr.exp.get(n - 1)
+            del tr.t_ns[:-1]
+            del tr.i_ua[:-1]
+            tr.exp.clear()
+            if last is not None:
+                tr.exp[0] = last
+
+    def missed_ticks(self) -> int:
+        """Supervisor ticks missing (or extra) against elapsed virtual time x hz."""
+        elapsed_ns = self.emu.clock.now_ns - self.t0_ns
+        expected = elapsed_ns * self.hz // 1_000_000_000
+        return expected - (self.sup.ticks - self.ticks0)
+
+    def elapsed_wall(self) -> float:
+        return time.monotonic() - self._wall0
+
+    def run(self, virtual_s: float, progress=None) -> dict:
+        wall0 = self._wall0 = time.monotonic()
+        k = 0
+        while self.emu.now_s - self.t0_ns / 1e9 < virtual_s:
+            rec = self.one_session(k)
+            k += 1
+            if progress:
+                progress(rec)
+        self.wall_s = time.monotonic() - wall0
+        return self.summary()
+
+    def summary(self) -> dict:
+        s = self.sessions
+        warm = s[min(2, len(s) - 1)]              # after the first sessions have built what they keep
+        return {
+            "board": self.board["name"], "backend": self.board["pulse"]["backend"],
+            "sessions": len(s), "virtual_s": round(self.emu.now_s - self.t0_ns / 1e9, 1),
+            "wall_s": round(self.wall_s, 1),
+            "speed_x": round((self.emu.now_s - self.t0_ns / 1e9) / self.wall_s, 1) if self.wall_s else None,
+            "edges_checked": self.edges_checked, "max_edge_err_us": self.max_edge_err_ns / 1000,
+            "max_drift_us": max(abs(r["drift_us"]) for r in s),
+            "ticks": self.sup.ticks - self.ticks0, "missed_ticks": self.missed_ticks(),
+            "world_bytes_first": s[0]["world_bytes"], "world_bytes_warm": warm["world_bytes"],
+            "world_bytes_last": s[-1]["world_bytes"],
+            "world_bytes_growth_after_warmup": max(r["world_bytes"] for r in s[2:] or s) - warm["world_bytes"],
+            "rss_mb_warm": round(warm["rss_bytes"] / 2 ** 20, 1), "rss_mb_last": round(s[-1]["rss_bytes"] / 2 ** 20, 1),
+            "rss_mb_max": round(max(r["rss_bytes"] for r in s) / 2 ** 20, 1),
+        }
