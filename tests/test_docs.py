@@ -176,7 +176,8 @@ def _string_constants(path: Path) -> set[str]:
 
 
 def error_codes() -> set[str]:
-    """Every constant of protocol.py, and every code any module raises a ProtocolError with.
+    """Every constant of protocol.py, and every code any module raises a ProtocolError
+    (or a ProgramError, which the supervisor turns into one) with.
 
     A raise's first argument is resolved when it is a string, a module-level
     constant of its own module, or a constant of protocol.py (`P.X`); codes
@@ -195,11 +196,18 @@ def error_codes() -> set[str]:
         if path.name == "protocol.py":
             local = proto
         for node in ast.walk(tree):
-            if not (isinstance(node, ast.Call) and node.args and (
-                    (isinstance(node.func, ast.Attribute) and node.func.attr == "ProtocolError")
-                    or (isinstance(node.func, ast.Name) and node.func.id == "ProtocolError"))):
+            if not isinstance(node, ast.Call):
                 continue
-            arg = node.args[0]
+            name = node.func.attr if isinstance(node.func, ast.Attribute) else getattr(node.func, "id", "")
+            if name == "ProtocolError" and node.args:
+                arg = node.args[0]
+            elif name == "ProgramError":           # becomes a ProtocolError with its code
+                kw = [k.value for k in node.keywords if k.arg == "code"]
+                arg = node.args[1] if len(node.args) > 1 else (kw[0] if kw else None)
+                if arg is None:
+                    continue
+            else:
+                continue
             if isinstance(arg, ast.Constant) and isinstance(arg.value, str):
                 codes.add(arg.value)
             elif isinstance(arg, ast.Name) and arg.id in local:
@@ -450,6 +458,21 @@ def _live_shapes() -> tuple[dict, dict]:
         bench.run(0.1)
         bench.emu.set_fault("electrode_off", False)
         replies["fault_clear"] = bench.request("fault_clear")
+        prog = {"description": "two zones", "phases": [
+            {"duration_s": 2, "label": "a", "current_pct": 100, "hz": 10, "phase_us": 40000, "gap_us": 200,
+             "red_pct": 50},
+            {"duration_s": 2, "label": "b", "red_pct": 50}]}
+        replies["program_write"] = bench.request("program_write", name="docs", program=prog)
+        replies["program_read"] = bench.request("program_read", name="docs")
+        replies["settings"] = bench.request("settings")
+        replies["log_list"] = bench.request("log_list")
+        replies["log_read"] = bench.request("log_read", n=replies["log_list"]["records"][-1]["n"])
+        replies["log_delete"] = bench.request("log_delete", n=replies["log_list"]["records"][-1]["n"])
+        replies["program_delete"] = bench.request("program_delete", name="docs")
+        bench.emu.write(b'{"cmd": "sta')          # an unfinished line: dropped after 2 s
+        bench.run(2.5)
+        bench.emu.press_button(0.1)
+        bench.run(0.5)
         events = {}
         for _, m in bench.log:
             if "ev" in m:
@@ -482,8 +505,9 @@ def test_protocol_examples_have_the_fields_the_firmware_sends():
     """Documented replies and events have the same fields (recursively) as the live firmware's."""
     replies, events = _live_shapes()
     assert {"hello", "status", "programs", "start", "stop", "heartbeat", "fault_clear", "board",
-            "calib_get", "calib_set", "pause", "resume", "measure"} <= set(replies)
-    assert {"ready", "state", "telemetry", "fault", "measure"} <= set(events)
+            "calib_get", "calib_set", "pause", "resume", "measure", "program_write", "program_read",
+            "program_delete", "settings", "log_list", "log_read", "log_delete"} <= set(replies)
+    assert {"ready", "state", "telemetry", "fault", "measure", "log", "button", "dropped"} <= set(events)
     text = _read("protocol.md")
     assert check_example_shapes(text, replies, events) == []
     broken = text.replace('"soft_start_ua": 10, ', "", 1)
