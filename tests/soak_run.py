@@ -124,7 +124,8 @@ class Soak:
 
     def _table(self, program: str):
         fw = self.emu.runtime.modules
-        wave = fw["myotone.programs"].get(program)[0]
+        progs = fw["myotone.programs"]
+        wave = progs.waveform(progs.builtin(program)["phases"][0])
         return fw["myotone.pulse"].Table().compile(wave, 1, 1, 0x3FFFFFFF)
 
     def one_session(self, k: int) -> dict:

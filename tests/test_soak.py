@@ -71,7 +71,9 @@ def test_a_new_session_plays_its_own_table_from_its_first_edge(backend):
         assert '"ev": "fault"' not in out, out[-300:]
         got = _edges(emu, t1)
         fw = emu.runtime.modules
-        table = fw["myotone.pulse"].Table().compile(fw["myotone.programs"].get("contour")[0], 1, 1, 1 << 29)
+        progs = fw["myotone.programs"]
+        wave = progs.waveform(progs.builtin("contour")["phases"][0])
+        table = fw["myotone.pulse"].Table().compile(wave, 1, 1, 1 << 29)
         b = emu.board["bridge"]
         want = ideal_edges(table, got[0][0], b["pol_a"], b["pol_b"], len(got))
         assert got == want
