@@ -227,6 +227,18 @@ class Soak:
         self.wall_s = time.monotonic() - wall0
         return self.summary()
 
+    def world_growth(self) -> int:
+        """Growth of the firmware's bytes: the last plan cycle against the second.
+
+        What the firmware holds depends on the last session's program (its
+        log record, its table), so sessions are compared a whole cycle of
+        PLAN apart, the first cycle being the warm-up.
+        """
+        wb = [r["world_bytes"] for r in self.sessions]
+        c = len(PLAN)
+        base = max(wb[c:2 * c]) if len(wb) >= 2 * c else max(wb[:c])
+        return max(wb[-c:]) - base
+
     def summary(self) -> dict:
         s = self.sessions
         warm = s[min(2, len(s) - 1)]              # after the first sessions have built what they keep
@@ -240,7 +252,7 @@ class Soak:
             "ticks": self.sup.ticks - self.ticks0, "missed_ticks": self.missed_ticks(),
             "world_bytes_first": s[0]["world_bytes"], "world_bytes_warm": warm["world_bytes"],
             "world_bytes_last": s[-1]["world_bytes"],
-            "world_bytes_growth_after_warmup": max(r["world_bytes"] for r in s[2:] or s) - warm["world_bytes"],
+            "world_bytes_growth_after_warmup": self.world_growth(),
             "rss_mb_warm": round(warm["rss_bytes"] / 2 ** 20, 1), "rss_mb_last": round(s[-1]["rss_bytes"] / 2 ** 20, 1),
             "rss_mb_max": round(max(r["rss_bytes"] for r in s) / 2 ** 20, 1),
         }
