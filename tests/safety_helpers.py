@@ -2,6 +2,7 @@
 import json
 
 from myotone.emulator import Emulator
+from myotone.emulator import bench as truth
 
 MS = 1_000_000
 
@@ -47,32 +48,19 @@ class Bench:
         return [m["reason"] for m in self.events("fault")]
 
     def run_until_bridge_on(self, limit_s=1.0):
-        t_end = self.emu.now_s + limit_s
-        while not (self.emu.plant.bridge_a or self.emu.plant.bridge_b):
-            assert self.emu.now_s < t_end, "bridge never turned on"
-            self.emu.run_for(0.0005)
+        truth.run_until_bridge_on(self.emu, limit_s)
         self._drain()
 
     def cut_time_ns(self, after_ns):
         """When the output was cut: the HV rail enable falling after `after_ns`."""
-        hv = self.emu.board["hv_enable"]
-        for t, pin, level in self.emu.mcu.edges:
-            if pin == hv and level == 0 and t >= after_ns:
-                return t
-        return None
+        return truth.cut_ns(self.emu, after_ns)
 
     def onset_ns(self, after_ns, above_ua):
-        tr = self.emu.plant.trace
-        for t, i in zip(tr.t_ns, tr.i_ua):
-            if t >= after_ns and abs(i) > above_ua:
-                return t
-        return None
+        return truth.onset_ns(self.emu, after_ns, above_ua)
 
     def output_is_safe(self):
         """SAFETY.md safe state, on the plant and the LED pins: DAC 0, bridge off, rail off, dark."""
-        p = self.emu.plant
-        dark = all(ch is None or ch.duty == 0 for ch in (self.emu.led_red, self.emu.led_nir))
-        return p.dac_code == 0 and not p.bridge_a and not p.bridge_b and not p.hv_on and dark
+        return truth.output_is_safe(self.emu)
 
     def record(self, n=None):
         """A session-log record (the newest when n is None), as log_read returns it."""

@@ -90,7 +90,8 @@ def _kind_ok(kind, v):
     if kind == "int":
         return isinstance(v, int) and not isinstance(v, bool)
     if kind == "num":
-        return isinstance(v, (int, float)) and not isinstance(v, bool) and v == v and -1e9 < v < 1e9
+        # a number, finite (NaN and infinities are not); its range is checked by its use
+        return isinstance(v, (int, float)) and not isinstance(v, bool) and v == v and v - v == 0
     if kind == "bool":
         return isinstance(v, bool)
     return isinstance(v, str) and len(v) <= MAX_TEXT
@@ -178,7 +179,7 @@ def waveform(p):
     hz = p["hz"]
     # range first: a huge float x 1000 is inf, and int(inf) raises OverflowError
     if not limits.FREQ_MIN_MHZ / 1000 <= hz <= limits.FREQ_MAX_MHZ / 1000:
-        raise WaveformError("frequency must be 0.1..1000 Hz")
+        raise WaveformError("hz must be 0.1..1000 Hz")
     return Waveform(int(hz * 1000 + 0.5), p["phase_us"], p["gap_us"], p["alternate"],
                     p["burst_on_ms"], p["burst_off_ms"])
 

@@ -102,9 +102,9 @@ class Runner:
         sup.monitor.begin(p.density_ua or limits.ABS_CEILING_UA)
         sup.led.begin()
         ua = self.ua(0)
+        sup.session.begin(ua, p.duration_ms, now_ms)
         if ua:
             self._stage_on(0)
-        sup.session.begin(ua, p.duration_ms, now_ms)
         ph = p.phases[0]
         sup.led.set_percent(ph[4], ph[5])
 
@@ -112,6 +112,9 @@ class Runner:
         sup = self.sup
         ph = self.plan.phases[k]
         table = sup.pulse.prepare(ph[1])
+        # the session's current target (the soft start, at begin) is on the DAC before
+        # the first phase: the first pulse is whole and the ramp is timed from it
+        sup.output.set_ua(sup.session.target_na // 1000)
         sup.output.enable()
         sup.wave_table = table        # `resume` after a pause plays it again
         sup.pulse.start(table)

@@ -32,9 +32,11 @@ def resume(sup, args):
         raise P.ProtocolError(sup.env, "cannot resume: " + sup.env.replace("_", " "))
     if s.state != S.PAUSED:
         raise P.ProtocolError(_NOT_RUNNING, "no paused session to resume")
-    if sup.wave_table is not None:        # None: a phase without current (LED only)
-        sup.pulse.start(sup.wave_table)
     s.resume()
+    if sup.wave_table is not None:        # None: a phase without current (LED only)
+        # the soft-start current is on the DAC before the first phase (as at start)
+        sup.output.set_ua(s.target_na // 1000)
+        sup.pulse.start(sup.wave_table)
     return {"state": S.NAMES[s.state], "setpoint_ua": s.setpoint_ua}
 
 

@@ -263,6 +263,24 @@ def demo(board, speed, ua, duration_s):
     sys.exit(run_demo(board, speed, ua, duration_s))
 
 
+@main.command(context_settings={"ignore_unknown_options": True})
+@port_option
+@click.option("--board", default=None, shell_complete=complete_board,
+              help="Board file name or path (default: the emulator's, or what hello names).")
+@click.argument("pytest_args", nargs=-1, type=click.UNPROCESSED)
+def hil(port, board, pytest_args):
+    """Run the HIL suite on a board (--port) or, without one, on the emulator.
+
+    Arguments after `--` go to pytest: `myotone hil --port /dev/ttyACM0 --
+    --junitxml=hil.xml -k trips`. See docs/hil.md for the bench and markers.
+    """
+    from .hil import HilError, run_suite
+    try:
+        sys.exit(run_suite(port, board, list(pytest_args)))
+    except HilError as exc:
+        raise click.ClickException(str(exc)) from exc
+
+
 from . import cli_session, cli_tools  # noqa: E402,F401 - register session, monitor, ports, flash, …
 
 if __name__ == "__main__":

@@ -69,8 +69,21 @@ class SerialTransport:
         except (serial.SerialException, OSError) as exc:
             raise LinkError(f"write failed: {exc}") from exc
 
-    def readline(self, timeout_s: float) -> bytes | None:
+    def _fill(self, block: bool) -> bool:
+        """Append what the port has (waiting up to its 50 ms timeout if `block`)."""
         import serial
+        try:
+            waiting = self._ser.in_waiting
+            if not waiting and not block:
+                return False
+            chunk = self._ser.read(max(1, waiting))
+        except (serial.SerialException, OSError) as exc:
+            raise LinkError(f"read failed: {exc}") from exc
+        self._buf += chunk
+        return bool(chunk)
+
+    def readline(self, timeout_s: float) -> bytes | None:
+        """The next line; with timeout 0, only a line the port already holds."""
         deadline = time.monotonic() + timeout_s
         while True:
             k = self._buf.find(b"\n")
@@ -78,13 +91,25 @@ class SerialTransport:
                 line = bytes(self._buf[:k])
                 del self._buf[:k + 1]
                 return line
+            if self._fill(block=False):
+                continue
             if time.monotonic() >= deadline:
                 return None
-            try:
-                chunk = self._ser.read(max(1, self._ser.in_waiting))
-            except (serial.SerialException, OSError) as exc:
-                raise LinkError(f"read failed: {exc}") from exc
-            self._buf += chunk
+            self._fill(block=True)
+
+    def read_bytes(self, timeout_s: float) -> bytes:
+        """Raw bytes (a REPL prompt has no newline): what is there, else the first to come."""
+        deadline = time.monotonic() + timeout_s
+        while not self._buf and time.monotonic() < deadline:
+            self._fill(block=True)
+        self._fill(block=False)
+        data = bytes(self._buf)
+        self._buf.clear()
+        return data
+
+    def unread(self, data: bytes) -> None:
+        """Put bytes back in front of what the port delivers next."""
+        self._buf[:0] = data
 
     def now_s(self) -> float:
         return time.monotonic()
@@ -106,21 +131,37 @@ class EmuTransport:
     def write(self, data: bytes) -> None:
         self.emulator.write(data)
 
-    def readline(self, timeout_s: float) -> bytes | None:
-        # in integer ns: a deadline in float seconds can round to a time never reached
+    def _run_until_data(self, timeout_s: float, have) -> None:
+        """Run in steps until have() or `timeout_s` of virtual time. In integer ns:
+        a deadline in float seconds can round to a time never reached. Timeout 0
+        runs nothing: it only takes what the device has already said."""
         clock = self.emulator.clock
-        deadline_ns = clock.now_ns + max(1, math.ceil(timeout_s * 1e9))
+        deadline_ns = clock.now_ns + (math.ceil(timeout_s * 1e9) if timeout_s > 0 else 0)
         step_ns = int(self.step_s * 1e9)
         while True:
             self._buf += self.emulator.read()
-            k = self._buf.find(b"\n")
-            if k >= 0:
-                line = bytes(self._buf[:k])
-                del self._buf[:k + 1]
-                return line
-            if clock.now_ns >= deadline_ns:
-                return None
+            if have() or clock.now_ns >= deadline_ns:
+                return
             clock.run_until(min(deadline_ns, clock.now_ns + step_ns))
+
+    def readline(self, timeout_s: float) -> bytes | None:
+        self._run_until_data(timeout_s, lambda: b"\n" in self._buf)
+        k = self._buf.find(b"\n")
+        if k < 0:
+            return None
+        line = bytes(self._buf[:k])
+        del self._buf[:k + 1]
+        return line
+
+    def read_bytes(self, timeout_s: float) -> bytes:
+        """Raw bytes (a REPL prompt has no newline): what is there, else the first to come."""
+        self._run_until_data(timeout_s, lambda: bool(self._buf))
+        data = bytes(self._buf)
+        self._buf.clear()
+        return data
+
+    def unread(self, data: bytes) -> None:
+        self._buf[:0] = data
 
     def now_s(self) -> float:
         return self.emulator.now_s
@@ -174,11 +215,8 @@ class Link:
 
     def _read_json(self, timeout_s: float) -> dict | None:
         deadline = self.now_s() + timeout_s
-        while True:
-            left = deadline - self.now_s()
-            if left <= 0:
-                return None
-            raw = self.transport.readline(left)
+        while True:     # timeout 0 still takes a line that is already there
+            raw = self.transport.readline(max(0.0, deadline - self.now_s()))
             if raw is None:
                 return None
             text = raw.decode("utf-8", "replace").strip()

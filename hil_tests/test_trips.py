@@ -1,0 +1,165 @@
+"""Every trip of SAFETY.md, injected and timed on the electrodes.
+
+Each test injects one fault (the emulator, or a fault rig that can make it),
+times the cut on the rig (the high-voltage enable falling), and checks that
+the device reports the reason, latches it, and needs an explicit clear.
+Bounds hold to the rig's time resolution (`resolution_s`).
+"""
+import pytest
+
+LIMIT_TOLERANCE = 1.10        # over_current: |I| > limit x 1.10 + 10 µA
+LIMIT_MARGIN_UA = 10
+
+pytestmark = [pytest.mark.fault_injection, pytest.mark.rig]
+
+
+def inject(dut, name):
+    if name not in dut.faults.names:
+        pytest.skip(f"the fault rig cannot inject {name}")
+    return dut.faults.inject(name)
+
+
+def wait_for_pulse(dut, limit_s=1.0):
+    """Wait until current flows, so a fault meets the output mid-phase."""
+    end = dut.now_s() + limit_s
+    while abs(dut.rig.current_ua()) < 1:
+        assert dut.now_s() < end, "no pulse within %g s" % limit_s
+        dut.wait(0.0005)
+
+
+def cut_after(dut, t_s):
+    cut = dut.rig.cut_s(t_s)
+    assert cut is not None, "the output was never cut"
+    return cut
+
+
+def assert_latched(dut, reason):
+    assert dut.status()["fault"] == reason
+    r = dut.refusal("start", ua=100, **dut.session_args())
+    assert r["error"] in ("faulted", reason), r
+    assert dut.rig.output_safe()
+
+
+def test_over_current_is_cut_within_2_ms_of_onset(dut):
+    lim = dut.request("hello")["limits"]["max_ua"]
+    since = dut.mark()
+    dut.run_to_setpoint(300)
+    wait_for_pulse(dut)
+    t_fault = inject(dut, "dac_stuck_high")
+    dut.wait(0.05)
+    cap = dut.rig.capture(t_fault)
+    onset = cap.first_above(lim * LIMIT_TOLERANCE + LIMIT_MARGIN_UA)
+    assert onset is not None, "the fault never drove the current over the trip level"
+    cut = cut_after(dut, t_fault)
+    assert cut - onset <= 0.002 + dut.rig.resolution_s, f"cut {(cut - onset) * 1e3:.2f} ms after onset"
+    dut.expect("fault", 1, since=since, reason="over_current")
+    assert_latched(dut, "over_current")
+    # cleared only explicitly, and a new session starts again from the minimum
+    dut.faults.clear("dac_stuck_high")
+    dut.request("fault_clear")
+    t_restart = dut.now_s()
+    dut.start(300)
+    dut.wait(0.3)
+    cap = dut.rig.capture(t_restart)
+    first = cap.first_above(0.5)
+    assert first is not None
+    assert abs(cap.at(first)) <= dut.request("hello")["limits"]["soft_start_ua"] + dut.dac_step_ua()
+
+
+def test_contact_lost_stops_within_10_ms(dut):
+    since = dut.mark()
+    dut.run_to_setpoint(300)
+    wait_for_pulse(dut)
+    t_fault = inject(dut, "electrode_off")
+    dut.wait(0.05)
+    assert cut_after(dut, t_fault) - t_fault <= 0.010 + dut.rig.resolution_s
+    dut.expect("fault", 1, since=since, reason="contact_lost")
+    assert_latched(dut, "contact_lost")
+
+
+def test_stuck_adc_is_a_sense_fault_within_100_ms(dut):
+    since = dut.mark()
+    dut.run_to_setpoint(300)
+    t_fault = inject(dut, "adc_stuck")
+    dut.wait(0.3)
+    assert cut_after(dut, t_fault) - t_fault <= 0.100 + dut.rig.resolution_s
+    dut.expect("fault", 1, since=since, reason="sense_fault")
+    assert_latched(dut, "sense_fault")
+
+
+def test_charge_imbalance_stops_within_1_s_of_the_window_exceeding_2_percent(dut):
+    since = dut.mark()
+    dut.run_to_setpoint(300)
+    dut.wait(10)                                   # a full, balanced 10 s window
+    assert dut.faults_seen(since) == []
+    t_fault = inject(dut, "bridge_asymmetry")
+    dut.wait(6)
+    dut.expect("fault", 1, since=since, reason="charge_imbalance")
+    cut = cut_after(dut, t_fault)
+    cap = dut.rig.capture(t_fault - 11)
+    assert cap.imbalance(t_fault) < 0.005, "imbalanced before the fault"
+    t, exceeded = t_fault, None
+    while t < cut:
+        if cap.imbalance(t) > 0.02:
+            exceeded = t
+            break
+        t += 0.01
+    assert exceeded is not None, "the window never exceeded 2 % before the cut"
+    assert cut - exceeded <= 1.0 + dut.rig.resolution_s, f"cut {cut - exceeded:.3f} s after the window exceeded 2 %"
+    assert_latched(dut, "charge_imbalance")
+
+
+def test_over_temperature_stops_within_1_s_and_blocks_clear_and_start(dut):
+    since = dut.mark()
+    dut.run_to_setpoint(300)
+    t_fault = inject(dut, "over_temp")
+    dut.wait(1.5)
+    assert cut_after(dut, t_fault) - t_fault <= 1.0 + dut.rig.resolution_s
+    dut.expect("fault", 1, since=since, reason="over_temp")
+    assert dut.refusal("fault_clear")["error"] == "condition_present"
+    assert dut.status()["temp_c"] >= 41
+    assert_latched(dut, "over_temp")
+    dut.faults.clear("over_temp")
+    dut.wait(0.1)
+    assert dut.request("fault_clear")["ok"]
+
+
+def test_charging_refuses_start_and_stops_a_running_session(dut):
+    inject(dut, "vbus")
+    dut.wait(0.05)
+    assert dut.refusal("start", ua=100, **dut.session_args())["error"] == "charging"
+    dut.faults.clear("vbus")
+    dut.wait(0.05)
+    since = dut.mark()
+    dut.run_to_setpoint(200)
+    t_fault = inject(dut, "vbus")
+    dut.wait(0.1)
+    assert cut_after(dut, t_fault) - t_fault <= 0.002 + dut.rig.resolution_s
+    dut.expect("fault", 1, since=since, reason="charging")
+
+
+def test_hung_firmware_is_reset_by_the_watchdog_within_1_s(dut):
+    since = dut.mark()
+    dut.run_to_setpoint(300)
+    t_hang = inject(dut, "firmware_hang")
+    dut.wait(1.5)
+    assert cut_after(dut, t_hang) - t_hang <= 1.0 + dut.rig.resolution_s
+    ready = dut.expect("ready", 2, since=since)
+    assert ready["reset_cause"] == "watchdog"
+    assert dut.rig.output_safe()
+    st = dut.status()
+    assert st["state"] == "idle" and st["reset_cause"] == "watchdog"      # power-on never resumes
+    assert dut.request("hello")["reset_cause"] == "watchdog"
+
+
+def test_brownout_restarts_safe_and_says_why_where_the_port_can_tell(dut):
+    since = dut.mark()
+    dut.run_to_setpoint(200)
+    t_dip = inject(dut, "brownout")
+    dut.wait(1.0)
+    assert cut_after(dut, t_dip) - t_dip <= 0.002 + dut.rig.resolution_s
+    dut.expect("ready", 2, since=since)
+    cause = dut.request("hello")["reset_cause"]
+    # the ESP32 port reports BROWNOUT_RESET; an RP2040 cannot tell a dip from power-on
+    assert cause == ("brownout" if dut.board["mcu"] == "esp32" else "power_on")
+    assert dut.rig.output_safe() and dut.status()["state"] == "idle"

@@ -1,0 +1,98 @@
+"""The plant's truth as a bench: what a measuring rig and a fault rig would see.
+
+The safety tests (tests/safety_helpers.py) and the HIL suite (hil_tests/)
+both measure here: the electrode current from `plant.trace`, the moment the
+output was cut from the high-voltage enable pin's falling edge in
+`mcu.edges`, and faults switched with `Emulator.set_fault`.
+"""
+from __future__ import annotations
+
+import bisect
+
+from ..bench import DUMMY_LOADS_OHM, Capture, FaultRig, MeasuringRig
+
+NS = 1_000_000_000
+
+
+def cut_ns(emu, after_ns: int) -> int | None:
+    """When the output was cut: the HV rail enable falling at or after `after_ns`."""
+    hv = emu.board["hv_enable"]
+    for t, pin, level in emu.mcu.edges:
+        if pin == hv and level == 0 and t >= after_ns:
+            return t
+    return None
+
+
+def onset_ns(emu, after_ns: int, above_ua: float) -> int | None:
+    """When |electrode current| first exceeded `above_ua` at or after `after_ns`."""
+    tr = emu.plant.trace
+    for t, i in zip(tr.t_ns, tr.i_ua):
+        if t >= after_ns and abs(i) > above_ua:
+            return t
+    return None
+
+
+def output_is_safe(emu) -> bool:
+    """SAFETY.md safe state on the plant and the LED pins: DAC 0, bridge off, HV rail off, dark."""
+    p = emu.plant
+    dark = all(ch is None or ch.duty == 0 for ch in (emu.led_red, emu.led_nir))
+    return p.dac_code == 0 and not p.bridge_a and not p.bridge_b and not p.hv_on and dark
+
+
+def run_until_bridge_on(emu, limit_s: float = 1.0) -> None:
+    """Run in 0.5 ms steps until a pulse phase begins."""
+    t_end = emu.now_s + limit_s
+    while not (emu.plant.bridge_a or emu.plant.bridge_b):
+        if emu.now_s >= t_end:
+            raise AssertionError("bridge never turned on")
+        emu.run_for(0.0005)
+
+
+class PlantRig(MeasuringRig):
+    """The plant as the measuring rig: dummy loads are pure resistances."""
+
+    loads_ohm = DUMMY_LOADS_OHM
+    resolution_s = 1e-9                # the plant's trace is in integer ns
+
+    def __init__(self, emu):
+        self.emu = emu
+
+    def connect_load(self, ohm: float) -> None:
+        self.emu.set_load(r_series_ohm=float(ohm), r_parallel_ohm=0.0, c_parallel_nf=0.0, contact="good")
+
+    def current_ua(self) -> float:
+        return self.emu.plant.current_ua()
+
+    def capture(self, since_s: float) -> Capture:
+        tr = self.emu.plant.trace
+        start = max(0, bisect.bisect_right(tr.t_ns, int(since_s * NS)) - 1)   # the piece under way at since_s
+        return Capture([t / NS for t in tr.t_ns[start:]], tr.i_ua[start:], self.emu.now_s)
+
+    def cut_s(self, after_s: float) -> float | None:
+        t = cut_ns(self.emu, int(after_s * NS))
+        return None if t is None else t / NS
+
+    def output_safe(self) -> bool:
+        return output_is_safe(self.emu) and self.emu.plant.current_ua() == 0
+
+
+class PlantFaults(FaultRig):
+    """Emulator.set_fault, for the faults that act on the plant or the MCU."""
+
+    names = frozenset(("electrode_off", "electrode_short", "dac_stuck_high", "adc_stuck", "bridge_asymmetry",
+                       "firmware_hang", "brownout", "over_temp", "vbus"))
+    _momentary = frozenset(("brownout",))     # a dip: nothing to clear afterwards
+
+    def __init__(self, emu):
+        self.emu = emu
+
+    def inject(self, name: str) -> float:
+        if name not in self.names:
+            raise ValueError(f"the emulator cannot inject {name!r}")
+        self.emu.set_fault(name)
+        return self.emu.now_s
+
+    def clear(self, name: str) -> float:
+        if name not in self._momentary:
+            self.emu.set_fault(name, False)
+        return self.emu.now_s
