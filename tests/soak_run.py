@@ -92,6 +92,12 @@ def ideal_edges(table, t0_ns: int, pin_a: int, pin_b: int, count: int) -> list[t
     return out[:count]
 
 
+def program_wave(modules, program: str):
+    """The Waveform of a single-phase built-in program, from the firmware's own library."""
+    P = modules["myotone.programs"]
+    return P.waveform(P.builtin(program)["phases"][0])
+
+
 class SoakError(AssertionError):
     pass
 
@@ -124,8 +130,7 @@ class Soak:
 
     def _table(self, program: str):
         fw = self.emu.runtime.modules
-        wave = fw["myotone.programs"].get(program)[0]
-        return fw["myotone.pulse"].Table().compile(wave, 1, 1, 0x3FFFFFFF)
+        return fw["myotone.pulse"].Table().compile(program_wave(fw, program), 1, 1, 0x3FFFFFFF)
 
     def one_session(self, k: int) -> dict:
         emu = self.emu

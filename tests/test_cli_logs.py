@@ -6,7 +6,10 @@ import json
 
 import pytest
 
+from click.testing import CliRunner
+
 from cli_helpers import cli, one_line_error
+from myotone.cli import main
 from myotone import link as link_mod
 from myotone import logs
 
@@ -151,3 +154,32 @@ def test_ports_marks_our_boards(monkeypatch):
     by_dev = {p["device"]: p["board"] for p in rows}
     assert by_dev["/dev/ttyUSB2"] is None and by_dev["/dev/ttyS0"] is None
     assert "ESP32-S2/S3" in by_dev["/dev/ttyACM1"] and "CH340" in by_dev["/dev/ttyUSB1"]
+
+
+def test_logs_against_the_real_firmware_on_a_served_emulator(tmp_path):
+    """The same commands against the firmware's own session log (not a fake device)."""
+    import subprocess
+    import sys
+    proc = subprocess.Popen([sys.executable, "-m", "myotone", "emu", "serve", "--tcp", "0", "--speed", "20"],
+                            stdout=subprocess.PIPE, text=True)
+    try:
+        url = proc.stdout.readline().split()[1]
+        r = CliRunner().invoke(main, ["session", "start", "--port", url, "--program", "lift", "--ua", "200",
+                                      "--duration-s", "4", "--watch", "--json"])
+        assert r.exit_code == 0, r.output
+        r = CliRunner().invoke(main, ["logs", "list", "--port", url, "--json"])
+        assert r.exit_code == 0, r.output
+        records = json.loads(r.output)
+        records = records.get("records", records) if isinstance(records, dict) else records
+        assert len(records) == 1 and records[0]["program"] == "lift"
+        out = tmp_path / "logs"
+        out.mkdir()
+        r = CliRunner().invoke(main, ["logs", "pull", "--all", "--port", url, "--dir", str(out)])
+        assert r.exit_code == 0, r.output
+        pulled = list(out.glob("*.json"))
+        assert len(pulled) == 1
+        rec = json.loads(pulled[0].read_text())
+        assert rec["program"] == "lift" and rec["charge_uc"] > 0 and 50 < rec["avg_ua"] <= 200
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)

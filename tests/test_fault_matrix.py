@@ -10,7 +10,9 @@ device works again once the fault is gone. Sessions are host-driven
 Phases: `idle` (fresh boot, no session yet: the watchdog is not armed),
 `ramp` (1 s into the ramp), `run` (at the setpoint), `ramp_down` (0.5 s
 after stop), `done` (idle after a session: the watchdog is armed),
-`led_only` (an LED-only program, where the firmware has one).
+`led_only` (an LED-only program, where the firmware has one: the LED's
+light is measured instead of the current). The session log, where the
+firmware has one, must hold the session's record with its fault.
 """
 import pytest
 

@@ -218,9 +218,7 @@ def test_a_program_the_pulse_back_end_cannot_play_is_refused():
         b.close()
 
 
-@pytest.mark.parametrize("board", ["pico-mcp4725", pytest.param("esp32-devkit", marks=pytest.mark.xfail(
-    strict=True, reason="main's RMT back-end: a restart ~17 s in trips a false charge_imbalance, "
-                        "with plain `lift` sessions too (3 x lift, 6 s each, on esp32-devkit)"))])
+@pytest.mark.parametrize("board", ["pico-mcp4725", "esp32-devkit"])
 def test_the_microcurrent_stage_restarts_cleanly_between_zones_and_sessions(board):
     """Zones switch the stage off and on again mid-session; every back-end must
     play the new start from its first segment (a stale PIO FIFO did not)."""

@@ -9,7 +9,7 @@ import pytest
 
 from myotone.emulator import Emulator
 from myotone.emulator.board import load_board
-from soak_run import Soak, ideal_edges
+from soak_run import Soak, ideal_edges, program_wave
 
 pytestmark = pytest.mark.soak
 
@@ -71,7 +71,7 @@ def test_a_new_session_plays_its_own_table_from_its_first_edge(backend):
         assert '"ev": "fault"' not in out, out[-300:]
         got = _edges(emu, t1)
         fw = emu.runtime.modules
-        table = fw["myotone.pulse"].Table().compile(fw["myotone.programs"].get("contour")[0], 1, 1, 1 << 29)
+        table = fw["myotone.pulse"].Table().compile(program_wave(fw, "contour"), 1, 1, 1 << 29)
         b = emu.board["bridge"]
         want = ideal_edges(table, got[0][0], b["pol_a"], b["pol_b"], len(got))
         assert got == want
