@@ -434,3 +434,56 @@ def test_sideset_can_drive_pindirs():
     sm.advance_to(2_000)
     assert dirs == [(0, 12, 0), (0, 12, 1), (1_000, 12, 0), (2_000, 12, 1)]
     assert log == [(0, 12, 0)]               # levels untouched after init
+
+
+@asm_pio(out_init=(PIO.OUT_LOW, PIO.OUT_LOW), out_shiftdir=PIO.SHIFT_RIGHT, fifo_join=PIO.JOIN_TX)
+def refill_player():
+    """The firmware's player (hal/pulse_pio.py): a quiet pull, pins, quiet count, irq."""
+    wrap_target()
+    pull(noblock)
+    out(pins, 2)
+    out(x, 30)
+    label("count")
+    jmp(x_dec, "count")
+    set(x, 0)
+    irq(rel(0))
+    wrap()
+
+
+def test_next_event_skips_quiet_instructions_to_the_next_pin_or_irq():
+    sm, _ = make(refill_player, out_base=2)
+    sm.put(word(1, 10), 0)
+    sm.start(0)
+    assert sm.next_event_ns() == 1_000                 # the pull is quiet: out pins at 1 us
+    assert sm.next_event_ns(fifos=True) == 0           # ...but it is what a blocked put waits for
+    sm.advance_to(1_000)
+    assert sm.next_event_ns() == 15_000                # out x, 11 counts, set x: then irq
+    assert (sm.pc, sm.x, sm.tx_fifo()) == (2, 0, 0)    # the look-ahead changed nothing
+
+
+@pytest.mark.parametrize("words", [[word(1, 10), word(0, 3), word(2, 10)] * 5,
+                                   [word(3, 40), word(1, 0), word(2, 7)] * 3])
+def test_waking_only_at_events_plays_what_stepping_every_cycle_plays(words):
+    """Refilled from its irq, with gaps where the FIFO runs dry (X = 0 plays "off")."""
+    def play(step_every_cycle):
+        sm, log = make(refill_player, out_base=2)
+        irqs = []
+        sm.irq_handler = lambda t, flag: irqs.append(t)
+        queue, answered = list(words), 0
+        sm.start(0)
+        sm.put(queue.pop(0), 0)
+        t, wakes = 0, 0
+        while t < 400_000:
+            t = min(400_000, t + 1_000 if step_every_cycle else sm.next_event_ns())
+            sm.advance_to(t)
+            wakes += 1
+            if irqs and queue:
+                answered += 1
+                if answered % 4:                     # every 4th irq is not answered
+                    sm.put(queue.pop(0), t)
+            irqs.clear()
+        return log, (sm.pc, sm.x, sm.osr, sm.tx_fifo()), wakes
+
+    by_event, by_cycle = play(False), play(True)
+    assert by_event[:2] == by_cycle[:2]
+    assert by_event[2] < by_cycle[2] / 3

@@ -109,15 +109,15 @@ class Rp2Emulation:
         """Inputs changed at ``now``: stalled SMs retry from their first cycle at/after now."""
         t = self.now()
         for sm in self._sims:
-            if sm.next_event_ns() is None:
+            if sm.stalled:
                 sm.skip_past(t - 1)
             sm.input_changed()
         self.reschedule()
 
-    def next_event_ns(self):
+    def next_event_ns(self, fifos=False):
         first = None
         for sm in self._sims:
-            t = sm.next_event_ns()
+            t = sm.next_event_ns(fifos)
             if t is not None and (first is None or t < first):
                 first = t
         return first
@@ -142,7 +142,8 @@ class Rp2Emulation:
         """Let virtual time pass (as a spinning CPU would) until ``ready()``."""
         while True:
             self.sync()
-            t = self.reschedule()
+            self.reschedule()
+            t = self.next_event_ns(fifos=True)
             if ready():
                 return
             now = self.clock.now_ns()
