@@ -26,9 +26,6 @@ from .pio_asm import (PROG_DATA, PROG_EXECCTRL, PROG_OUT_PINS, PROG_SET_PINS,
 from .pio_instr import _RETRY, _STALL, M32, PioInstructions
 
 
-_FAR_NS = 1 << 62           # "no time limit" for a look-ahead
-
-
 class IrqFlags:
     """The 8 IRQ flags of one PIO block, shared by its state machines."""
     __slots__ = ("value",)
@@ -44,26 +41,6 @@ def _pin_group(init):
     init = (init,) if isinstance(init, int) else tuple(init)
     return (len(init), sum((v >> 1 & 1) << i for i, v in enumerate(init)),
             sum((v & 1) << i for i, v in enumerate(init)))
-
-
-def _quiet(op, arg1, arg2):
-    """True if the instruction acts only inside the SM: registers, shift counters, PC and
-    FIFOs. No pin or pindir write, no pin read, no IRQ flag, no EXEC. Such instructions
-    need no clock wake-up of their own: they run when the SM is next advanced, and the
-    CPU's FIFO calls advance it first, so the result is the same, cycle for cycle."""
-    if op == 0:                       # jmp: any condition but the pin
-        return arg1 != 6
-    if op == 2:                       # in: not from the pins
-        return arg1 != 0
-    if op == 3:                       # out: to x, y, null, pc, isr
-        return arg1 in (1, 2, 3, 5, 6)
-    if op == 4:                       # push / pull
-        return True
-    if op == 5:                       # mov: not to pins or exec, not from the pins
-        return arg1 not in (0, 4) and arg2 & 7 != 0
-    if op == 7:                       # set: x or y
-        return arg1 in (1, 2)
-    return False                      # wait, irq
 
 
 def relocate(words, offset):
@@ -164,7 +141,7 @@ class StateMachineSim(PioInstructions):
                        None, self._mov, self._irq, self._set)[op]
         touches_irq = op == 6 or (op == 1 and arg1 & 3 == 2)
         countdown = op == 0 and arg1 in (2, 4) and arg2 == addr
-        return handler, arg1, arg2, delay, side, touches_irq, countdown, side is None and _quiet(op, arg1, arg2)
+        return handler, arg1, arg2, delay, side, touches_irq, countdown
 
     # -- time -----------------------------------------------------------------
     def t_of(self, cycle):
@@ -175,17 +152,11 @@ class StateMachineSim(PioInstructions):
         d = t_ns - self._start_ns + 1
         return max(0, -(-d * self._den // self._num))
 
-    @property
-    def stalled(self):
-        """Waiting on something only an outside call (put/get/input_changed/...) releases."""
-        return self.active and self._stalled
-
     def next_issue_ns(self):
         return self.t_of(self.cycle) if self.active else None
 
-    def next_event_ns(self, fifos=False):
-        """Earliest time the SM may next change a pin or an IRQ flag (and, with
-        *fifos*, a FIFO level: what a CPU blocked on a FIFO waits for).
+    def next_event_ns(self):
+        """Earliest time the SM may next change a pin, a FIFO or an IRQ flag.
 
         Never later than the true next event (it may be earlier: just ask again
         after ``advance_to``).  None while stalled on something only an outside
@@ -193,40 +164,12 @@ class StateMachineSim(PioInstructions):
         if not self.active or self._stalled:
             return None
         instr = self._pending or self._code[self.pc]
-        if self.fast_forward and self._pending is None:
-            if instr[7] and not fifos:
-                return self._after_quiet()
-            if instr[6]:
-                pins_change = instr[4] is not None and self._side_would_change(instr[4])
-                if not pins_change:
-                    k = self.x if instr[1] == 2 else self.y
-                    return self.t_of(self.cycle + (k + 1) * (1 + instr[3]))
+        if instr[6] and self.fast_forward and self._pending is None:
+            pins_change = instr[4] is not None and self._side_would_change(instr[4])
+            if not pins_change:
+                k = self.x if instr[1] == 2 else self.y
+                return self.t_of(self.cycle + (k + 1) * (1 + instr[3]))
         return self.t_of(self.cycle)
-
-    _QUIET_LOOKAHEAD = 32     # instructions; an endless quiet loop is woken at this horizon
-
-    def _after_quiet(self):
-        """When the first instruction that is not quiet issues (None: a quiet one stalls first).
-
-        Runs the quiet instructions ahead on the real handlers, then puts every
-        register, counter and FIFO back: quiet instructions touch nothing else."""
-        saved = (self.x, self.y, self.isr, self.osr, self.isr_count, self.osr_count, self.pc, self.cycle,
-                 self._current, self._stalled, self.tx, self.rx)
-        self.tx, self.rx = deque(self.tx), deque(self.rx)
-        try:
-            for _ in range(self._QUIET_LOOKAHEAD):
-                instr = self._code[self.pc]
-                if not instr[7]:
-                    return self.t_of(self.cycle)
-                c = self.cycle
-                self._issue(instr, c, self.t_of(c), _FAR_NS)
-                if self._stalled or self._pending is not None:
-                    return None if self._stalled else self.t_of(self.cycle)
-            return self.t_of(self.cycle)
-        finally:
-            (self.x, self.y, self.isr, self.osr, self.isr_count, self.osr_count, self.pc, self.cycle,
-             self._current, self._stalled, self.tx, self.rx) = saved
-            self._pending = None
 
     # -- control ----------------------------------------------------------------
     def _reset_internal(self):
@@ -337,7 +280,7 @@ class StateMachineSim(PioInstructions):
         self.cycle = max(self.cycle, self.cycle_after(t_ns))
 
     def _issue(self, instr, c, tc, t_limit):
-        handler, arg1, arg2, delay, side, _, countdown, _ = instr
+        handler, arg1, arg2, delay, side, _, countdown = instr
         pending = self._pending
         if side is not None:
             self._side_set(side, tc)

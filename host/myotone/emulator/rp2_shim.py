@@ -109,15 +109,15 @@ class Rp2Emulation:
         """Inputs changed at ``now``: stalled SMs retry from their first cycle at/after now."""
         t = self.now()
         for sm in self._sims:
-            if sm.stalled:
+            if sm.next_event_ns() is None:
                 sm.skip_past(t - 1)
             sm.input_changed()
         self.reschedule()
 
-    def next_event_ns(self, fifos=False):
+    def next_event_ns(self):
         first = None
         for sm in self._sims:
-            t = sm.next_event_ns(fifos)
+            t = sm.next_event_ns()
             if t is not None and (first is None or t < first):
                 first = t
         return first
@@ -142,8 +142,7 @@ class Rp2Emulation:
         """Let virtual time pass (as a spinning CPU would) until ``ready()``."""
         while True:
             self.sync()
-            self.reschedule()
-            t = self.next_event_ns(fifos=True)
+            t = self.reschedule()
             if ready():
                 return
             now = self.clock.now_ns()
