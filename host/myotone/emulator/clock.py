@@ -48,6 +48,7 @@ class Clock:
         self._parked_gen = -1    # the request the CPU has finished
         self.cpu_done = False
         self.check_hooks: list = []   # called at every wait: may raise (Ctrl-C, reset)
+        self._horizon = 0        # the wait under way fires events up to here
         self._pacer = None
 
     # ---- scheduling (CPU thread, or before it starts) ----
@@ -60,6 +61,14 @@ class Clock:
         while self._heap and self._heap[0][2].cancelled:
             heapq.heappop(self._heap)
         return self._heap[0][0] if self._heap else None
+
+    def quiet_until(self) -> int:
+        """In an event: the time before which no other event runs and the waiting code
+        does not resume (the next queued event, or the end of the wait)."""
+        if not self.in_interrupt:
+            return self.now_ns
+        nxt = self.next_event_ns()
+        return self._horizon if nxt is None or self._horizon < nxt else nxt
 
     def _fire_next(self) -> None:
         t_ns, _, ev = heapq.heappop(self._heap)
@@ -93,6 +102,7 @@ class Clock:
                 return False
             horizon = min(until_ns, self.limit_ns)
             if self.now_ns < horizon:
+                self._horizon = horizon
                 nxt = self.next_event_ns()
                 if nxt is not None and nxt <= horizon:
                     self._fire_next()
