@@ -210,3 +210,37 @@ def test_flash_after_a_session_on_an_esp32(root):
         assert "/myotone/limits.py" in res.uploaded and res.firmware == "0.1.0"
     finally:
         s.close()
+
+
+def test_an_unchanged_reflash_soft_resets_and_a_changed_one_resets_the_board(served, root, monkeypatch):
+    """Nothing to change: leave the raw REPL with a soft reset, as mpremote does (no USB
+    re-enumeration); anything changed: machine.reset(). Either way hello is checked."""
+    ends = []
+    for name in ("reset", "release"):
+        real = getattr(flasher.Board, name)
+        monkeypatch.setattr(flasher.Board, name, lambda self, _r=real, _n=name: (ends.append(_n), _r(self))[1])
+    fw = root / "firmware"
+    first = flasher.flash_one(served.url, firmware_dir=fw)          # uploads /board.json
+    assert first.ok and first.uploaded == ["/board.json"], first.error
+    assert ends == ["reset"]
+    again = flasher.flash_one(served.url, firmware_dir=fw)
+    assert again.ok and again.uploaded == [] and again.firmware == "0.1.0", again.error
+    assert ends == ["reset", "release"]
+    with Link.open(served.url) as link:                             # the firmware runs again
+        assert link.request("status", timeout_s=10)["state"] == "idle"
+
+
+def test_after_the_reset_hello_is_asked_again_when_the_firmware_says_ready(served, monkeypatch):
+    """The host's hello reaches the board before its reset (and may die with it): the
+    `ready` the firmware writes when it boots makes the flasher ask again at once
+    (silence alone would only after HELLO_RESEND_S, here longer than the test may take)."""
+    monkeypatch.setattr(flasher, "HELLO_RESEND_S", 600.0)
+    sent = []
+    real_send = Link.send
+    monkeypatch.setattr(Link, "send", lambda self, msg: (sent.append(msg), real_send(self, msg))[1])
+    dev = flasher.Board(served.url)
+    dev.t.exec_raw_no_follow("import time, machine; time.sleep_ms(1500); machine.reset()")
+    dev.close()
+    hello = flasher.wait_for_hello(served.url, wait_s=120)
+    assert hello["firmware"] == "0.1.0" and hello["reset_cause"] == "hard"
+    assert [m["cmd"] for m in sent] == ["hello", "hello"] and hello["id"] in (1, 2)

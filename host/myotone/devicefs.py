@@ -50,6 +50,14 @@ except OSError:
 """
 
 
+_READ_BOARD = """\
+try:
+    with open('/board.json') as f:
+        print(f.read())
+except OSError:
+    pass
+"""
+
 # littlefs renames onto an existing file atomically; FAT cannot, so remove it first there
 _RENAME = """\
 import os
@@ -105,8 +113,9 @@ class Board:
         return {"platform": plat, "mpy": mpy, "version": ".".join(str(v) for v in ver)}
 
     def board_name(self) -> str | None:
+        # one exec (mpremote's fs_readfile takes a round trip per 256 bytes)
         try:
-            return json.loads(bytes(self.t.fs_readfile("/board.json")))["name"]
+            return json.loads(self.t.exec(_READ_BOARD))["name"]
         except Exception:      # noqa: BLE001 - no or broken board file: choose by platform
             return None
 
