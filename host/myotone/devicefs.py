@@ -160,12 +160,17 @@ class Board:
         """Leave the board running its firmware again: friendly REPL, then a soft reset
         (boot.py, main.py), as after `mpremote` ends. For dry runs and failures."""
         try:
-            self.t.exit_raw_repl()
-            self.t.serial.write(b"\x04")
-            self.t.serial.flush()
+            self.restart()
         except OSError:
             pass
         self.close()
+
+    def restart(self):
+        """Friendly REPL, soft reset (boot.py, main.py); the port stays open: its pyserial object."""
+        self.t.exit_raw_repl()
+        self.t.serial.write(b"\x04")
+        self.t.serial.flush()
+        return self.t.serial
 
     def close(self) -> None:
         try:

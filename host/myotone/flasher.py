@@ -17,7 +17,7 @@ from pathlib import Path
 
 from . import build, paths
 from .devicefs import PACKAGE_DIR, Board, DeviceFsError
-from .link import Link, LinkError
+from .link import Link, LinkError, SerialTransport
 
 DEFAULT_BOARD = {"rp2": "pico-mcp4725", "esp32": "esp32-devkit"}
 PLATFORM_FOR_MCU = {"rp2040": "rp2", "esp32": "esp32"}
@@ -96,16 +96,18 @@ def board_file(name: str | None) -> Path:
     return p
 
 
-def wait_for_hello(port: str, wait_s: float = HELLO_WAIT_S) -> dict:
-    """After the reset: the board may vanish and come back (USB); ask until it answers."""
+def wait_for_hello(port: str, wait_s: float = HELLO_WAIT_S, link: Link | None = None) -> dict:
+    """After the reset: ask on `link` if the port is still open, else open it; the board
+    may vanish and come back (USB): ask until it answers. Closes the link."""
     deadline = time.monotonic() + wait_s
     last = "no answer"
     while time.monotonic() < deadline:
         try:
-            with Link.open(port) as link:
-                return _ask_hello(link, deadline)
+            with link or Link.open(port) as open_link:
+                return _ask_hello(open_link, deadline)
         except LinkError as exc:
             last = str(exc)
+            link = None
             time.sleep(0.3)
     raise FlashError(f"after the reset the firmware did not answer hello: {last}")
 
@@ -182,11 +184,13 @@ def flash_one(port: str, board: str | None = None, dry_run: bool = False, firmwa
                     res.firmware = pkg.version
                     res.ok = True
                     return res          # `finally` lets the board run its firmware again
+                link = None
                 if plan.upload or plan.delete or plan.mkdir:
                     dev.apply(pkg, plan, progress, done)
                     dev.reset()
-                else:           # nothing to change: a soft reset runs the firmware again, and
-                    dev.release()   # spares a board's USB the re-enumeration of machine.reset()
+                else:       # nothing to change: a soft reset runs the firmware again, spares a
+                    # board's USB the re-enumeration of machine.reset(), and keeps the port open
+                    link = Link(SerialTransport.adopt(dev.restart()), port)
                 dev = None
                 break
             except TransportError:
@@ -201,7 +205,7 @@ def flash_one(port: str, board: str | None = None, dry_run: bool = False, firmwa
             res.note = (res.note + "; " if res.note else "") + "the board reset during the flash: resumed"
         res.uploaded = done
         res.bytes = sum(len(pkg.files[p]) for p in done)
-        hello = wait_for_hello(port)
+        hello = wait_for_hello(port, link=link)
         res.firmware = hello.get("firmware")
         if hello.get("firmware") != pkg.version or hello.get("board") != bdata["name"]:
             raise FlashError(f"after flashing, hello says firmware {hello.get('firmware')} on "
