@@ -15,6 +15,7 @@ import collections
 import errno
 import json
 import math
+import socket
 import time
 
 
@@ -124,6 +125,18 @@ class SerialTransport:
         return time.monotonic()
 
     def close(self) -> None:
+        if type(self._ser).__module__ == "serial.urlhandler.protocol_socket" and self._ser.is_open:
+            # socket:// (`myotone emu serve`): pyserial's close() then sleeps 0.3 s "in case of
+            # quick reconnects", which every command would pay on exit; our server needs no
+            # such pause (it reads a new client's bytes only once the old one is gone)
+            sock, self._ser._socket = self._ser._socket, None
+            self._ser.is_open = False
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            sock.close()
+            return
         self._ser.close()
 
 
