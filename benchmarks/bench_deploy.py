@@ -178,7 +178,8 @@ def measure(quick: bool) -> report.Section:
              "mpremote fs cp -r hashes each file in its own round trip (`Up to date:`) and neither "
              "resets the board nor checks that the firmware answers; myotone flash hashes the whole "
              "board in one exec, resets (a soft reset on the open port when nothing changed) and "
-             "waits for `hello`; on socket:// every close of the port sleeps 0.3 s (pyserial)",
+             "waits for `hello`; on socket:// pyserial sleeps 0.3 s after closing a port (every mpremote "
+             "run pays it, myotone's Link does not)",
              "unchanged share of full: " + ", ".join(f"{t} {s:.1%}" for t, s in shares.items())]
     return report.Section("deploy", "full flash vs unchanged re-flash vs mpremote fs cp -r (served emulator)",
                           rows, target="an unchanged re-flash costs under 10 % of a full one", met=met,
