@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import time
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -237,6 +236,7 @@ def flash_many(ports: list, board: str | None = None, dry_run: bool = False, fir
         return [flash_one(ports[0], board, dry_run, firmware_dir,
                           (lambda path, n, total: progress(ports[0], path, n, total)) if progress else None,
                           packages)]
+    from concurrent.futures import ThreadPoolExecutor
     with ThreadPoolExecutor(max_workers=len(ports)) as pool:
         futures = [pool.submit(flash_one, p, board, dry_run, firmware_dir,
                                (lambda path, n, total, p=p: progress(p, path, n, total)) if progress else None,

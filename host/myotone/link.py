@@ -15,7 +15,6 @@ import collections
 import errno
 import json
 import math
-import socket
 import time
 
 
@@ -129,6 +128,7 @@ class SerialTransport:
             # socket:// (`myotone emu serve`): pyserial's close() then sleeps 0.3 s "in case of
             # quick reconnects", which every command would pay on exit; our server needs no
             # such pause (it reads a new client's bytes only once the old one is gone)
+            import socket
             sock, self._ser._socket = self._ser._socket, None
             self._ser.is_open = False
             try:
