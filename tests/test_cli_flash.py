@@ -266,7 +266,9 @@ def test_after_the_reset_hello_is_asked_again_when_the_firmware_says_ready(serve
     real_send = Link.send
     monkeypatch.setattr(Link, "send", lambda self, msg: (sent.append(msg), real_send(self, msg))[1])
     dev = flasher.Board(served.url)
-    dev.t.exec_raw_no_follow("import time, machine; time.sleep_ms(1500); machine.reset()")
+    # the board resets on the first byte the host sends after this (Link.open's newline),
+    # so the first hello is on its way before the reset, whatever the machine's load
+    dev.t.exec_raw_no_follow("import sys, machine; sys.stdin.read(1); machine.reset()")
     dev.close()
     hello = flasher.wait_for_hello(served.url, wait_s=120)
     assert hello["firmware"] == "0.1.0" and hello["reset_cause"] == "hard"
