@@ -1,6 +1,7 @@
 """`myotone flash` against served emulators (real mpremote transport), and the
 mpy-cross build for both board architectures."""
 import json
+import shutil
 
 import pytest
 
@@ -155,6 +156,29 @@ def test_an_older_board_gets_its_own_mpy_version(tmp_path, monkeypatch):
         build.compiler_for(build.MpyTarget(9, 9, "armv6m"))
 
 
+def test_compiled_modules_come_from_the_cache_until_source_name_or_target_change(tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    src = tmp_path / "m.py"
+    src.write_text("X = 1\n")
+    rp2 = build.MpyTarget(6, 3, "armv6m")
+    first = build.compile_mpy(src, "m.py", rp2)
+    runs = []
+    real_run = build.subprocess.run
+    monkeypatch.setattr(build.subprocess, "run", lambda cmd, **kw: (runs.append(cmd), real_run(cmd, **kw))[1])
+    assert build.compile_mpy(src, "m.py", rp2) == first and runs == []          # no mpy-cross run
+    assert len(list((tmp_path / "cache" / "myotone" / "mpy").glob("*.mpy"))) == 1
+    src.write_text("X = 2\n")
+    second = build.compile_mpy(src, "m.py", rp2)
+    assert second != first and len(runs) == 1
+    build.compile_mpy(src, "n.py", rp2)                                         # the name is in the .mpy
+    build.compile_mpy(src, "n.py", build.MpyTarget(6, 3, "xtensawin"))
+    assert len(runs) == 3
+    assert build.compile_mpy(src, "m.py", rp2) == second and len(runs) == 3
+    shutil.rmtree(tmp_path / "cache" / "myotone" / "mpy")                       # a cache it cannot write
+    (tmp_path / "cache" / "myotone" / "mpy").write_text("not a directory")
+    assert build.compile_mpy(src, "m.py", rp2) == second and len(runs) == 4
+
+
 def test_plan_uploads_missing_and_changed_files_and_removes_stale_ones():
     pkg = build.Package(files={"/boot.py": b"b", "/main.py": b"m", "/board.json": b"{}",
                                "/myotone/__init__.py": b"i", "/myotone/hal/dac.mpy": b"d"})
@@ -210,3 +234,42 @@ def test_flash_after_a_session_on_an_esp32(root):
         assert "/myotone/limits.py" in res.uploaded and res.firmware == "0.1.0"
     finally:
         s.close()
+
+
+def test_an_unchanged_reflash_soft_resets_and_a_changed_one_resets_the_board(served, root, monkeypatch):
+    """Nothing to change: leave the raw REPL with a soft reset, as mpremote does (no USB
+    re-enumeration), and ask hello on the port still open; anything changed:
+    machine.reset(), and hello on the port opened again. Either way hello is checked."""
+    ends = []
+    for name in ("reset", "restart"):
+        real = getattr(flasher.Board, name)
+        monkeypatch.setattr(flasher.Board, name, lambda self, _r=real, _n=name: (ends.append(_n), _r(self))[1])
+    real_open = Link.open.__func__
+    monkeypatch.setattr(Link, "open", classmethod(lambda cls, port: (ends.append("open"), real_open(cls, port))[1]))
+    fw = root / "firmware"
+    first = flasher.flash_one(served.url, firmware_dir=fw)          # uploads /board.json
+    assert first.ok and first.uploaded == ["/board.json"], first.error
+    assert ends == ["reset", "open"]
+    again = flasher.flash_one(served.url, firmware_dir=fw)
+    assert again.ok and again.uploaded == [] and again.firmware == "0.1.0", again.error
+    assert ends == ["reset", "open", "restart"]
+    with Link.open(served.url) as link:                             # the firmware runs, the port is free
+        assert link.request("status", timeout_s=10)["state"] == "idle"
+
+
+def test_after_the_reset_hello_is_asked_again_when_the_firmware_says_ready(served, monkeypatch):
+    """The host's hello reaches the board before its reset (and may die with it): the
+    `ready` the firmware writes when it boots makes the flasher ask again at once
+    (silence alone would only after HELLO_RESEND_S, here longer than the test may take)."""
+    monkeypatch.setattr(flasher, "HELLO_RESEND_S", 600.0)
+    sent = []
+    real_send = Link.send
+    monkeypatch.setattr(Link, "send", lambda self, msg: (sent.append(msg), real_send(self, msg))[1])
+    dev = flasher.Board(served.url)
+    # the board resets on the first byte the host sends after this (Link.open's newline),
+    # so the first hello is on its way before the reset, whatever the machine's load
+    dev.t.exec_raw_no_follow("import sys, machine; sys.stdin.read(1); machine.reset()")
+    dev.close()
+    hello = flasher.wait_for_hello(served.url, wait_s=120)
+    assert hello["firmware"] == "0.1.0" and hello["reset_cause"] == "hard"
+    assert [m["cmd"] for m in sent] == ["hello", "hello"] and hello["id"] in (1, 2)

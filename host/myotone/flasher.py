@@ -4,23 +4,24 @@ Per board: open the port with mpremote's SerialTransport, enter the raw REPL
 (Ctrl-C: the firmware's `finally` makes the output safe first), read what
 the board's MicroPython can load, build the package for it (build.py), hash
 what is on the board in one pass, upload only what differs, remove stale
-package files, reset, and check that `hello` answers with the new version.
+package files, reset (a soft reset when nothing changed), and check that
+`hello` answers with the new version.
 """
 from __future__ import annotations
 
 import json
 import time
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from . import build, paths
 from .devicefs import PACKAGE_DIR, Board, DeviceFsError
-from .link import Link, LinkError
+from .link import Link, LinkError, SerialTransport
 
 DEFAULT_BOARD = {"rp2": "pico-mcp4725", "esp32": "esp32-devkit"}
 PLATFORM_FOR_MCU = {"rp2040": "rp2", "esp32": "esp32"}
 HELLO_WAIT_S = 15.0
+HELLO_RESEND_S = 1.0     # ask hello again after this much silence
 RETRY_AFTER_S = 2.0      # an ESP32 task watchdog (≤ 1 s) resets the board after Ctrl-C
 
 
@@ -94,18 +95,40 @@ def board_file(name: str | None) -> Path:
     return p
 
 
-def wait_for_hello(port: str, wait_s: float = HELLO_WAIT_S) -> dict:
-    """After the reset: the board may vanish and come back (USB); ask until it answers."""
+def wait_for_hello(port: str, wait_s: float = HELLO_WAIT_S, link: Link | None = None) -> dict:
+    """After the reset: ask on `link` if the port is still open, else open it; the board
+    may vanish and come back (USB): ask until it answers. Closes the link."""
     deadline = time.monotonic() + wait_s
     last = "no answer"
     while time.monotonic() < deadline:
         try:
-            with Link.open(port) as link:
-                return link.request("hello", timeout_s=min(3.0, max(0.5, deadline - time.monotonic())))
+            with link or Link.open(port) as open_link:
+                return _ask_hello(open_link, deadline)
         except LinkError as exc:
             last = str(exc)
+            link = None
             time.sleep(0.3)
     raise FlashError(f"after the reset the firmware did not answer hello: {last}")
+
+
+def _ask_hello(link: Link, deadline: float) -> dict:
+    """A hello that reaches the board before its reset is lost with it: ask again as soon
+    as the firmware says `ready` (it booted after our question), and after HELLO_RESEND_S
+    of silence; a reply to any of our hellos counts."""
+    asked: set = set()
+    while time.monotonic() < deadline:
+        asked.add(len(asked) + 1)
+        link.send({"id": len(asked), "cmd": "hello"})
+        resend_at = min(deadline, time.monotonic() + HELLO_RESEND_S)
+        while (left := resend_at - time.monotonic()) > 0:
+            msg = link.read_message(timeout_s=left)
+            if msg is None:
+                break
+            if msg.get("id") in asked and msg.get("ok"):
+                return msg
+            if msg.get("ev") == "ready":
+                break
+    raise LinkError(f"no reply to hello from {link.port} within {HELLO_WAIT_S:g} s")
 
 
 def _prepare(dev: "Board", res: FlashResult, board, fw_dir: Path, packages: dict | None):
@@ -160,8 +183,13 @@ def flash_one(port: str, board: str | None = None, dry_run: bool = False, firmwa
                     res.firmware = pkg.version
                     res.ok = True
                     return res          # `finally` lets the board run its firmware again
-                dev.apply(pkg, plan, progress, done)
-                dev.reset()
+                link = None
+                if plan.upload or plan.delete or plan.mkdir:
+                    dev.apply(pkg, plan, progress, done)
+                    dev.reset()
+                else:       # nothing to change: a soft reset runs the firmware again, spares a
+                    # board's USB the re-enumeration of machine.reset(), and keeps the port open
+                    link = Link(SerialTransport.adopt(dev.restart()), port)
                 dev = None
                 break
             except TransportError:
@@ -176,7 +204,7 @@ def flash_one(port: str, board: str | None = None, dry_run: bool = False, firmwa
             res.note = (res.note + "; " if res.note else "") + "the board reset during the flash: resumed"
         res.uploaded = done
         res.bytes = sum(len(pkg.files[p]) for p in done)
-        hello = wait_for_hello(port)
+        hello = wait_for_hello(port, link=link)
         res.firmware = hello.get("firmware")
         if hello.get("firmware") != pkg.version or hello.get("board") != bdata["name"]:
             raise FlashError(f"after flashing, hello says firmware {hello.get('firmware')} on "
@@ -208,6 +236,7 @@ def flash_many(ports: list, board: str | None = None, dry_run: bool = False, fir
         return [flash_one(ports[0], board, dry_run, firmware_dir,
                           (lambda path, n, total: progress(ports[0], path, n, total)) if progress else None,
                           packages)]
+    from concurrent.futures import ThreadPoolExecutor
     with ThreadPoolExecutor(max_workers=len(ports)) as pool:
         futures = [pool.submit(flash_one, p, board, dry_run, firmware_dir,
                                (lambda path, n, total, p=p: progress(p, path, n, total)) if progress else None,

@@ -26,6 +26,22 @@ _ALIASES = {"utime": "time", "usys": "sys", "uselect": "select", "uos": "os", "u
             "ucollections": "collections", "ure": "re", "uio": "io", "uhashlib": "hashlib",
             "urandom": "random"}
 
+_CODE: dict = {}          # (filename, source) -> code object; code is immutable, shared by instances
+_CODE_MAX = 512
+
+
+def compile_cached(source: bytes, filename: str) -> types.CodeType:
+    """A firmware file's code object: every boot and soft reset imports the same sources,
+    and compiling them all again costs ~0.1 s of CPU each time. Errors are not kept."""
+    key = (filename, source)
+    code = _CODE.get(key)
+    if code is None:
+        code = compile(source, filename, "exec", dont_inherit=True)
+        if len(_CODE) >= _CODE_MAX:
+            _CODE.clear()
+        _CODE[key] = code
+    return code
+
 
 class Runtime:
     def __init__(self, mcu: Mcu, console: Console, fs):
@@ -97,8 +113,7 @@ class Runtime:
             mod.__path__ = [filename.rsplit("/", 1)[0]]
         self.modules[name] = mod
         try:
-            code = compile(source, filename.lstrip("/"), "exec", dont_inherit=True)
-            exec(code, mod.__dict__)
+            exec(compile_cached(source, filename.lstrip("/")), mod.__dict__)
         except BaseException:
             self.modules.pop(name, None)
             raise
@@ -176,7 +191,7 @@ class Runtime:
         ns = {"__name__": "__main__", "__builtins__": self.builtins, "__file__": path.lstrip("/")}
         self.console.interrupt_char = 3
         try:
-            exec(compile(source, path.lstrip("/"), "exec", dont_inherit=True), ns)
+            exec(compile_cached(source, path.lstrip("/")), ns)
         except (SystemExit, mpy_stdlib.MachineReset, EmulatorStopped):
             raise
         except BaseException as exc:     # KeyboardInterrupt included, as pyexec does

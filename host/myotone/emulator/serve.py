@@ -55,6 +55,7 @@ def _bridge_socket(emu, conn: socket.socket) -> None:
     conn.settimeout(0.2)
     try:
         while not emu.clock.stopped and not dropped:
+            _ack_now(conn)
             try:
                 data = conn.recv(4096)
             except socket.timeout:
@@ -63,11 +64,24 @@ def _bridge_socket(emu, conn: socket.socket) -> None:
                 break
             if not data:
                 break
+            _ack_now(conn)
             emu.write(data)
     finally:
         emu.console.listeners.remove(to_host)
         emu.faults.disconnect_hooks.remove(drop)
         conn.close()
+
+
+def _ack_now(conn: socket.socket) -> None:
+    """Acknowledge at once (Linux re-arms delayed ACKs after every receive). A host that
+    writes a command and then its Ctrl-D in two small writes, as mpremote's raw REPL
+    does, has Nagle's algorithm hold the second until the first is acknowledged: with
+    the usual 40 ms delayed ACK, every command would wait 40 ms."""
+    if hasattr(socket, "TCP_QUICKACK"):
+        try:
+            conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_QUICKACK, 1)
+        except OSError:
+            pass
 
 
 def serve_pty(emu, on_ready=None) -> None:
