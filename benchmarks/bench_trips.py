@@ -89,6 +89,7 @@ def _cut_after_injection(fault, reason, run_s):
         b.run(run_s)
         _latched(b, reason)
         return t, b.cut_time_ns(t)
+    measure.__name__ = reason           # each trip its own seeded moments
     return measure
 
 
