@@ -207,9 +207,12 @@ def _one(board_name, changes, seed, measure, lim):
 
 
 def measure(quick: bool) -> report.Section:
-    with Emulator("pico-mcp4725") as emu:
+    emu = Emulator("pico-mcp4725")          # not started: no firmware thread importing alongside
+    try:
         lim = emu.runtime.import_module("myotone.limits")
         limits = {k: getattr(lim, k) for k in dir(lim) if k.isupper()}
+    finally:
+        emu.close()
     lim = type("Limits", (), limits)
     seeds = range(1, 1 + (QUICK_SEEDS if quick else SEEDS))
     rows, notes = [], []
