@@ -32,6 +32,21 @@ def onset_ns(emu, after_ns: int, above_ua: float) -> int | None:
     return None
 
 
+def drive_ns(emu, after_ns: int) -> int | None:
+    """When the bridge drives the electrodes at or after `after_ns` (a phase under way: `after_ns`)."""
+    pins = (emu.board["bridge"]["pol_a"], emu.board["bridge"]["pol_b"])
+    level = dict.fromkeys(pins, 0)
+    for t, pin, lv in emu.mcu.edges:
+        if pin not in level:
+            continue
+        if t > after_ns and sum(level.values()) == 1:
+            return after_ns
+        level[pin] = lv
+        if t >= after_ns and sum(level.values()) == 1:
+            return t
+    return after_ns if sum(level.values()) == 1 else None
+
+
 def output_is_safe(emu) -> bool:
     """SAFETY.md safe state on the plant and the LED pins: DAC 0, bridge off, HV rail off, dark."""
     p = emu.plant
