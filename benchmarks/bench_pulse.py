@@ -19,25 +19,16 @@ QUICK_SESSION_S = 20
 EXACT_BACKENDS = ("pio", "rmt")          # the issue's target: 0 us drift and error for these
 
 
-def _signed_errors_us(edges, table, pins) -> list[float]:
-    """Signed error (got - ideal) of each edge, in us; the same edges edge_errors_ns checks."""
-    from soak_run import ideal_edges
-    t_stop = edges[-1][0]
-    checked = [e for e in edges if e[0] < t_stop]
-    ideal = ideal_edges(table, checked[0][0], pins[0], pins[1], len(checked))
-    return [(g[0] - w[0]) / 1000 for g, w in zip(checked, ideal)]
-
-
 def edge_rows(session_s: int) -> list[dict]:
     rows = []
     for backend in session20.BACKENDS:
         r = session20.run(backend, session_s)
-        errs_ns = edge_errors_ns(r["edges"], r["table"], *r["pins"])
-        signed_us = _signed_errors_us(r["edges"], r["table"], r["pins"])
+        signed_ns = edge_errors_ns(r["edges"], r["table"], *r["pins"], signed=True)
+        errs_ns = [abs(e) for e in signed_ns]
         rows.append({"backend": backend, "board": r["board"], "session_s": session_s, "edges": len(errs_ns),
                      "max_err_us": max(errs_ns) / 1000, "drift_us": errs_ns[-1] / 1000,
                      "mean_err_us": round(statistics.fmean(errs_ns) / 1000, 3),
-                     "min_signed_us": min(signed_us), "max_signed_us": max(signed_us),
+                     "min_signed_us": min(signed_ns) / 1000, "max_signed_us": max(signed_ns) / 1000,
                      "first_edge_after_start_us": (r["edges"][0][0] - r["start_ns"]) / 1000,
                      "faults": len(r["faults"])})
     return rows

@@ -92,8 +92,9 @@ def ideal_edges(table, t0_ns: int, pin_a: int, pin_b: int, count: int) -> list[t
     return out[:count]
 
 
-def edge_errors_ns(edges, table, pin_a: int, pin_b: int) -> list[int]:
-    """|error| in ns of each bridge edge of one session against the table's schedule from its first edge.
+def edge_errors_ns(edges, table, pin_a: int, pin_b: int, signed: bool = False) -> list[int]:
+    """|error| (or, signed, edge - ideal) in ns of each bridge edge of one session against the table's
+    schedule from its first edge.
 
     `edges` are (t_ns, pin, level) of pins a and b, in order. The stop's own
     edges (those at the time of the last edge) end the schedule and are not
@@ -110,7 +111,7 @@ def edge_errors_ns(edges, table, pin_a: int, pin_b: int) -> list[int]:
     for got, want in zip(edges, ideal):
         if got[1:] != want[1:]:
             raise SoakError(f"edge {got} where the schedule has {want}")
-        errs.append(abs(got[0] - want[0]))
+        errs.append(got[0] - want[0] if signed else abs(got[0] - want[0]))
     return errs
 
 

@@ -53,3 +53,10 @@ def test_quick_pulse_section():
     assert steps[("firmware", "PIO refill")]["allocates"] is False
     # the straightforward refill builds a tuple and a list per word: it cannot run in a hard IRQ
     assert steps[("straightforward", "PIO refill")]["allocates"] is True
+
+
+def test_signed_errors_say_early_or_late(table):
+    edges = ideal_edges(table, 0, A, B, 6)
+    edges[1] = (edges[1][0] - 2000, *edges[1][1:])
+    edges[2] = (edges[2][0] + 1000, *edges[2][1:])
+    assert edge_errors_ns(edges, table, A, B, signed=True) == [0, -2000, 1000, 0, 0]
