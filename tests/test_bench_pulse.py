@@ -53,6 +53,8 @@ def test_quick_pulse_section():
     assert steps[("firmware", "PIO refill")]["allocates"] is False
     # the straightforward refill builds a tuple and a list per word: it cannot run in a hard IRQ
     assert steps[("straightforward", "PIO refill")]["allocates"] is True
+    # the straightforward tick's elapsed microseconds outgrow a small int 17.9 minutes in
+    assert steps[("straightforward", "timer tick")]["allocates"] is True
 
 
 def test_signed_errors_say_early_or_late(table):
