@@ -17,6 +17,7 @@ import textwrap
 
 from firmware_paths import FIRMWARE_DIR
 from mpvm import MicroPythonVM
+from pulse_ops import opcodes_per_step
 
 # the reference session's waveform (benchmarks/session20.py): 100 Hz, 1 ms phases, 200 us gap
 WAVE_ARGS = "100000, 1000, 200, True"
@@ -243,6 +244,7 @@ def measure_steps(quick: bool) -> tuple[list[dict], list[str]]:
     for (step, _, _), (fw_work, sf_work) in zip(SAME_WORK, work):
         if fw_work != sf_work or not fw_work[0]:
             raise RuntimeError(f"{step}: firmware {fw_work} and straightforward {sf_work} did not do the same work")
+    ops = opcodes_per_step(_program(), FAKE_RP2, names[1:])
     base_us = best["empty_loop"] / steps_n
     rows = []
     fw_us = None
@@ -255,7 +257,8 @@ def measure_steps(quick: bool) -> tuple[list[dict], list[str]]:
             alloc_at_start = alloc[k]
             alloc[k] = alloc[k] or late
         rows.append({"implementation": impl, "step": step, "us_per_step": round(us, 3),
-                     "allocates": alloc[k], "ratio_vs_firmware": ratio})
+                     "ratio_vs_firmware": ratio, "py_ops_per_step": round(ops[f"step_{k}"], 1),
+                     "allocates": alloc[k]})
     notes = [f"VM: {version} (WebAssembly under Node) on this host; ticks_us has 1 ms resolution "
              f"there, so each figure is the best of {runs} runs of {steps_n} steps, minus an empty loop "
              f"({base_us:.3f} us/iteration). Wasm timing is a relative figure, not RP2040 microseconds.",
@@ -263,6 +266,9 @@ def measure_steps(quick: bool) -> tuple[list[dict], list[str]]:
              "down; a segment starts every 2..78 ticks). PIO refill: one word drained, then the IRQ handler refills "
              "the FIFO (one word), with a fake state machine. Both versions of a step produce the same edges / "
              "FIFO words (checked).",
+             "py_ops_per_step: CPython bytecodes each step executes, the same program traced on CPython "
+             "(pulse_ops.py; the wasm VM cannot trace): compares the two designs instruction by instruction, "
+             "fakes included, independent of the host's load.",
              "fake hardware rows: the Python fakes' own cost inside those steps (on a device a pin write or "
              "sm.put is a C call): the firmware tick writes the pins only at an edge, the straightforward one "
              "twice every tick; both refills make the same state machine calls.",
