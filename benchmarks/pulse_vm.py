@@ -18,6 +18,7 @@ import textwrap
 from firmware_paths import FIRMWARE_DIR
 from mpvm import MicroPythonVM
 from pulse_ops import opcodes_per_step
+import supervisor_step
 
 # the reference session's waveform (benchmarks/session20.py): 100 Hz, 1 ms phases, 200 us gap
 WAVE_ARGS = "100000, 1000, 200, True"
@@ -240,6 +241,7 @@ def measure_steps(quick: bool) -> tuple[list[dict], list[str]]:
             ''')
         out = vm.run(body)
         version = vm.version
+        supervisor_row = supervisor_step.measure(vm, quick)
     best, work, alloc, late = eval(out.strip().splitlines()[-1], {})      # noqa: S307 (our own repr)
     for (step, _, _), (fw_work, sf_work) in zip(SAME_WORK, work):
         if fw_work != sf_work or not fw_work[0]:
@@ -259,6 +261,7 @@ def measure_steps(quick: bool) -> tuple[list[dict], list[str]]:
         rows.append({"implementation": impl, "step": step, "us_per_step": round(us, 3),
                      "ratio_vs_firmware": ratio, "py_ops_per_step": round(ops[f"step_{k}"], 1),
                      "allocates": alloc[k]})
+    rows.append(supervisor_row)
     notes = [f"VM: {version} (WebAssembly under Node) on this host; ticks_us has 1 ms resolution "
              f"there, so each figure is the best of {runs} runs of {steps_n} steps, minus an empty loop "
              f"({base_us:.3f} us/iteration). Wasm timing is a relative figure, not RP2040 microseconds.",
@@ -277,6 +280,9 @@ def measure_steps(quick: bool) -> tuple[list[dict], list[str]]:
              f"is also checked 19 minutes into a session: its elapsed time in us passes 2**30 after 17.9 minutes "
              f"and becomes a long int ({'allocates' if late else 'no allocation seen'} there"
              f"{'' if alloc_at_start or not late else ', not at the start'}).",
+             "supervisor tick: the whole 1 kHz tick (Output, Monitor, Session, LED, session log; supervisor_step.py) "
+             "on fake hardware, for scale: the set-up of tests/test_led_tick_on_micropython.py, ramping then "
+             "running at 300 uA.",
              "The straightforward versions play only this waveform (no burst envelope, no table swap at a unit "
              "boundary); the firmware's steps do both."]
     return rows, notes

@@ -51,6 +51,7 @@ def test_quick_pulse_section():
     steps = {(r["implementation"], r["step"].split(" (")[0]): r for r in section.more[0][1]}
     assert steps[("firmware", "timer tick")]["allocates"] is False
     assert steps[("firmware", "PIO refill")]["allocates"] is False
+    assert steps[("firmware", "supervisor tick")]["allocates"] is False
     # the straightforward refill builds a tuple and a list per word: it cannot run in a hard IRQ
     assert steps[("straightforward", "PIO refill")]["allocates"] is True
     # the straightforward tick's elapsed microseconds outgrow a small int 17.9 minutes in
