@@ -10,7 +10,7 @@ STAMP  := $(VENV)/.installed
 MPVM   := tools/mpvm
 MPVM_STAMP := $(MPVM)/node_modules/.package-lock.json
 
-.PHONY: demo test setup stubs clean
+.PHONY: demo test bench setup stubs clean
 
 setup: $(STAMP)
 
@@ -31,6 +31,10 @@ demo: $(STAMP)
 
 test: $(STAMP) $(MPVM_STAMP) stubs
 	@$(BIN)/python -m pytest -n 2
+
+# the performance report (docs/performance.md): tables on stdout, figures in benchmarks/results/
+bench: $(STAMP) $(MPVM_STAMP)
+	@$(BIN)/python benchmarks/run.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info host/*.egg-info .stubs $(MPVM)/node_modules

@@ -42,13 +42,27 @@ class FakeClock:
     def sleep_until(self, t_ns):
         self.run_until(t_ns)
 
+    def quiet_until(self):
+        """Inside a callback of run_until: the next callback or the end of the run."""
+        nxt = min((e[0] for e in self._heap if not e[2].cancelled), default=None)
+        end = self._until if self._until is not None else self.t
+        return end if nxt is None or end < nxt else nxt
+
+    _until = None
+    callbacks_run = 0
+
     def run_until(self, t_ns):
-        while self._heap and self._heap[0][0] <= t_ns:
-            t, _, handle, callback = heapq.heappop(self._heap)
-            if not handle.cancelled:
-                self.t = max(self.t, t)
-                callback()
-        self.t = max(self.t, t_ns)
+        outer, self._until = self._until, t_ns
+        try:
+            while self._heap and self._heap[0][0] <= t_ns:
+                t, _, handle, callback = heapq.heappop(self._heap)
+                if not handle.cancelled:
+                    self.t = max(self.t, t)
+                    self.callbacks_run += 1
+                    callback()
+            self.t = max(self.t, t_ns)
+        finally:
+            self._until = outer
 
     def pending(self):
         return sum(1 for entry in self._heap if not entry[2].cancelled)

@@ -1,5 +1,4 @@
 """PIO state machine simulator: exact edge times, FIFOs, instructions, fast-forward."""
-import time
 from fractions import Fraction
 
 import pytest
@@ -306,13 +305,15 @@ def test_next_event_skips_a_countdown():
     assert sm.next_event_ns() == 4_000 + 1_000_001 * 1_000
 
 
-def test_countdown_of_a_billion_cycles_is_fast():
+def test_countdown_of_a_billion_cycles_is_one_step():
     sm, log = player()
     sm.start(0)
     sm.put(word(1, 2**30 - 1), 0)
-    cpu = time.process_time()
+    issued = []
+    issue = sm._issue
+    sm._issue = lambda *a: issued.append(a[0]) or issue(*a)
     sm.advance_to(2 * 10**12)
-    assert time.process_time() - cpu < 0.05
+    assert len(issued) < 10                      # pull, out, out, the whole loop, set, pull...
     assert log[-1] == ((2 + 2**30 - 1 + 3) * 1000, 2, 0)   # set pins,0 after the loop
 
 

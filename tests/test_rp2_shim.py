@@ -244,3 +244,28 @@ def test_clock_divider_like_the_rp2_port():
     assert pio_freq(125_000_000, 3_000_000) == Fraction(125_000_000 * 256, 10667)
     assert pio_freq(125_000_000, -1) == 125_000_000
     assert pio_freq(125_000_000, 0) == Fraction(125_000_000, 65536)
+
+
+def _toggler(rp2):
+    @rp2.asm_pio(set_init=rp2.PIO.OUT_LOW)
+    def prog():
+        wrap_target()
+        set(pins, 1)
+        set(pins, 0)
+        wrap()
+    return prog
+
+
+def test_pio_plays_ahead_only_until_the_next_event_of_anyone_else(rp2, clock, board):
+    """Between two wake-ups the SM runs on by itself, but never past another
+    callback: what that callback sees of the pins is the level at its time."""
+    sm = rp2.StateMachine(0, _toggler(rp2), freq=1_000_000, set_base=Pin(2))
+    seen = []
+    for t in (10_500, 11_500, 33_500, 34_200):       # set(pins, 1) issues at even us
+        clock.schedule(t, lambda t=t: seen.append((t, board.level(2))))
+    sm.active(1)
+    clock.run_until(40_000)
+    assert seen == [(10_500, 1), (11_500, 0), (33_500, 0), (34_200, 1)]
+    edges = board.edges(2)[1:]                        # after set_init
+    assert edges == [(i * 1_000, 1 - i % 2) for i in range(41)]
+    assert clock.callbacks_run < 12                   # ~ one per other callback, not 41

@@ -115,3 +115,31 @@ def test_the_charge_window_weighs_pairs_not_samples(fw):
     assert run(100) == (None, 10_000)
     reason, t_ms = run(97)
     assert reason == M.CHARGE_IMBALANCE and t_ms < 2000
+
+
+def test_charge_balance_is_judged_only_above_twice_the_sense_floor(fw):
+    """ESP32: a current near its ADC floor reads 0 or the floor by noise, so the two
+    polarities' means differ by chance (contour at 500 uA tripped 0.5 s into its ramp
+    on esp32-devkit). Below twice the floor there is no judgement; above it a 5 %
+    asymmetry still trips."""
+    M = fw("myotone.monitor")
+    board = {"open_ohm": 100000, "compliance_v": 24}
+
+    def run(floor_ua, amp_ua, neg_ratio):
+        mon = M.Monitor(board, 500, over_temp_raw=0, sense_floor_ua=floor_ua)
+        mon.begin(500)
+        t = 0
+        for pair in range(300):                       # 50 Hz pairs, 2 samples per phase
+            for bridge, n in ((1, 2), (2, 2), (0, 16)):
+                for _ in range(n):
+                    ua = amp_ua if bridge == 1 else amp_ua * neg_ratio // 100 if bridge == 2 else 0
+                    if mon._charge(t, bridge, pair, ua) is not None:
+                        return t
+                    t += 1
+        return None
+
+    assert run(0, 80, 80) is not None                # a linear ADC judges 80 uA
+    assert run(47, 80, 80) is None                   # below 2 x 47 uA: not judged
+    assert run(47, 200, 95) is not None              # above it: 200 vs 190 uA trips
+    assert M.Monitor(board, 500, 0, 47).judge_ua == 94
+    assert M.Monitor(board, 500, 0).judge_ua == 20   # SENSE_IDLE_UA

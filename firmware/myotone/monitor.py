@@ -30,12 +30,16 @@ def max_peak_ua(area_cm2, duty_permille):
 
 
 class Monitor:
-    def __init__(self, board, limit_ua, over_temp_raw):
+    def __init__(self, board, limit_ua, over_temp_raw, sense_floor_ua=0):
         # over_current: measured |I| > limit x 1.10 + 10 uA on 2 consecutive samples
         self.over_current_ua = limit_ua * limits.OVER_CURRENT_PERMILLE // 1000 + limits.OVER_CURRENT_MARGIN_UA
         self.open_ohm = board["open_ohm"]
         self.compliance_mv = board["compliance_v"] * limits.COMPLIANCE_PERMILLE  # 90 % of the rail, in mV
         self.over_temp_raw = over_temp_raw      # thermistor code at OVER_TEMP_C (falls with heat)
+        # charge balance is judged only on currents the sense reads without bias: above
+        # SENSE_IDLE_UA, and above twice the ADC's floor (ESP32: a current near its floor
+        # reads 0 or the floor by noise, and the two polarities' means differ by chance)
+        self.judge_ua = max(limits.SENSE_IDLE_UA, 2 * sense_floor_ua)
         self._pos = array("i", [0] * _BUCKETS)   # per bucket: sum over pairs of the POL_A mean (1/64 uA)
         self._neg = array("i", [0] * _BUCKETS)   # ... of the POL_B mean
         self._pairs = array("i", [0] * _BUCKETS) # ... how many pairs
@@ -176,7 +180,7 @@ class Monitor:
             return None
         mp = self._wpos // self._wpairs           # means in 1/64 uA: no truncation bias
         mn = self._wneg // self._wpairs
-        if mp + mn < (2 * limits.SENSE_IDLE_UA) << 6:   # too little current to judge
+        if mp + mn < (2 * self.judge_ua) << 6:    # too little current to judge
             return None
         if abs(mp - mn) * 1000 > limits.CHARGE_IMBALANCE_PERMILLE * (mp + mn):
             return CHARGE_IMBALANCE

@@ -50,7 +50,8 @@ class Supervisor:
         self.hz = board["supervisor"]["hz"]
         self.session = S.Session(self.limit_ua)
         therm = board["thermistor"]
-        self.monitor = M.Monitor(board, self.limit_ua, thermal.raw_for_c(therm, limits.OVER_TEMP_C))
+        self.monitor = M.Monitor(board, self.limit_ua, thermal.raw_for_c(therm, limits.OVER_TEMP_C),
+                                 self.sense.floor_ua)
         self.runner = R.Runner(self)
         self.log = SessionLog(self.hz)
         self.files = FileCommands(self)

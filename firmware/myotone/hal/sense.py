@@ -27,12 +27,13 @@ class Sense:
         self._divider = divider
         # current: V_sense / R_sense; full scale in uA
         self._i_fs_ua = adc_vref_mv * 1000 // r_sense_ohm
-        self.calibrate(1.0, 0)
-        # electrode voltage: ADC volts x divider; full scale in mV
-        self._v_scale = _scale(adc_vref_mv * divider, 14)
+        self._floor_i = self._floor_v = 0
         if calibrated:
             self._floor_i = adc_current.read_uv()
             self._floor_v = adc_voltage.read_uv()
+        self.calibrate(1.0, 0)
+        # electrode voltage: ADC volts x divider; full scale in mV
+        self._v_scale = _scale(adc_vref_mv * divider, 14)
 
     def calibrate(self, gain, offset_ua):
         """This unit's sense: true uA = gain x reading + offset (floats here, never in the tick)."""
@@ -40,6 +41,8 @@ class Sense:
         # microvolt path: uA = uV x 16 / (R_sense x 16 / gain), in 1/16 ohm (uV x 16 < 2**30)
         self._r16 = max(1, int(self._r_sense * 16 / gain + 0.5))
         self._i_off = int(offset_ua + 0.5) if offset_ua >= 0 else -int(-offset_ua + 0.5)
+        # the smallest current read as more than 0 (0 on a linear ADC)
+        self.floor_ua = (self._floor_i * 16 + (self._r16 >> 1)) // self._r16 if self._cal else 0
 
     def read_ua(self):
         if self._cal:

@@ -59,7 +59,11 @@ def make_machine_module(mcu: Mcu) -> types.ModuleType:
 
         def _arm(self):
             self._n += 1       # absolute deadlines: start + n x period, no drift
-            self._event = clock.schedule(self._start_ns + self._n * self._period_ns, self._fire)
+            t_ns = self._start_ns + self._n * self._period_ns
+            if self._event is None:
+                self._event = clock.schedule(t_ns, self._fire)
+            else:              # periodic: the event that just ran goes back in the queue
+                clock.reschedule(self._event, t_ns)
 
         def _fire(self):
             if self._mode == Timer.PERIODIC:

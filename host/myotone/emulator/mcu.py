@@ -9,7 +9,6 @@ cut, following the real ports.
 from __future__ import annotations
 
 from . import mpy_stdlib
-from .adc import u16_from_raw
 from .clock import Clock
 from .plant import Plant
 
@@ -155,7 +154,15 @@ class Mcu:
         return self.plant.adc_raw(ch, self.clock.now_ns, self.adc_atten.get(pin, 0), self.adc_bits)
 
     def adc_u16(self, pin: int) -> int:
-        return u16_from_raw(self.adc_raw(pin), self.adc_bits)
+        """read_u16(): adc_raw() scaled as the ports do (u16_from_raw, inlined: every tick reads three)."""
+        if self.pending_reset is not None:
+            raise MachineReset(self.pending_reset)
+        ch = self._adc_channel.get(pin)
+        if ch is None:
+            return 0
+        bits = self.adc_bits
+        raw = self.plant.adc_raw(ch, self.clock.now_ns, self.adc_atten.get(pin, 0), bits)
+        return (raw << (16 - bits)) | (raw >> (2 * bits - 16))
 
     # ---- watchdog ----
     def wdt_start(self, timeout_ms: int) -> None:

@@ -147,12 +147,21 @@ def make_select(console, clock) -> types.ModuleType:
                     out.append((obj, ev & mask))
             return out
 
+        def _waiter(self):
+            """What clock.wait asks after every event: as cheap as the registrations allow."""
+            masks = [mask for _, mask in self._objs.values()]
+            if any(mask & sel.POLLOUT for mask in masks):
+                return lambda: True
+            if any(mask & sel.POLLIN for mask in masks):
+                return console.rx_ready
+            return lambda: False
+
         def poll(self, timeout=-1):
             ready = self._ready()
             if ready or timeout == 0:
                 return ready
             until = (1 << 62) if timeout is None or timeout < 0 else clock.now_ns + int(timeout) * 1_000_000
-            clock.wait(until, lambda: bool(self._ready()))
+            clock.wait(until, self._waiter())
             return self._ready()
 
         def ipoll(self, timeout=-1, flags=0):

@@ -22,6 +22,9 @@ class _ClockAdapter:
     def sleep_until(self, t_ns: int) -> None:
         self._clock.wait(t_ns)
 
+    def quiet_until(self) -> int:
+        return self._clock.quiet_until()
+
 
 class _PinsAdapter:
     def __init__(self, mcu):

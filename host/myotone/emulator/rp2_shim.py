@@ -99,7 +99,9 @@ class Rp2Emulation:
                 self._coordinated.append(block)
 
     def sync(self):
-        t = self.clock.now_ns()
+        self._advance(self.clock.now_ns())
+
+    def _advance(self, t):
         for sm in self._solo:
             sm.advance_to(t)
         for block in self._coordinated:
@@ -134,8 +136,18 @@ class Rp2Emulation:
         return t
 
     def _on_wake(self):
+        """Play the PIO's events up to the next thing anyone else does, then sleep.
+
+        Nothing can see an SM between two of the clock's other events, so the
+        instructions before the next one need no wake-up each (a 100 Hz
+        session: 2 instead of 5 per segment). An irq instruction schedules
+        its handler, which ends the run there."""
         self._wake = self._wake_ns = None
         self.sync()
+        t = self.next_event_ns()
+        while t is not None and t < self.clock.quiet_until():
+            self._advance(t)
+            t = self.next_event_ns()
         self.reschedule()
 
     def block_until(self, ready):

@@ -28,6 +28,12 @@ class Clock(Protocol):
         scheduled up to then (what ``time.sleep`` does in the emulator)."""
         ...
 
+    def quiet_until(self) -> int:
+        """Inside a callback: the time before which nothing else runs (no other
+        callback, no firmware code), so a peripheral may play its own events up
+        to it without scheduling each one. ``now_ns()`` when unknown."""
+        ...
+
 
 class Pins(Protocol):
     def drive(self, pin_id: int, level: int, t_ns: int) -> None:
