@@ -25,6 +25,7 @@ class Section:
     target: str = ""                # the target, in words
     met: bool | None = None         # whether the target is met (None: no target)
     notes: list[str] = field(default_factory=list)
+    more: list[tuple[str, list[dict]]] = field(default_factory=list)   # further tables: (heading, rows)
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -67,6 +68,8 @@ def table(rows: list[dict], markdown: bool = False) -> str:
 def render(section: Section, markdown: bool = False) -> str:
     head = f"## {section.name}: {section.title}" if markdown else f"== {section.name}: {section.title}"
     parts = [head, "", table(section.rows, markdown)]
+    for heading, rows in section.more:
+        parts += ["", heading, "", table(rows, markdown)]
     if section.target:
         verdict = {True: "met", False: "NOT met", None: "-"}[section.met]
         parts += ["", f"target: {section.target} ({verdict})"]

@@ -92,6 +92,29 @@ def ideal_edges(table, t0_ns: int, pin_a: int, pin_b: int, count: int) -> list[t
     return out[:count]
 
 
+def edge_errors_ns(edges, table, pin_a: int, pin_b: int, signed: bool = False) -> list[int]:
+    """|error| (or, signed, edge - ideal) in ns of each bridge edge of one session against the table's
+    schedule from its first edge.
+
+    `edges` are (t_ns, pin, level) of pins a and b, in order. The stop's own
+    edges (those at the time of the last edge) end the schedule and are not
+    checked. An edge on the wrong pin or to the wrong level raises SoakError.
+    """
+    if not edges:
+        raise SoakError("no bridge edges in a session")
+    t_stop = edges[-1][0]
+    edges = [e for e in edges if e[0] < t_stop]
+    if not edges:
+        raise SoakError("no bridge edges before the stop")
+    ideal = ideal_edges(table, edges[0][0], pin_a, pin_b, len(edges))
+    errs = []
+    for got, want in zip(edges, ideal):
+        if got[1:] != want[1:]:
+            raise SoakError(f"edge {got} where the schedule has {want}")
+        errs.append(got[0] - want[0] if signed else abs(got[0] - want[0]))
+    return errs
+
+
 def program_wave(modules, program: str):
     """The Waveform of a single-phase built-in program, from the firmware's own library."""
     P = modules["myotone.programs"]
@@ -179,16 +202,7 @@ class Soak:
     def _check_edges(self, program: str, t_start: int) -> tuple[int, int, int]:
         a, b = self.pins
         edges = [e for e in self.emu.mcu.edges if e[0] >= t_start and e[1] in (a, b)]
-        if not edges:
-            raise SoakError("no bridge edges in a session")
-        t_stop = edges[-1][0]
-        edges = [e for e in edges if e[0] < t_stop]          # the stop's own edges end the schedule
-        ideal = ideal_edges(self._table(program), edges[0][0], a, b, len(edges))
-        errs = []
-        for got, want in zip(edges, ideal):
-            if got[1:] != want[1:]:
-                raise SoakError(f"edge {got} where the schedule has {want}")
-            errs.append(abs(got[0] - want[0]))
+        errs = edge_errors_ns(edges, self._table(program), a, b)
         self.max_edge_err_ns = max(self.max_edge_err_ns, max(errs))
         self.edges_checked += len(errs)
         return max(errs), errs[-1], len(errs)

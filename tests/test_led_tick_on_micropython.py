@@ -96,6 +96,7 @@ class Pulse:
 class Sense:
     def __init__(self, pulse):
         self.p = pulse
+        self.floor_ua = 0          # the smallest current read as > 0: 0 on a linear ADC (hal/sense.py)
     def read_ua(self):
         return 300 if self.p.state else 0
     def read_mv(self):
