@@ -10,7 +10,7 @@ STAMP  := $(VENV)/.installed
 MPVM   := tools/mpvm
 MPVM_STAMP := $(MPVM)/node_modules/.package-lock.json
 
-.PHONY: demo test bench setup stubs clean
+.PHONY: demo test bench bench-docs setup stubs clean
 
 setup: $(STAMP)
 
@@ -35,6 +35,9 @@ test: $(STAMP) $(MPVM_STAMP) stubs
 # the performance report (docs/performance.md): tables on stdout, figures in benchmarks/results/
 bench: $(STAMP) $(MPVM_STAMP)
 	@$(BIN)/python benchmarks/run.py
+
+bench-docs: $(STAMP) $(MPVM_STAMP)
+	@$(BIN)/python benchmarks/run.py --update-docs
 
 clean:
 	rm -rf $(VENV) build *.egg-info host/*.egg-info .stubs $(MPVM)/node_modules

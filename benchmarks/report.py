@@ -72,8 +72,11 @@ def render(section: Section, markdown: bool = False) -> str:
         parts += ["", heading, "", table(rows, markdown)]
     if section.target:
         verdict = {True: "met", False: "NOT met", None: "-"}[section.met]
-        parts += ["", f"target: {section.target} ({verdict})"]
-    parts += [f"note: {n}" for n in section.notes]
+        parts += ["", f"{'**target**' if markdown else 'target'}: {section.target} ({verdict})"]
+    if markdown and section.notes:
+        parts += [""] + [f"* {n}" for n in section.notes]
+    else:
+        parts += [f"note: {n}" for n in section.notes]
     return "\n".join(parts)
 
 

@@ -40,11 +40,15 @@ def main(argv=None) -> int:
     ap.add_argument("--only", default=",".join(SECTIONS), help="comma-separated sections")
     ap.add_argument("--json", default=str(HERE / "results" / "perf.json"), help="where to write the figures")
     ap.add_argument("--markdown", action="store_true", help="print Markdown tables")
+    ap.add_argument("--update-docs", action="store_true",
+                    help="also put the tables in docs/performance.md (a full run of every section)")
     args = ap.parse_args(argv)
     names = [n.strip() for n in args.only.split(",") if n.strip()]
     unknown = [n for n in names if n not in SECTIONS]
     if unknown:
         ap.error(f"unknown section(s) {', '.join(unknown)} (known: {', '.join(SECTIONS)})")
+    if args.update_docs and (args.quick or names != list(SECTIONS)):
+        ap.error("--update-docs publishes a full run of every section: no --quick, no --only")
     out = {"machine": report.machine(), "quick": args.quick, "sections": {}}
     t0 = time.perf_counter()
     for name in names:
@@ -56,7 +60,28 @@ def main(argv=None) -> int:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(out, indent=1) + "\n")
     print(f"figures written to {path} ({out['wall_s']} s)")
+    if args.update_docs:
+        update_docs(DOCS, out, [report.Section(**s) for s in out["sections"].values()])
+        print(f"tables written to {DOCS}")
     return 0
+
+
+DOCS = ROOT / "docs" / "performance.md"
+BEGIN, END = "<!-- figures: benchmarks/run.py --update-docs -->", "<!-- /figures -->"
+
+
+def update_docs(path: Path, out: dict, sections: list) -> None:
+    """Replace the figures block of docs/performance.md with this run's tables."""
+    text = path.read_text()
+    if BEGIN not in text or END not in text:
+        raise SystemExit(f"{path}: no {BEGIN} ... {END} block to replace")
+    m = out["machine"]
+    head = (f"Latest run: commit {m['commit']}, {m['cpu']} ({m['cores']} cores), "
+            f"{m['implementation']} {m['python']}, {out['wall_s']:.0f} s in all.")
+    body = "\n\n".join([head] + [report.render(s, markdown=True).replace("## ", "### ", 1) for s in sections])
+    before, rest = text.split(BEGIN, 1)
+    after = rest.split(END, 1)[1]
+    path.write_text(f"{before}{BEGIN}\n{body}\n{END}{after}")
 
 
 if __name__ == "__main__":

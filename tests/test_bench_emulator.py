@@ -52,3 +52,20 @@ def test_run_writes_the_figures_with_the_machine(tmp_path, monkeypatch):
     data = json.loads(out.read_text())
     assert data["quick"] is True and data["sections"]["emulator"]["rows"] == fake.rows
     assert {"python", "cpu", "cores", "commit"} <= set(data["machine"])
+
+
+def test_update_docs_replaces_only_the_figures_block(tmp_path):
+    doc = tmp_path / "performance.md"
+    doc.write_text(f"# P\n\nintro\n\n{run.BEGIN}\nold tables\n{run.END}\n\n## After\n")
+    out = {"machine": {"commit": "abc1234", "cpu": "cpu", "cores": 2, "implementation": "cpython",
+                       "python": "3.11.7"}, "wall_s": 12.0}
+    section = report.Section("emulator", "t", [{"backend": "pio", "speed_x": 20.5}], target="x", met=False,
+                             notes=["why"])
+    run.update_docs(doc, out, [section])
+    text = doc.read_text()
+    assert "old tables" not in text and text.startswith("# P\n\nintro\n") and text.endswith("## After\n")
+    assert "commit abc1234" in text and "### emulator: t" in text and "| pio | 20.50 |" in text
+    assert "**target**: x (NOT met)" in text and "* why" in text
+    doc.write_text("# no block\n")
+    with pytest.raises(SystemExit):
+        run.update_docs(doc, out, [section])
