@@ -55,7 +55,8 @@ def table(rows: list[dict], markdown: bool = False) -> str:
         return "(no rows)"
     cols = list(rows[0])
     cells = [[_cell(r.get(c)) for c in cols] for r in rows]
-    if markdown:
+    if markdown:                    # a "|" in a cell (|I|) would end the cell
+        cells = [[c.replace("|", "\\|") for c in r] for r in cells]
         out = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
         out += ["| " + " | ".join(r) + " |" for r in cells]
         return "\n".join(out)

@@ -69,3 +69,8 @@ def test_update_docs_replaces_only_the_figures_block(tmp_path):
     doc.write_text("# no block\n")
     with pytest.raises(SystemExit):
         run.update_docs(doc, out, [section])
+
+
+def test_a_pipe_in_a_cell_does_not_break_the_markdown_table():
+    md = report.table([{"trip": "over_current", "timed": "|I| > limit -> HV off"}], markdown=True)
+    assert md.splitlines()[2] == "| over_current | \\|I\\| > limit -> HV off |"
