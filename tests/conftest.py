@@ -112,6 +112,7 @@ import os  # noqa: E402
 from myotone.emulator import Emulator  # noqa: E402
 from firmware_paths import FIRMWARE_DIR, REPO, SAMPLE_FIRMWARE_DIR  # noqa: E402
 from mpvm import MicroPythonVM, device_modules  # noqa: E402
+from safety_helpers import Bench  # noqa: E402
 
 STUBS_ROOT = REPO / ".stubs"
 
@@ -132,6 +133,14 @@ def emu():
     e.read()
     yield e
     e.close()
+
+
+@pytest.fixture
+def bench():
+    """A started emulator with the plant as the measuring rig (safety_helpers.Bench)."""
+    b = Bench()
+    yield b
+    b.close()
 
 
 @pytest.fixture(scope="session")

@@ -1,15 +1,7 @@
 """The plant-side measuring helpers (myotone.emulator.bench) that the safety tests and benchmarks time with."""
-import pytest
 
 from myotone.emulator import bench as truth
-from safety_helpers import MS, Bench
-
-
-@pytest.fixture
-def bench():
-    b = Bench()
-    yield b
-    b.close()
+from safety_helpers import MS
 
 
 def test_drive_ns_is_now_during_a_phase_and_the_next_phase_start_in_a_gap(bench):

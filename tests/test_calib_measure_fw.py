@@ -11,13 +11,6 @@ from safety_helpers import Bench
 IDENTITY = {"dac_gain": 1.0, "dac_offset_ua": 0.0, "adc_gain": 1.0, "adc_offset_ua": 0.0}
 
 
-@pytest.fixture
-def bench():
-    b = Bench()
-    yield b
-    b.close()
-
-
 def run_session_plateau_ua(bench, ua=200):
     """Mean |I| on the plant while a session runs at `ua`."""
     bench.start(ua=ua, duration_s=30)

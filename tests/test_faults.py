@@ -10,14 +10,7 @@ from emu_repl import RawRepl
 from myotone.emulator import Emulator, EmulatorError
 from myotone.emulator.flash import Flash
 from myotone.emulator.serve import serve_tcp
-from safety_helpers import MS, Bench
-
-
-@pytest.fixture
-def bench():
-    b = Bench()
-    yield b
-    b.close()
+from safety_helpers import MS
 
 
 def test_unknown_faults_and_options_are_refused(bench):

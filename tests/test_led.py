@@ -10,13 +10,6 @@ from safety_helpers import MS, Bench
 S = 1_000_000_000
 
 
-@pytest.fixture
-def bench():
-    b = Bench()
-    yield b
-    b.close()
-
-
 def board(name="pico-mcp4725", **led):
     b = load_board(name)
     b["led"].update(led)

@@ -5,13 +5,6 @@ import pytest
 from safety_helpers import MS, Bench
 
 
-@pytest.fixture
-def bench():
-    b = Bench()
-    yield b
-    b.close()
-
-
 def states(bench):
     return [m["state"] for m in bench.events("state")]
 

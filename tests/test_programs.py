@@ -9,13 +9,6 @@ from safety_helpers import Bench
 S = 1_000_000_000
 
 
-@pytest.fixture
-def bench():
-    b = Bench()
-    yield b
-    b.close()
-
-
 def envelope(trace, t0_ns, t1_ns):
     """Largest |I| the plant delivered between two times."""
     return max((abs(i) for t, i in zip(trace.t_ns, trace.i_ua) if t0_ns <= t < t1_ns),

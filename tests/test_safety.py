@@ -12,13 +12,6 @@ from myotone.emulator.board import load_board
 from safety_helpers import MS, Bench
 
 
-@pytest.fixture
-def bench():
-    b = Bench()
-    yield b
-    b.close()
-
-
 def small_board(**changes):
     board = load_board("pico-mcp4725")
     board.update(changes)

@@ -15,13 +15,6 @@ KEYS = {"n", "start_s", "end_s", "program", "setpoint_ua", "charge_uc", "avg_ua"
         "led_dose_j_cm2", "faults", "samples"}
 
 
-@pytest.fixture
-def bench():
-    b = Bench()
-    yield b
-    b.close()
-
-
 def blink_sessions(bench, count):
     assert bench.request("program_write", name="blink", program=BLINK)["ok"]
     for _ in range(count):

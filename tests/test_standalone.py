@@ -8,13 +8,6 @@ from safety_helpers import MS, Bench
 S = 1_000_000_000
 
 
-@pytest.fixture
-def bench():
-    b = Bench()
-    yield b
-    b.close()
-
-
 def press(bench, hold_s=0.1, settle_s=0.1):
     bench.emu.press_button(hold_s)
     bench.run(hold_s + settle_s)
