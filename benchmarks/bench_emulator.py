@@ -11,6 +11,7 @@ import time
 
 import session20
 from report import Section
+from safety_helpers import board_for
 
 TARGET_X = 200                      # the issue's target: 20 minutes in under 6 s
 
@@ -31,7 +32,7 @@ class _ConstantAdc:
 def firmware_tick_us(n: int = 20_000) -> float:
     """CPython cost of one supervisor tick in `run`, ADC reads excluded (median of 5)."""
     from myotone.emulator import Emulator
-    emu = Emulator(session20.board_for("pio")).start()
+    emu = Emulator(board_for("pio")).start()
     try:
         emu.run_for(0.5)
         emu.send({"id": 1, "cmd": "start", "program": "lift", "ua": session20.UA, "duration_s": 600,

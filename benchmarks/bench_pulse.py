@@ -13,6 +13,7 @@ import statistics
 
 import report
 import session20
+from safety_helpers import TIMER_PULSE
 from soak_run import edge_errors_ns
 
 QUICK_SESSION_S = 20
@@ -41,7 +42,7 @@ def measure(quick: bool) -> report.Section:
     exact = [r for r in edges if r["backend"] in EXACT_BACKENDS]
     met = all(r["max_err_us"] == 0 and r["drift_us"] == 0 and r["faults"] == 0 for r in exact)
     timer = next(r for r in edges if r["backend"] == "timer")
-    tick_us = session20.BACKENDS["timer"][1]["tick_us"]
+    tick_us = TIMER_PULSE["tick_us"]
     notes = [f"edges: {session_s} s sessions of 100 Hz biphasic pulses (1 ms phases, 200 us gap, alternating) "
              "at 300 uA in lockstep virtual time, ramp and ramp-down included; the schedule starts at the first "
              "edge; errors are |edge - ideal| (signed columns: edge - ideal).",

@@ -8,30 +8,19 @@ section checks its bridge edges against the ideal schedule.
 """
 from __future__ import annotations
 
-import copy
 import json
 import resource
 import time
 
 from myotone.emulator import Emulator
-from myotone.emulator.board import load_board
+from safety_helpers import BACKEND_BOARDS, board_for
 
 SESSION_S = 1200
 WAVE = {"hz": 100, "phase_us": 1000, "gap_us": 200, "alternate": True}
 UA = 300
-# the back-ends and the board each one runs on
-BACKENDS = {"pio": ("pico-mcp4725", None), "rmt": ("esp32-devkit", None),
-            "timer": ("pico-mcp4725", {"backend": "timer", "timer_id": -1, "hard": True, "tick_us": 100})}
+BACKENDS = tuple(BACKEND_BOARDS)    # pio, rmt, timer (the board each runs on: safety_helpers.board_for)
 
 _cache: dict = {}
-
-
-def board_for(backend: str) -> dict:
-    name, pulse = BACKENDS[backend]
-    board = copy.deepcopy(load_board(name))
-    if pulse is not None:
-        board["pulse"] = pulse
-    return board
 
 
 def _cpu_s() -> float:

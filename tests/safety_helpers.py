@@ -3,8 +3,21 @@ import json
 
 from myotone.emulator import Emulator
 from myotone.emulator import bench as truth
+from myotone.emulator.board import load_board
 
 MS = 1_000_000
+
+# the reference board of each pulse back-end; "timer" is the Pico driven by a 100 us hard timer
+BACKEND_BOARDS = {"pio": "pico-mcp4725", "rmt": "esp32-devkit", "timer": "pico-mcp4725"}
+TIMER_PULSE = {"backend": "timer", "timer_id": -1, "hard": True, "tick_us": 100}
+
+
+def board_for(backend: str) -> dict:
+    """The board file that runs `backend` ("pio", "rmt" or "timer")."""
+    board = load_board(BACKEND_BOARDS[backend])
+    if backend == "timer":
+        board["pulse"] = dict(TIMER_PULSE)
+    return board
 
 
 class Bench:

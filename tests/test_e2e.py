@@ -95,10 +95,8 @@ def test_bad_input_gets_an_error_and_output_stays_off(emu, line, code):
 
 def test_a_timing_the_backend_cannot_play_is_refused_not_degraded():
     from myotone.emulator import Emulator
-    from myotone.emulator.board import load_board
-    board = load_board("pico-mcp4725")
-    board["pulse"] = {"backend": "timer", "timer_id": -1, "hard": True, "tick_us": 100}
-    with Emulator(board) as emu:
+    from safety_helpers import board_for
+    with Emulator(board_for("timer")) as emu:
         emu.run_for(0.2)
         emu.write(b'{"id":3,"cmd":"start","program":"lift","ua":100,"phase_us":250,"hz":100}\n')
         emu.run_for(0.2)

@@ -2,7 +2,7 @@
 session time stops while paused; the heartbeat is still required."""
 import pytest
 
-from safety_helpers import MS, Bench
+from safety_helpers import MS, Bench, board_for
 
 
 def states(bench):
@@ -117,7 +117,6 @@ def test_session_paused_for_ten_minutes_ends(fw):
 def test_every_back_end_plays_again_after_a_stop(backend):
     """Each session (and each resume) starts the pulse back-end again after it was
     stopped: the second session must deliver as the first, with no fault."""
-    from test_pulse_backends import board_for
     b = Bench(board_for(backend))
     try:
         for _ in range(2):

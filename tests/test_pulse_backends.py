@@ -6,18 +6,9 @@ logic analyser on POL_A / POL_B would show.
 import pytest
 
 from myotone.emulator import Emulator
-from myotone.emulator.board import load_board
+from safety_helpers import board_for
 
 US = 1000
-
-
-def board_for(backend):
-    if backend == "rmt":
-        return load_board("esp32-devkit")
-    b = load_board("pico-mcp4725")
-    if backend == "timer":
-        b["pulse"] = {"backend": "timer", "timer_id": -1, "hard": True, "tick_us": 100}
-    return b
 
 
 def firmware_pulse(emu):

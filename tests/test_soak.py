@@ -8,19 +8,10 @@ import json
 import pytest
 
 from myotone.emulator import Emulator
-from myotone.emulator.board import load_board
+from safety_helpers import board_for
 from soak_run import Soak, ideal_edges, program_wave
 
 pytestmark = pytest.mark.soak
-
-
-def board_for(backend):
-    if backend == "rmt":
-        return load_board("esp32-devkit")
-    b = load_board("pico-mcp4725")
-    if backend == "timer":
-        b["pulse"] = {"backend": "timer", "timer_id": -1, "hard": True, "tick_us": 100}
-    return b
 
 
 def test_ten_minutes_of_back_to_back_sessions_on_pio():
