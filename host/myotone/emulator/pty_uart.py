@@ -4,40 +4,31 @@ Unlike pyserial's socket:// ports, a pty has a file descriptor, which
 `mpremote repl` needs (it select()s on the port's fd). The board side holds
 the master; the slave is kept open in raw mode so reads never fail while no
 host is connected. Output the host does not read is dropped once the pty's
-buffer is full, as a USB CDC port without a host drops it. Interrupt-char
-handling is the same as `TcpUart`'s.
+buffer is full, as a USB CDC port without a host drops it. The receive
+side and the interrupt character: `UartEnd`.
 """
 
 from __future__ import annotations
 
 import errno
 import os
-import queue
 import select
 import threading
 import tty
 
+from .uart_end import UartEnd
 
-class PtyUart:
+
+class PtyUart(UartEnd):
     def __init__(self):
+        super().__init__()
         self._master, self._slave = os.openpty()
         tty.setraw(self._slave)
         os.set_blocking(self._master, False)
         self.device = os.ttyname(self._slave)
-        self._rx: queue.Queue[int | None] = queue.Queue()
-        self._closed = False
-        self.interrupt_char = -1
-        self.interrupted = threading.Event()
         self._wake_r, self._wake_w = os.pipe()
         self._thread = threading.Thread(target=self._serve, name="pty-uart", daemon=True)
         self._thread.start()
-
-    @property
-    def closed(self) -> bool:
-        return self._closed
-
-    def read_byte(self) -> int | None:
-        return None if self._closed else self._rx.get()
 
     def write(self, data: bytes) -> None:
         view = memoryview(data)
@@ -48,15 +39,6 @@ class PtyUart:
                 return  # nobody reading: drop, as a host-less USB port does
             except OSError:
                 return
-
-    def set_interrupt_char(self, char: int) -> None:
-        self.interrupt_char = char
-
-    def take_interrupt(self) -> bool:
-        if self.interrupted.is_set():
-            self.interrupted.clear()
-            return True
-        return False
 
     def _serve(self) -> None:
         while not self._closed:
@@ -71,15 +53,10 @@ class PtyUart:
                 if e.errno == errno.EIO:
                     continue
                 break
-            for byte in data:
-                if byte == self.interrupt_char:
-                    self.interrupted.set()
-                else:
-                    self._rx.put(byte)
+            self._received(data)
 
     def close(self) -> None:
-        self._closed = True
-        self._rx.put(None)
+        self._closing()
         os.write(self._wake_w, b"x")
         self._thread.join(timeout=5)
         for fd in (self._master, self._slave, self._wake_r, self._wake_w):

@@ -2,28 +2,25 @@
 
 One client at a time, like a serial port; the device keeps running between
 connections and what it writes while nobody is connected is dropped (as a
-USB CDC port with no host). While an interrupt character is set (MicroPython
-sets Ctrl-C while it runs code, `mp_hal_set_interrupt_char`), that byte is
-not queued but raises the interrupt flag, as the board's RX interrupt does.
+USB CDC port with no host). The receive side and the interrupt character:
+`UartEnd`.
 """
 
 from __future__ import annotations
 
-import queue
 import socket
 import threading
 
+from .uart_end import UartEnd
 
-class TcpUart:
+
+class TcpUart(UartEnd):
     def __init__(self, host: str = "127.0.0.1", port: int = 0):
+        super().__init__()
         self._server = socket.create_server((host, port))
         self._server.settimeout(0.2)  # so close() is noticed by the accept loop
-        self._rx: queue.Queue[int | None] = queue.Queue()
         self._client: socket.socket | None = None
         self._lock = threading.Lock()
-        self._closed = False
-        self.interrupt_char = -1
-        self.interrupted = threading.Event()
         self._thread = threading.Thread(target=self._serve, name="tcp-uart", daemon=True)
         self._thread.start()
 
@@ -36,14 +33,7 @@ class TcpUart:
         host, port = self.address
         return "socket://%s:%d" % (host, port)
 
-    @property
-    def closed(self) -> bool:
-        return self._closed
-
     # -- Uart ----------------------------------------------------------------------
-    def read_byte(self) -> int | None:
-        return None if self._closed else self._rx.get()
-
     def write(self, data: bytes) -> None:
         with self._lock:
             client = self._client
@@ -53,18 +43,6 @@ class TcpUart:
             client.sendall(data)
         except OSError:
             pass
-
-    # -- interrupt character ----------------------------------------------------------
-    def set_interrupt_char(self, char: int) -> None:
-        """-1 disables; otherwise that byte sets `interrupted` instead of queuing."""
-        self.interrupt_char = char
-
-    def take_interrupt(self) -> bool:
-        """True once per received interrupt character."""
-        if self.interrupted.is_set():
-            self.interrupted.clear()
-            return True
-        return False
 
     # -- serving ---------------------------------------------------------------------
     def _serve(self) -> None:
@@ -81,11 +59,7 @@ class TcpUart:
                 self._client = client
             try:
                 while data := client.recv(4096):
-                    for byte in data:
-                        if byte == self.interrupt_char:
-                            self.interrupted.set()
-                        else:
-                            self._rx.put(byte)
+                    self._received(data)
             except OSError:
                 pass
             with self._lock:
@@ -93,8 +67,7 @@ class TcpUart:
             client.close()
 
     def close(self) -> None:
-        self._closed = True
-        self._rx.put(None)
+        self._closing()
         with self._lock:
             client = self._client
         if client is not None:
