@@ -97,3 +97,30 @@ s.begin(400, 600000, 0)
     out = mpvm.assert_no_alloc(setup, "s.step(_mpvm_i)", repeat=20000, after="print(s.state, s.target_na)")
     state, target_na = out.split()
     assert state == "2" and target_na == "400000", out      # RUN at the setpoint
+
+
+def test_a_followed_back_end_samples_without_allocating(mpvm):
+    """PIO and RMT share FollowedPulse.sample(), called in every supervisor tick."""
+    out = mpvm.run("""
+import micropython, time
+from myotone.pulse import Table, Waveform
+from myotone.hal.followed import FollowedPulse
+p = FollowedPulse()
+t = Table()
+t.compile(Waveform(100000, 1000, 200, True), 1, 1)
+p.head.start(t, time.ticks_us())
+p.running = True
+states = set()
+for _ in range(3):
+    micropython.heap_lock()
+    try:
+        for _ in range(200):
+            p.sample()
+    finally:
+        micropython.heap_unlock()
+    states.add(p.state)
+    time.sleep_ms(3)
+p._played_out()
+print(p.running, p.state, p.in_pair, len(states) >= 1)
+""")
+    assert out.split() == ["False", "0", "0", "True"]

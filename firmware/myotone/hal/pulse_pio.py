@@ -10,7 +10,8 @@
 import rp2
 import time
 from micropython import const
-from myotone.pulse import Table, Playhead, BRIDGE, OFF
+from myotone.pulse import Table, BRIDGE
+from myotone.hal.followed import FollowedPulse
 
 _OVERHEAD_US = const(6)    # cycles per segment besides the count loop
 _FIFO_DEPTH = const(8)     # TX FIFO joined
@@ -30,8 +31,9 @@ def _player():
     wrap()
 
 
-class PioPulse:
+class PioPulse(FollowedPulse):
     def __init__(self, sm_id, pin_a, pin_b, min_phase_us=20):
+        super().__init__()
         self._sm = rp2.StateMachine(sm_id, _player, freq=1000000, out_base=pin_a)
         self._pin_a = pin_a
         self._pin_b = pin_b
@@ -42,12 +44,6 @@ class PioPulse:
         self._pending = False
         self._i = 0
         self._rep = 0
-        self.running = False
-        self.head = Playhead()
-        self.state = OFF
-        self.in_pair = 0
-        self.pairs = 0
-        self.settled = 1
         self._stopped = False
         self._feed_cb = self._feed         # bound once: the IRQ must not allocate
 
@@ -103,14 +99,6 @@ class PioPulse:
         self.head.start(table, time.ticks_us())
         self._sm.active(1)
 
-    def sample(self):
-        h = self.head
-        h.advance(time.ticks_us())
-        self.state = h.state
-        self.in_pair = h.in_pair
-        self.pairs = h.pairs
-        self.settled = h.settled
-
     def stop(self):
         """Stop the state machine and drive both bridge pins low."""
         self._sm.active(0)
@@ -118,8 +106,5 @@ class PioPulse:
         self._sm.restart()
         self._pin_a.init(self._pin_a.OUT, value=0)   # take the pins back from PIO
         self._pin_b.init(self._pin_b.OUT, value=0)
-        self.running = False
         self._stopped = True
-        self.head.stop()
-        self.state = OFF
-        self.in_pair = 0
+        self._played_out()

@@ -6,7 +6,8 @@
 import esp32
 import time
 from micropython import const
-from myotone.pulse import Table, Playhead, TimingUnsupported, BRIDGE, OFF, POS, NEG
+from myotone.pulse import Table, TimingUnsupported, BRIDGE, OFF, POS, NEG
+from myotone.hal.followed import FollowedPulse
 
 _CLOCK_DIV = const(80)        # 80 MHz APB / 80 = 1 us per tick
 _MAX_TICKS = const(32767)     # one RMT duration
@@ -43,8 +44,9 @@ def _levels(table, bit):
     return durations, levels
 
 
-class RmtPulse:
+class RmtPulse(FollowedPulse):
     def __init__(self, pin_a, pin_b, channels=(0, 1), dead_us=200):
+        super().__init__()
         self._pins = (pin_a, pin_b)
         self._channels = channels
         self._dead_us = dead_us
@@ -52,12 +54,6 @@ class RmtPulse:
         self._tables = (Table(), Table())
         self._t = self._tables[0]
         self._lists = None
-        self.running = False
-        self.head = Playhead()
-        self.state = OFF
-        self.in_pair = 0
-        self.pairs = 0
-        self.settled = 1
 
     def prepare(self, wave):
         table = self._tables[1] if self._t is self._tables[0] else self._tables[0]
@@ -89,14 +85,6 @@ class RmtPulse:
             rmt[k].write_pulses(durations, levels)
         self.running = True
 
-    def sample(self):
-        h = self.head
-        h.advance(time.ticks_us())
-        self.state = h.state
-        self.in_pair = h.in_pair
-        self.pairs = h.pairs
-        self.settled = h.settled
-
     def stop(self):
         if self._rmt is not None:
             for r in self._rmt:
@@ -105,7 +93,4 @@ class RmtPulse:
             self._rmt = None
         for p in self._pins:
             p.init(p.OUT, value=0)
-        self.running = False
-        self.head.stop()
-        self.state = OFF
-        self.in_pair = 0
+        self._played_out()
