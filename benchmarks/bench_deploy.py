@@ -156,7 +156,7 @@ def measure(quick: bool) -> report.Section:
                 tool = method.split(",")[0]
                 full.setdefault(tool, wall_s)
                 rows.append({"transport": transport, "method": method, "files": files, "bytes": nbytes,
-                             "wall_s": round(wall_s, 3), "share_of_full": round(wall_s / full[tool], 3)})
+                             "wall_s": wall_s, "share_of_full": wall_s / full[tool]})
             same = next(r for r in rows if r["transport"] == transport
                         and r["method"] == "myotone flash, nothing changed")
             shares[transport], unchanged_s[transport] = same["share_of_full"], same["wall_s"]

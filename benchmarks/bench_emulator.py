@@ -60,9 +60,9 @@ def measure(quick: bool = False) -> Section:
     rows = []
     for backend in ("pio", "rmt", "timer"):
         r = session20.run(backend, session_s)
-        rows.append({"backend": backend, "board": r["board"], "virtual_s": round(r["virtual_s"], 1),
-                     "wall_s": round(r["wall_s"], 2), "cpu_s": round(r["cpu_s"], 2),
-                     "speed_x": round(r["virtual_s"] / r["wall_s"], 1),
+        rows.append({"backend": backend, "board": r["board"], "virtual_s": r["virtual_s"],
+                     "wall_s": r["wall_s"], "cpu_s": r["cpu_s"],
+                     "speed_x": r["virtual_s"] / r["wall_s"],
                      "ticks": r["ticks"], "telemetry": r["telemetry"],
                      "states": " ".join(r["states"]), "faults": len(r["faults"])})
     pio = rows[0]

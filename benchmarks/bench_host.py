@@ -22,8 +22,8 @@ def _wall_s(cmd: list) -> float:
 
 
 def _row(what: str, walls_s: list) -> dict:
-    return {"what": what, "runs": len(walls_s), "median_ms": round(statistics.median(walls_s) * 1e3, 2),
-            "worst_ms": round(max(walls_s) * 1e3, 2)}
+    return {"what": what, "runs": len(walls_s), "median_ms": statistics.median(walls_s) * 1e3,
+            "worst_ms": max(walls_s) * 1e3}
 
 
 def import_costs() -> dict:

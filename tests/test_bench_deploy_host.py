@@ -16,7 +16,7 @@ def test_deploy_section_flashes_a_blank_board_whole_and_an_unchanged_one_not_at_
     cp_full, cp_same = rows["pty", "mpremote fs cp -r, blank board"], rows["pty", "mpremote fs cp -r, nothing changed"]
     assert full["files"] == cp_full["files"] >= 30 and full["bytes"] == cp_full["bytes"] > 0   # the same tree
     assert same["files"] == same["bytes"] == cp_same["files"] == 0
-    assert full["share_of_full"] == 1.0 and same["share_of_full"] == round(same["wall_s"] / full["wall_s"], 3)
+    assert full["share_of_full"] == 1.0 and same["share_of_full"] == same["wall_s"] / full["wall_s"]
     assert section.met == (same["share_of_full"] < 0.10)
     cold, warm = rows["-", "build the RP2040 .mpy package, empty cache"], rows["-", "build the RP2040 .mpy package, cached"]
     assert cold["files"] == warm["files"] == full["files"] and cold["bytes"] == warm["bytes"] < full["bytes"]
