@@ -1,0 +1,274 @@
+"""A Pico board on the silicon tier: the official MicroPython firmware on an emulated
+RP2040 (rp2040js, `chip.py`), with the project's firmware in its littlefs flash and
+the fast tier's analog plant on its pins.
+
+    from myotone.silicon import SiliconBoard
+    with SiliconBoard("pico-mcp4725") as b:
+        b.run_for(1.5)                      # boot to the firmware's first hello
+        b.send({"id": 1, "cmd": "status"})
+        b.run_for(0.1)
+        print(b.read())
+
+The board around the chip (docs/emulator.md, "silicon tier"):
+* MCP4725 on I2C0 at the board's address: every write decoded, recorded with its
+  simulated time and set on the plant; `dac_off_bus` takes it off the bus (NACK);
+* the bridge pins, HV enable: every edge recorded with its time and set on the plant
+  (a pin the MCU does not drive reads low, as the gate drivers' pull-downs make it);
+* ADC0..2 (GPIO26..28): current sense, electrode divider, thermistor, each conversion
+  answered by the plant for its instant; ADC3 (VSYS/3) and the temperature sensor fixed;
+* VBUS (GPIO24) driven by the plant; the button floats (its pull-up reads released)
+  until pressed;
+* flash: the littlefs image file is the chip's filesystem partition, written through on
+  every erase/program, so files, logs and calibration survive resets and restarts.
+"""
+from __future__ import annotations
+
+import json
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+from .. import build, paths
+from ..emulator.board import EmulatorError, load_board
+from ..emulator.flash import RP2040_PICO_BLOCKS, Flash
+from ..emulator.plant import CONTACTS, Load, Plant
+from .chip import Chip
+
+MPY_RP2_V128 = 4870             # sys.implementation._mpy of MicroPython v1.28.0 on rp2: .mpy 6.3, armv6m
+SLICE_NS = 1_000_000            # the chip runs in 1 ms slices between host bytes and control changes
+ADC_FIXED = {3: 2068, 4: 876}   # VSYS/3 at 5 V; the temperature sensor at 27 °C (0.706 V)
+FAULTS = ("electrode_off", "electrode_short", "dac_stuck_high", "dac_off_bus", "adc_stuck",
+          "bridge_asymmetry", "firmware_hang", "over_temp", "vbus")
+PLANT_FAULTS = ("dac_stuck_high", "adc_stuck", "bridge_asymmetry", "over_temp", "vbus")
+
+
+class _Clock:
+    """What the serving stack (`emulator.serve`, `emulator.control`) asks of a board's clock."""
+
+    def __init__(self):
+        self.stopped = False
+        self.check_hooks: list = []
+        self.wake = threading.Event()
+        self.now_ns = 0
+
+    def notify(self) -> None:
+        self.wake.set()
+
+    def stop(self) -> None:
+        self.stopped = True
+        self.wake.set()
+
+
+class _Faults:
+    def __init__(self):
+        self.active: set[str] = set()
+        self.log: list[tuple[int, str, bool]] = []
+        self.disconnect_hooks: list = []
+
+
+class _Console:
+    def __init__(self):
+        self.listeners: list = []
+
+
+def make_flash_image(path: Path, board_name: str, firmware_dir: Path | None = None) -> None:
+    """A littlefs image of the RPI_PICO filesystem with the firmware laid out as
+    `myotone flash` lays it out on v1.28.0 (.mpy 6.3 for armv6m, board.json)."""
+    bfile = paths.boards_dir() / f"{board_name}.json" if not board_name.endswith(".json") else Path(board_name)
+    pkg = build.build(firmware_dir or paths.firmware_dir(), bfile, build.mpy_target(MPY_RP2_V128, "rp2040"))
+    fs = Flash(path, block_count=RP2040_PICO_BLOCKS, prog_size=256)
+    for remote, data in sorted(pkg.files.items()):
+        fs.write_file(remote, data, makedirs=True)
+    fs.save()
+
+
+class SiliconBoard:
+    def __init__(self, board: str = "pico-mcp4725", *, uf2: str | None = None, flash_path: str | None = None,
+                 seed: int = 1, load: Load | None = None, firmware_dir: Path | None = None):
+        self.board = load_board(board)
+        if self.board.get("mcu") != "rp2040" or self.board["dac"]["kind"] != "mcp4725":
+            raise EmulatorError(f"the silicon tier models an RP2040 with an MCP4725 DAC; "
+                                f"{self.board['name']} is {self.board.get('mcu')} / {self.board['dac']['kind']}")
+        self._tmp = None
+        if flash_path is None:
+            self._tmp = tempfile.TemporaryDirectory(prefix="myotone-silicon-")
+            flash_path = str(Path(self._tmp.name) / "flash.img")
+        self.flash_path = Path(flash_path)
+        if not self.flash_path.exists():
+            make_flash_image(self.flash_path, board if board.endswith(".json") else self.board["name"], firmware_dir)
+        self.plant = Plant(self.board, load, seed)
+        self.plant.now_ns = lambda: self.clock.now_ns
+        b = self.board
+        self._role = {b["bridge"]["pol_a"]: "bridge_a", b["bridge"]["pol_b"]: "bridge_b", b["hv_enable"]: "hv_on"}
+        s = b["sense"]
+        self._adc = {s["current_adc"] - 26: "i", s["voltage_adc"] - 26: "v", b["thermistor"]["adc"] - 26: "t"}
+        self._dac_addr = b["dac"]["addr"]
+        self.edges: list[tuple[int, int, int | None]] = []     # (t_ns, gpio, level) of every output pin
+        self.dac_writes: list[tuple[int, int]] = []            # (t_ns, code)
+        self.flash_ops: list[tuple[int, str, int, int]] = []
+        self.resets: list[tuple[int, str]] = []
+        self.adc_reads = 0
+        self.clock = _Clock()
+        self.faults = _Faults()
+        self.console = _Console()
+        self._tx = bytearray()
+        self._rx: list[bytes] = []
+        self._lock = threading.RLock()
+        self._thread = None
+        self.chip = Chip(self, self.flash_path, uf2)
+        self.chip.drive(b["vbus_pin"], 0)
+
+    # ---- events from the chip (called on the thread that runs it) ----
+    def pin(self, t_ns: int, gpio: int, level: int | None) -> None:
+        self.edges.append((t_ns, gpio, level))
+        role = self._role.get(gpio)
+        if role:
+            setattr(self.plant, role, level or 0)
+            self.plant.changed(t_ns)
+
+    def i2c(self, t_ns: int, addr: int, data: bytes) -> None:
+        if addr != self._dac_addr:
+            return
+        code = None
+        if data[0] >> 6 == 0:                       # fast write(s): 2 bytes each, PD bits 5:4
+            for i in range(0, len(data) - 1, 2):
+                code = 0 if data[i] & 0x30 else ((data[i] & 0x0F) << 8) | data[i + 1]
+        elif data[0] >> 5 in (2, 3) and len(data) >= 3:   # write DAC register (and EEPROM)
+            code = 0 if data[0] & 0x06 else (data[1] << 4) | (data[2] >> 4)
+        if code is not None:
+            self.dac_writes.append((t_ns, code))
+            self.plant.dac_code = code
+            self.plant.changed(t_ns)
+
+    def adc(self, t_ns: int, channel: int) -> int:
+        self.adc_reads += 1
+        name = self._adc.get(channel)
+        return ADC_FIXED.get(channel, 0) if name is None else self.plant.adc_raw(name, t_ns)
+
+    def usb(self, data: bytes) -> None:
+        self._tx.extend(data)
+        for listener in self.console.listeners:
+            listener(data)
+
+    def flash(self, t_ns: int, op: str, offset: int, length: int) -> None:
+        self.flash_ops.append((t_ns, op, offset, length))
+
+    def reset(self, t_ns: int, reason: str) -> None:
+        self.resets.append((t_ns, reason))
+        self.faults.active.discard("firmware_hang")
+        for role in self._role.values():        # the pins float: the pull-downs hold them low
+            setattr(self.plant, role, 0)
+        self.plant.changed(t_ns)
+
+    # ---- time ----
+    @property
+    def now_s(self) -> float:
+        return self.clock.now_ns / 1e9
+
+    def _step(self, until_ns: int) -> None:
+        with self._lock:
+            if self._rx:
+                data, self._rx = b"".join(self._rx), []
+                self.chip.host_sends(data)
+            self.chip.run_until(until_ns)
+            self.clock.now_ns = self.chip.now_ns
+
+    def run_until(self, t_s: float) -> None:
+        if self._thread is not None:
+            raise EmulatorError("this board is served in real time; it cannot also run in lockstep")
+        end = int(round(t_s * 1e9))
+        while self.clock.now_ns < end:
+            for hook in self.clock.check_hooks:
+                if hook.pending():
+                    hook()
+            self._step(min(end, self.clock.now_ns + SLICE_NS))
+
+    def run_for(self, dt_s: float) -> None:
+        self.run_until(self.now_s + dt_s)
+
+    def serve_realtime(self, speed: float = 1.0) -> None:
+        """Run the chip in a thread, `speed` simulated seconds per wall second at most."""
+        self._thread = threading.Thread(target=self._realtime, args=(speed,), name="silicon", daemon=True)
+        self._thread.start()
+
+    def _realtime(self, speed: float) -> None:
+        w0, v0 = time.monotonic(), self.clock.now_ns
+        while not self.clock.stopped:
+            for hook in self.clock.check_hooks:
+                if hook.pending():
+                    hook()
+            target = v0 + (time.monotonic() - w0) * speed * 1e9
+            ahead_ns = self.clock.now_ns - target
+            if ahead_ns >= 0:
+                self.clock.wake.wait(min(0.002, ahead_ns / speed / 1e9))
+                self.clock.wake.clear()
+                continue
+            if ahead_ns < -100e6:                    # slower than real time: no catch-up burst
+                w0, v0 = time.monotonic(), self.clock.now_ns
+            self._step(self.clock.now_ns + SLICE_NS)
+
+    # ---- the USB serial port ----
+    def write(self, data: bytes) -> None:
+        with self._lock:
+            self._rx.append(bytes(data))
+        self.clock.notify()
+
+    def send(self, msg: dict) -> None:
+        self.write(json.dumps(msg).encode() + b"\n")
+
+    def read(self) -> bytes:
+        with self._lock:
+            data, self._tx = bytes(self._tx), bytearray()
+        return data
+
+    def host_can_connect(self) -> bool:
+        return True
+
+    # ---- the bench: button, faults, load ----
+    def press_button(self, pressed: bool = True) -> None:
+        self.chip.drive(self.board["button_pin"], 0 if pressed else None)
+
+    def set_fault(self, name: str, active: bool = True) -> None:
+        if name not in FAULTS:
+            raise EmulatorError(f"unknown fault {name!r} on the silicon tier (known: {', '.join(FAULTS)})")
+        t = self.clock.now_ns
+        self.faults.log.append((t, name, active))
+        (self.faults.active.add if active else self.faults.active.discard)(name)
+        p = self.plant
+        if name in PLANT_FAULTS:
+            (p.faults.add if active else p.faults.discard)(name)
+        if name == "vbus":
+            self.chip.drive(self.board["vbus_pin"], int(active))
+        elif name in ("electrode_off", "electrode_short"):
+            p.load.contact = ("off" if name == "electrode_off" else "short") if active else "good"
+        elif name == "dac_off_bus":
+            self.chip.i2c_present(self._dac_addr, not active)
+        elif name == "firmware_hang":
+            self.chip.hang(active)
+        p.changed(t)
+
+    def set_load(self, **values) -> None:
+        for k, v in values.items():
+            if not hasattr(self.plant.load, k):
+                raise EmulatorError(f"unknown load field {k!r}")
+            if k == "contact" and v not in CONTACTS:
+                raise EmulatorError(f"contact must be one of {', '.join(CONTACTS)}")
+            setattr(self.plant.load, k, v)
+        self.plant.changed(self.clock.now_ns)
+
+    # ---- life ----
+    def close(self) -> None:
+        self.clock.stop()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+        with self._lock:
+            self.chip.close()
+        if self._tmp is not None:
+            self._tmp.cleanup()
+
+    def __enter__(self) -> "SiliconBoard":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
