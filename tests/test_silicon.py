@@ -254,3 +254,40 @@ def test_a_burst_of_host_requests_during_a_session_does_not_starve_the_watchdog(
     assert fw.b.resets == []
     answered = {m["id"] for _, m in fw.log if m.get("id", 0) >= 5000}
     assert len(answered) >= 55
+
+
+def test_served_on_a_socket_the_chip_answers_myotone_mpremote_and_an_unchanged_flash():
+    """`myotone emu serve --chip rp2040` in-process: the host's Link, `myotone flash` (which finds
+    every file already as it lays them out: the image is exactly its layout) and real mpremote."""
+    import subprocess
+    import sys
+    import threading
+
+    from myotone import flasher
+    from myotone.emulator.serve import serve_tcp
+    from myotone.link import Link
+
+    b = SiliconBoard()
+    ready = threading.Event()
+    urls: list[str] = []
+    b.serve_realtime(1000.0)                          # as fast as the chip runs
+    server = threading.Thread(target=serve_tcp, args=(b, 0), daemon=True,
+                              kwargs={"on_ready": lambda url: (urls.append(url), ready.set())})
+    server.start()
+    try:
+        assert ready.wait(30)
+        url = urls[0]
+        hello = flasher.wait_for_hello(url, wait_s=120)
+        assert hello["board"] == "pico-mcp4725" and hello["mcu"] == "rp2040"
+        res = flasher.flash_one(url)
+        assert res.ok, res.error
+        assert res.uploaded == [] and res.unchanged >= 30 and res.mpy == "6.3"
+        with Link.open(url) as link:
+            assert link.request("status", timeout_s=30)["ok"]
+        out = subprocess.run([sys.executable, "-m", "mpremote", "connect", url, "exec",
+                              "import sys; print(sys.implementation._mpy)"],
+                             capture_output=True, text=True, timeout=300)
+        assert out.returncode == 0 and out.stdout.split()[-1] == "4870", out
+    finally:
+        b.close()
+        server.join(timeout=10)
