@@ -10,6 +10,8 @@ Sections (each a module in benchmarks/ with ``measure(quick)``):
             of one interrupt step on the MicroPython VM
   trips     trip latency per SAFETY.md trip, median and worst over seeds
   host      `myotone --help` start-up and one command round trip
+  silicon   the firmware on the official RP2040 MicroPython in rp2040js: boot,
+            heap, tick, status rate, over_current latency, PIO edges
 
 Prints a table per section and writes every figure as JSON (default
 benchmarks/results/perf.json) with the machine it ran on. ``--markdown``
@@ -31,7 +33,7 @@ sys.path[:0] = [str(HERE), str(ROOT / "host"), str(ROOT / "tests")]
 
 import report  # noqa: E402
 
-SECTIONS = ("emulator", "deploy", "pulse", "trips", "host")
+SECTIONS = ("emulator", "deploy", "pulse", "trips", "host", "silicon")
 
 
 def main(argv=None) -> int:

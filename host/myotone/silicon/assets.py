@@ -59,6 +59,15 @@ def find_uf2(path: str | os.PathLike | None = None) -> Path:
         f"firmware v1.28.0 from micropython.org and name it with --uf2 or MYOTONE_UF2 (looked in {shared.parent})")
 
 
+def find_elf(uf2: Path) -> Path:
+    """The firmware's ELF (its symbols, to time a named function): $MYOTONE_ELF, else beside the UF2."""
+    p = Path(os.environ["MYOTONE_ELF"]) if os.environ.get("MYOTONE_ELF") else uf2.with_suffix(".elf")
+    if not p.is_file():
+        raise SiliconUnavailable(f"no ELF with the firmware's symbols at {p} (set MYOTONE_ELF): "
+                                 "timing a firmware function needs it")
+    return p
+
+
 def node() -> str:
     exe = shutil.which("node")
     if not exe:

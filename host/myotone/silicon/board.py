@@ -33,6 +33,7 @@ from .. import build, paths
 from ..emulator.board import EmulatorError, load_board
 from ..emulator.flash import RP2040_PICO_BLOCKS, Flash
 from ..emulator.plant import CONTACTS, Load, Plant
+from . import assets, elf
 from .chip import Chip
 
 MPY_RP2_V128 = 4870             # sys.implementation._mpy of MicroPython v1.28.0 on rp2: .mpy 6.3, armv6m
@@ -88,7 +89,7 @@ def make_flash_image(path: Path, board_name: str | None, firmware_dir: Path | No
 class SiliconBoard:
     def __init__(self, board: str = "pico-mcp4725", *, uf2: str | None = None, flash_path: str | None = None,
                  seed: int = 1, load: Load | None = None, firmware_dir: Path | None = None,
-                 firmware: bool = True):
+                 firmware: bool = True, probe: str | None = None):
         self.board = load_board(board)
         if self.board.get("mcu") != "rp2040" or self.board["dac"]["kind"] != "mcp4725":
             raise EmulatorError(f"the silicon tier models an RP2040 with an MCP4725 DAC; "
@@ -120,7 +121,14 @@ class SiliconBoard:
         self._rx: list[bytes] = []
         self._lock = threading.RLock()
         self._thread = None
-        self.chip = Chip(self, self.flash_path, uf2)
+        self.calls: list[tuple[int, int]] = []        # (t_ns, duration_ns) of each call of `probe`
+        address = None
+        if probe is not None:
+            syms = elf.symbols(assets.find_elf(assets.find_uf2(uf2)))
+            if probe not in syms:
+                raise EmulatorError(f"no function {probe!r} in the firmware's ELF")
+            address = syms[probe]
+        self.chip = Chip(self, self.flash_path, uf2, probe=address)
         self.chip.drive(b["vbus_pin"], 0)
 
     # ---- events from the chip (called on the thread that runs it) ----
@@ -157,6 +165,9 @@ class SiliconBoard:
 
     def flash(self, t_ns: int, op: str, offset: int, length: int) -> None:
         self.flash_ops.append((t_ns, op, offset, length))
+
+    def call(self, t_ns: int, duration_ns: int) -> None:
+        self.calls.append((t_ns, duration_ns))
 
     def reset(self, t_ns: int, reason: str) -> None:
         self.resets.append((t_ns, reason))

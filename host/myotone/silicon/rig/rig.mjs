@@ -5,7 +5,8 @@
 // Channel: text lines, Python -> rig on fd --in, rig -> Python on fd --out.
 //   in:  run T | rx HEX | pin GPIO 0|1|z | i2c ADDR 0|1 | hang 0|1 | adc CODE | reset | quit
 //   out: pin T GPIO 0|1|z | i2c T ADDR HEX | adc? T CHANNEL | tx HEX | flash T erase|prog OFFSET LEN
-//        | reset T REASON | done T BUSY_NS | log TEXT     (BUSY_NS: the core's time not asleep, in total)
+//        | call T DURATION_NS (the --probe function, entry to return) | reset T REASON
+//        | done T BUSY_NS | log TEXT     (BUSY_NS: the core's time not asleep, in total)
 // While the rig waits for `adc CODE` the chip stands still: the plant answers for the
 // instant of the conversion.
 //
@@ -42,6 +43,7 @@ const bootrom = fs.readFileSync(args.bootrom);
 const uf2 = fs.readFileSync(args.uf2);
 const fsPath = args.fs;
 const fsOffset = Number(args['fs-offset'] ?? 0xa0000);
+const probe = args.probe ? Number(args.probe) : -1;   // a function whose calls are timed (`call` events)
 const flash = new Uint8Array(2 * 1024 * 1024).fill(0xff);
 for (let off = 0; off + 512 <= uf2.length; off += 512) {
   const b = uf2.subarray(off, off + 512);
@@ -114,6 +116,7 @@ function boot(reason) {
   stallUntil = 0;
   resetPending = 0;
   hung = false;
+  callRet = -1;
   mcu.core.PC = FLASH_XIP;                 // boot2 at the start of flash, as the boot ROM jumps there
 }
 
@@ -292,7 +295,7 @@ function advanceTo(t) {
 }
 
 // ---- the run loop -----------------------------------------------------------------------
-let busyNs = 0;     // busy: executing instructions or stalled on flash
+let busyNs = 0, callT0 = 0, callRet = -1;     // busy: executing instructions or stalled on flash
 function run(until) {
   while (clock.nanos < until) {
     if (resetPending) { const reason = resetPending; boot(reason); send(`reset ${Math.round(clock.nanos)} ${reason === WATCHDOG_REASON_FORCE ? 'force' : 'watchdog'}`); continue; }
@@ -305,6 +308,11 @@ function run(until) {
       if (clock.nextAlarm && clock.nextAlarm.nanos < next) next = clock.nextAlarm.nanos;
       advanceTo(Math.max(next, clock.nanos + 1));
       continue;
+    }
+    if (probe >= 0) {
+      const pc = core.PC;
+      if (pc === probe && callRet < 0) { callT0 = clock.nanos; callRet = core.registers[14] & ~1; }
+      else if (pc === callRet) { send(`call ${Math.round(callT0)} ${Math.round(clock.nanos - callT0)}`); callRet = -1; }
     }
     const cycles = core.executeInstruction();
     const t = clock.nanos + cycles * CYCLE_NS;
