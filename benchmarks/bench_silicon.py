@@ -198,3 +198,52 @@ def measure(quick: bool = False) -> report.Section:
                "heap after Ctrl-C: gc.collect() at the REPL with the firmware's modules still imported"],
         more=[("tick", tick_rows), ("request rate", rate_rows),
               ("over_current latency per onset (ms)", [{"onset": k, "latency_ms": v} for k, v in enumerate(lat)])])
+
+
+def calibrate(idle_s: float = 2.0, session_s: float = 4.0) -> dict:
+    """The fast tier's cost model (host/myotone/emulator/cost.py): the tick's time on the chip per
+    path (output off / on), as 41 quantiles of every tick measured."""
+    import datetime
+
+    from myotone import build, paths
+    fw = Fw(probe=PROBE)
+    try:
+        b = fw.b
+        hv = b.board["hv_enable"]
+        n0 = len(b.calls)
+        fw.run(idle_s)
+        assert fw.request("start", **SESSION)["ok"]
+        fw.run(session_s)
+        ups = [t for t, pin, v in b.edges if pin == hv and v]
+        on_from = ups[0] if ups else None
+        off = sorted(d / 1000 for t, d in b.calls[n0:] if on_from is None or t < on_from)
+        on = sorted(d / 1000 for t, d in b.calls[n0:] if on_from is not None and t >= on_from)
+    finally:
+        fw.close()
+
+    def quantiles(xs: list[float]) -> list[float]:
+        return [round(xs[min(len(xs) - 1, round(k / 40 * (len(xs) - 1)))], 1) for k in range(41)]
+    return {"what": "the supervisor tick's time on the RP2040 at 125 MHz, per path: 41 quantiles (us)",
+            "measured": f"silicon tier: MicroPython v1.28.0 RPI_PICO in rp2040js, firmware "
+                        f"{build.firmware_version(paths.firmware_dir())}, {SESSION['program']} at {SESSION['ua']} uA, "
+                        f"{datetime.date.today().isoformat()}",
+            "ticks": {"output_off": len(off), "output_on": len(on)},
+            "tick_us": {"output_off": quantiles(off), "output_on": quantiles(on)}}
+
+
+if __name__ == "__main__":
+    import argparse
+    import json
+    import sys
+    from pathlib import Path
+    ap = argparse.ArgumentParser(description="the silicon section alone; --calibrate writes the fast tier's cost model")
+    ap.add_argument("--calibrate", action="store_true")
+    args = ap.parse_args()
+    if args.calibrate:
+        from myotone.emulator.cost import DEFAULT_PATH
+        table = calibrate()
+        Path(DEFAULT_PATH).write_text(json.dumps(table, indent=1) + "\n")
+        print(f"wrote {DEFAULT_PATH}: {table['ticks']}")
+    else:
+        print(report.render(measure(quick=False)))
+    sys.exit(0)

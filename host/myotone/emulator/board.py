@@ -9,6 +9,7 @@ from pathlib import Path
 from .. import paths
 from .clock import Clock
 from .console import Console
+from .cost import CostModel
 from .faults import FAULTS, FaultSwitch
 from .flash import ESP32_BLOCKS, RP2040_PICO_BLOCKS, Flash, FlashCorrupt
 from .mcu import Mcu
@@ -46,17 +47,22 @@ def _repl_factory(runtime):
 
 class Emulator:
     """One virtual board. `flash_path` keeps the littlefs image in a file (made and
-    flashed with the firmware when new, used as it is when it exists)."""
+    flashed with the firmware when new, used as it is when it exists). `chip_time`
+    charges the supervisor tick its time on the RP2040 (cost.py), measured on the
+    silicon tier; without it the firmware runs in zero time."""
 
     FAULTS = FAULTS
 
     def __init__(self, board: str | dict = "pico-mcp4725", *, seed: int = 1, load: Load | None = None,
-                 fs=None, firmware_dir: Path | None = None, flash_path: str | os.PathLike | None = None):
+                 fs=None, firmware_dir: Path | None = None, flash_path: str | os.PathLike | None = None,
+                 chip_time: bool = False):
         self.board = board if isinstance(board, dict) else load_board(board)
         self.seed = seed
         self.clock = Clock()
         self.plant = Plant(self.board, load, seed=seed)
         self.mcu = Mcu(self.board, self.clock, self.plant, unique_id=_unique_id(seed))
+        if chip_time:           # the supervisor tick charged its time on the RP2040 (cost.py)
+            self.mcu.cost = CostModel.for_board(self.board, seed)
         self.periph = Peripherals(self.board, self.mcu)
         self.console = Console(self.clock)
         if fs is None:

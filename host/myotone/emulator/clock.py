@@ -50,6 +50,11 @@ class Clock:
         self.check_hooks: list = []   # called at every wait: may raise (Ctrl-C, reset)
         self._horizon = 0        # the wait under way fires events up to here
         self._pacer = None
+        self.effects_at_ns = 0   # in a charged tick (cost.py): when its outputs take effect
+
+    def effect_ns(self) -> int:
+        """When an output written now takes effect: now, or the end of a charged tick."""
+        return self.effects_at_ns if self.effects_at_ns > self.now_ns else self.now_ns
 
     # ---- scheduling (CPU thread, or before it starts) ----
     def schedule(self, t_ns: int, fn) -> Event:
@@ -109,7 +114,8 @@ class Clock:
                     heapq.heappop(heap)
                 if heap and heap[0][0] <= horizon:
                     t_ns, _, ev = heapq.heappop(heap)
-                    self.now_ns = t_ns
+                    if t_ns > self.now_ns:   # (an event due while a charged tick ran comes late)
+                        self.now_ns = t_ns
                     self.in_interrupt = True
                     try:
                         ev.fn()

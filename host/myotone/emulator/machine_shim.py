@@ -73,6 +73,9 @@ def make_machine_module(mcu: Mcu) -> types.ModuleType:
                 if self in mcu.timers:
                     mcu.timers.remove(self)
             if self._cb is not None:
+                cost = mcu.cost
+                if cost is not None and self._period_ns == cost.tick_period_ns:   # the supervisor tick
+                    clock.effects_at_ns = clock.now_ns + cost.tick_ns(mcu.plant.hv_on)
                 try:
                     self._cb(self)
                 except (MachineReset, KeyboardInterrupt):
@@ -80,6 +83,11 @@ def make_machine_module(mcu: Mcu) -> types.ModuleType:
                 except Exception as exc:    # as MicroPython: report, disable this callback
                     self.deinit()
                     mcu.irq_error(exc)
+                finally:
+                    if clock.effects_at_ns:     # the CPU was busy until the tick's end
+                        if clock.effects_at_ns > clock.now_ns:
+                            clock.now_ns = clock.effects_at_ns
+                        clock.effects_at_ns = 0
 
         def deinit(self):
             if self._event is not None:

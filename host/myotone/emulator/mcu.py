@@ -69,6 +69,7 @@ class Mcu:
         self.reset_cause = PWRON_RESET
         self.resets: list[tuple[int, int]] = []     # (t_ns, cause) of every hardware reset
         self.timers: list = []          # live machine.Timer shims
+        self.cost = None                # cost.CostModel: the chip's tick time charged (None: zero time)
         self.on_reset: list = []        # port peripherals (PIO, RMT) to stop on any reset
         self.pwms: list = []
         self.wdt_deadline = None        # (Event) once started, never stopped
@@ -102,7 +103,7 @@ class Mcu:
         level = 1 if level else 0
         if self.levels.get(pin) == level:
             return
-        t = self.clock.now_ns if t_ns is None else t_ns
+        t = self.clock.effect_ns() if t_ns is None else t_ns
         self.levels[pin] = level
         role = self._role.get(pin)
         if role is not None:
@@ -141,9 +142,10 @@ class Mcu:
 
     def set_dac(self, code: int) -> None:
         self.check_alive()
+        t = self.clock.effect_ns()
         self.plant.dac_code = code
-        self.dac_writes.append((self.clock.now_ns, code))
-        self.plant.changed(self.clock.now_ns)
+        self.dac_writes.append((t, code))
+        self.plant.changed(t)
 
     def adc_raw(self, pin: int) -> int:
         """One conversion at the port's width (an unconnected pin reads noise around 0)."""

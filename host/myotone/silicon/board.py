@@ -113,7 +113,7 @@ class SiliconBoard:
         self.dac_writes: list[tuple[int, int]] = []            # (t_ns, code)
         self.flash_ops: list[tuple[int, str, int, int]] = []
         self.resets: list[tuple[int, str]] = []
-        self.adc_reads = 0
+        self.adc_times: list[int] = []                      # when each conversion started
         self.clock = _Clock()
         self.faults = _Faults()
         self.console = _Console()
@@ -154,7 +154,7 @@ class SiliconBoard:
             self.plant.changed(t_ns)
 
     def adc(self, t_ns: int, channel: int) -> int:
-        self.adc_reads += 1
+        self.adc_times.append(t_ns)
         name = self._adc.get(channel)
         return ADC_FIXED.get(channel, 0) if name is None else self.plant.adc_raw(name, t_ns)
 
