@@ -119,8 +119,9 @@ def test_ctrl_c_in_monitor_leaves_the_device_safe_and_the_output_clean(served):
     finally:
         if mon.poll() is None:
             mon.kill()
-    assert mon.returncode == 0, err
+    assert mon.returncode == 130, err                            # the shell's code for SIGINT
     assert "Traceback" not in err and "stopping the session" in err
+    assert err.strip().splitlines()[-1] == "Interrupted by Ctrl-C: the session was stopped (ramp-down), the output is off"
     lines = [json.loads(x) for x in out.splitlines()]          # every stdout line is still JSON
     assert lines[-1]["final_state"] == "done"
     c = served.control()

@@ -16,7 +16,7 @@ from .link import DeviceError, Link, LinkError
 
 PORT_HELP = "Device path, pyserial URL (socket://…) or emu[:BOARD]. Default: $MYOTONE_PORT."
 EXIT_FAILED = 1          # the command ran but did not succeed (a fault, a failed check)
-EXIT_INTERRUPTED = 130   # Ctrl-C ended what should have run to its end
+# interrupted: 128 + the signal (130 Ctrl-C, 143 SIGTERM, 129 SIGHUP; 141 a closed pipe), see interrupt.py
 
 
 def complete_port(ctx, param, incomplete):
@@ -78,11 +78,31 @@ def emit(data: dict, as_json: bool, text: str) -> None:
 
 
 def note(text: str) -> None:
-    """Progress and prompts go to stderr: stdout stays the result (and valid JSON)."""
-    click.echo(text, err=True)
+    """Progress and prompts go to stderr: stdout stays the result (and valid JSON).
+    A terminal that went away (SIGHUP) must not turn a clean-up into a second error."""
+    try:
+        click.echo(text, err=True)
+    except (OSError, ValueError):
+        pass
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class MyotoneGroup(click.Group):
+    """The top level: an interruption (Ctrl-C, SIGTERM, SIGHUP, a closed pipe) that a
+    command has already dealt with (device safe, port closed) ends here, in one line
+    and the shell's exit code, instead of click's bare "Aborted!"."""
+
+    def invoke(self, ctx):
+        from . import interrupt
+        try:
+            return super().invoke(ctx)
+        except (KeyboardInterrupt, BrokenPipeError) as exc:
+            if isinstance(exc, BrokenPipeError):
+                interrupt.silence_stdout()
+            interrupt.say(interrupt.message(exc))
+            ctx.exit(interrupt.exit_code(exc))
+
+
+@click.group(cls=MyotoneGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="myotone")
 def main():
     """Myotone: microcurrent + red-LED face mask toolkit (not a medical device).
@@ -283,5 +303,12 @@ def hil(port, board, pytest_args):
 
 from . import cli_session, cli_tools  # noqa: E402,F401 - register session, monitor, ports, flash, …
 
-if __name__ == "__main__":
+def run() -> None:
+    """The `myotone` console script: SIGTERM and SIGHUP end a command as Ctrl-C does."""
+    from . import interrupt
+    interrupt.install()
     main()
+
+
+if __name__ == "__main__":
+    run()

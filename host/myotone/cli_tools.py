@@ -205,7 +205,11 @@ def _ask(text: str) -> None:
         if not line:
             raise LinkError("no one to connect the loads: run it at a terminal, or give --rig")
         return
-    click.prompt(text, default="", show_default=False, prompt_suffix=" ", err=True)
+    try:
+        click.prompt(text, default="", show_default=False, prompt_suffix=" ", err=True)
+    except click.Abort:         # Ctrl-C at the prompt: the command's own clean-up runs
+        from .interrupt import from_abort
+        raise from_abort() from None
 
 
 def rig_option(f):
@@ -230,7 +234,11 @@ def calibrate(port, load_ohm, meter, hold_s, rig, as_json):
     from .rig import rig_for
 
     def read_meter(ua, _m):
-        return click.prompt(f"multimeter reading at setpoint {ua} µA (µA)", type=float, err=True)
+        try:
+            return click.prompt(f"multimeter reading at setpoint {ua} µA (µA)", type=float, err=True)
+        except click.Abort:     # Ctrl-C at the prompt: the calibration is put back, as for any other
+            from .interrupt import from_abort
+            raise from_abort() from None
     with Link.open(port) as link:
         the_rig = rig_for(link, rig, _ask)
         try:
