@@ -49,8 +49,15 @@ def user_errors() -> tuple:
     from .flasher import FlashError
     from .logs import LogError
     from .measuring import MeasureFault
+    from .programfile import ProgramFileError
     from .rig import RigError
-    return (LinkError, BuildError, CalibrationError, FlashError, LogError, MeasureFault, RigError)
+    return (LinkError, BuildError, CalibrationError, FlashError, LogError, MeasureFault, ProgramFileError, RigError)
+
+
+# what to do next, for refusals whose remedy is a myotone command
+HINTS = {
+    "faulted": " (`myotone fault clear`, once the cause is fixed)",
+}
 
 
 def device_errors(f):
@@ -61,7 +68,8 @@ def device_errors(f):
         try:
             return f(*args, **kw)
         except DeviceError as exc:
-            _fail(kw, exc.code, f"device refused: {exc.code}: {exc.message}", exc)
+            hint = HINTS.get(exc.code, "")
+            _fail(kw, exc.code, f"device refused: {exc.code}: {exc.message}{hint}", exc)
         except user_errors() as exc:
             _fail(kw, type(exc).__name__, str(exc), exc)
     return wrapper
@@ -301,7 +309,7 @@ def hil(port, board, pytest_args):
         raise click.ClickException(str(exc)) from exc
 
 
-from . import cli_session, cli_tools  # noqa: E402,F401 - register session, monitor, ports, flash, …
+from . import cli_device, cli_session, cli_tools  # noqa: E402,F401 - register session, monitor, ports, flash, …
 
 def run() -> None:
     """The `myotone` console script: SIGTERM and SIGHUP end a command as Ctrl-C does."""

@@ -18,6 +18,9 @@ import math
 import time
 
 
+NO_PORT = "no port: pass --port (a device, a pyserial URL, or emu) or set MYOTONE_PORT"
+
+
 class LinkError(Exception):
     """The device could not be reached or did not answer."""
 
@@ -120,6 +123,10 @@ class SerialTransport:
         """Put bytes back in front of what the port delivers next."""
         self._buf[:0] = data
 
+    def partial(self) -> bytes:
+        """What came after the last newline (a REPL prompt `>>> ` has none)."""
+        return bytes(self._buf)
+
     def now_s(self) -> float:
         return time.monotonic()
 
@@ -185,6 +192,9 @@ class EmuTransport:
     def unread(self, data: bytes) -> None:
         self._buf[:0] = data
 
+    def partial(self) -> bytes:
+        return bytes(self._buf)
+
     def now_s(self) -> float:
         return self.emulator.now_s
 
@@ -214,7 +224,7 @@ class Link:
     @classmethod
     def open(cls, port: str) -> "Link":
         if not port:
-            raise LinkError("no port: pass --port (a device, a pyserial URL, or emu) or set MYOTONE_PORT")
+            raise LinkError(NO_PORT)
         link = cls(open_transport(port), port)
         # end whatever partial line an earlier tool left in the device's buffer
         link.transport.write(b"\n")
@@ -267,12 +277,21 @@ class Link:
 
     def _silence(self, cmd: str, timeout_s: float) -> str:
         text = f"no reply to {cmd!r} from {self.port} within {timeout_s:g} s"
-        if not self.noise:
-            return text + ": the board is not answering (is the Myotone firmware flashed? `myotone flash`)"
-        last = self.noise[-1][:80]
-        if ">>>" in last or "raw REPL" in last:
-            return text + f" (it printed: {last!r}: the board is at the MicroPython REPL; reset it or `myotone flash`)"
-        return text + f" (it printed: {last!r})"
+        partial = self.transport.partial().decode("utf-8", "replace").strip() if hasattr(
+            self.transport, "partial") else ""
+        said = [t for t in list(self.noise)[-3:] + [partial] if t]
+        # a REPL prints its prompt, or echoes our request back (no firmware does that)
+        if any(t.startswith((">>>", "raw REPL")) or t.endswith(">>>") or "MicroPython v" in t
+               or f'"cmd":"{cmd}"' in t for t in said):
+            return (text + ": the board is at the MicroPython REPL (>>>), not running the firmware: "
+                           "`myotone reset` starts it again (if it does not, `myotone flash`)")
+        if said:
+            return text + f" (it printed: {said[-1][:80]!r})"
+        if self.port.startswith("socket://"):
+            return (text + ": nothing answered on the connection; if this is `myotone emu serve`, another "
+                           "client may have it (it serves one at a time: close the other myotone or mpremote), "
+                           "else check that it runs the Myotone firmware")
+        return text + ": the board is not answering (is the Myotone firmware flashed? `myotone flash`)"
 
     def request(self, cmd: str, timeout_s: float = 3.0, **args) -> dict:
         """Send `cmd` and return its reply; events that arrive meanwhile are kept."""
