@@ -135,3 +135,22 @@ def test_a_second_client_of_a_served_emulator_is_told_so(served):
         first.request("hello", timeout_s=5)
         err = one_line_error(cli("hello", "--port", served.url), "another client may have it")
     assert "flash" not in err
+
+
+def test_clock_set_then_session_logs_carry_the_time(served):
+    """The device's clock is set from this computer's; it then runs on (faster than the wall:
+    the emulator is served at 10x), so only "not before" is asserted, never a tolerance."""
+    import time
+    before = int(time.time())
+    r = cli("clock", "set", "--port", served.url, "--json")
+    assert r.exit_code == 0, r.output
+    out = json.loads(r.stdout)
+    assert out["device_time_s"] >= before and out["was_s"] < before
+    assert cli("hello", "--port", served.url).exit_code == 0          # the firmware runs again
+    r = cli("session", "start", "--port", served.url, "--program", "glow", "--duration-s", "1")
+    assert r.exit_code == 0 and "LED only" in r.stdout, r.output
+    wait_state(served.url, ("done",))
+    with Link.open(served.url) as link:
+        newest = link.request("log_list", timeout_s=5)["records"][-1]
+    assert newest["start_s"] >= out["device_time_s"]
+    one_line_error(cli("clock", "set", "--port", "emu"), "nothing to set")

@@ -1,13 +1,15 @@
 """The `myotone` commands that change the device's state without a session:
-fault clear, reset, programs write|delete, settings (registered on cli.main)."""
+fault clear, reset, clock set, programs write|delete, settings (registered on cli.main)."""
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import click
 
 from .cli import device_errors, emit, json_option, main, port_option, programs
 from .link import NO_PORT, Link, LinkError
+from .monitor import ACTIVE
 
 
 # ---- fault ---------------------------------------------------------------------------
@@ -33,7 +35,38 @@ def fault_clear(port, as_json):
     emit(r, as_json, f"cleared {before}; state: {r['state']}" if before else f"no fault latched; state: {r['state']}")
 
 
-# ---- reset ---------------------------------------------------------------------------
+# ---- reset and clock: through MicroPython's raw REPL (what mpremote does) ---------------
+def _served_port(port: str | None, what: str) -> str:
+    if not port:
+        raise LinkError(NO_PORT)
+    if port == "emu" or port.startswith("emu:"):
+        raise LinkError(f"--port emu starts a fresh emulated board for each command: there is nothing to {what} "
+                        f"(use the URL of `myotone emu serve` instead)")
+    return port
+
+
+def _raw_repl(port: str, work, soft_restart: bool = True) -> dict:
+    """Stop the firmware (Ctrl-C: its `finally` makes the output safe), run work(board) in
+    the raw REPL, start the firmware again (soft reset, or work's machine.reset()) and
+    wait until it answers hello. Returns hello."""
+    from .devicefs import Board, DeviceFsError
+    from .flasher import FlashError, wait_for_hello
+    from .link import SerialTransport
+    try:
+        dev = Board(port)
+        try:
+            work(dev)
+            link = Link(SerialTransport.adopt(dev.restart()), port) if soft_restart else None
+        except BaseException:
+            dev.release()            # never leave the board at the REPL
+            raise
+        return wait_for_hello(port, link=link)
+    except (DeviceFsError, FlashError) as exc:
+        raise LinkError(str(exc)) from exc
+    except OSError as exc:
+        raise LinkError(f"{port}: {exc}") from exc
+
+
 @main.command()
 @port_option
 @click.option("--soft", is_flag=True, help="Soft reset (MicroPython's Ctrl-D): runs boot.py and main.py again "
@@ -46,32 +79,47 @@ def reset(port, soft, as_json):
     Also brings back a board left at the MicroPython prompt (>>>). The
     firmware makes the output safe first (its `finally`), as on Ctrl-C.
     """
-    from .devicefs import Board, DeviceFsError
-    from .flasher import FlashError, wait_for_hello
-    from .link import SerialTransport
-    if port and (port == "emu" or port.startswith("emu:")):
-        raise LinkError("--port emu starts a fresh emulated board for each command: there is nothing to reset "
-                        "(reset the URL of `myotone emu serve` instead)")
-    if not port:
-        raise LinkError(NO_PORT)
-    try:
-        dev = Board(port)
-        try:
-            if soft:
-                link = Link(SerialTransport.adopt(dev.restart()), port)
-            else:
-                dev.reset()
-                link = None
-        except BaseException:
-            dev.release()
-            raise
-        hello = wait_for_hello(port, link=link)
-    except (DeviceFsError, FlashError) as exc:
-        raise LinkError(str(exc)) from exc
-    except OSError as exc:
-        raise LinkError(f"{port}: {exc}") from exc
+    port = _served_port(port, "reset")
+    hello = _raw_repl(port, (lambda dev: None) if soft else (lambda dev: dev.reset()), soft_restart=soft)
     emit({"ok": True, "reset": "soft" if soft else "hard", "hello": hello}, as_json,
          f"reset; {hello['board']} firmware {hello['firmware']} answers (last reset: {hello['reset_cause']})")
+
+
+@main.group()
+def clock():
+    """The device's clock (the times in its session logs)."""
+
+
+def _utc(seconds) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(seconds))
+
+
+@clock.command("set")
+@port_option
+@json_option
+@device_errors
+def clock_set(port, as_json):
+    """Set the device's clock to this computer's (UTC), as `mpremote rtc --set` does.
+
+    The firmware stops for a moment (raw REPL) and starts again; refused
+    while a session runs. The clock keeps time until the board loses power.
+    """
+    port = _served_port(port, "set")
+    with Link.open(port) as link:
+        if link.request("status")["state"] in ACTIVE:
+            raise LinkError("a session is running: setting the clock restarts the firmware; stop it first "
+                            "(`myotone session stop`)")
+    seen = {}
+
+    def set_rtc(dev):
+        seen["was"] = dev.t.eval("__import__('time').time()")
+        now = time.gmtime()
+        dev.t.exec("import machine; machine.RTC().datetime((%d, %d, %d, %d, %d, %d, %d, 0))"
+                   % (now.tm_year, now.tm_mon, now.tm_mday, now.tm_wday, now.tm_hour, now.tm_min, now.tm_sec))
+        seen["now"] = dev.t.eval("__import__('time').time()")
+    _raw_repl(port, set_rtc)
+    emit({"ok": True, "device_time_s": seen["now"], "was_s": seen["was"]}, as_json,
+         f"device clock set to {_utc(seen['now'])} (it said {_utc(seen['was'])})")
 
 
 # ---- user programs -------------------------------------------------------------------
