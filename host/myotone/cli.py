@@ -12,6 +12,7 @@ import sys
 
 import click
 
+from .cli_paths import ImageFile, InFile, OutFile, PathProblem, file_errors
 from .link import DeviceError, Link, LinkError
 
 PORT_HELP = "Device path, pyserial URL (socket://…) or emu[:BOARD]. Default: $MYOTONE_PORT."
@@ -51,7 +52,7 @@ def user_errors() -> tuple:
     from .measuring import MeasureFault
     from .programfile import ProgramFileError
     from .rig import RigError
-    return (LinkError, BuildError, CalibrationError, FlashError, LogError, MeasureFault, ProgramFileError, RigError)
+    return (PathProblem, LinkError, BuildError, CalibrationError, FlashError, LogError, MeasureFault, ProgramFileError, RigError)
 
 
 # what to do next, for refusals whose remedy is a myotone command
@@ -201,8 +202,9 @@ def emu():
 @click.option("--speed", type=click.FloatRange(0.01, 1000), default=1.0, show_default=True,
               help="Virtual seconds per wall second.")
 @click.option("--seed", type=int, default=1, show_default=True, help="Seed of the plant's noise.")
-@click.option("--flash", "flash_path", type=click.Path(dir_okay=False), default=None,
+@click.option("--flash", "flash_path", type=ImageFile(), default=None,
               help="Keep the littlefs flash image in FILE (made and flashed with the firmware when new).")
+@file_errors
 def emu_serve(board, tcp_port, use_pty, speed, seed, flash_path):
     """Run an emulated board behind a serial endpoint until stopped.
 
@@ -217,7 +219,7 @@ def emu_serve(board, tcp_port, use_pty, speed, seed, flash_path):
     if (tcp_port is None) == (not use_pty):
         raise click.UsageError("give exactly one of --tcp PORT or --pty")
     try:
-        emu_ = Emulator(board, seed=seed, flash_path=flash_path)
+        emu_ = Emulator(board, seed=seed, flash_path=str(flash_path) if flash_path else None)
     except (EmulatorError, FlashCorrupt, ValueError) as exc:
         raise click.ClickException(str(exc)) from exc
     control_url = serve_control(emu_)
@@ -247,19 +249,20 @@ def _run_scenario(path, **kw):
 
 
 @emu.command("run")
-@click.argument("scenario_path", metavar="SCENARIO.json", type=click.Path(exists=True, dir_okay=False))
+@click.argument("scenario_path", metavar="SCENARIO.json", type=InFile())
 @json_option
-@click.option("--vcd", type=click.Path(dir_okay=False), help="Also write the trace as VCD.")
-@click.option("--trace-json", type=click.Path(dir_okay=False), help="Also write the trace as JSON.")
-@click.option("--flash", "flash_path", type=click.Path(dir_okay=False), default=None,
+@click.option("--vcd", type=OutFile(), help="Also write the trace as VCD.")
+@click.option("--trace-json", type=OutFile(), help="Also write the trace as JSON.")
+@click.option("--flash", "flash_path", type=ImageFile(), default=None,
               help="Run on the flash image kept in FILE.")
+@file_errors
 def emu_run(scenario_path, as_json, vcd, trace_json, flash_path):
     """Run a scenario in lockstep (as fast as the CPU allows) and print its report.
 
     The format of SCENARIO.json and of the report: docs/emulator.md.
     """
     from .emulator import scenario, trace_export
-    res = _run_scenario(scenario_path, flash_path=flash_path)
+    res = _run_scenario(scenario_path, flash_path=str(flash_path) if flash_path else None)
     if vcd:
         trace_export.write_vcd(res.emu, res.end_ns, vcd)
     if trace_json:
@@ -268,10 +271,11 @@ def emu_run(scenario_path, as_json, vcd, trace_json, flash_path):
 
 
 @emu.command("scope")
-@click.argument("scenario_path", metavar="SCENARIO.json", type=click.Path(exists=True, dir_okay=False))
-@click.option("--out", required=True, type=click.Path(dir_okay=False), help="PNG (or PDF, SVG) to write.")
+@click.argument("scenario_path", metavar="SCENARIO.json", type=InFile())
+@click.option("--out", required=True, type=OutFile(), help="PNG (or PDF, SVG) to write.")
 @click.option("--from-s", "t0_s", type=float, default=0.0, show_default=True, help="Window start (virtual s).")
 @click.option("--to-s", "t1_s", type=float, default=None, help="Window end (default: the scenario's end).")
+@file_errors
 def emu_scope(scenario_path, out, t0_s, t1_s):
     """Run a scenario and draw the electrode current and bridge state (matplotlib)."""
     from .emulator import trace_export

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import click
 
+from .cli_paths import InFile
 from .cli import device_errors, emit, json_option, main, port_option, programs
 from .link import NO_PORT, Link, LinkError
-from .monitor import ACTIVE
 
 
 # ---- fault ---------------------------------------------------------------------------
@@ -104,6 +104,7 @@ def clock_set(port, as_json):
     The firmware stops for a moment (raw REPL) and starts again; refused
     while a session runs. The clock keeps time until the board loses power.
     """
+    from .monitor import ACTIVE
     port = _served_port(port, "set")
     with Link.open(port) as link:
         if link.request("status")["state"] in ACTIVE:
@@ -124,7 +125,7 @@ def clock_set(port, as_json):
 
 # ---- user programs -------------------------------------------------------------------
 @programs.command("write")
-@click.argument("path", metavar="FILE", type=click.Path(path_type=Path))
+@click.argument("path", metavar="FILE", type=InFile())
 @click.option("--name", default=None, help="Store it under this name (default: the file's `name`, else its stem).")
 @port_option
 @json_option

@@ -10,6 +10,7 @@ import click
 
 from .cli import (EXIT_FAILED, PORT_HELP, complete_board, complete_port, device_errors, emit, json_option,
                   main, note, port_option)
+from .cli_paths import OutFile, OutFolder, file_errors
 from .link import Link, LinkError
 
 
@@ -122,11 +123,12 @@ def logs_list(port, as_json):
 @logs_group.command("pull")
 @click.argument("numbers", nargs=-1, type=int)
 @click.option("--all", "pull_all", is_flag=True, help="Every log on the device.")
-@click.option("--dir", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=Path("."),
+@click.option("--dir", "out_dir", type=OutFolder(), default=".",
               show_default=True, help="Where to save them (myotone-log-NNNN.json).")
 @port_option
 @json_option
 @device_errors
+@file_errors
 def logs_pull(numbers, pull_all, out_dir, port, as_json):
     """Copy session logs from the device to JSON files."""
     from . import logs
@@ -142,9 +144,11 @@ def logs_pull(numbers, pull_all, out_dir, port, as_json):
 
 @logs_group.command("export")
 @click.argument("source")
-@click.option("--csv", "csv_out", default="-", show_default=True, help="CSV file to write ('-': stdout).")
+@click.option("--csv", "csv_out", type=OutFile(dash=True), default="-", show_default=True,
+              help="CSV file to write ('-': stdout).")
 @port_option
 @device_errors
+@file_errors
 def logs_export(source, csv_out, port):
     """Export a log's samples as CSV. SOURCE: a pulled JSON file, or a log number on the device."""
     from . import logs
@@ -181,11 +185,11 @@ def logs_delete(numbers, delete_all, yes, port, as_json):
 
 @main.command()
 @click.argument("log")
-@click.option("--out", "out", required=True, type=click.Path(dir_okay=False, path_type=Path),
-              help="PNG file to write.")
+@click.option("--out", "out", required=True, type=OutFile(), help="PNG file to write.")
 @port_option
 @json_option
 @device_errors
+@file_errors
 def plot(log, out, port, as_json):
     """Plot a session log: current, impedance and LED over time, faults marked.
 

@@ -65,6 +65,10 @@ def load(path: Path) -> dict:
         data = json.loads(Path(path).read_text())
     except FileNotFoundError:
         raise LogError(f"no such log file: {path}") from None
+    except IsADirectoryError:
+        raise LogError(f"{path} is a folder, not a log file") from None
+    except OSError as exc:
+        raise LogError(f"cannot read {path}: {exc.strerror or exc}") from None
     except ValueError as exc:
         raise LogError(f"{path} is not a log (not JSON: {exc})") from None
     if isinstance(data, dict) and isinstance(data.get("record"), dict):
