@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 import sys
 
 import click
@@ -15,7 +16,8 @@ import click
 from .cli_paths import ImageFile, InFile, OutFile, PathProblem, file_errors
 from .link import DeviceError, Link, LinkError
 
-PORT_HELP = "Device path, pyserial URL (socket://…) or emu[:BOARD]. Default: $MYOTONE_PORT."
+PORT_HELP = ("Device path, pyserial URL (socket://…) or emu[:BOARD]; also before the command. "
+             "Default: $MYOTONE_PORT, else the one Myotone board plugged in.")
 EXIT_FAILED = 1          # the command ran but did not succeed (a fault, a failed check)
 # interrupted: 128 + the signal (130 Ctrl-C, 143 SIGTERM, 129 SIGHUP; 141 a closed pipe), see interrupt.py
 
@@ -34,9 +36,23 @@ def complete_board(ctx, param, incomplete):
     return [b.stem for b in sorted(boards_dir().glob("*.json")) if b.stem.startswith(incomplete)]
 
 
+def given_port(ctx: click.Context, value: str | None):
+    """The port for this command: after the command, else before it (`myotone -p X cmd`,
+    esptool-style), else $MYOTONE_PORT; each remembers its source for the errors.
+    None: the command finds the one board plugged in (link.resolve), if it needs one."""
+    from .link import PortName
+    if value:
+        return PortName(value, "--port")
+    root = ctx.find_root()
+    if root.params.get("global_port"):
+        return PortName(root.params["global_port"], "--port")
+    env = os.environ.get("MYOTONE_PORT", "").strip()
+    return PortName(env, "MYOTONE_PORT") if env else None
+
+
 def port_option(f):
-    return click.option("--port", "-p", envvar="MYOTONE_PORT", default=None, help=PORT_HELP,
-                        shell_complete=complete_port)(f)
+    return click.option("--port", "-p", default=None, help=PORT_HELP, shell_complete=complete_port,
+                        callback=lambda ctx, _param, value: given_port(ctx, value))(f)
 
 
 def json_option(f):
@@ -113,7 +129,9 @@ class MyotoneGroup(click.Group):
 
 @click.group(cls=MyotoneGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="myotone")
-def main():
+@click.option("--port", "-p", "global_port", default=None, metavar="PORT", shell_complete=complete_port,
+              help="The port for the command that follows (as its own --port).")
+def main(global_port):
     """Myotone: microcurrent + red-LED face mask toolkit (not a medical device).
 
     Shell completion: eval "$(_MYOTONE_COMPLETE=bash_source myotone)" (see docs/cli.md).

@@ -76,8 +76,14 @@ def flash(port_list, board, dry_run, as_json):
     checks that hello answers with the flashed version.
     """
     from .flasher import flash_many
+    from .link import resolve
     if not port_list:
-        raise click.ClickException("no port: pass --port (several for parallel flashing) or set MYOTONE_PORT")
+        given = click.get_current_context().find_root().params.get("global_port")
+        try:        # before the command (`myotone -p X flash`), else the one board plugged in
+            port_list = (resolve(given),)
+        except LinkError as exc:
+            raise click.ClickException(str(exc).replace("pass --port", "pass --port (several for parallel "
+                                                                         "flashing)")) from None
     progress = None if as_json or dry_run else _FlashProgress(len(port_list) > 1)
     try:
         results = flash_many(list(port_list), board=board, dry_run=dry_run, progress=progress)

@@ -21,6 +21,41 @@ import time
 NO_PORT = "no port: pass --port (a device, a pyserial URL, or emu) or set MYOTONE_PORT"
 
 
+class PortName(str):
+    """A port as the user gave it, and where it came from (`--port`, `MYOTONE_PORT`,
+    `auto-detected`), so that an error about it can say so."""
+
+    def __new__(cls, value: str, source: str = "--port"):
+        self = super().__new__(cls, value)
+        self.source = source
+        return self
+
+
+def named(port: str) -> str:
+    """`port`, with its source when that is not the command line (errors name it)."""
+    source = getattr(port, "source", "--port")
+    if source == "--port":
+        return str(port)
+    return f"{port} ({source})" if source == "auto-detected" else f"{port} (from {source})"
+
+
+def resolve(port: str | None) -> PortName:
+    """The port to use: the one given, else the one Myotone board plugged in (by USB ID,
+    as mpremote picks its default), else a one-line reason."""
+    if port:
+        return port if isinstance(port, PortName) else PortName(port)
+    from .ports import list_ports
+    try:
+        ours = [p["device"] for p in list_ports() if p["board"]]
+    except Exception:       # noqa: BLE001 - no USB enumeration here: as if nothing were plugged in
+        ours = []
+    if len(ours) == 1:
+        return PortName(ours[0], "auto-detected")
+    if ours:
+        raise LinkError(f"several boards are plugged in ({', '.join(ours)}): choose one with --port")
+    raise LinkError(NO_PORT + " (no Myotone board found on USB: `myotone ports` lists what is there)")
+
+
 class LinkError(Exception):
     """The device could not be reached or did not answer."""
 
@@ -51,7 +86,7 @@ def open_error(url: str, exc: Exception) -> LinkError:
         why = "nothing is listening there (is `myotone emu serve` running?)"
     else:
         why = text
-    return LinkError(f"cannot open {url}: {why}")
+    return LinkError(f"cannot open {named(url)}: {why}")
 
 
 class SerialTransport:
@@ -209,7 +244,8 @@ def open_transport(port: str):
         try:
             return EmuTransport(board)
         except EmulatorError as exc:
-            raise LinkError(str(exc)) from exc
+            source = getattr(port, "source", "--port")
+            raise LinkError(str(exc) + ("" if source == "--port" else f" (port {port} from {source})")) from exc
     return SerialTransport(port)
 
 
@@ -222,9 +258,8 @@ class Link:
         self.noise: collections.deque[str] = collections.deque(maxlen=200)
 
     @classmethod
-    def open(cls, port: str) -> "Link":
-        if not port:
-            raise LinkError(NO_PORT)
+    def open(cls, port: str | None) -> "Link":
+        port = resolve(port)
         link = cls(open_transport(port), port)
         # end whatever partial line an earlier tool left in the device's buffer
         link.transport.write(b"\n")
@@ -276,7 +311,7 @@ class Link:
         return self._read_json(timeout_s)
 
     def _silence(self, cmd: str, timeout_s: float) -> str:
-        text = f"no reply to {cmd!r} from {self.port} within {timeout_s:g} s"
+        text = f"no reply to {cmd!r} from {named(self.port)} within {timeout_s:g} s"
         partial = self.transport.partial().decode("utf-8", "replace").strip() if hasattr(
             self.transport, "partial") else ""
         said = [t for t in list(self.noise)[-3:] + [partial] if t]
