@@ -125,3 +125,25 @@ def test_good_paths_still_work(tmp_path, rec):
     assert r.exit_code == 0 and r.stdout.startswith("t_s")
     r = cli("emu", "run", SCENARIO, "--vcd", str(tmp_path / "t.vcd"), "--json")
     assert r.exit_code == 0 and (tmp_path / "t.vcd").stat().st_size > 0
+
+
+# ---- matplotlib is an optional extra ------------------------------------------------
+def test_plot_and_scope_without_matplotlib_say_how_to_get_it(tmp_path, rec, monkeypatch):
+    import builtins
+    real_import = builtins.__import__
+
+    def no_matplotlib(name, *a, **kw):
+        if name == "matplotlib" or name.startswith("matplotlib."):
+            raise ImportError("No module named 'matplotlib'")
+        return real_import(name, *a, **kw)
+    monkeypatch.setattr(builtins, "__import__", no_matplotlib)
+    one_line_error(cli("plot", rec, "--out", str(tmp_path / "x.png")), "matplotlib", "pip install 'myotone[plot]'")
+    one_line_error(cli("emu", "scope", SCENARIO, "--out", str(tmp_path / "x.png")), "myotone[plot]")
+    assert not (tmp_path / "x.png").exists()
+
+
+def test_matplotlib_is_only_in_the_plot_extra():
+    import tomllib
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    assert not any(d.startswith("matplotlib") for d in project["dependencies"])
+    assert any(d.startswith("matplotlib") for d in project["optional-dependencies"]["plot"])

@@ -66,9 +66,11 @@ def user_errors() -> tuple:
     from .flasher import FlashError
     from .logs import LogError
     from .measuring import MeasureFault
+    from .plot import PlotUnavailable
     from .programfile import ProgramFileError
     from .rig import RigError
-    return (PathProblem, LinkError, BuildError, CalibrationError, FlashError, LogError, MeasureFault, ProgramFileError, RigError)
+    return (PathProblem, LinkError, BuildError, CalibrationError, FlashError, LogError, MeasureFault, PlotUnavailable,
+            ProgramFileError, RigError)
 
 
 # what to do next, for refusals whose remedy is a myotone command
@@ -295,8 +297,13 @@ def emu_run(scenario_path, as_json, vcd, trace_json, flash_path):
 @click.option("--to-s", "t1_s", type=float, default=None, help="Window end (default: the scenario's end).")
 @file_errors
 def emu_scope(scenario_path, out, t0_s, t1_s):
-    """Run a scenario and draw the electrode current and bridge state (matplotlib)."""
+    """Run a scenario and draw the electrode current and bridge state (matplotlib: the `plot` extra)."""
     from .emulator import trace_export
+    from .plot import PlotUnavailable, pyplot
+    try:
+        pyplot()                # before the run: say so at once when matplotlib is missing
+    except PlotUnavailable as exc:
+        raise click.ClickException(str(exc)) from None
     res = _run_scenario(scenario_path)
     trace_export.plot_scope(res.emu, res.end_ns, out, t0_s, t1_s)
     click.echo(f"wrote {out}")

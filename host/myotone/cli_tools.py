@@ -201,7 +201,8 @@ def plot(log, out, port, as_json):
 
     LOG: a pulled JSON file, or a log number on the device.
     """
-    from .plot import plot as draw
+    from .plot import plot as draw, pyplot
+    pyplot()                    # matplotlib is an optional extra: say so before reading the log
     path = draw(_record(log, port), out)
     emit({"out": str(path)}, as_json, f"wrote {path}")
 
