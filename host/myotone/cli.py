@@ -160,13 +160,11 @@ def hello(port, as_json):
 @json_option
 @device_errors
 def status(port, as_json):
-    """Show the session state, currents and any latched fault."""
+    """Show the session state, program and phase, currents, LED, temperature and any latched fault."""
     with Link.open(port) as link:
         r = link.request("status")
-    fault = f", fault {r['fault']}" if r.get("fault") else ""
-    emit(r, as_json, f"{r['state']}: set {r['setpoint_ua']} µA, target {r['target_ua']} µA, "
-                     f"measured {r['measured_ua']} µA, impedance {r['impedance_ohm']} Ω, "
-                     f"{r['elapsed_s']}/{r['duration_s']} s{fault}")
+    from .watch import status_line
+    emit(r, as_json, status_line(r))
 
 
 # ---- programs ------------------------------------------------------------------------
