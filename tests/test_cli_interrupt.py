@@ -150,3 +150,28 @@ def test_sigterm_during_calibrate_keeps_the_calibration(served):
     with Link.open(served.url) as link:
         got = link.request("calib_get", timeout_s=5)["calibration"]
     assert {k: got[k] for k in UNIT} == UNIT and got["note"] == "factory"
+
+
+def test_sigterm_during_selftest_stops_its_measuring_session(served):
+    """A measuring session is host-driven: left alone it would end in a latched heartbeat_lost."""
+    proc = myotone("selftest", "--port", served.url, "--rig", served.control_url, "--load", "500,2000")
+    until(proc.stderr, "measuring at")
+    c = served.control()
+    try:
+        while c.plant()["current_ua"] == 0:      # the measuring session is on (a condition, not a delay)
+            pass
+    finally:
+        c.close()
+    proc.send_signal(signal.SIGTERM)
+    out, err = finish(proc)
+    assert proc.returncode == 143 and "Traceback" not in err, err
+    assert err.strip().splitlines()[-1] == ("Interrupted by SIGTERM: the measuring session was stopped, "
+                                            "the output is off")
+    assert_safe_and_port_free(served, states=("done", "idle"))
+
+
+def test_emu_serve_ends_on_sigterm_with_its_code_and_one_line():
+    s = Served(speed=10)
+    s.proc.stderr = None
+    s.proc.send_signal(signal.SIGTERM)
+    assert s.proc.wait(timeout=30) == 143

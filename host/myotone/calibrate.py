@@ -128,7 +128,6 @@ def calibrate(link: Link, load_ohm: float, rig, meter=None, levels=LEVELS, hold_
                       "error_pct": round(100.0 * (true - mid) / mid, 2)}}
 
 
-ACTIVE = ("ramp", "run", "ramp_down", "pausing", "paused")
 STOP_WAIT_S = 10.0          # a stop ramps down over 1.5 s; the device refuses calib_set until it is off
 
 
@@ -139,19 +138,13 @@ def _restore(link: Link, previous: dict, progress=None) -> None:
     SIGTERM (interrupt.shielded): they take effect after it. Raises CalibrationError if
     the previous calibration could not be put back (the user must know)."""
     from . import interrupt
+    from .measuring import stop_and_wait
     cal = {k: previous["calibration"][k] for k in IDENTITY}
     with interrupt.shielded():
         if progress:
             progress("putting the previous calibration back")
+        stop_and_wait(link, STOP_WAIT_S)        # calib_set is refused until the output is off
         try:
-            link.request("stop")
-        except (LinkError, DeviceError):
-            pass
-        try:
-            deadline = link.now_s() + STOP_WAIT_S
-            while link.request("status")["state"] in ACTIVE and link.now_s() < deadline:
-                link.read_message(timeout_s=0.25)
-            link.drop_pending()
             link.request("calib_set", **cal, note=previous["calibration"].get("note", "")[:32])
             now = link.request("calib_get")["calibration"]
         except (LinkError, DeviceError) as exc:

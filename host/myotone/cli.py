@@ -252,8 +252,10 @@ def emu_serve(board, tcp_port, use_pty, speed, seed, flash_path):
             serve_pty(emu_, on_ready=ready)
         else:
             serve_tcp(emu_, tcp_port, on_ready=ready)
-    except KeyboardInterrupt:
-        pass
+    except KeyboardInterrupt as exc:      # Ctrl-C, SIGTERM, SIGHUP: the one way it ends
+        from .interrupt import tell
+        raise tell(exc, "the emulated board was stopped" + (f", its flash kept in {flash_path}"
+                                                              if flash_path else "")) from None
     finally:
         emu_.close()
 
