@@ -147,3 +147,17 @@ def test_matplotlib_is_only_in_the_plot_extra():
     project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
     assert not any(d.startswith("matplotlib") for d in project["dependencies"])
     assert any(d.startswith("matplotlib") for d in project["optional-dependencies"]["plot"])
+
+
+def test_an_interrupted_write_leaves_the_old_file_and_no_partial_one(tmp_path, rec, monkeypatch):
+    from myotone import plot as plot_mod
+    out = tmp_path / "log.png"
+    out.write_bytes(b"the old plot")
+
+    def interrupted(_rec, path):
+        Path(path).write_bytes(b"half a new pl")
+        raise KeyboardInterrupt
+    monkeypatch.setattr(plot_mod, "plot", interrupted)
+    r = cli("plot", rec, "--out", str(out))
+    assert r.exit_code == 130 and r.stderr.strip().splitlines()[-1].startswith("Interrupted by Ctrl-C")
+    assert out.read_bytes() == b"the old plot" and sorted(p.name for p in tmp_path.iterdir()) == ["log.png", "rec.json"]

@@ -13,7 +13,7 @@ import sys
 
 import click
 
-from .cli_paths import ImageFile, InFile, OutFile, PathProblem, file_errors
+from .cli_paths import ImageFile, InFile, OutFile, PathProblem, file_errors, written_whole
 from .link import DeviceError, Link, LinkError
 
 PORT_HELP = ("Device path, pyserial URL (socket://…) or emu[:BOARD]; also before the command. "
@@ -283,10 +283,10 @@ def emu_run(scenario_path, as_json, vcd, trace_json, flash_path):
     """
     from .emulator import scenario, trace_export
     res = _run_scenario(scenario_path, flash_path=str(flash_path) if flash_path else None)
-    if vcd:
-        trace_export.write_vcd(res.emu, res.end_ns, vcd)
-    if trace_json:
-        trace_export.write_json(res.emu, res.end_ns, trace_json)
+    for out, write in ((vcd, trace_export.write_vcd), (trace_json, trace_export.write_json)):
+        if out:
+            with written_whole(out) as tmp:
+                write(res.emu, res.end_ns, tmp)
     emit(res.report, as_json, scenario.summary(res.report))
 
 
@@ -305,7 +305,8 @@ def emu_scope(scenario_path, out, t0_s, t1_s):
     except PlotUnavailable as exc:
         raise click.ClickException(str(exc)) from None
     res = _run_scenario(scenario_path)
-    trace_export.plot_scope(res.emu, res.end_ns, out, t0_s, t1_s)
+    with written_whole(out) as tmp:
+        trace_export.plot_scope(res.emu, res.end_ns, tmp, t0_s, t1_s)
     click.echo(f"wrote {out}")
 
 

@@ -10,6 +10,7 @@ disk, a folder removed meanwhile) becomes the same kind of line.
 """
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 from pathlib import Path
@@ -133,3 +134,22 @@ def file_errors(f):
                 raise
             raise PathProblem(f"{exc.filename}: {exc.strerror or exc}") from exc
     return wrapper
+
+
+@contextlib.contextmanager
+def written_whole(path):
+    """Yield a temporary path beside `path` (same suffix: writers pick the format by it);
+    it becomes `path` only when the body finishes. Interrupted or failing, the old file
+    (or no file) stays, never half of a new one."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.stem}.partial{path.suffix}")
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    except OSError as exc:
+        if exc.filename is not None and Path(exc.filename) == tmp:
+            exc.filename = str(path)            # the user's name for it in the one-line error
+        raise
+    finally:
+        with contextlib.suppress(OSError):
+            tmp.unlink()

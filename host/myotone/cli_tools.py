@@ -10,7 +10,7 @@ import click
 
 from .cli import (EXIT_FAILED, PORT_HELP, complete_board, complete_port, device_errors, emit, json_option,
                   main, note, port_option)
-from .cli_paths import OutFile, OutFolder, file_errors
+from .cli_paths import OutFile, OutFolder, file_errors, written_whole
 from .link import Link, LinkError
 
 
@@ -162,7 +162,8 @@ def logs_export(source, csv_out, port):
     if csv_out == "-":
         click.echo(text, nl=False)
     else:
-        Path(csv_out).write_text(text)
+        with written_whole(csv_out) as tmp:
+            tmp.write_text(text)
         note(f"wrote {csv_out}")
 
 
@@ -203,7 +204,10 @@ def plot(log, out, port, as_json):
     """
     from .plot import plot as draw, pyplot
     pyplot()                    # matplotlib is an optional extra: say so before reading the log
-    path = draw(_record(log, port), out)
+    rec = _record(log, port)
+    with written_whole(out) as tmp:
+        draw(rec, tmp)
+    path = out
     emit({"out": str(path)}, as_json, f"wrote {path}")
 
 

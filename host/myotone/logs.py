@@ -53,8 +53,11 @@ def pull(link: Link, numbers: list, out_dir: Path) -> list:
         rec = read_record(link, n)
         path = out_dir / file_name(n)
         tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(rec, indent=1))
-        tmp.replace(path)
+        try:            # whole or not at all, even when interrupted
+            tmp.write_text(json.dumps(rec, indent=1))
+            tmp.replace(path)
+        finally:
+            tmp.unlink(missing_ok=True)
         saved.append(path)
     return saved
 
