@@ -127,3 +127,13 @@ def test_auto_detected_port_is_named_so_in_errors(monkeypatch, tmp_path):
     missing = str(tmp_path / "ttyACM0")
     monkeypatch.setattr(ports, "list_ports", lambda: [board(missing)])
     one_line_error(cli("status", env={"MYOTONE_PORT": ""}), f"{missing} (auto-detected)")
+
+
+def test_flash_port_before_the_command_and_from_myotone_port(tmp_path):
+    env_port, cli_port = str(tmp_path / "ttyACM5"), str(tmp_path / "ttyACM6")
+    r = cli("flash", "--json", env={"MYOTONE_PORT": env_port})
+    (res,) = json.loads(r.stdout)["results"]
+    assert r.exit_code == 1 and f"{env_port} (from MYOTONE_PORT)" in res["error"], res
+    r = cli("-p", cli_port, "flash", "--json", env={"MYOTONE_PORT": env_port})
+    (res,) = json.loads(r.stdout)["results"]
+    assert res["port"] == cli_port and "MYOTONE_PORT" not in res["error"], res

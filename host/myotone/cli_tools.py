@@ -76,9 +76,13 @@ def flash(port_list, board, dry_run, as_json):
     checks that hello answers with the flashed version.
     """
     from .flasher import flash_many
-    from .link import resolve
+    from .link import PortName, resolve
+    ctx = click.get_current_context()
+    given = ctx.find_root().params.get("global_port")
+    if port_list and ctx.get_parameter_source("port_list") == click.core.ParameterSource.ENVIRONMENT:
+        # the command line (`myotone -p X flash`) wins over MYOTONE_PORT; errors name the variable
+        port_list = () if given else tuple(PortName(p, "MYOTONE_PORT") for p in port_list)
     if not port_list:
-        given = click.get_current_context().find_root().params.get("global_port")
         try:        # before the command (`myotone -p X flash`), else the one board plugged in
             port_list = (resolve(given),)
         except LinkError as exc:
