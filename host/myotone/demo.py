@@ -13,7 +13,8 @@ from .link import Link, LinkError
 def start_server(board: str, speed: float) -> tuple[subprocess.Popen, str]:
     proc = subprocess.Popen([sys.executable, "-m", "myotone", "emu", "serve", "--board", board,
                              "--tcp", "0", "--speed", str(speed)],
-                            stdout=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    # (stderr: the server's own "Interrupted by SIGTERM" when the demo stops it is not news)
     line = proc.stdout.readline().strip()
     if not line.startswith("serving "):
         proc.kill()
