@@ -175,3 +175,17 @@ def test_emu_serve_ends_on_sigterm_with_its_code_and_one_line():
     s.proc.stderr = None
     s.proc.send_signal(signal.SIGTERM)
     assert s.proc.wait(timeout=30) == 143
+
+
+def test_the_device_going_away_mid_watch_is_one_line_that_says_what_follows():
+    s = Served(speed=10)
+    try:
+        proc = myotone("session", "start", "--port", s.url, "--program", "lift", "--ua", "150", "--watch")
+        until(proc.stdout, " run ")
+    finally:
+        s.proc.kill()                           # unplugged
+        s.proc.wait(timeout=30)
+    out, err = finish(proc)
+    assert proc.returncode == 1 and "Traceback" not in err
+    (line,) = err.strip().splitlines()
+    assert line.startswith(f"Error: lost the device on {s.url}") and "heartbeat_lost" in line, line

@@ -99,6 +99,7 @@ class SerialTransport:
         except (serial.SerialException, OSError, ValueError) as exc:
             raise open_error(url, exc) from exc
         self._buf = bytearray()
+        self.url = url
 
     @classmethod
     def adopt(cls, ser) -> "SerialTransport":
@@ -107,14 +108,19 @@ class SerialTransport:
         self = cls.__new__(cls)
         ser.timeout = 0.05
         self._ser, self._buf = ser, bytearray()
+        self.url = getattr(ser, "portstr", None) or "the port"
         return self
+
+    def _lost(self, what: str, exc: Exception) -> LinkError:
+        return LinkError(f"lost the device on {named(self.url)} ({what}: {exc}): was it unplugged, "
+                         "or its emulator stopped?")
 
     def write(self, data: bytes) -> None:
         import serial
         try:
             self._ser.write(data)
         except (serial.SerialException, OSError) as exc:
-            raise LinkError(f"write failed: {exc}") from exc
+            raise self._lost("write", exc) from exc
 
     def _fill(self, block: bool) -> bool:
         """Append what the port has (waiting up to its 50 ms timeout if `block`)."""
@@ -125,7 +131,7 @@ class SerialTransport:
                 return False
             chunk = self._ser.read(max(1, waiting))
         except (serial.SerialException, OSError) as exc:
-            raise LinkError(f"read failed: {exc}") from exc
+            raise self._lost("read", exc) from exc
         self._buf += chunk
         return bool(chunk)
 

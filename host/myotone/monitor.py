@@ -108,6 +108,11 @@ def run(link: Link, emit, start_args: dict | None = None, until_done: bool = Fal
         mon.loop(until_done=until_done, max_s=max_s)
         stop = mon.started          # a session it started needs its heartbeat: it ends with it
         interrupted = None
+    except LinkError as exc:        # the device went away: say what becomes of the session
+        if mon.heartbeat and mon.state in ACTIVE:
+            raise LinkError(f"{exc} Its session gets no heartbeat now: the device ramps it down within 5 s "
+                            "(fault heartbeat_lost)") from exc
+        raise
     except (KeyboardInterrupt, BrokenPipeError) as exc:
         interrupted = exc
         stop = mon.state in ACTIVE and (mon.started or not leave_running)
