@@ -123,8 +123,8 @@ class MyotoneGroup(click.Group):
         try:
             return super().invoke(ctx)
         except (KeyboardInterrupt, BrokenPipeError) as exc:
-            if isinstance(exc, BrokenPipeError):
-                interrupt.silence_stdout()
+            if interrupt.stdout_gone(exc):
+                interrupt.silence_stdout()      # no "Exception ignored" from the exit's flush
             interrupt.say(interrupt.message(exc))
             ctx.exit(interrupt.exit_code(exc))
 

@@ -3,12 +3,11 @@ fault clear, reset, clock set, programs write|delete, settings (registered on cl
 from __future__ import annotations
 
 import time
-from pathlib import Path
 
 import click
 
-from .cli_paths import InFile
 from .cli import device_errors, emit, json_option, main, port_option, programs
+from .cli_paths import InFile
 from .link import NO_PORT, Link, LinkError
 
 

@@ -150,8 +150,11 @@ def _finish(mon, as_json: bool, interrupted: BaseException | None = None) -> Non
     """The summary on stdout; then an interruption goes on to the top level (its one
     line and exit code, cli.MyotoneGroup) -- the device is already safe."""
     s = mon.summary.as_dict()
-    if not isinstance(interrupted, BrokenPipeError):
+    try:
         emit(s, as_json, f"session {s['final_state']}" + (f" (fault: {s['fault']})" if s["fault"] else "")
              + (f", {s['run_s']} s at setpoint, mean {s['mean_measured_ua']} µA" if s["run_s"] else ""))
+    except (OSError, ValueError):       # stdout gone (a closed pipe, a closed terminal)
+        if interrupted is None:
+            raise
     if interrupted is not None:
         raise interrupted

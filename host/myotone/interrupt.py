@@ -97,6 +97,12 @@ def message(exc: BaseException) -> str:
     return f"Interrupted by {name_of(exc)}: {detail}"
 
 
+def stdout_gone(exc: BaseException) -> bool:
+    """A closed pipe, or a hang-up (the terminal that was stdout is gone)."""
+    return isinstance(exc, BrokenPipeError) or (isinstance(exc, Interrupted)
+                                                and exc.signum == getattr(signal, "SIGHUP", None))
+
+
 def silence_stdout() -> None:
     """After a broken pipe: further output (and the exit's flush) goes nowhere, quietly."""
     try:

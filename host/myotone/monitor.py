@@ -91,6 +91,19 @@ class Monitor:
         return self.link.request("status")["state"] in ENDED
 
 
+def _quiet(emit):
+    """While making the device safe, output that cannot be written (nobody reads the pipe,
+    the terminal is gone after SIGHUP) must not stop the clean-up: it is dropped."""
+    def show(msg):
+        nonlocal emit
+        if emit is not None:
+            try:
+                emit(msg)
+            except (OSError, ValueError):
+                emit = None
+    return show
+
+
 def run(link: Link, emit, start_args: dict | None = None, until_done: bool = False,
         max_s: float | None = None, leave_running: bool = False, notice=None) -> tuple[Monitor, BaseException | None]:
     """Monitor until the end (of the session if `until_done`, of `max_s`) or an interruption.
@@ -116,8 +129,7 @@ def run(link: Link, emit, start_args: dict | None = None, until_done: bool = Fal
     except (KeyboardInterrupt, BrokenPipeError) as exc:
         interrupted = exc
         stop = mon.state in ACTIVE and (mon.started or not leave_running)
-        if isinstance(exc, BrokenPipeError):
-            mon.emit = lambda _msg: None        # nobody reads stdout any more
+        mon.emit = _quiet(None if isinstance(exc, BrokenPipeError) else mon.emit)
     if stop and mon.state in ACTIVE:
         if notice:
             notice("stopping the session (ramp-down); Ctrl-C again to exit at once")
