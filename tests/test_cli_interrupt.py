@@ -189,3 +189,23 @@ def test_the_device_going_away_mid_watch_is_one_line_that_says_what_follows():
     assert proc.returncode == 1 and "Traceback" not in err
     (line,) = err.strip().splitlines()
     assert line.startswith(f"Error: lost the device on {s.url}") and "heartbeat_lost" in line, line
+
+
+def test_a_closed_terminal_sighup_stops_the_session_though_stdout_is_gone(served):
+    """A real hang-up: the terminal (a pty here) is closed, then SIGHUP; every write to it
+    fails from then on, and the clean-up must still stop the session."""
+    master, slave = os.openpty()
+    env = dict(os.environ, PYTHONPATH=str(REPO / "host"))
+    proc = subprocess.Popen([sys.executable, "-m", "myotone", "session", "start", "--port", served.url,
+                             "--program", "lift", "--ua", "150", "--watch"], stdout=slave,
+                            stderr=subprocess.PIPE, text=True, env=env)
+    os.close(slave)
+    seen = b""
+    while b" run " not in seen:
+        seen += os.read(master, 4096)
+    os.close(master)                             # the terminal is gone
+    proc.send_signal(signal.SIGHUP)
+    _, err = finish(proc)
+    assert proc.returncode == 129 and "Traceback" not in err and "Exception ignored" not in err, err
+    assert err.strip().splitlines()[-1].startswith("Interrupted by SIGHUP: the session was stopped")
+    assert_safe_and_port_free(served)
