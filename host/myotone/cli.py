@@ -1,8 +1,10 @@
 """The `myotone` command: thin click wrappers over one module per job.
 
 Common to every command: `--port` (a device path, a pyserial URL, or
-emu[:BOARD]) defaulting to $MYOTONE_PORT, `--json`, exit code 0 only on
-success, and user mistakes as one line (docs/cli.md).
+emu[:BOARD]; after the command or before it) defaulting to $MYOTONE_PORT,
+else the one board plugged in; `--json`; exit code 0 only on success, 128 +
+the signal when interrupted (interrupt.py); user mistakes as one line
+(docs/cli.md).
 """
 from __future__ import annotations
 
@@ -176,7 +178,7 @@ def _program_line(p: dict) -> str:
 
 @main.group()
 def programs():
-    """The device's built-in programs."""
+    """The device's programs: the built-in ones and your own."""
 
 
 @programs.command("list")
