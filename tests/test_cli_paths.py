@@ -161,3 +161,17 @@ def test_an_interrupted_write_leaves_the_old_file_and_no_partial_one(tmp_path, r
     r = cli("plot", rec, "--out", str(out))
     assert r.exit_code == 130 and r.stderr.strip().splitlines()[-1].startswith("Interrupted by Ctrl-C")
     assert out.read_bytes() == b"the old plot" and sorted(p.name for p in tmp_path.iterdir()) == ["log.png", "rec.json"]
+
+
+# ---- bad values that used to be tracebacks ------------------------------------------
+def test_bad_values_are_one_line(tmp_path):
+    import socket
+    one_line_error(cli("demo", "--board", "nope"), "the emulator did not start", "no board file 'nope'")
+    one_line_error(cli("emu", "scope", SCENARIO, "--out", str(tmp_path / "a.png"), "--from-s", "5", "--to-s", "1"),
+                   "must be after --from-s")
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        one_line_error(cli("emu", "serve", "--tcp", str(port)), f"cannot serve on 127.0.0.1:{port}")
+    assert cli("emu", "serve", "--tcp", "99999").exit_code == 2          # click's range check, no traceback

@@ -217,7 +217,8 @@ def emu():
 @emu.command("serve")
 @click.option("--board", default="pico-mcp4725", show_default=True, help="Board file name or path.",
               shell_complete=complete_board)
-@click.option("--tcp", "tcp_port", type=int, default=None, help="Serve on 127.0.0.1:PORT (0 picks a free port).")
+@click.option("--tcp", "tcp_port", type=click.IntRange(0, 65535), default=None,
+              help="Serve on 127.0.0.1:PORT (0 picks a free port).")
 @click.option("--pty", "use_pty", is_flag=True, help="Serve on a pseudo-terminal.")
 @click.option("--speed", type=click.FloatRange(0.01, 1000), default=1.0, show_default=True,
               help="Virtual seconds per wall second.")
@@ -254,6 +255,9 @@ def emu_serve(board, tcp_port, use_pty, speed, seed, flash_path):
             serve_pty(emu_, on_ready=ready)
         else:
             serve_tcp(emu_, tcp_port, on_ready=ready)
+    except OSError as exc:                # the TCP port is taken, no pty here
+        where = "a pseudo-terminal" if use_pty else f"127.0.0.1:{tcp_port}"
+        raise click.ClickException(f"cannot serve on {where}: {exc.strerror or exc}") from None
     except KeyboardInterrupt as exc:      # Ctrl-C, SIGTERM, SIGHUP: the one way it ends
         from .interrupt import tell
         raise tell(exc, "the emulated board was stopped" + (f", its flash kept in {flash_path}"
@@ -302,6 +306,8 @@ def emu_scope(scenario_path, out, t0_s, t1_s):
     """Run a scenario and draw the electrode current and bridge state (matplotlib: the `plot` extra)."""
     from .emulator import trace_export
     from .plot import PlotUnavailable, pyplot
+    if t1_s is not None and t1_s <= t0_s:
+        raise click.ClickException(f"--to-s {t1_s:g} must be after --from-s {t0_s:g}")
     try:
         pyplot()                # before the run: say so at once when matplotlib is missing
     except PlotUnavailable as exc:
@@ -317,6 +323,7 @@ def emu_scope(scenario_path, out, t0_s, t1_s):
 @click.option("--speed", type=click.FloatRange(1, 100), default=10.0, show_default=True)
 @click.option("--ua", type=int, default=200, show_default=True)
 @click.option("--duration-s", type=int, default=20, show_default=True)
+@device_errors
 def demo(board, speed, ua, duration_s):
     """Start an emulator, run a session on it, and print what happens."""
     from .demo import run_demo
