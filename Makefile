@@ -1,12 +1,13 @@
 # The README's two commands: `make demo` and `make test`. Each sets up what it
 # needs when it is missing, and is quick when it is already there:
-#   .venv            the project and its test tools (PyPI)
+#   .venv            the project (demo: nothing more) and its test tools (PyPI)
 #   tools/mpvm       a real MicroPython VM for the fidelity gate (npm, pinned)
 #   .stubs/          the official MicroPython stubs per port (PyPI, pinned)
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+DEMO_STAMP := $(VENV)/.installed-demo
 MPVM   := tools/mpvm
 MPVM_STAMP := $(MPVM)/node_modules/.package-lock.json
 RIG    := host/myotone/silicon/rig
@@ -22,6 +23,12 @@ $(STAMP): pyproject.toml
 	@$(BIN)/python -m pip install --quiet -e '.[test]'
 	@touch $(STAMP)
 
+# the demo needs the package alone: no test tools, no matplotlib (the `plot` extra)
+$(DEMO_STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@test -f $(STAMP) -a $(STAMP) -nt pyproject.toml || $(BIN)/python -m pip install --quiet -e .
+	@touch $(DEMO_STAMP)
+
 $(MPVM_STAMP): $(MPVM)/package.json $(MPVM)/package-lock.json
 	@npm ci --prefix $(MPVM) --no-audit --no-fund --loglevel=error
 
@@ -36,7 +43,7 @@ silicon: $(STAMP) $(RIG_STAMP)
 stubs: $(STAMP)
 	@$(BIN)/python tools/typecheck_firmware.py --install-stubs
 
-demo: $(STAMP)
+demo: $(DEMO_STAMP)
 	@$(BIN)/myotone demo
 
 test: $(STAMP) $(MPVM_STAMP) stubs silicon

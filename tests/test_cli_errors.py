@@ -81,3 +81,59 @@ def test_flash_to_a_busy_or_missing_port_is_a_clear_result(pty_path, tmp_path):
     assert "port busy" in busy["error"] and "no such port" in missing["error"]
     r = cli("flash", "--port", str(tmp_path / "ttyACM7"))
     assert r.exit_code == 1 and "FAILED: cannot open" in r.stdout and "Traceback" not in r.output
+
+
+# ---- where the port came from -------------------------------------------------------
+def test_an_error_names_myotone_port_when_the_port_came_from_it(tmp_path):
+    missing = str(tmp_path / "ttyACM9")
+    err = one_line_error(cli("status", env={"MYOTONE_PORT": missing}), "no such port")
+    assert f"{missing} (from MYOTONE_PORT)" in err
+    err = one_line_error(cli("status", "--port", missing))
+    assert "MYOTONE_PORT" not in err
+    err = one_line_error(cli("hello", env={"MYOTONE_PORT": "emu:no-such-board"}), "no board file")
+    assert "from MYOTONE_PORT" in err
+
+
+def test_port_before_the_command_as_well_as_after_it():
+    r = cli("--port", "emu:esp32-devkit", "hello", "--json")
+    assert r.exit_code == 0 and json.loads(r.stdout)["board"] == "esp32-devkit", r.output
+    r = cli("-p", "emu:esp32-devkit", "hello", "--port", "emu", "--json")     # after the command wins
+    assert json.loads(r.stdout)["board"] == "pico-mcp4725"
+    r = cli("-p", "emu", "status", "--json", env={"MYOTONE_PORT": "emu:esp32-devkit"})   # the command line wins
+    assert r.exit_code == 0
+    assert cli("--port", "emu", "session", "start", "--program", "glow", "--duration-s", "1").exit_code == 0
+
+
+def board(device):
+    return {"device": device, "vid": 0x2E8A, "pid": 0x0005, "usb_id": "2E8A:0005", "serial_number": None,
+            "description": None, "board": "RP2040 (MicroPython USB)"}
+
+
+def test_the_one_board_plugged_in_is_found(monkeypatch):
+    from myotone import ports
+    other = dict(board("/dev/ttyUSB3"), board=None)
+    monkeypatch.setattr(ports, "list_ports", lambda: [board("emu"), other])    # "emu": so that it answers
+    r = cli("hello", "--json", env={"MYOTONE_PORT": ""})
+    assert r.exit_code == 0 and json.loads(r.stdout)["board"] == "pico-mcp4725", r.output
+    monkeypatch.setattr(ports, "list_ports", lambda: [board("/dev/ttyACM0"), board("/dev/ttyACM1")])
+    one_line_error(cli("hello", env={"MYOTONE_PORT": ""}), "several boards", "/dev/ttyACM0, /dev/ttyACM1",
+                   "--port")
+    monkeypatch.setattr(ports, "list_ports", lambda: [other])
+    one_line_error(cli("hello", env={"MYOTONE_PORT": ""}), "no port", "no Myotone board found")
+
+
+def test_auto_detected_port_is_named_so_in_errors(monkeypatch, tmp_path):
+    from myotone import ports
+    missing = str(tmp_path / "ttyACM0")
+    monkeypatch.setattr(ports, "list_ports", lambda: [board(missing)])
+    one_line_error(cli("status", env={"MYOTONE_PORT": ""}), f"{missing} (auto-detected)")
+
+
+def test_flash_port_before_the_command_and_from_myotone_port(tmp_path):
+    env_port, cli_port = str(tmp_path / "ttyACM5"), str(tmp_path / "ttyACM6")
+    r = cli("flash", "--json", env={"MYOTONE_PORT": env_port})
+    (res,) = json.loads(r.stdout)["results"]
+    assert r.exit_code == 1 and f"{env_port} (from MYOTONE_PORT)" in res["error"], res
+    r = cli("-p", cli_port, "flash", "--json", env={"MYOTONE_PORT": env_port})
+    (res,) = json.loads(r.stdout)["results"]
+    assert res["port"] == cli_port and "MYOTONE_PORT" not in res["error"], res

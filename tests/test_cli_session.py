@@ -119,8 +119,9 @@ def test_ctrl_c_in_monitor_leaves_the_device_safe_and_the_output_clean(served):
     finally:
         if mon.poll() is None:
             mon.kill()
-    assert mon.returncode == 0, err
+    assert mon.returncode == 130, err                            # the shell's code for SIGINT
     assert "Traceback" not in err and "stopping the session" in err
+    assert err.strip().splitlines()[-1] == "Interrupted by Ctrl-C: the session was stopped (ramp-down), the output is off"
     lines = [json.loads(x) for x in out.splitlines()]          # every stdout line is still JSON
     assert lines[-1]["final_state"] == "done"
     c = served.control()
@@ -169,3 +170,27 @@ def test_ctrl_c_while_watching_a_session_the_monitor_did_not_start(leave_running
         else:
             assert state == "done" and mon.summary.final_state == "done"
             assert link.transport.emulator.plant.hv_on == 0
+
+
+def test_status_text_says_phase_led_temperature_and_no_stale_current():
+    from myotone.watch import status_line
+    cut = {"state": "fault", "setpoint_ua": 200, "target_ua": 0, "measured_ua": 192, "impedance_ohm": 9000,
+           "elapsed_s": 3, "duration_s": 600, "program": "lift", "phase": 1, "led_pct": 0, "led_derate_pct": 100,
+           "fault": "contact_lost", "temp_c": -99.0, "condition": None}
+    line = status_line(cut)
+    assert "192" not in line and "output off" in line and "temperature n/a" in line and "-99" not in line
+    assert "fault contact_lost" in line and "myotone fault clear" in line
+    running = dict(cut, state="run", program="sculpt", phase=2, target_ua=200, measured_ua=199, led_pct=60,
+                   fault=None, temp_c=33.0)
+    line = status_line(running)
+    assert line.startswith("run: sculpt phase 2,") and "measured 199 µA" in line and "LED 60 %" in line
+    assert "33 °C" in line
+
+
+def test_led_only_program_needs_no_ua_and_says_so():
+    r = cli("session", "start", "--port", "emu", "--program", "glow", "--duration-s", "2")
+    assert r.exit_code == 0 and "0 µA" not in r.stdout and "LED only" in r.stdout, r.output
+    r = cli("session", "start", "--port", "emu", "--program", "glow", "--duration-s", "2", "--watch")
+    assert r.exit_code == 0 and "session done" in r.stdout and "LED 100 %" in r.stdout, r.output
+    r = cli("status", "--port", "emu")
+    assert r.exit_code == 0 and r.stdout.startswith("idle, output off")

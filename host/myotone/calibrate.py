@@ -73,8 +73,8 @@ def calibrate(link: Link, load_ohm: float, rig, meter=None, levels=LEVELS, hold_
         raise CalibrationError("a session is running: stop it first")
     previous = link.request("calib_get")
     rig.connect_load(load_ohm)
-    link.request("calib_set", **IDENTITY, note="calibrating")
-    try:
+    try:            # from here on, any failure or interruption puts `previous` back
+        link.request("calib_set", **IDENTITY, note="calibrating")
         points, skipped = [], []
         for frac in levels:
             ua = max(min_ua, int(round(limit_ua * frac)))
@@ -105,15 +105,21 @@ def calibrate(link: Link, load_ohm: float, rig, meter=None, levels=LEVELS, hold_
                                    "a loose contact or a load that changes?")
         stamp = note if note is not None else f"R={load_ohm:g} " + time.strftime("%Y-%m-%d")
         stored = link.request("calib_set", **cal, note=stamp[:32])
-    except BaseException:
-        _restore(link, previous)
+        # check: one level again, now through the stored calibration
+        mid = max(min_ua, int(round(limit_ua * 0.5)))
+        if progress:
+            progress(f"checking at {mid} µA")
+        m = measure(link, mid, hold_s=hold_s)
+        true = meter(mid, m) if meter else true_ua_from_voltage(m, load_ohm)
+    except BaseException as exc:
+        try:
+            _restore(link, previous, progress)
+        except CalibrationError as failed:
+            raise failed from exc
+        if isinstance(exc, (KeyboardInterrupt, BrokenPipeError)):
+            from . import interrupt
+            interrupt.tell(exc, "the measuring was stopped and the previous calibration put back")
         raise
-    # check: one level again, now through the stored calibration
-    mid = max(min_ua, int(round(limit_ua * 0.5)))
-    if progress:
-        progress(f"checking at {mid} µA")
-    m = measure(link, mid, hold_s=hold_s)
-    true = meter(mid, m) if meter else true_ua_from_voltage(m, load_ohm)
     return {"load_ohm": load_ohm, "reference": "meter" if meter else "electrode voltage",
             "points": points, "skipped": skipped, "calibration": stored["calibration"], "previous": previous["calibration"],
             "limit_code": stored["limit_code"], "nominal_limit_code": stored["nominal_limit_code"],
@@ -122,16 +128,34 @@ def calibrate(link: Link, load_ohm: float, rig, meter=None, levels=LEVELS, hold_
                       "error_pct": round(100.0 * (true - mid) / mid, 2)}}
 
 
-def _restore(link: Link, previous: dict) -> None:
+STOP_WAIT_S = 10.0          # a stop ramps down over 1.5 s; the device refuses calib_set until it is off
+
+
+def _restore(link: Link, previous: dict, progress=None) -> None:
+    """Put the calibration back as it was before: stop the measuring session, wait until
+    the output is off (calib_set is refused with `busy` until then), store the previous
+    values, and check that the device has them. Runs whole even on a second Ctrl-C or a
+    SIGTERM (interrupt.shielded): they take effect after it. Raises CalibrationError if
+    the previous calibration could not be put back (the user must know)."""
+    from . import interrupt
+    from .measuring import stop_and_wait
     cal = {k: previous["calibration"][k] for k in IDENTITY}
-    try:
-        link.request("stop")
-    except (LinkError, DeviceError):
-        pass
-    try:
-        link.request("calib_set", **cal, note=previous["calibration"].get("note", "")[:32])
-    except (LinkError, DeviceError):
-        pass
+    with interrupt.shielded():
+        if progress:
+            progress("putting the previous calibration back")
+        stop_and_wait(link, STOP_WAIT_S)        # calib_set is refused until the output is off
+        try:
+            link.request("calib_set", **cal, note=previous["calibration"].get("note", "")[:32])
+            now = link.request("calib_get")["calibration"]
+        except (LinkError, DeviceError) as exc:
+            raise CalibrationError(f"could not put the previous calibration back ({exc}): it was {_values(cal)}; "
+                                   "store it again with `myotone calibrate` or calib_set") from exc
+        if any(abs(now[k] - cal[k]) > 1e-9 for k in cal):
+            raise CalibrationError(f"the device kept {_values(now)} instead of the previous {_values(cal)}")
+
+
+def _values(cal: dict) -> str:
+    return ", ".join(f"{k} {cal[k]:g}" for k in IDENTITY)
 
 
 def format_text(r: dict) -> str:

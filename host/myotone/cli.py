@@ -1,22 +1,27 @@
 """The `myotone` command: thin click wrappers over one module per job.
 
 Common to every command: `--port` (a device path, a pyserial URL, or
-emu[:BOARD]) defaulting to $MYOTONE_PORT, `--json`, exit code 0 only on
-success, and user mistakes as one line (docs/cli.md).
+emu[:BOARD]; after the command or before it) defaulting to $MYOTONE_PORT,
+else the one board plugged in; `--json`; exit code 0 only on success, 128 +
+the signal when interrupted (interrupt.py); user mistakes as one line
+(docs/cli.md).
 """
 from __future__ import annotations
 
 import functools
 import json
+import os
 import sys
 
 import click
 
+from .cli_paths import ImageFile, InFile, OutFile, PathProblem, file_errors, written_whole
 from .link import DeviceError, Link, LinkError
 
-PORT_HELP = "Device path, pyserial URL (socket://…) or emu[:BOARD]. Default: $MYOTONE_PORT."
+PORT_HELP = ("Device path, pyserial URL (socket://…) or emu[:BOARD]; also before the command. "
+             "Default: $MYOTONE_PORT, else the one Myotone board plugged in.")
 EXIT_FAILED = 1          # the command ran but did not succeed (a fault, a failed check)
-EXIT_INTERRUPTED = 130   # Ctrl-C ended what should have run to its end
+# interrupted: 128 + the signal (130 Ctrl-C, 143 SIGTERM, 129 SIGHUP; 141 a closed pipe), see interrupt.py
 
 
 def complete_port(ctx, param, incomplete):
@@ -33,9 +38,23 @@ def complete_board(ctx, param, incomplete):
     return [b.stem for b in sorted(boards_dir().glob("*.json")) if b.stem.startswith(incomplete)]
 
 
+def given_port(ctx: click.Context, value: str | None):
+    """The port for this command: after the command, else before it (`myotone -p X cmd`,
+    esptool-style), else $MYOTONE_PORT; each remembers its source for the errors.
+    None: the command finds the one board plugged in (link.resolve), if it needs one."""
+    from .link import PortName
+    if value:
+        return PortName(value, "--port")
+    root = ctx.find_root()
+    if root.params.get("global_port"):
+        return PortName(root.params["global_port"], "--port")
+    env = os.environ.get("MYOTONE_PORT", "").strip()
+    return PortName(env, "MYOTONE_PORT") if env else None
+
+
 def port_option(f):
-    return click.option("--port", "-p", envvar="MYOTONE_PORT", default=None, help=PORT_HELP,
-                        shell_complete=complete_port)(f)
+    return click.option("--port", "-p", default=None, help=PORT_HELP, shell_complete=complete_port,
+                        callback=lambda ctx, _param, value: given_port(ctx, value))(f)
 
 
 def json_option(f):
@@ -49,8 +68,17 @@ def user_errors() -> tuple:
     from .flasher import FlashError
     from .logs import LogError
     from .measuring import MeasureFault
+    from .plot import PlotUnavailable
+    from .programfile import ProgramFileError
     from .rig import RigError
-    return (LinkError, BuildError, CalibrationError, FlashError, LogError, MeasureFault, RigError)
+    return (PathProblem, LinkError, BuildError, CalibrationError, FlashError, LogError, MeasureFault, PlotUnavailable,
+            ProgramFileError, RigError)
+
+
+# what to do next, for refusals whose remedy is a myotone command
+HINTS = {
+    "faulted": " (`myotone fault clear`, once the cause is fixed)",
+}
 
 
 def device_errors(f):
@@ -61,7 +89,8 @@ def device_errors(f):
         try:
             return f(*args, **kw)
         except DeviceError as exc:
-            _fail(kw, exc.code, f"device refused: {exc.code}: {exc.message}", exc)
+            hint = HINTS.get(exc.code, "")
+            _fail(kw, exc.code, f"device refused: {exc.code}: {exc.message}{hint}", exc)
         except user_errors() as exc:
             _fail(kw, type(exc).__name__, str(exc), exc)
     return wrapper
@@ -78,13 +107,35 @@ def emit(data: dict, as_json: bool, text: str) -> None:
 
 
 def note(text: str) -> None:
-    """Progress and prompts go to stderr: stdout stays the result (and valid JSON)."""
-    click.echo(text, err=True)
+    """Progress and prompts go to stderr: stdout stays the result (and valid JSON).
+    A terminal that went away (SIGHUP) must not turn a clean-up into a second error."""
+    try:
+        click.echo(text, err=True)
+    except (OSError, ValueError):
+        pass
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class MyotoneGroup(click.Group):
+    """The top level: an interruption (Ctrl-C, SIGTERM, SIGHUP, a closed pipe) that a
+    command has already dealt with (device safe, port closed) ends here, in one line
+    and the shell's exit code, instead of click's bare "Aborted!"."""
+
+    def invoke(self, ctx):
+        from . import interrupt
+        try:
+            return super().invoke(ctx)
+        except (KeyboardInterrupt, BrokenPipeError) as exc:
+            if interrupt.stdout_gone(exc):
+                interrupt.silence_stdout()      # no "Exception ignored" from the exit's flush
+            interrupt.say(interrupt.message(exc))
+            ctx.exit(interrupt.exit_code(exc))
+
+
+@click.group(cls=MyotoneGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="myotone")
-def main():
+@click.option("--port", "-p", "global_port", default=None, metavar="PORT", shell_complete=complete_port,
+              help="The port for the command that follows (as its own --port).")
+def main(global_port):
     """Myotone: microcurrent + red-LED face mask toolkit (not a medical device).
 
     Shell completion: eval "$(_MYOTONE_COMPLETE=bash_source myotone)" (see docs/cli.md).
@@ -111,13 +162,11 @@ def hello(port, as_json):
 @json_option
 @device_errors
 def status(port, as_json):
-    """Show the session state, currents and any latched fault."""
+    """Show the session state, program and phase, currents, LED, temperature and any latched fault."""
     with Link.open(port) as link:
         r = link.request("status")
-    fault = f", fault {r['fault']}" if r.get("fault") else ""
-    emit(r, as_json, f"{r['state']}: set {r['setpoint_ua']} µA, target {r['target_ua']} µA, "
-                     f"measured {r['measured_ua']} µA, impedance {r['impedance_ohm']} Ω, "
-                     f"{r['elapsed_s']}/{r['duration_s']} s{fault}")
+    from .watch import status_line
+    emit(r, as_json, status_line(r))
 
 
 # ---- programs ------------------------------------------------------------------------
@@ -129,7 +178,7 @@ def _program_line(p: dict) -> str:
 
 @main.group()
 def programs():
-    """The device's built-in programs."""
+    """The device's programs: the built-in ones and your own."""
 
 
 @programs.command("list")
@@ -168,12 +217,13 @@ def emu():
 @emu.command("serve")
 @click.option("--board", default="pico-mcp4725", show_default=True, help="Board file name or path.",
               shell_complete=complete_board)
-@click.option("--tcp", "tcp_port", type=int, default=None, help="Serve on 127.0.0.1:PORT (0 picks a free port).")
+@click.option("--tcp", "tcp_port", type=click.IntRange(0, 65535), default=None,
+              help="Serve on 127.0.0.1:PORT (0 picks a free port).")
 @click.option("--pty", "use_pty", is_flag=True, help="Serve on a pseudo-terminal.")
 @click.option("--speed", type=click.FloatRange(0.01, 1000), default=1.0, show_default=True,
               help="Virtual seconds per wall second.")
 @click.option("--seed", type=int, default=1, show_default=True, help="Seed of the plant's noise.")
-@click.option("--flash", "flash_path", type=click.Path(dir_okay=False), default=None,
+@click.option("--flash", "flash_path", type=ImageFile(), default=None,
               help="Keep the littlefs flash image in FILE (made and flashed with the firmware when new).")
 @click.option("--chip", type=click.Choice(["python", "rp2040"]), default="python", show_default=True,
               help="python: the fast tier (the firmware under CPython); rp2040: the silicon tier (the official "
@@ -181,6 +231,7 @@ def emu():
 @click.option("--uf2", type=click.Path(dir_okay=False), default=None,
               help="With --chip rp2040: the MicroPython v1.28.0 UF2 for the Pico (default: $MYOTONE_UF2, "
                    "then ../shared/firmware/).")
+@file_errors
 def emu_serve(board, tcp_port, use_pty, speed, seed, flash_path, chip, uf2):
     """Run an emulated board behind a serial endpoint until stopped.
 
@@ -197,14 +248,15 @@ def emu_serve(board, tcp_port, use_pty, speed, seed, flash_path, chip, uf2):
     if uf2 is not None and chip != "rp2040":
         raise click.UsageError("--uf2 goes with --chip rp2040")
     try:
+        flash_file = str(flash_path) if flash_path else None
         if chip == "rp2040":
             from .silicon import SiliconBoard, SiliconUnavailable
             try:
-                emu_ = SiliconBoard(board, uf2=uf2, flash_path=flash_path, seed=seed)
+                emu_ = SiliconBoard(board, uf2=uf2, flash_path=flash_file, seed=seed)
             except SiliconUnavailable as exc:
                 raise click.ClickException(str(exc)) from exc
         else:
-            emu_ = Emulator(board, seed=seed, flash_path=flash_path)
+            emu_ = Emulator(board, seed=seed, flash_path=flash_file)
     except (EmulatorError, FlashCorrupt, ValueError) as exc:
         raise click.ClickException(str(exc)) from exc
     control_url = serve_control(emu_)
@@ -219,8 +271,13 @@ def emu_serve(board, tcp_port, use_pty, speed, seed, flash_path, chip, uf2):
             serve_pty(emu_, on_ready=ready)
         else:
             serve_tcp(emu_, tcp_port, on_ready=ready)
-    except KeyboardInterrupt:
-        pass
+    except OSError as exc:                # the TCP port is taken, no pty here
+        where = "a pseudo-terminal" if use_pty else f"127.0.0.1:{tcp_port}"
+        raise click.ClickException(f"cannot serve on {where}: {exc.strerror or exc}") from None
+    except KeyboardInterrupt as exc:      # Ctrl-C, SIGTERM, SIGHUP: the one way it ends
+        from .interrupt import tell
+        raise tell(exc, "the emulated board was stopped" + (f", its flash kept in {flash_path}"
+                                                              if flash_path else "")) from None
     finally:
         emu_.close()
 
@@ -234,36 +291,46 @@ def _run_scenario(path, **kw):
 
 
 @emu.command("run")
-@click.argument("scenario_path", metavar="SCENARIO.json", type=click.Path(exists=True, dir_okay=False))
+@click.argument("scenario_path", metavar="SCENARIO.json", type=InFile())
 @json_option
-@click.option("--vcd", type=click.Path(dir_okay=False), help="Also write the trace as VCD.")
-@click.option("--trace-json", type=click.Path(dir_okay=False), help="Also write the trace as JSON.")
-@click.option("--flash", "flash_path", type=click.Path(dir_okay=False), default=None,
+@click.option("--vcd", type=OutFile(), help="Also write the trace as VCD.")
+@click.option("--trace-json", type=OutFile(), help="Also write the trace as JSON.")
+@click.option("--flash", "flash_path", type=ImageFile(), default=None,
               help="Run on the flash image kept in FILE.")
+@file_errors
 def emu_run(scenario_path, as_json, vcd, trace_json, flash_path):
     """Run a scenario in lockstep (as fast as the CPU allows) and print its report.
 
     The format of SCENARIO.json and of the report: docs/emulator.md.
     """
     from .emulator import scenario, trace_export
-    res = _run_scenario(scenario_path, flash_path=flash_path)
-    if vcd:
-        trace_export.write_vcd(res.emu, res.end_ns, vcd)
-    if trace_json:
-        trace_export.write_json(res.emu, res.end_ns, trace_json)
+    res = _run_scenario(scenario_path, flash_path=str(flash_path) if flash_path else None)
+    for out, write in ((vcd, trace_export.write_vcd), (trace_json, trace_export.write_json)):
+        if out:
+            with written_whole(out) as tmp:
+                write(res.emu, res.end_ns, tmp)
     emit(res.report, as_json, scenario.summary(res.report))
 
 
 @emu.command("scope")
-@click.argument("scenario_path", metavar="SCENARIO.json", type=click.Path(exists=True, dir_okay=False))
-@click.option("--out", required=True, type=click.Path(dir_okay=False), help="PNG (or PDF, SVG) to write.")
+@click.argument("scenario_path", metavar="SCENARIO.json", type=InFile())
+@click.option("--out", required=True, type=OutFile(), help="PNG (or PDF, SVG) to write.")
 @click.option("--from-s", "t0_s", type=float, default=0.0, show_default=True, help="Window start (virtual s).")
 @click.option("--to-s", "t1_s", type=float, default=None, help="Window end (default: the scenario's end).")
+@file_errors
 def emu_scope(scenario_path, out, t0_s, t1_s):
-    """Run a scenario and draw the electrode current and bridge state (matplotlib)."""
+    """Run a scenario and draw the electrode current and bridge state (matplotlib: the `plot` extra)."""
     from .emulator import trace_export
+    from .plot import PlotUnavailable, pyplot
+    if t1_s is not None and t1_s <= t0_s:
+        raise click.ClickException(f"--to-s {t1_s:g} must be after --from-s {t0_s:g}")
+    try:
+        pyplot()                # before the run: say so at once when matplotlib is missing
+    except PlotUnavailable as exc:
+        raise click.ClickException(str(exc)) from None
     res = _run_scenario(scenario_path)
-    trace_export.plot_scope(res.emu, res.end_ns, out, t0_s, t1_s)
+    with written_whole(out) as tmp:
+        trace_export.plot_scope(res.emu, res.end_ns, tmp, t0_s, t1_s)
     click.echo(f"wrote {out}")
 
 
@@ -272,6 +339,7 @@ def emu_scope(scenario_path, out, t0_s, t1_s):
 @click.option("--speed", type=click.FloatRange(1, 100), default=10.0, show_default=True)
 @click.option("--ua", type=int, default=200, show_default=True)
 @click.option("--duration-s", type=int, default=20, show_default=True)
+@device_errors
 def demo(board, speed, ua, duration_s):
     """Start an emulator, run a session on it, and print what happens."""
     from .demo import run_demo
@@ -296,7 +364,14 @@ def hil(port, board, pytest_args):
         raise click.ClickException(str(exc)) from exc
 
 
-from . import cli_session, cli_tools  # noqa: E402,F401 - register session, monitor, ports, flash, …
+from . import cli_device, cli_session, cli_tools  # noqa: E402,F401 - register session, monitor, ports, flash, …
+
+def run() -> None:
+    """The `myotone` console script: SIGTERM and SIGHUP end a command as Ctrl-C does."""
+    from . import interrupt
+    interrupt.install()
+    main()
+
 
 if __name__ == "__main__":
-    main()
+    run()

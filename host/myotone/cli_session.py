@@ -7,7 +7,7 @@ import sys
 
 import click
 
-from .cli import EXIT_FAILED, EXIT_INTERRUPTED, device_errors, emit, json_option, main, note, port_option
+from .cli import EXIT_FAILED, device_errors, emit, json_option, main, note, port_option
 from .link import Link
 
 
@@ -15,7 +15,9 @@ from .link import Link
 def start_args(program, ua, duration_s, hz, phase_us, gap_us, alternate, burst_on_ms, burst_off_ms) -> dict:
     if program is None and (hz is None or phase_us is None):
         raise click.UsageError("give --program, or an explicit waveform with at least --hz and --phase-us")
-    args = {"program": program or "lift", "ua": ua}
+    args = {"program": program or "lift"}
+    if ua is not None:
+        args["ua"] = ua
     if program is None:          # explicit waveform: every field given, on top of lift's defaults
         args.update(gap_us=0, alternate=True, burst_on_ms=0, burst_off_ms=0)
     for key, value in (("duration_s", duration_s), ("hz", hz), ("phase_us", phase_us), ("gap_us", gap_us),
@@ -28,7 +30,8 @@ def start_args(program, ua, duration_s, hz, phase_us, gap_us, alternate, burst_o
 def session_options(f):
     for opt in reversed([
         click.option("--program", default=None, help="Program name (`myotone programs list`)."),
-        click.option("--ua", type=click.IntRange(1, 1000), required=True, help="Setpoint in µA."),
+        click.option("--ua", type=click.IntRange(1, 1000), default=None,
+                     help="Setpoint in µA (programs with microcurrent; not for LED-only ones)."),
         click.option("--duration-s", type=click.IntRange(1, 1200), default=None, help="Session length (s)."),
         click.option("--hz", type=float, default=None, help="Explicit waveform: pulse frequency (Hz)."),
         click.option("--phase-us", type=int, default=None, help="Explicit waveform: phase width (µs)."),
@@ -63,14 +66,13 @@ def session_start(port, program, ua, duration_s, hz, phase_us, gap_us, alternate
     with Link.open(port) as link:
         if not watch:
             r = link.request("start", **args)
-            emit(r, as_json, f"started {args['program'] if program else 'explicit waveform'} at "
-                             f"{r['setpoint_ua']} µA for {r['duration_s']} s")
+            what = args["program"] if program else "explicit waveform"
+            at = f"at {r['setpoint_ua']} µA" if r.get("setpoint_ua") else "(LED only, no microcurrent)"
+            emit(r, as_json, f"started {what} {at} for {r['duration_s']} s")
             return
         from . import monitor as m
         mon, interrupted = m.run(link, _printer(as_json), start_args=args, until_done=True, notice=note)
-    _finish(mon, as_json)
-    if interrupted:
-        sys.exit(EXIT_INTERRUPTED)
+    _finish(mon, as_json, interrupted)
     if mon.summary.fault or mon.summary.final_state != "done":
         sys.exit(EXIT_FAILED)
 
@@ -102,23 +104,25 @@ _simple("resume", "Resume a paused session: a new ramp from the minimum.")
 @json_option
 @device_errors
 def monitor(port, program, ua, duration_s, seconds, leave_running, as_json):
-    """Show live telemetry, state changes and faults until Ctrl-C.
+    """Show live telemetry, state changes and faults until Ctrl-C (or, with
+    --program, until the session it starts ends).
 
-    Ctrl-C leaves the device safe: a running session is stopped (ramp-down)
-    and the monitor waits until the output is off. Exit code 0, or 1 if a
-    session this monitor started ended with a fault.
+    Ctrl-C, SIGTERM, SIGHUP or a closed stdout pipe leave the device safe: a
+    running session is stopped (ramp-down) and the monitor waits until the
+    output is off, then says so in one line (exit 130, 143, 129, 141). Exit
+    code 0, or 1 if a session this monitor started ended with a fault.
     """
     from . import monitor as m
-    if (program is None) != (ua is None):
-        raise click.UsageError("--program and --ua go together")
+    if program is None and (ua is not None or duration_s is not None):
+        raise click.UsageError("--ua and --duration-s need --program (the session to start)")
     args = start_args(program, ua, duration_s, None, None, None, None, None, None) if program else None
     with Link.open(port) as link:
         hello_r = link.request("hello")
         if not as_json:
             note(f"monitoring {hello_r['board']} on {port} (Ctrl-C to stop)")
-        mon, _ = m.run(link, _printer(as_json), start_args=args, max_s=seconds, leave_running=leave_running,
-                       notice=note)
-    _finish(mon, as_json)
+        mon, interrupted = m.run(link, _printer(as_json), start_args=args, until_done=args is not None,
+                                 max_s=seconds, leave_running=leave_running, notice=note)
+    _finish(mon, as_json, interrupted)
     if mon.started and mon.summary.fault:
         sys.exit(EXIT_FAILED)
 
@@ -142,7 +146,15 @@ def _printer(as_json: bool):
     return show
 
 
-def _finish(mon, as_json: bool) -> None:
+def _finish(mon, as_json: bool, interrupted: BaseException | None = None) -> None:
+    """The summary on stdout; then an interruption goes on to the top level (its one
+    line and exit code, cli.MyotoneGroup) -- the device is already safe."""
     s = mon.summary.as_dict()
-    emit(s, as_json, f"session {s['final_state']}" + (f" (fault: {s['fault']})" if s["fault"] else "")
-         + (f", {s['run_s']} s at setpoint, mean {s['mean_measured_ua']} µA" if s["run_s"] else ""))
+    try:
+        emit(s, as_json, f"session {s['final_state']}" + (f" (fault: {s['fault']})" if s["fault"] else "")
+             + (f", {s['run_s']} s at setpoint, mean {s['mean_measured_ua']} µA" if s["run_s"] else ""))
+    except (OSError, ValueError):       # stdout gone (a closed pipe, a closed terminal)
+        if interrupted is None:
+            raise
+    if interrupted is not None:
+        raise interrupted

@@ -10,6 +10,7 @@ import click
 
 from .cli import (EXIT_FAILED, PORT_HELP, complete_board, complete_port, device_errors, emit, json_option,
                   main, note, port_option)
+from .cli_paths import OutFile, OutFolder, file_errors, written_whole
 from .link import Link, LinkError
 
 
@@ -75,8 +76,18 @@ def flash(port_list, board, dry_run, as_json):
     checks that hello answers with the flashed version.
     """
     from .flasher import flash_many
+    from .link import PortName, resolve
+    ctx = click.get_current_context()
+    given = ctx.find_root().params.get("global_port")
+    if port_list and ctx.get_parameter_source("port_list") == click.core.ParameterSource.ENVIRONMENT:
+        # the command line (`myotone -p X flash`) wins over MYOTONE_PORT; errors name the variable
+        port_list = () if given else tuple(PortName(p, "MYOTONE_PORT") for p in port_list)
     if not port_list:
-        raise click.ClickException("no port: pass --port (several for parallel flashing) or set MYOTONE_PORT")
+        try:        # before the command (`myotone -p X flash`), else the one board plugged in
+            port_list = (resolve(given),)
+        except LinkError as exc:
+            raise click.ClickException(str(exc).replace("pass --port", "pass --port (several for parallel "
+                                                                         "flashing)")) from None
     progress = None if as_json or dry_run else _FlashProgress(len(port_list) > 1)
     try:
         results = flash_many(list(port_list), board=board, dry_run=dry_run, progress=progress)
@@ -122,11 +133,12 @@ def logs_list(port, as_json):
 @logs_group.command("pull")
 @click.argument("numbers", nargs=-1, type=int)
 @click.option("--all", "pull_all", is_flag=True, help="Every log on the device.")
-@click.option("--dir", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=Path("."),
+@click.option("--dir", "out_dir", type=OutFolder(), default=".",
               show_default=True, help="Where to save them (myotone-log-NNNN.json).")
 @port_option
 @json_option
 @device_errors
+@file_errors
 def logs_pull(numbers, pull_all, out_dir, port, as_json):
     """Copy session logs from the device to JSON files."""
     from . import logs
@@ -142,9 +154,11 @@ def logs_pull(numbers, pull_all, out_dir, port, as_json):
 
 @logs_group.command("export")
 @click.argument("source")
-@click.option("--csv", "csv_out", default="-", show_default=True, help="CSV file to write ('-': stdout).")
+@click.option("--csv", "csv_out", type=OutFile(dash=True), default="-", show_default=True,
+              help="CSV file to write ('-': stdout).")
 @port_option
 @device_errors
+@file_errors
 def logs_export(source, csv_out, port):
     """Export a log's samples as CSV. SOURCE: a pulled JSON file, or a log number on the device."""
     from . import logs
@@ -152,7 +166,8 @@ def logs_export(source, csv_out, port):
     if csv_out == "-":
         click.echo(text, nl=False)
     else:
-        Path(csv_out).write_text(text)
+        with written_whole(csv_out) as tmp:
+            tmp.write_text(text)
         note(f"wrote {csv_out}")
 
 
@@ -181,18 +196,22 @@ def logs_delete(numbers, delete_all, yes, port, as_json):
 
 @main.command()
 @click.argument("log")
-@click.option("--out", "out", required=True, type=click.Path(dir_okay=False, path_type=Path),
-              help="PNG file to write.")
+@click.option("--out", "out", required=True, type=OutFile(), help="PNG file to write.")
 @port_option
 @json_option
 @device_errors
+@file_errors
 def plot(log, out, port, as_json):
     """Plot a session log: current, impedance and LED over time, faults marked.
 
     LOG: a pulled JSON file, or a log number on the device.
     """
-    from .plot import plot as draw
-    path = draw(_record(log, port), out)
+    from .plot import plot as draw, pyplot
+    pyplot()                    # matplotlib is an optional extra: say so before reading the log
+    rec = _record(log, port)
+    with written_whole(out) as tmp:
+        draw(rec, tmp)
+    path = out
     emit({"out": str(path)}, as_json, f"wrote {path}")
 
 
@@ -205,7 +224,11 @@ def _ask(text: str) -> None:
         if not line:
             raise LinkError("no one to connect the loads: run it at a terminal, or give --rig")
         return
-    click.prompt(text, default="", show_default=False, prompt_suffix=" ", err=True)
+    try:
+        click.prompt(text, default="", show_default=False, prompt_suffix=" ", err=True)
+    except click.Abort:         # Ctrl-C at the prompt: the command's own clean-up runs
+        from .interrupt import from_abort
+        raise from_abort() from None
 
 
 def rig_option(f):
@@ -230,7 +253,11 @@ def calibrate(port, load_ohm, meter, hold_s, rig, as_json):
     from .rig import rig_for
 
     def read_meter(ua, _m):
-        return click.prompt(f"multimeter reading at setpoint {ua} µA (µA)", type=float, err=True)
+        try:
+            return click.prompt(f"multimeter reading at setpoint {ua} µA (µA)", type=float, err=True)
+        except click.Abort:     # Ctrl-C at the prompt: the calibration is put back, as for any other
+            from .interrupt import from_abort
+            raise from_abort() from None
     with Link.open(port) as link:
         the_rig = rig_for(link, rig, _ask)
         try:

@@ -13,11 +13,14 @@ from .link import Link, LinkError
 def start_server(board: str, speed: float) -> tuple[subprocess.Popen, str]:
     proc = subprocess.Popen([sys.executable, "-m", "myotone", "emu", "serve", "--board", board,
                              "--tcp", "0", "--speed", str(speed)],
-                            stdout=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # (stderr is read only when it fails: the server's own "Interrupted by SIGTERM" when the
+    # demo stops it is not news)
     line = proc.stdout.readline().strip()
     if not line.startswith("serving "):
         proc.kill()
-        raise LinkError(f"emulator did not start (it said {line!r})")
+        said = (proc.stderr.read().strip().splitlines() or [line])[-1]
+        raise LinkError(f"the emulator did not start: {said.removeprefix('Error: ')}")
     return proc, line.split(" ", 1)[1]
 
 

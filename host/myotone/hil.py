@@ -39,6 +39,13 @@ def run_suite(port: str | None, board: str | None, pytest_args: list[str]) -> in
     """Run pytest on the suite in a child process; its exit code is ours."""
     if not (suite_dir() / "conftest.py").is_file():
         raise HilError(f"no HIL suite at {suite_dir()}: run from a Myotone checkout (or set MYOTONE_ROOT)")
+    if board:
+        from .emulator import EmulatorError
+        from .emulator.board import load_board
+        try:
+            load_board(board)
+        except EmulatorError as exc:
+            raise HilError(str(exc)) from None
     if importlib.util.find_spec("pytest") is None:
         raise HilError("pytest is not installed: pip install 'myotone[test]'")
     env = dict(os.environ)

@@ -18,6 +18,44 @@ import math
 import time
 
 
+NO_PORT = "no port: pass --port (a device, a pyserial URL, or emu) or set MYOTONE_PORT"
+
+
+class PortName(str):
+    """A port as the user gave it, and where it came from (`--port`, `MYOTONE_PORT`,
+    `auto-detected`), so that an error about it can say so."""
+
+    def __new__(cls, value: str, source: str = "--port"):
+        self = super().__new__(cls, value)
+        self.source = source
+        return self
+
+
+def named(port: str) -> str:
+    """`port`, with its source when that is not the command line (errors name it)."""
+    source = getattr(port, "source", "--port")
+    if source == "--port":
+        return str(port)
+    return f"{port} ({source})" if source == "auto-detected" else f"{port} (from {source})"
+
+
+def resolve(port: str | None) -> PortName:
+    """The port to use: the one given, else the one Myotone board plugged in (by USB ID,
+    as mpremote picks its default), else a one-line reason."""
+    if port:
+        return port if isinstance(port, PortName) else PortName(port)
+    from .ports import list_ports
+    try:
+        ours = [p["device"] for p in list_ports() if p["board"]]
+    except Exception:       # noqa: BLE001 - no USB enumeration here: as if nothing were plugged in
+        ours = []
+    if len(ours) == 1:
+        return PortName(ours[0], "auto-detected")
+    if ours:
+        raise LinkError(f"several boards are plugged in ({', '.join(ours)}): choose one with --port")
+    raise LinkError(NO_PORT + " (no Myotone board found on USB: `myotone ports` lists what is there)")
+
+
 class LinkError(Exception):
     """The device could not be reached or did not answer."""
 
@@ -48,7 +86,7 @@ def open_error(url: str, exc: Exception) -> LinkError:
         why = "nothing is listening there (is `myotone emu serve` running?)"
     else:
         why = text
-    return LinkError(f"cannot open {url}: {why}")
+    return LinkError(f"cannot open {named(url)}: {why}")
 
 
 class SerialTransport:
@@ -61,6 +99,7 @@ class SerialTransport:
         except (serial.SerialException, OSError, ValueError) as exc:
             raise open_error(url, exc) from exc
         self._buf = bytearray()
+        self.url = url
 
     @classmethod
     def adopt(cls, ser) -> "SerialTransport":
@@ -69,14 +108,19 @@ class SerialTransport:
         self = cls.__new__(cls)
         ser.timeout = 0.05
         self._ser, self._buf = ser, bytearray()
+        self.url = getattr(ser, "portstr", None) or "the port"
         return self
+
+    def _lost(self, what: str, exc: Exception) -> LinkError:
+        return LinkError(f"lost the device on {named(self.url)} ({what}: {exc}): was it unplugged, "
+                         "or its emulator stopped?")
 
     def write(self, data: bytes) -> None:
         import serial
         try:
             self._ser.write(data)
         except (serial.SerialException, OSError) as exc:
-            raise LinkError(f"write failed: {exc}") from exc
+            raise self._lost("write", exc) from exc
 
     def _fill(self, block: bool) -> bool:
         """Append what the port has (waiting up to its 50 ms timeout if `block`)."""
@@ -87,7 +131,7 @@ class SerialTransport:
                 return False
             chunk = self._ser.read(max(1, waiting))
         except (serial.SerialException, OSError) as exc:
-            raise LinkError(f"read failed: {exc}") from exc
+            raise self._lost("read", exc) from exc
         self._buf += chunk
         return bool(chunk)
 
@@ -119,6 +163,10 @@ class SerialTransport:
     def unread(self, data: bytes) -> None:
         """Put bytes back in front of what the port delivers next."""
         self._buf[:0] = data
+
+    def partial(self) -> bytes:
+        """What came after the last newline (a REPL prompt `>>> ` has none)."""
+        return bytes(self._buf)
 
     def now_s(self) -> float:
         return time.monotonic()
@@ -185,6 +233,9 @@ class EmuTransport:
     def unread(self, data: bytes) -> None:
         self._buf[:0] = data
 
+    def partial(self) -> bytes:
+        return bytes(self._buf)
+
     def now_s(self) -> float:
         return self.emulator.now_s
 
@@ -199,7 +250,8 @@ def open_transport(port: str):
         try:
             return EmuTransport(board)
         except EmulatorError as exc:
-            raise LinkError(str(exc)) from exc
+            source = getattr(port, "source", "--port")
+            raise LinkError(str(exc) + ("" if source == "--port" else f" (port {port} from {source})")) from exc
     return SerialTransport(port)
 
 
@@ -212,9 +264,8 @@ class Link:
         self.noise: collections.deque[str] = collections.deque(maxlen=200)
 
     @classmethod
-    def open(cls, port: str) -> "Link":
-        if not port:
-            raise LinkError("no port: pass --port (a device, a pyserial URL, or emu) or set MYOTONE_PORT")
+    def open(cls, port: str | None) -> "Link":
+        port = resolve(port)
         link = cls(open_transport(port), port)
         # end whatever partial line an earlier tool left in the device's buffer
         link.transport.write(b"\n")
@@ -266,13 +317,22 @@ class Link:
         return self._read_json(timeout_s)
 
     def _silence(self, cmd: str, timeout_s: float) -> str:
-        text = f"no reply to {cmd!r} from {self.port} within {timeout_s:g} s"
-        if not self.noise:
-            return text + ": the board is not answering (is the Myotone firmware flashed? `myotone flash`)"
-        last = self.noise[-1][:80]
-        if ">>>" in last or "raw REPL" in last:
-            return text + f" (it printed: {last!r}: the board is at the MicroPython REPL; reset it or `myotone flash`)"
-        return text + f" (it printed: {last!r})"
+        text = f"no reply to {cmd!r} from {named(self.port)} within {timeout_s:g} s"
+        partial = self.transport.partial().decode("utf-8", "replace").strip() if hasattr(
+            self.transport, "partial") else ""
+        said = [t for t in list(self.noise)[-3:] + [partial] if t]
+        # a REPL prints its prompt, or echoes our request back (no firmware does that)
+        if any(t.startswith((">>>", "raw REPL")) or t.endswith(">>>") or "MicroPython v" in t
+               or f'"cmd":"{cmd}"' in t for t in said):
+            return (text + ": the board is at the MicroPython REPL (>>>), not running the firmware: "
+                           "`myotone reset` starts it again (if it does not, `myotone flash`)")
+        if said:
+            return text + f" (it printed: {said[-1][:80]!r})"
+        if self.port.startswith("socket://"):
+            return (text + ": nothing answered on the connection; if this is `myotone emu serve`, another "
+                           "client may have it (it serves one at a time: close the other myotone or mpremote), "
+                           "else check that it runs the Myotone firmware")
+        return text + ": the board is not answering (is the Myotone firmware flashed? `myotone flash`)"
 
     def request(self, cmd: str, timeout_s: float = 3.0, **args) -> dict:
         """Send `cmd` and return its reply; events that arrive meanwhile are kept."""

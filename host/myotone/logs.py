@@ -53,8 +53,11 @@ def pull(link: Link, numbers: list, out_dir: Path) -> list:
         rec = read_record(link, n)
         path = out_dir / file_name(n)
         tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(rec, indent=1))
-        tmp.replace(path)
+        try:            # whole or not at all, even when interrupted
+            tmp.write_text(json.dumps(rec, indent=1))
+            tmp.replace(path)
+        finally:
+            tmp.unlink(missing_ok=True)
         saved.append(path)
     return saved
 
@@ -65,6 +68,10 @@ def load(path: Path) -> dict:
         data = json.loads(Path(path).read_text())
     except FileNotFoundError:
         raise LogError(f"no such log file: {path}") from None
+    except IsADirectoryError:
+        raise LogError(f"{path} is a folder, not a log file") from None
+    except OSError as exc:
+        raise LogError(f"cannot read {path}: {exc.strerror or exc}") from None
     except ValueError as exc:
         raise LogError(f"{path} is not a log (not JSON: {exc})") from None
     if isinstance(data, dict) and isinstance(data.get("record"), dict):

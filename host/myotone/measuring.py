@@ -17,8 +17,42 @@ class MeasureFault(Exception):
 
 
 def measure(link: Link, ua: int, hold_s: int = 2, on_message=None, **waveform) -> dict:
-    """Drive `ua` for `hold_s` at the setpoint and return the `measure` event."""
-    r = link.request("measure", ua=ua, hold_s=hold_s, **waveform)
+    """Drive `ua` for `hold_s` at the setpoint and return the `measure` event.
+
+    Interrupted (Ctrl-C, SIGTERM, a closed pipe) or failing on the way, it stops its
+    session and waits until the output is off before it lets the exception go on:
+    a measuring session left to run would end in a latched heartbeat_lost."""
+    try:            # interrupted while asking, the session may have started: stopped all the same
+        r = link.request("measure", ua=ua, hold_s=hold_s, **waveform)
+        return _follow(link, ua, hold_s, r, on_message)
+    except BaseException as exc:
+        if not isinstance(exc, (MeasureFault, DeviceError)):   # a fault cut the output; a refusal started nothing
+            stop_and_wait(link)
+            from . import interrupt
+            if interrupt.is_interruption(exc):
+                interrupt.tell(exc, "the measuring session was stopped, the output is off")
+        raise
+
+
+def stop_and_wait(link: Link, wait_s: float = 10.0) -> None:
+    """Stop the device's session and wait until its output is off; whole, even on a second
+    signal (interrupt.shielded); quiet if the device is gone."""
+    from . import interrupt
+    with interrupt.shielded():
+        try:
+            link.request("stop")
+            deadline = link.now_s() + wait_s
+            while link.request("status")["state"] in ACTIVE and link.now_s() < deadline:
+                link.read_message(timeout_s=0.25)
+            link.drop_pending()
+        except (LinkError, DeviceError):
+            pass
+
+
+ACTIVE = ("ramp", "run", "ramp_down", "pausing", "paused")
+
+
+def _follow(link: Link, ua: int, hold_s: int, r: dict, on_message) -> dict:
     # ramp (<= 4 s at 250 uA/s from the minimum) + hold + ramp-down 1.5 s, with margin
     limit_s = hold_s + 15.0
     start = link.now_s()
@@ -41,8 +75,4 @@ def measure(link: Link, ua: int, hold_s: int = 2, on_message=None, **waveform) -
             if msg.get("fault") or msg.get("state") != "done":
                 raise MeasureFault(msg)
             return msg
-    try:
-        link.request("stop")
-    except (LinkError, DeviceError):
-        pass
     raise LinkError(f"no measurement result within {limit_s:g} s (the device was told to stop)")

@@ -1,7 +1,7 @@
 """`myotone monitor` (and `session start --watch`): live telemetry, state
 changes and faults until Ctrl-C or, if asked, until the session ends.
 
-Ctrl-C leaves the device safe: a running session is stopped (ramp-down of
+Ctrl-C (and SIGTERM, SIGHUP, a closed stdout pipe: interrupt.py) leaves the device safe: a running session is stopped (ramp-down of
 SAFETY.md) and the monitor waits until the output is off before it exits,
 unless `leave_running` was asked for (then only a session started by this
 monitor is stopped: nobody would send its heartbeat any more). A second
@@ -91,25 +91,59 @@ class Monitor:
         return self.link.request("status")["state"] in ENDED
 
 
+def _quiet(emit):
+    """While making the device safe, output that cannot be written (nobody reads the pipe,
+    the terminal is gone after SIGHUP) must not stop the clean-up: it is dropped."""
+    def show(msg):
+        nonlocal emit
+        if emit is not None:
+            try:
+                emit(msg)
+            except (OSError, ValueError):
+                emit = None
+    return show
+
+
 def run(link: Link, emit, start_args: dict | None = None, until_done: bool = False,
-        max_s: float | None = None, leave_running: bool = False, notice=None) -> tuple[Monitor, bool]:
-    """Monitor until Ctrl-C (or the end); returns (monitor, interrupted)."""
+        max_s: float | None = None, leave_running: bool = False, notice=None) -> tuple[Monitor, BaseException | None]:
+    """Monitor until the end (of the session if `until_done`, of `max_s`) or an interruption.
+
+    Returns (monitor, None), or (monitor, the interruption) once the device is safe:
+    Ctrl-C, SIGTERM, SIGHUP (Interrupted) or a reader that went away (BrokenPipeError),
+    with what was done about it attached (interrupt.tell) for the one line the CLI prints.
+    """
+    from . import interrupt
     mon = Monitor(link, emit)
     mon.begin()
     if start_args is not None:
         mon.start_session(start_args)
     try:
         mon.loop(until_done=until_done, max_s=max_s)
-        interrupted = False
-    except KeyboardInterrupt:
-        interrupted = True
-    if interrupted or (mon.started and not until_done):
-        if mon.state in ACTIVE and (mon.started or not leave_running):
-            if notice:
-                notice("stopping the session (ramp-down); Ctrl-C again to exit at once")
-            try:
-                if not mon.stop_and_wait():
-                    raise LinkError("the session did not end after stop: check the device with `myotone status`")
-            except KeyboardInterrupt:
-                pass
+        stop = mon.started          # a session it started needs its heartbeat: it ends with it
+        interrupted = None
+    except LinkError as exc:        # the device went away: say what becomes of the session
+        if mon.heartbeat and mon.state in ACTIVE:
+            raise LinkError(f"{exc} Its session gets no heartbeat now: the device ramps it down within 5 s "
+                            "(fault heartbeat_lost)") from exc
+        raise
+    except (KeyboardInterrupt, BrokenPipeError) as exc:
+        interrupted = exc
+        stop = mon.state in ACTIVE and (mon.started or not leave_running)
+        mon.emit = _quiet(None if isinstance(exc, BrokenPipeError) else mon.emit)
+    if stop and mon.state in ACTIVE:
+        if notice:
+            notice("stopping the session (ramp-down); Ctrl-C again to exit at once")
+        try:
+            if not mon.stop_and_wait():
+                raise LinkError("the session did not end after stop: check the device with `myotone status`")
+            what = "the session was stopped (ramp-down), the output is off"
+        except KeyboardInterrupt as again:
+            interrupted = interrupted or again
+            what = "the stop was sent; the device ramps down on its own"
+    elif interrupted is not None and mon.state in ACTIVE:
+        what = "the session was left running (--leave-running); it ends at its duration"
+    else:
+        what = "no session was running"
+    if interrupted is not None:
+        interrupt.tell(interrupted, what)
     return mon, interrupted

@@ -7,10 +7,24 @@ from pathlib import Path
 from .logs import fault_events, when
 
 
-def plot(rec: dict, out: Path, title: str | None = None) -> Path:
-    import matplotlib
+class PlotUnavailable(Exception):
+    """matplotlib is an optional extra (`pip install 'myotone[plot]'`)."""
+
+
+def pyplot():
+    """matplotlib's pyplot on the Agg back-end (no display), or a one-line reason."""
+    try:
+        import matplotlib
+    except ImportError:
+        raise PlotUnavailable("plotting needs matplotlib, an optional extra: pip install 'myotone[plot]' "
+                              "(in this checkout: .venv/bin/pip install -e '.[plot]')") from None
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    return plt
+
+
+def plot(rec: dict, out: Path, title: str | None = None) -> Path:
+    plt = pyplot()
 
     samples = rec["samples"]
     t = [s.get("t_s", i) for i, s in enumerate(samples)]

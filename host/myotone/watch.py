@@ -75,6 +75,50 @@ def follow(link: Link, on_message=None, heartbeat: bool = True, max_s: float = 3
 
 
 def telemetry_line(msg: dict) -> str:
-    return (f"{msg.get('elapsed_s', 0):>4} s  {msg.get('state', '?'):<9}  set {msg.get('setpoint_ua', 0):>4} µA"
+    line = (f"{msg.get('elapsed_s', 0):>4} s  {msg.get('state', '?'):<9}  set {msg.get('setpoint_ua', 0):>4} µA"
             f"  target {msg.get('target_ua', 0):>4} µA  measured {msg.get('measured_ua', 0):>4} µA"
             f"  impedance {msg.get('impedance_ohm', 0):>6} Ω")
+    if msg.get("led_pct"):
+        line += f"  LED {msg['led_pct']:>3} %"
+    return line
+
+
+OUTPUT_ON = ("ramp", "run", "ramp_down", "pausing")
+
+
+def temperature(temp_c) -> str | None:
+    """The skin-side thermistor as text. The firmware's -99 / 999 are its ADC's ends (no
+    reading yet, or an open / shorted thermistor), never a temperature: "n/a"."""
+    if temp_c is None or temp_c <= -99 or temp_c >= 999:
+        return "temperature n/a"
+    return f"{temp_c:g} °C"
+
+
+def status_line(r: dict) -> str:
+    """`myotone status` as text. Measured current and impedance only while the output is
+    on: after a cut the device still reports its last period's mean, which is not a
+    current flowing now."""
+    what = r.get("program") or ""
+    if what and r.get("phase"):
+        what += f" phase {r['phase']}"
+    bits = [f"{r['state']}" + (f": {what}" if what else "")]
+    if r.get("setpoint_ua") or r.get("target_ua"):
+        bits.append(f"set {r.get('setpoint_ua', 0)} µA, target {r.get('target_ua', 0)} µA")
+    if r.get("state") in OUTPUT_ON:
+        bits.append(f"measured {r.get('measured_ua', 0)} µA, impedance {r.get('impedance_ohm', 0)} Ω")
+    else:
+        bits.append("output off")
+    led = r.get("led_pct")
+    if led:
+        derate = r.get("led_derate_pct")
+        bits.append(f"LED {led} %" + (f" (derated to {derate} %)" if derate is not None and derate < 100 else ""))
+    temp = temperature(r.get("temp_c"))
+    if temp:
+        bits.append(temp)
+    if r.get("duration_s"):
+        bits.append(f"{r.get('elapsed_s', 0)}/{r['duration_s']} s")
+    if r.get("fault"):
+        bits.append(f"fault {r['fault']} (`myotone fault clear` once its cause is fixed)")
+    if r.get("condition"):
+        bits.append(f"condition: {r['condition']}")
+    return ", ".join(bits)

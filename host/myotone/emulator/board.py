@@ -29,7 +29,10 @@ def load_board(name_or_path: str) -> dict:
     if not p.is_file():
         known = ", ".join(sorted(b.stem for b in paths.boards_dir().glob("*.json")))
         raise EmulatorError(f"no board file {name_or_path!r} (known boards: {known})")
-    return json.loads(p.read_text())
+    try:
+        return json.loads(p.read_text())
+    except (OSError, ValueError) as exc:
+        raise EmulatorError(f"board file {p} cannot be read as JSON: {getattr(exc, 'strerror', None) or exc}") from None
 
 
 def install_firmware(fs, board: dict, firmware_dir: Path | None = None) -> None:

@@ -157,9 +157,27 @@ def make_machine_module(mcu: Mcu) -> types.ModuleType:
     def lightsleep(ms=None):
         clock.wait(clock.now_ns + (ms if ms is not None else 1 << 40) * 1_000_000)
 
+    class RTC:
+        """datetime() reads or sets (year, month, day, weekday, hours, minutes, seconds,
+        subseconds) in UTC, as `mpremote rtc --set` does; time.time() follows it."""
+
+        def __init__(self, id=0):
+            pass
+
+        def datetime(self, dt=None):
+            import calendar
+            import time as host_time
+            from .mpy_modules import rtc_now_s
+            now = rtc_now_s(clock, mcu)
+            if dt is None:
+                y, mo, d, h, mi, s, wd = host_time.gmtime(now)[:7]
+                return (y, mo, d, wd, h, mi, s, 0)
+            y, mo, d, _wd, h, mi, s = tuple(dt)[:7]
+            mcu.rtc_offset_s += calendar.timegm((y, mo, d, h, mi, s, 0, 0, 0)) - now
+
     for name, cls in make_io(mcu).items():
         setattr(m, name, cls)
-    m.Timer, m.WDT, m.mem32 = Timer, WDT, _Mem()
+    m.Timer, m.WDT, m.RTC, m.mem32 = Timer, WDT, RTC, _Mem()
     m.reset, m.soft_reset, m.idle, m.lightsleep, m.freq = reset, soft_reset, idle, lightsleep, freq
     m.disable_irq, m.enable_irq = disable_irq, enable_irq
     m.reset_cause = lambda: mcu.reset_cause

@@ -67,6 +67,8 @@ class Mcu:
         self.pulls: dict[int, int] = {}
         self.pin_irqs: dict[int, tuple] = {}        # pin -> (handler, trigger, pin object)
         self.reset_cause = PWRON_RESET
+        self.rtc_offset_s = 0           # machine.RTC().datetime(...) moves time.time() by this much;
+        #                                 it survives resets (as an RTC on its own supply), not power loss
         self.resets: list[tuple[int, int]] = []     # (t_ns, cause) of every hardware reset
         self.timers: list = []          # live machine.Timer shims
         self.cost = None                # cost.CostModel: the chip's tick time charged (None: zero time)

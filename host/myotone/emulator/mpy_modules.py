@@ -11,7 +11,12 @@ _TICKS_HALF = _TICKS_PERIOD >> 1
 _EPOCH_S = 1_767_225_600         # 2026-01-01T00:00:00Z: the emulated RTC's power-on time
 
 
-def make_time(clock) -> types.ModuleType:
+def rtc_now_s(clock, mcu=None) -> int:
+    """The device's time.time(): the RTC's power-on time, plus what set it since, plus uptime."""
+    return _EPOCH_S + getattr(mcu, "rtc_offset_s", 0) + clock.now_ns // 1_000_000_000
+
+
+def make_time(clock, mcu=None) -> types.ModuleType:
     t = types.ModuleType("time")
     t.ticks_ms = lambda: (clock.now_ns // 1_000_000) & _TICKS_MASK
     t.ticks_us = lambda: (clock.now_ns // 1_000) & _TICKS_MASK
@@ -21,8 +26,8 @@ def make_time(clock) -> types.ModuleType:
     t.sleep_ms = lambda ms: clock.wait(clock.now_ns + int(ms) * 1_000_000)
     t.sleep_us = lambda us: clock.wait(clock.now_ns + int(us) * 1_000)
     t.sleep = lambda s: clock.wait(clock.now_ns + int(s * 1e9))
-    t.time = lambda: _EPOCH_S + clock.now_ns // 1_000_000_000
-    t.time_ns = lambda: _EPOCH_S * 1_000_000_000 + clock.now_ns
+    t.time = lambda: rtc_now_s(clock, mcu)
+    t.time_ns = lambda: (_EPOCH_S + getattr(mcu, "rtc_offset_s", 0)) * 1_000_000_000 + clock.now_ns
     t.gmtime = lambda secs=None: _time.gmtime(t.time() if secs is None else secs)[:8]
     t.localtime = t.gmtime
     t.mktime = lambda tup: int(_time.mktime(tuple(tup[:8]) + (0,)) - _time.timezone)

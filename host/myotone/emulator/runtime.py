@@ -72,7 +72,7 @@ class Runtime:
     def _factories(self):
         return {
             "machine": lambda: make_machine_module(self.mcu),
-            "time": lambda: mpy_modules.make_time(self.clock),
+            "time": lambda: mpy_modules.make_time(self.clock, self.mcu),
             "micropython": lambda: mpy_modules.make_micropython(self),
             "sys": lambda: mpy_modules.make_sys(self),
             "select": lambda: mpy_modules.make_select(self.console, self.clock),

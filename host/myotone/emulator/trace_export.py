@@ -84,9 +84,8 @@ def write_vcd(emu, end_ns: int, path) -> None:
 
 
 def plot_scope(emu, end_ns: int, path, t0_s: float = 0.0, t1_s: float | None = None, title: str = "") -> None:
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from ..plot import pyplot
+    plt = pyplot()
     t0_ns = int(t0_s * 1e9)
     t1_ns = end_ns if t1_s is None else min(end_ns, int(t1_s * 1e9))
     pts = [(t, i) for t, i in current_points(emu.plant.trace, t1_ns, t0_ns)]
