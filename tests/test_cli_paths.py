@@ -38,6 +38,7 @@ INVOCATIONS = {
     (("emu", "scope"), "scenario_path"): ["emu", "scope", "{}", "--out", "x.png"],
     (("emu", "scope"), "out"): ["emu", "scope", SCENARIO, "--out", "{}"],
     (("emu", "serve"), "flash_path"): ["emu", "serve", "--tcp", "0", "--flash", "{}"],
+    (("emu", "serve"), "uf2"): ["emu", "serve", "--tcp", "0", "--chip", "rp2040", "--uf2", "{}"],
     (("logs", "export"), "csv_out"): ["logs", "export", "{rec}", "--csv", "{}"],
     (("logs", "pull"), "out_dir"): ["logs", "pull", "--all", "--port", "emu", "--dir", "{}"],
     (("plot",), "out"): ["plot", "{rec}", "--out", "{}"],

@@ -228,7 +228,7 @@ def emu():
 @click.option("--chip", type=click.Choice(["python", "rp2040"]), default="python", show_default=True,
               help="python: the fast tier (the firmware under CPython); rp2040: the silicon tier (the official "
                    "MicroPython UF2 on an emulated RP2040, instruction by instruction; slower than real time).")
-@click.option("--uf2", type=click.Path(dir_okay=False), default=None,
+@click.option("--uf2", type=InFile(), default=None,
               help="With --chip rp2040: the MicroPython v1.28.0 UF2 for the Pico (default: $MYOTONE_UF2, "
                    "then ../shared/firmware/).")
 @file_errors
@@ -252,7 +252,7 @@ def emu_serve(board, tcp_port, use_pty, speed, seed, flash_path, chip, uf2):
         if chip == "rp2040":
             from .silicon import SiliconBoard, SiliconUnavailable
             try:
-                emu_ = SiliconBoard(board, uf2=uf2, flash_path=flash_file, seed=seed)
+                emu_ = SiliconBoard(board, uf2=str(uf2) if uf2 else None, flash_path=flash_file, seed=seed)
             except SiliconUnavailable as exc:
                 raise click.ClickException(str(exc)) from exc
         else:
