@@ -168,6 +168,8 @@ def measure(quick: bool = False) -> report.Section:
     tick_rows = ticks(0.3 if quick else 2.0)
     rate_rows, best = status_rate([3.0] if quick else [1.0, 3.0, 10.0, 20.0], 3.0 if quick else 60.0)
     lat = over_current(2 if quick else 32)
+    from test_cost_model import _fast_over_current_ms
+    fast = [_fast_over_current_ms(k / len(lat)) for k in range(len(lat))]
     pio = pio_edges(1.0 if quick else 5.0)
     session_tick = tick_rows[1]
     rows = [{"figure": "boot: power-on to the firmware's ready event", "value": ready_ms, "unit": "ms"},
@@ -197,12 +199,15 @@ def measure(quick: bool = False) -> report.Section:
                "return, interrupts during it included",
                "heap after Ctrl-C: gc.collect() at the REPL with the firmware's modules still imported"],
         more=[("tick", tick_rows), ("request rate", rate_rows),
-              ("over_current latency per onset (ms)", [{"onset": k, "latency_ms": v} for k, v in enumerate(lat)])])
+              ("over_current latency per onset (ms): the chip, and the fast tier with chip time (cost.py)",
+               [{"onset": k, "onset_us_into_tick": round(k / len(lat) * 1000), "silicon_ms": v, "fast_tier_ms": f}
+                for k, (v, f) in enumerate(zip(lat, fast))])])
 
 
 def calibrate(idle_s: float = 2.0, session_s: float = 4.0) -> dict:
     """The fast tier's cost model (host/myotone/emulator/cost.py): the tick's time on the chip per
-    path (output off / on), as 41 quantiles of every tick measured."""
+    path (output off / on), as 41 quantiles of every tick measured, and when it reads the ADC."""
+    import bisect
     import datetime
 
     from myotone import build, paths
@@ -216,8 +221,12 @@ def calibrate(idle_s: float = 2.0, session_s: float = 4.0) -> dict:
         fw.run(session_s)
         ups = [t for t, pin, v in b.edges if pin == hv and v]
         on_from = ups[0] if ups else None
-        off = sorted(d / 1000 for t, d in b.calls[n0:] if on_from is None or t < on_from)
-        on = sorted(d / 1000 for t, d in b.calls[n0:] if on_from is not None and t >= on_from)
+        calls = {False: [], True: []}
+        for t, d in b.calls[n0:]:
+            calls[on_from is not None and t >= on_from].append((t, d))
+        off, on = (sorted(d / 1000 for _, d in calls[k]) for k in (False, True))
+        first_read = {k: statistics.median(
+            (b.adc_times[bisect.bisect_left(b.adc_times, t)] - t) / 1000 for t, _ in calls[k]) for k in calls}
     finally:
         fw.close()
 
@@ -228,7 +237,8 @@ def calibrate(idle_s: float = 2.0, session_s: float = 4.0) -> dict:
                         f"{build.firmware_version(paths.firmware_dir())}, {SESSION['program']} at {SESSION['ua']} uA, "
                         f"{datetime.date.today().isoformat()}",
             "ticks": {"output_off": len(off), "output_on": len(on)},
-            "tick_us": {"output_off": quantiles(off), "output_on": quantiles(on)}}
+            "tick_us": {"output_off": quantiles(off), "output_on": quantiles(on)},
+            "sample_us": {"output_off": round(first_read[False], 1), "output_on": round(first_read[True], 1)}}
 
 
 if __name__ == "__main__":
@@ -242,7 +252,7 @@ if __name__ == "__main__":
     if args.calibrate:
         from myotone.emulator.cost import DEFAULT_PATH
         table = calibrate()
-        Path(DEFAULT_PATH).write_text(json.dumps(table, indent=1) + "\n")
+        Path(DEFAULT_PATH).write_text(json.dumps(table) + "\n")
         print(f"wrote {DEFAULT_PATH}: {table['ticks']}")
     else:
         print(report.render(measure(quick=False)))

@@ -11,9 +11,10 @@ tick path takes on the RP2040 at 125 MHz, as measured on the silicon tier
 * each tick's cost is drawn, with a generator seeded like the plant's, from the measured
   distribution of that path (its quantiles), so the fast tier sees the chip's spread,
   not only its mean;
-* the tick samples the ADC at its start and its outputs (GPIO, DAC) take effect at its
-  end, and the next timer event cannot run before the tick has ended: a tick longer
-  than its period delays the next one and the main code gets what is left of the CPU.
+* the tick samples the ADC when it does on the chip (its first read: ~0.14 ms into an idle
+  tick, ~0.31 ms into a session tick), its outputs (GPIO, DAC) take effect at its end,
+  and the next timer event cannot run before the tick has ended: a tick longer than its
+  period delays the next one and the main code gets what is left of the CPU.
 
 Only the supervisor tick is charged (the timer at the board's supervisor rate); the
 main loop still runs in zero time, so request round trips are not modelled. The model
@@ -34,6 +35,8 @@ class CostModel:
         self.tick_period_ns = tick_period_ns
         self._off = [int(us * 1000) for us in table["tick_us"]["output_off"]]
         self._on = [int(us * 1000) for us in table["tick_us"]["output_on"]]
+        self.sample_ns = {False: int(table["sample_us"]["output_off"] * 1000),
+                          True: int(table["sample_us"]["output_on"] * 1000)}
         self._pick = pick                       # a seeded random.Random's randrange
         self.busy_ns = 0                        # every tick's charge, in total
 

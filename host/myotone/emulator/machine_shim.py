@@ -75,7 +75,9 @@ def make_machine_module(mcu: Mcu) -> types.ModuleType:
             if self._cb is not None:
                 cost = mcu.cost
                 if cost is not None and self._period_ns == cost.tick_period_ns:   # the supervisor tick
-                    clock.effects_at_ns = clock.now_ns + cost.tick_ns(mcu.plant.hv_on)
+                    on = bool(mcu.plant.hv_on)
+                    clock.effects_at_ns = clock.now_ns + cost.tick_ns(on)
+                    clock.now_ns += cost.sample_ns[on]      # the tick reads the ADC this far in
                 try:
                     self._cb(self)
                 except (MachineReset, KeyboardInterrupt):
