@@ -28,7 +28,7 @@ import pytest
 from myotone.emulator.board import EmulatorError, load_board
 from myotone.link import EmuTransport, Link, LinkError
 from myotone import bench
-from .dut import EmuDut, SerialDut
+from .dut import EmuDut, SerialDut, ServedDut
 
 MARKERS = {
     "fault_injection": "needs fault injection: the emulator, or a board with a fault rig (--fault-rig)",
@@ -50,6 +50,10 @@ def pytest_addoption(parser):
     g.addoption("--rig", default=None, metavar="MODULE:CLASS", help="Measuring rig driver for a board.")
     g.addoption("--fault-rig", default=None, metavar="MODULE:CLASS", help="Fault rig driver for a board.")
     g.addoption("--slow", action="store_true", help="Run `slow` tests on a board too.")
+    g.addoption("--control", default=None, metavar="tcp://HOST:PORT",
+                help="A served emulator's control port (the `control` line of `myotone emu serve`, "
+                     "either tier): the suite waits in its simulated time and uses it as the "
+                     "measuring and fault rig.")
 
 
 class Target:
@@ -67,12 +71,18 @@ class Target:
         self.rig_spec = config.getoption("--rig")
         self.fault_spec = config.getoption("--fault-rig")
         self.slow = config.getoption("--slow")
-        self.has_rig = not self.is_board or self.rig_spec is not None
-        self.has_faults = not self.is_board or self.fault_spec is not None
+        self.control = config.getoption("--control")
+        if self.control and not self.is_board:
+            raise pytest.UsageError("--control goes with --port: the URL of the served board it controls")
+        self.has_rig = not self.is_board or self.rig_spec is not None or self.control is not None
+        self.has_faults = not self.is_board or self.fault_spec is not None or self.control is not None
 
     def describe(self) -> str:
         if not self.is_board:
             return f"emulator ({self.board_name}); rig and faults: the emulated plant"
+        if self.control:
+            return (f"served emulator at {self.port}, controlled at {self.control}: its simulated time, "
+                    "rig and faults")
         return (f"board at {self.port} ({self.board_name or 'board file from hello'}); "
                 f"rig: {self.rig_spec or 'none'}; fault rig: {self.fault_spec or 'none'}")
 
@@ -130,6 +140,15 @@ def _board_dut(target: Target) -> SerialDut:
     board = _board_file(target.board_name or hello["board"])
     rig = bench.load_driver(target.rig_spec, board) if target.rig_spec else None
     faults = bench.load_driver(target.fault_spec, board) if target.fault_spec else None
+    if target.control:
+        from myotone.emulator.bench import ServedFaults, ServedRig
+        from myotone.emulator.control import ControlClient
+        try:
+            client = ControlClient(target.control)
+        except (OSError, ValueError) as exc:
+            pytest.exit(f"HIL: cannot reach the control port {target.control}: {exc}", returncode=3)
+        return ServedDut(link, board, port=target.port, rig=rig or ServedRig(client),
+                         faults=faults or ServedFaults(client), control=client)
     return SerialDut(link, board, port=target.port, rig=rig, faults=faults)
 
 

@@ -288,6 +288,23 @@ class SerialDut(Dut):
             self.link = reopen(self.port)
 
 
+class ServedDut(SerialDut):
+    """A served emulator (either tier) with its control port: time is the board's simulated
+    time, so a slower-than-real-time chip or a faster emulator waits as long as a board would."""
+
+    target = "served"
+
+    def __init__(self, link: Link, board: dict, *, control, **kw):
+        super().__init__(link, board, **kw)
+        self.control = control
+
+    def now_s(self) -> float:
+        return self.control.now_s()
+
+    def _take(self, timeout_s: float) -> dict | None:
+        return super()._take(min(timeout_s, 0.05))     # wall-clock reads, simulated deadlines
+
+
 def reopen(port: str, timeout_s: float = 15.0) -> Link:
     """Open `port` again once the device is back (USB re-enumerates after a reset).
 

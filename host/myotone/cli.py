@@ -350,8 +350,11 @@ def demo(board, speed, ua, duration_s):
 @port_option
 @click.option("--board", default=None, shell_complete=complete_board,
               help="Board file name or path (default: the emulator's, or what hello names).")
+@click.option("--control", default=None, metavar="tcp://HOST:PORT",
+              help="With --port on a served emulator (either tier): its `control` URL; the suite then "
+                   "waits in the board's simulated time and uses it as measuring and fault rig.")
 @click.argument("pytest_args", nargs=-1, type=click.UNPROCESSED)
-def hil(port, board, pytest_args):
+def hil(port, board, control, pytest_args):
     """Run the HIL suite on a board (--port) or, without one, on the emulator.
 
     Arguments after `--` go to pytest: `myotone hil --port /dev/ttyACM0 --
@@ -359,7 +362,7 @@ def hil(port, board, pytest_args):
     """
     from .hil import HilError, run_suite
     try:
-        sys.exit(run_suite(port, board, list(pytest_args)))
+        sys.exit(run_suite(port, board, list(pytest_args), control))
     except HilError as exc:
         raise click.ClickException(str(exc)) from exc
 

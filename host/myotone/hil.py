@@ -23,7 +23,7 @@ def suite_dir() -> Path:
     return paths.repo_root() / "hil_tests"
 
 
-def pytest_argv(port: str | None, board: str | None, pytest_args: list[str]) -> list[str]:
+def pytest_argv(port: str | None, board: str | None, pytest_args: list[str], control: str | None = None) -> list[str]:
     argv = [sys.executable, "-m", "pytest", str(suite_dir())]
     if port and (port == "emu" or port.startswith("emu:")):
         board = board or port.partition(":")[2] or None
@@ -32,10 +32,12 @@ def pytest_argv(port: str | None, board: str | None, pytest_args: list[str]) -> 
         argv += ["--port", port]
     if board:
         argv += ["--board", board]
+    if control:
+        argv += ["--control", control]
     return argv + list(pytest_args)
 
 
-def run_suite(port: str | None, board: str | None, pytest_args: list[str]) -> int:
+def run_suite(port: str | None, board: str | None, pytest_args: list[str], control: str | None = None) -> int:
     """Run pytest on the suite in a child process; its exit code is ours."""
     if not (suite_dir() / "conftest.py").is_file():
         raise HilError(f"no HIL suite at {suite_dir()}: run from a Myotone checkout (or set MYOTONE_ROOT)")
@@ -51,4 +53,6 @@ def run_suite(port: str | None, board: str | None, pytest_args: list[str]) -> in
     env = dict(os.environ)
     host = str(Path(__file__).resolve().parents[1])        # this very package, installed or not
     env["PYTHONPATH"] = os.pathsep.join(p for p in (host, env.get("PYTHONPATH")) if p)
-    return subprocess.call(pytest_argv(port, board, pytest_args), cwd=str(paths.repo_root()), env=env)
+    if control and not port:
+        raise HilError("--control goes with --port: the URL of the served board it controls")
+    return subprocess.call(pytest_argv(port, board, pytest_args, control), cwd=str(paths.repo_root()), env=env)

@@ -3,7 +3,7 @@
 The safety tests (tests/safety_helpers.py) and the HIL suite (hil_tests/)
 both measure here: the electrode current from `plant.trace`, the moment the
 output was cut from the high-voltage enable pin's falling edge in
-`mcu.edges`, and faults switched with `Emulator.set_fault`.
+`emu.edges`, and faults switched with `Emulator.set_fault`.
 """
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ NS = 1_000_000_000
 def cut_ns(emu, after_ns: int) -> int | None:
     """When the output was cut: the HV rail enable falling at or after `after_ns`."""
     hv = emu.board["hv_enable"]
-    for t, pin, level in emu.mcu.edges:
+    for t, pin, level in emu.edges:
         if pin == hv and level == 0 and t >= after_ns:
             return t
     return None
@@ -111,3 +111,48 @@ class PlantFaults(FaultRig):
         if name not in self._momentary:
             self.emu.set_fault(name, False)
         return self.emu.now_s
+
+
+class ServedRig(MeasuringRig):
+    """A served board's control port (`myotone emu serve` prints `control tcp://…`) as the
+    measuring rig, in the board's simulated time: either tier."""
+
+    loads_ohm = DUMMY_LOADS_OHM
+    resolution_s = 1e-9
+
+    def __init__(self, client):
+        self.client = client
+
+    def connect_load(self, ohm: float) -> None:
+        self.client.set_load(r_series_ohm=float(ohm), r_parallel_ohm=0.0, c_parallel_nf=0.0, contact="good")
+
+    def current_ua(self) -> float:
+        return self.client.plant()["current_ua"]
+
+    def capture(self, since_s: float) -> Capture:
+        r = self.client.request("capture", since_s=since_s)
+        return Capture(r["t_s"], r["i_ua"], r["end_s"])
+
+    def cut_s(self, after_s: float) -> float | None:
+        return self.client.request("cut", after_s=after_s)["t_s"]
+
+    def output_safe(self) -> bool:
+        return self.client.request("output_safe")["safe"] and self.current_ua() == 0
+
+
+class ServedFaults(FaultRig):
+    """A served board's control port as the fault rig (the faults both tiers inject)."""
+
+    names = frozenset(("electrode_off", "electrode_short", "dac_stuck_high", "adc_stuck", "bridge_asymmetry",
+                       "firmware_hang", "over_temp", "vbus"))
+
+    def __init__(self, client):
+        self.client = client
+
+    def inject(self, name: str) -> float:
+        if name not in self.names:
+            raise ValueError(f"the served board cannot inject {name!r}")
+        return self.client.set_fault(name)
+
+    def clear(self, name: str) -> float:
+        return self.client.set_fault(name, False)

@@ -144,6 +144,16 @@ class Emulator:
     def read(self) -> bytes:
         return self.console.take_tx()
 
+    @property
+    def edges(self) -> list:
+        """(t_ns, pin, level) of every bridge / HV-enable edge."""
+        return self.mcu.edges
+
+    def output_is_safe(self) -> bool:
+        """SAFETY.md's safe state on the plant and the LED pins."""
+        from .bench import output_is_safe
+        return output_is_safe(self)
+
     def host_can_connect(self) -> bool:
         """False while the host is cut off (host_disconnect) or the board unpowered."""
         return "host_disconnect" not in self.faults.active and self.mcu.powered

@@ -6,9 +6,16 @@ it exists only beside an emulator, on its own TCP port, so nothing that
 talks to a real board can change physics. JSON lines:
 
     {"op": "set_load", "r_series_ohm": 500, "r_parallel_ohm": 0}  -> {"ok": true}
-    {"op": "set_fault", "name": "electrode_off", "active": true}   -> {"ok": true}
+    {"op": "set_fault", "name": "electrode_off", "active": true}   -> {"ok": true, "now_s": 12.5}
     {"op": "set_plant", "dac_gain": 0.95, "sense_gain": 1.02}       -> {"ok": true}
     {"op": "plant"}   -> {"ok": true, "dac_code": 0, "hv_on": 0, "max_abs_ua": 0.0, ...}
+    {"op": "now"}     -> {"ok": true, "now_s": 12.5}          (the board's simulated time)
+    {"op": "capture", "since_s": 10.0} -> {"ok": true, "t_s": [...], "i_ua": [...], "end_s": 12.5}
+    {"op": "cut", "after_s": 10.0}     -> {"ok": true, "t_s": 10.0019}   (HV enable falling; null: none)
+    {"op": "output_safe"}              -> {"ok": true, "safe": true}
+
+These make a served board (either tier) its own measuring and fault rig for the HIL
+suite, in its simulated time (`myotone hil --port URL --control URL`).
 
 Changes run on the emulated CPU's thread, between two of its steps.
 """
@@ -18,6 +25,8 @@ import json
 import queue
 import socket
 import threading
+
+from .bench import NS, PlantRig, cut_ns
 
 PLANT_FIELDS = ("dac_gain", "sense_gain", "skin_temp_c")
 
@@ -71,13 +80,34 @@ def _set_plant(emu, values: dict) -> None:
     emu.plant.changed(emu.clock.now_ns)
 
 
+def _capture(emu, since_s: float) -> dict:
+    c = PlantRig(emu).capture(since_s)
+    return {"t_s": c.t_s, "i_ua": c.i_ua, "end_s": c.end_s}
+
+
+def _cut(emu, after_s: float) -> dict:
+    t = cut_ns(emu, int(after_s * NS))
+    return {"t_s": None if t is None else t / NS}
+
+
 def handle(emu, oncpu: _OnCpu, msg: dict) -> dict:
     op = msg.pop("op", None)
     try:
+        if op == "now":
+            return {"ok": True, "now_s": oncpu.run(lambda: emu.now_s)}
+        if op == "capture":
+            return {"ok": True, **oncpu.run(lambda: _capture(emu, float(msg["since_s"])))}
+        if op == "cut":
+            return {"ok": True, **oncpu.run(lambda: _cut(emu, float(msg["after_s"])))}
+        if op == "output_safe":
+            return {"ok": True, "safe": oncpu.run(emu.output_is_safe)}
         if op == "set_load":
             oncpu.run(lambda: emu.set_load(**msg))
-        elif op == "set_fault":
-            oncpu.run(lambda: emu.set_fault(msg["name"], bool(msg.get("active", True))))
+        elif op == "set_fault":       # the reply says when it took effect, in the board's time
+            def switch():
+                emu.set_fault(msg["name"], bool(msg.get("active", True)))
+                return emu.now_s
+            return {"ok": True, "now_s": oncpu.run(switch)}
         elif op == "set_plant":
             oncpu.run(lambda: _set_plant(emu, msg))
         elif op == "plant":
@@ -145,14 +175,18 @@ class ControlClient:
     def set_load(self, **values) -> None:
         self.request("set_load", **values)
 
-    def set_fault(self, name: str, active: bool = True) -> None:
-        self.request("set_fault", name=name, active=active)
+    def set_fault(self, name: str, active: bool = True) -> float:
+        """Switch a fault; the board's time when it took effect."""
+        return self.request("set_fault", name=name, active=active)["now_s"]
 
     def set_plant(self, **values) -> None:
         self.request("set_plant", **values)
 
     def plant(self) -> dict:
         return self.request("plant")
+
+    def now_s(self) -> float:
+        return self.request("now")["now_s"]
 
     def close(self) -> None:
         self._f.close()

@@ -110,6 +110,7 @@ class SiliconBoard:
         self._adc = {s["current_adc"] - 26: "i", s["voltage_adc"] - 26: "v", b["thermistor"]["adc"] - 26: "t"}
         self._dac_addr = b["dac"]["addr"]
         self.edges: list[tuple[int, int, int | None]] = []     # (t_ns, gpio, level) of every output pin
+        self.last_edge: dict[int, tuple[int, int | None]] = {}  # gpio -> its latest (t_ns, level)
         self.dac_writes: list[tuple[int, int]] = []            # (t_ns, code)
         self.flash_ops: list[tuple[int, str, int, int]] = []
         self.resets: list[tuple[int, str]] = []
@@ -134,6 +135,7 @@ class SiliconBoard:
     # ---- events from the chip (called on the thread that runs it) ----
     def pin(self, t_ns: int, gpio: int, level: int | None) -> None:
         self.edges.append((t_ns, gpio, level))
+        self.last_edge[gpio] = (t_ns, level)
         role = self._role.get(gpio)
         if role:
             setattr(self.plant, role, level or 0)
@@ -239,6 +241,16 @@ class SiliconBoard:
 
     def host_can_connect(self) -> bool:
         return True
+
+    def output_is_safe(self) -> bool:
+        """SAFETY.md's safe state: DAC 0, bridge off, HV rail off, and both LED pins held low
+        (no PWM edge in the last 2 ms)."""
+        p = self.plant
+        led = self.board["led"]
+        recent = self.clock.now_ns - 2_000_000
+        dark = all(not level and t < recent for t, level in
+                   (self.last_edge.get(led.get(k), (0, 0)) for k in ("red_pin", "nir_pin")))
+        return p.dac_code == 0 and not p.bridge_a and not p.bridge_b and not p.hv_on and dark
 
     def wait_for(self, text: bytes, timeout_s: float, step_s: float = 0.01) -> bytes:
         """Run in lockstep until `text` has come out of the USB port; all that came, or
