@@ -15,12 +15,17 @@ from myotone.cli import main
 from myotone.hil import pytest_argv, suite_dir
 
 
+def _serve(speed: str):
+    proc = subprocess.Popen([sys.executable, "-m", "myotone", "emu", "serve", "--tcp", "0", "--speed", speed],
+                            stdout=subprocess.PIPE, text=True)
+    return proc, proc.stdout.readline().split()[1], proc.stdout.readline().split()[1]
+
+
 @pytest.fixture
 def served_board():
-    proc = subprocess.Popen([sys.executable, "-m", "myotone", "emu", "serve", "--tcp", "0", "--speed", "1"],
-                            stdout=subprocess.PIPE, text=True)
+    proc, url, _control = _serve("1")
     try:
-        yield proc.stdout.readline().split()[1]
+        yield url
     finally:
         proc.terminate()
         proc.wait(timeout=10)
@@ -75,3 +80,29 @@ def test_arguments_reach_pytest_and_emu_means_the_emulator():
 def test_without_a_checkout_the_command_says_so(tmp_path):
     r = CliRunner().invoke(main, ["hil"], env={"MYOTONE_ROOT": str(tmp_path), "MYOTONE_PORT": ""})
     assert r.exit_code == 1 and "no HIL suite" in r.output
+
+
+def test_with_its_control_port_a_served_emulator_runs_the_rig_and_fault_tests_in_its_own_time(tmp_path):
+    """--control: the suite waits in the board's simulated time (here 20x faster than the wall
+    clock; the silicon tier is slower) and the control port is the rig and the fault rig."""
+    proc, url, control = _serve("20")
+    try:
+        xml = tmp_path / "hil.xml"
+        r = CliRunner().invoke(main, ["hil", "--port", url, "--control", control, "--",
+                                      "-k", "hello or trips or (delivered_current and 500)",
+                                      f"--junitxml={xml}", "-p", "no:cacheprovider"])
+        assert r.exit_code == 0, r.output
+        cases = junit_cases(xml)
+        trips = {name: c for name, c in cases.items() if "within" in name}
+        assert len(trips) >= 4 and all(c[0] == "passed" for c in trips.values()), trips
+        rig = [c for name, c in cases.items() if name.startswith("test_delivered_current")]
+        assert rig and all(c[0] == "passed" for c in rig), rig
+        assert cases["test_hello_names_the_board_and_its_limits"][2]["hil_target"] == "served"
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+def test_control_without_a_port_is_refused():
+    r = CliRunner().invoke(main, ["hil", "--control", "tcp://127.0.0.1:1"])
+    assert r.exit_code == 1 and "--control goes with --port" in r.output
