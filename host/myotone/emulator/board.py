@@ -191,13 +191,18 @@ class Emulator:
 
     def set_load(self, **values) -> None:
         """Change the electrode-skin load now (r_series_ohm, r_parallel_ohm, c_parallel_nf, contact)."""
-        for k, v in values.items():
-            if not hasattr(self.plant.load, k):
-                raise EmulatorError(f"unknown load field {k!r}")
-            if k == "contact" and v not in CONTACTS:
-                raise EmulatorError(f"contact must be one of {', '.join(CONTACTS)}")
-            setattr(self.plant.load, k, v)
-        self.plant.changed(self.clock.now_ns)
+        set_load(self.plant, self.clock.now_ns, values)
+
+
+def set_load(plant: Plant, t_ns: int, values: dict) -> None:
+    """Change the plant's electrode-skin load at t_ns (both tiers' `set_load`)."""
+    for k, v in values.items():
+        if not hasattr(plant.load, k):
+            raise EmulatorError(f"unknown load field {k!r}")
+        if k == "contact" and v not in CONTACTS:
+            raise EmulatorError(f"contact must be one of {', '.join(CONTACTS)}")
+        setattr(plant.load, k, v)
+    plant.changed(t_ns)
 
 
 def _unique_id(seed: int) -> bytes:

@@ -30,9 +30,9 @@ import time
 from pathlib import Path
 
 from .. import build, paths
-from ..emulator.board import EmulatorError, load_board
+from ..emulator.board import EmulatorError, load_board, set_load
 from ..emulator.flash import RP2040_PICO_BLOCKS, Flash
-from ..emulator.plant import CONTACTS, Load, Plant
+from ..emulator.plant import Load, Plant
 from . import assets, elf
 from .chip import Chip
 
@@ -305,13 +305,7 @@ class SiliconBoard:
         p.changed(t)
 
     def set_load(self, **values) -> None:
-        for k, v in values.items():
-            if not hasattr(self.plant.load, k):
-                raise EmulatorError(f"unknown load field {k!r}")
-            if k == "contact" and v not in CONTACTS:
-                raise EmulatorError(f"contact must be one of {', '.join(CONTACTS)}")
-            setattr(self.plant.load, k, v)
-        self.plant.changed(self.clock.now_ns)
+        set_load(self.plant, self.clock.now_ns, values)
 
     # ---- life ----
     def close(self) -> None:
