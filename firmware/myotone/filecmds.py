@@ -25,8 +25,7 @@ class FileCommands:
         self.sup = sup
 
     def _not_running(self):
-        if self.sup.session.active():
-            raise P.ProtocolError(P.BUSY, "a session is running: the flash is written only between sessions")
+        self.sup.check_output_off()
 
     # ---- programs ----
     def load_program(self, name):
@@ -64,7 +63,7 @@ class FileCommands:
 
     def _available(self, name, prog):
         """Would it start on this board? (None during a session: no compiling then.)"""
-        if self.sup.session.active():
+        if self.sup.session.active() or self.sup.stage.state:
             return None
         try:
             self.sup.plan_program(name, prog, self.sup.limit_ua)

@@ -7,13 +7,16 @@
 # cannot run as written is refused before any output, never degraded.
 #
 # Current changes always ramp (Session.change_setpoint). A phase with no
-# current ramps down to zero and then switches the microcurrent stage off
-# (bridge off, rail off); a phase with another waveform passes through zero
-# the same way and starts the new waveform from nothing, so every pulse
-# back-end can do it and no pair is ever cut while current flows.
+# current ramps down to zero and then asks the output stage (stage.py) to
+# close (the pair under way ends, then bridge, rail and DAC off); a phase
+# with another waveform passes through zero the same way and starts the new
+# waveform from nothing once the stage is off, so every pulse back-end can
+# do it and no pair is ever cut while current flows. The runner never
+# touches the hardware itself: it asks the stage, which may refuse.
 from myotone import limits, programs
 from myotone import session as S
 from myotone import monitor as M
+from myotone.stage import OFF as STAGE_OFF
 from myotone.programs import ProgramError
 
 NIR_UNAVAILABLE = "nir_unavailable"
@@ -88,6 +91,7 @@ class Runner:
         self.mc_on = False
         self._key = None
         self._pending = False
+        self._swap = False
 
     def ua(self, k):
         ph = self.plan.phases[k]
@@ -99,6 +103,7 @@ class Runner:
         self.plan = p
         self.k = 0
         self._pending = False
+        self._swap = False
         sup.monitor.begin(p.density_ua or limits.ABS_CEILING_UA)
         sup.led.begin()
         ua = self.ua(0)
@@ -111,30 +116,27 @@ class Runner:
     def _stage_on(self, k):
         sup = self.sup
         ph = self.plan.phases[k]
-        table = sup.pulse.prepare(ph[1])
-        # the session's current target (the soft start, at begin) is on the DAC before
-        # the first phase: the first pulse is whole and the ramp is timed from it
-        sup.output.set_ua(sup.session.target_na // 1000)
-        sup.output.enable()
-        sup.wave_table = table        # `resume` after a pause plays it again
-        sup.pulse.start(table)
+        table = sup.pulse.prepare(ph[1])  # milliseconds on the chip: the tick may trip meanwhile
         self._key = ph[2]
         self.mc_on = True
-        sup.rebaseline()              # a new zone: a new impedance baseline
+        # the session's current target (the soft start, at begin) is on the DAC before
+        # the first phase: the first pulse is whole and the ramp is timed from it. The
+        # stage re-checks the latched fault and the session at the moment it switches on.
+        if sup.stage.switch_on(table, sup.session.target_na // 1000, ph[1].period_us):
+            sup.rebaseline()          # a new zone: a new impedance baseline
 
-    def stage_off(self):
-        sup = self.sup
+    def stage_off(self, now_ms):
+        """Zero current reached: the stage closes after the pair under way."""
         self.mc_on = False
         self._key = None
-        sup.wave_table = None
-        sup.pulse.stop()
-        sup.output.off()
+        self.sup.stage.close(now_ms)
 
     def _enter(self, k):
         sup = self.sup
         sess = sup.session
         self.k = k
         self._pending = False
+        self._swap = False
         ph = self.plan.phases[k]
         sup.led.set_percent(ph[4], ph[5])
         ua = self.ua(k)
@@ -142,18 +144,22 @@ class Runner:
             if self.mc_on:
                 sess.change_setpoint(0)
         elif not self.mc_on:
-            self._stage_on(k)
-            sess.change_setpoint(ua)
+            self._swap = True          # switched on by step() once the stage is off
         elif ph[2] == self._key:
             sess.change_setpoint(ua)
         else:                         # another waveform: through zero first
             sess.change_setpoint(0)
             self._pending = True
 
-    def step(self):
+    def step(self, now_ms):
         """Main loop: follow the session's time through the phases."""
         sess = self.sup.session
         if self.plan is None or sess.state not in (S.RAMP, S.RUN):
+            return
+        if self._swap and self.sup.stage.state == STAGE_OFF:
+            self._swap = False         # the old waveform is off: the new one from nothing
+            self._stage_on(self.k)
+            sess.change_setpoint(self.ua(self.k))
             return
         phases = self.plan.phases
         t = sess.elapsed_ms
@@ -164,13 +170,17 @@ class Runner:
             self._enter(k)
         if sess.target_na or sess.state != S.RUN:
             return
-        if self._pending:             # at zero: swap the waveform, ramp up again
+        if self._pending:             # at zero: close the old waveform, then swap (above)
             self._pending = False
-            self.stage_off()
-            self._stage_on(self.k)
-            sess.change_setpoint(self.ua(self.k))
+            self._swap = True
+            self.stage_off(now_ms)
         elif self.mc_on and self.ua(self.k) == 0:
-            self.stage_off()
+            self.stage_off(now_ms)
+
+    def period_us(self):
+        """The period of the waveform of the phase under way (its last pair's deadline)."""
+        wave = self.plan.phases[self.k][1] if self.plan is not None else None
+        return wave.period_us if wave is not None else 0
 
     def set_base_ua(self, ua):
         """A new setpoint for the session (the button's intensity step)."""
@@ -185,3 +195,4 @@ class Runner:
         self.plan = None
         self.mc_on = False
         self._key = None
+        self._swap = False

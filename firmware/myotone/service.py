@@ -21,23 +21,25 @@ def pause(sup, args):
 
 
 def resume(sup, args):
-    """A new ramp from the minimum, the pulse table restarted so the first pair is at it."""
+    """A new ramp from the minimum, the pulse table restarted so the first pair is at it.
+
+    Refused (busy) while the pause's last pair still plays: the output stage
+    switches on again only from off, never in the middle of a pair."""
     P.check_args(args, _NONE)
     s = sup.session
-    if s.state == S.PAUSING:
+    if sup.state_code() == S.PAUSING:
         raise P.ProtocolError(P.BUSY, "still ramping down to pause: resume once paused")
-    if sup.fault is not None:
-        raise P.ProtocolError(P.FAULTED, "fault latched (%s): send fault_clear" % sup.fault)
-    if sup.env is not None:
-        raise P.ProtocolError(sup.env, "cannot resume: " + sup.env.replace("_", " "))
+    if s.state != S.PAUSED and sup.fault is None:
+        raise P.ProtocolError(_NOT_RUNNING, "no paused session to resume")
+    sup.check_output_allowed("resume")          # a fault, a condition, the stage not yet off
     if s.state != S.PAUSED:
         raise P.ProtocolError(_NOT_RUNNING, "no paused session to resume")
     s.resume()
-    if sup.wave_table is not None:        # None: a phase without current (LED only)
+    runner = sup.runner
+    if runner.mc_on:                      # off: a phase without current (LED only)
         # the soft-start current is on the DAC before the first phase (as at start)
-        sup.output.set_ua(s.target_na // 1000)
-        sup.pulse.start(sup.wave_table)
-    return {"state": S.NAMES[s.state], "setpoint_ua": s.setpoint_ua}
+        sup.stage.switch_on(sup.stage.table, s.target_na // 1000, runner.period_us())
+    return {"state": sup.state_name(), "setpoint_ua": s.setpoint_ua}
 
 
 def board(sup, args):
@@ -55,8 +57,7 @@ def calib_get(sup, args):
 
 def calib_set(sup, args):
     P.check_args(args, calib.SCHEMA)
-    if sup.session.active():
-        raise P.ProtocolError(P.BUSY, "a session is running: calibrate with the output idle")
+    sup.check_output_off()
     try:
         cal = calib.check(args)
     except calib.CalibError as e:

@@ -113,11 +113,13 @@ class Panel:
                     sup.cmd_fault_clear({})
             elif s.active():
                 if action == LONG:
-                    s.request_stop()
+                    sup.cmd_stop({})
                 elif s.state != RAMP_DOWN:
                     nxt = self.run_level % LEVELS + 1
                     if sup.runner.set_base_ua(level_ua(sup.limit_ua, nxt)):
                         self.run_level = nxt
+            elif action == LONG:
+                sup.cmd_stop({})           # the last pair of a session that ended: off now
             elif action == SHORT:
                 sup.check_can_start()
                 name = self.settings_view(sup)["default_program"]
