@@ -29,6 +29,7 @@
 # fails). Pure logic: the hardware objects are passed in.
 from micropython import const
 from myotone import limits
+from myotone.monitor import DAC_FAULT
 from myotone.session import RAMP, RUN, _ticks_diff
 
 OFF = const(0)
@@ -37,8 +38,6 @@ ON = const(2)
 CLOSING = const(3)
 CUT = const(4)
 NAMES = ("off", "arming", "on", "closing", "cut")
-
-DAC_FAULT = "dac_fault"
 
 
 class OutputStage:
