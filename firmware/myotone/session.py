@@ -22,9 +22,11 @@ PAUSE_MAX_MS = const(600000)   # a session paused for 10 min ends (done)
 
 
 def _ticks_diff(a, b):
-    # time.ticks_diff without importing time: ticks wrap at 2**30 on MicroPython
+    # time.ticks_diff without importing time: ticks wrap at 2**30 on MicroPython.
+    # 0x40000000 is not a small int on a 32-bit port: subtracting it would make a
+    # big int (an allocation) for every negative difference, so it goes in two steps.
     d = (a - b) & 0x3FFFFFFF
-    return d - 0x40000000 if d & 0x20000000 else d
+    return d - 0x3FFFFFFF - 1 if d & 0x20000000 else d
 
 
 class Session:
