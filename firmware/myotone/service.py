@@ -70,16 +70,11 @@ def calib_set(sup, args):
     return calib_get(sup, _NONE)
 
 
-def measure(sup, args):
+def measure(sup, args, schema):
     """A short host-driven session whose run phase is measured (`ev: measure` at the end)."""
+    P.check_args(args, schema)            # types and unknown fields: the one checker
     args = dict(args)
-    hold_s = args.pop("hold_s", 2)
-    if not isinstance(hold_s, int) or isinstance(hold_s, bool):
-        raise P.ProtocolError(P.BAD_REQUEST, "hold_s must be int")
-    P.in_range("hold_s", hold_s, 1, 10, " s")
-    for name in ("duration_s", "heartbeat"):
-        if name in args:
-            raise P.ProtocolError(P.BAD_REQUEST, "unknown field " + name)
+    hold_s = P.in_range("hold_s", args.pop("hold_s", 2), 1, 10, " s")
     args.setdefault("program", "lift")
     ua = args.get("ua")
     ramp_ms = sup.session.ramp_ms(ua) if isinstance(ua, int) and 0 < ua <= sup.limit_ua else 0

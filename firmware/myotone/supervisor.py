@@ -35,6 +35,10 @@ _START = {
     "red_pct": ("int", False), "nir_pct": ("int", False),
     "heartbeat": ("bool", False), "telemetry_ms": ("int", False),
 }
+# `measure`: start's arguments less the two it sets itself, plus the hold time
+_MEASURE = {k: v for k, v in _START.items() if k not in ("duration_s", "heartbeat")}
+_MEASURE["hold_s"] = ("int", False)
+_MEASURE["program"] = ("str", False)         # lift unless given
 _NONE = {}
 
 
@@ -326,7 +330,7 @@ class Supervisor:
         return service.calib_set(self, args)
 
     def cmd_measure(self, args):
-        return service.measure(self, args)
+        return service.measure(self, args, _MEASURE)
 
     # ---- main loop ------------------------------------------------------
     def poll(self, wait_ms=_LOOP_MS):
