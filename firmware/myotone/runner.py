@@ -45,9 +45,9 @@ def phase_ua(base_ua, pct, density_ua):
     return max(limits.PROGRAM_MIN_UA, min(base_ua * pct // 100, density_ua))
 
 
-def plan(sup, name, prog, base_ua):
-    """Check a validated program against this board; ProgramError or TimingUnsupported."""
-    led = sup.led
+def plan(led, pulse, area_cm2, limit_ua, name, prog, base_ua):
+    """Check a validated program against this board (its LED, pulse back-end, electrode
+    area and limit); ProgramError or TimingUnsupported."""
     phases = prog["phases"]
     if any(p["nir_pct"] for p in phases) and not led.has_nir:
         raise ProgramError("NIR light needs a board with the NIR channel and eye shields", NIR_UNAVAILABLE)
@@ -64,16 +64,16 @@ def plan(sup, name, prog, base_ua):
         wave = None
         if p["current_pct"]:
             wave = programs.waveform(p)
-            sup.pulse.prepare(wave)       # TimingUnsupported if the back-end cannot play it
-            d = M.max_peak_ua(sup.board["electrode_area_cm2"], wave.duty_permille())
+            pulse.prepare(wave)           # TimingUnsupported if the back-end cannot play it
+            d = M.max_peak_ua(area_cm2, wave.duty_permille())
             density_ua = d if density_ua == 0 else min(density_ua, d)
         end_ms += p["duration_s"] * 1000
         out.append((end_ms, wave, _wave_key(p), p["current_pct"], p["red_pct"], p["nir_pct"]))
     if density_ua:
         if base_ua is None:
             raise ProgramError("missing field ua (the program has microcurrent)", "bad_request")
-        if not limits.PROGRAM_MIN_UA <= base_ua <= sup.limit_ua:
-            raise ProgramError("ua must be %d..%d uA" % (limits.PROGRAM_MIN_UA, sup.limit_ua))
+        if not limits.PROGRAM_MIN_UA <= base_ua <= limit_ua:
+            raise ProgramError("ua must be %d..%d uA" % (limits.PROGRAM_MIN_UA, limit_ua))
         if density_ua < limits.PROGRAM_MIN_UA:
             raise ProgramError("this waveform exceeds 0.5 mA/cm2 rms even at the minimum")
         for k, ph in enumerate(out):
@@ -84,8 +84,17 @@ def plan(sup, name, prog, base_ua):
 
 
 class Runner:
-    def __init__(self, sup):
-        self.sup = sup
+    """The program's phases, with the collaborators they need: the session (time, ramps),
+    the output stage (switching), the pulse back-end (compiling a phase's table), the
+    LED, the monitor, and `new_zone()`, called when current starts in a zone."""
+
+    def __init__(self, session, stage, pulse, led, monitor, new_zone):
+        self.session = session
+        self.stage = stage
+        self.pulse = pulse
+        self.led = led
+        self.monitor = monitor
+        self.new_zone = new_zone
         self.plan = None
         self.k = -1
         self.mc_on = False
@@ -99,46 +108,43 @@ class Runner:
 
     def begin(self, p, now_ms):
         """Start plan `p` (the supervisor has checked faults and conditions)."""
-        sup = self.sup
         self.plan = p
         self.k = 0
         self._pending = False
         self._swap = False
-        sup.monitor.begin(p.density_ua or limits.ABS_CEILING_UA)
-        sup.led.begin()
+        self.monitor.begin(p.density_ua or limits.ABS_CEILING_UA)
+        self.led.begin()
         ua = self.ua(0)
-        sup.session.begin(ua, p.duration_ms, now_ms)
+        self.session.begin(ua, p.duration_ms, now_ms)
         if ua:
             self._stage_on(0)
         ph = p.phases[0]
-        sup.led.set_percent(ph[4], ph[5])
+        self.led.set_percent(ph[4], ph[5])
 
     def _stage_on(self, k):
-        sup = self.sup
         ph = self.plan.phases[k]
-        table = sup.pulse.prepare(ph[1])  # milliseconds on the chip: the tick may trip meanwhile
+        table = self.pulse.prepare(ph[1])  # milliseconds on the chip: the tick may trip meanwhile
         self._key = ph[2]
         self.mc_on = True
         # the session's current target (the soft start, at begin) is on the DAC before
         # the first phase: the first pulse is whole and the ramp is timed from it. The
         # stage re-checks the latched fault and the session at the moment it switches on.
-        if sup.stage.switch_on(table, sup.session.target_na // 1000, ph[1].period_us):
-            sup.rebaseline()          # a new zone: a new impedance baseline
+        if self.stage.switch_on(table, self.session.target_na // 1000, ph[1].period_us):
+            self.new_zone()           # a new zone: a new impedance baseline
 
     def stage_off(self, now_ms):
         """Zero current reached: the stage closes after the pair under way."""
         self.mc_on = False
         self._key = None
-        self.sup.stage.close(now_ms)
+        self.stage.close(now_ms)
 
     def _enter(self, k):
-        sup = self.sup
-        sess = sup.session
+        sess = self.session
         self.k = k
         self._pending = False
         self._swap = False
         ph = self.plan.phases[k]
-        sup.led.set_percent(ph[4], ph[5])
+        self.led.set_percent(ph[4], ph[5])
         ua = self.ua(k)
         if ua == 0:
             if self.mc_on:
@@ -153,10 +159,10 @@ class Runner:
 
     def step(self, now_ms):
         """Main loop: follow the session's time through the phases."""
-        sess = self.sup.session
+        sess = self.session
         if self.plan is None or sess.state not in (S.RAMP, S.RUN):
             return
-        if self._swap and self.sup.stage.state == STAGE_OFF:
+        if self._swap and self.stage.state == STAGE_OFF:
             self._swap = False         # the old waveform is off: the new one from nothing
             self._stage_on(self.k)
             sess.change_setpoint(self.ua(self.k))
@@ -188,7 +194,7 @@ class Runner:
             return False
         self.plan.base_ua = ua
         if self.mc_on and not self._pending and self.ua(self.k):
-            self.sup.session.change_setpoint(self.ua(self.k))
+            self.session.change_setpoint(self.ua(self.k))
         return True
 
     def end(self):

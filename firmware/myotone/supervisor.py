@@ -59,7 +59,7 @@ class Supervisor:
         therm = board["thermistor"]
         self.monitor = M.Monitor(board, self.limit_ua, thermal.raw_for_c(therm, limits.OVER_TEMP_C),
                                  self.sense.floor_ua)
-        self.runner = R.Runner(self)
+        self.runner = R.Runner(self.session, self.stage, self.pulse, self.led, self.monitor, self.rebaseline)
         self.log = SessionLog(self.hz)
         self.files = FileCommands(self)
         self.panel = Panel(hw.button, hw.status_led)
@@ -178,6 +178,7 @@ class Supervisor:
         """The session is done and the output stage off: latch a pending fault, or none."""
         pending = self._pending_fault
         self._pending_fault = None
+        self.led.off()
         if pending is not None:
             self.stage.trip(pending)
         elif self.stage.fault is not None:     # the DAC did not answer at the end
@@ -229,7 +230,7 @@ class Supervisor:
         return report.status(self)
 
     def plan_program(self, name, prog, ua):
-        return R.plan(self, name, prog, ua)
+        return R.plan(self.led, self.pulse, self.board["electrode_area_cm2"], self.limit_ua, name, prog, ua)
 
     def cmd_start(self, args):
         P.check_args(args, _START)
@@ -268,7 +269,7 @@ class Supervisor:
     def begin(self, name, prog, ua, heartbeat, telemetry_ms):
         """Plan (every check), then start the outputs. ProtocolError if refused."""
         try:
-            plan = R.plan(self, name, prog, ua)
+            plan = self.plan_program(name, prog, ua)
         except ProgramError as e:
             raise program_error(e)
         except TimingUnsupported as e:
