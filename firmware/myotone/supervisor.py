@@ -61,13 +61,13 @@ class Supervisor:
                                  self.sense.floor_ua)
         self.runner = R.Runner(self.session, self.stage, self.pulse, self.led, self.monitor, self.rebaseline)
         self.log = SessionLog(self.hz)
-        self.files = FileCommands(self)
-        self.panel = Panel(hw.button, hw.status_led)
         try:
             store.recover()
         except OSError:
             pass                     # a read-only or full flash: sessions still work, logs do not
-        self.settings = store.settings_load()
+        self.panel = Panel(hw.button, hw.status_led, self.limit_ua, store.settings_load())
+        self.files = FileCommands(self.check_output_off, self.output_busy, self.plan_program, self.limit_ua,
+                                  self.session, self.panel)
         self.env = None              # charging / over_temp right now (refuses starts)
         self.temp_raw = 65535
         self._was_run = False
@@ -261,9 +261,13 @@ class Supervisor:
         if self.env is not None:
             raise P.ProtocolError(self.env, "cannot %s: %s" % (verb, self.env.replace("_", " ")))
 
+    def output_busy(self):
+        """A session runs, or the output stage is not off yet."""
+        return self.session.active() or self.stage.state != ST.OFF
+
     def check_output_off(self):
         """Nothing writes flash or changes calibration unless the output stage is off."""
-        if self.session.active() or self.stage.state != ST.OFF:
+        if self.output_busy():
             raise P.ProtocolError(P.BUSY, "a session is running: the flash is written only between sessions")
 
     def begin(self, name, prog, ua, heartbeat, telemetry_ms):
@@ -285,7 +289,7 @@ class Supervisor:
         self._telemetry_ms = telemetry_ms
         self._telemetry_at = time.ticks_add(now, telemetry_ms)
         self.session.clear()
-        self.panel.run_level = self.panel.level(self)
+        self.panel.run_level = self.panel.level(False)
         self.log.begin(name, min(plan.base_ua, plan.density_ua) if plan.microcurrent else 0, time.time(),
                        plan.duration_ms)
         self._log_t0 = now
