@@ -64,8 +64,16 @@ class Output:
     def set_ua(self, ua):
         code = self.code_for_ua(ua)
         if code != self.code:
-            self._dac.write(code)
-            self.code = code
+            self.write_code(code)
+
+    def write_code(self, code):
+        """The one DAC write: clamped to 0..limit_code whatever the caller computed."""
+        if code > self.limit_code:
+            code = self.limit_code
+        elif code < 0:
+            code = 0
+        self._dac.write(code)
+        self.code = code
 
     def enable(self):
         self._hv.value(1)

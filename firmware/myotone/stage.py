@@ -118,12 +118,21 @@ class OutputStage:
         self.out_ua = out.ua_for_code(out.code)
 
     def set_ua(self, ua):
-        """The amplitude between pairs (tick). A DAC that does not answer is a fault."""
+        """The amplitude between pairs (tick). A DAC that does not answer is a fault.
+
+        Called on every tick outside a pair: an unchanged code costs one call
+        to the clamp and no write (as Output.set_ua did before)."""
+        out = self._out
+        code = out.code_for_ua(ua)
+        if code == out.code:
+            return
         try:
-            self._write(ua)
+            out.write_code(code)
         except Exception:
             self.dac_ok = 0
             self.trip(DAC_FAULT)
+            return
+        self.out_ua = out.ua_for_code(code)
 
     def close(self, now_ms):
         """End output after the pair under way (ON -> CLOSING), or at once if none plays."""

@@ -22,6 +22,7 @@ from myotone.standalone import Panel
 from myotone.measure import Measure
 from myotone import service
 from myotone import stage as ST
+from myotone.stage import ON as STAGE_ON, OFF as STAGE_OFF, CLOSING as STAGE_CLOSING
 
 _LOOP_MS = const(20)
 _POLL_LINES = const(4)       # lines handled per main-loop pass ...
@@ -113,7 +114,7 @@ class Supervisor:
         sess = self.session
         stage = self.stage
         active = sess.active()
-        closing = stage.state == ST.CLOSING
+        closing = stage.state == STAGE_CLOSING
         if not active and not closing:
             return
         # every trip stays armed until the output stage is off, the last pair included
@@ -142,13 +143,13 @@ class Supervisor:
         if sess.state == S.RUN and not self._was_run and sess.target_na >= limits.PROGRAM_MIN_UA * 1000:
             self._was_run = True
             mon.capture_baseline()
-        if stage.state != ST.ON:
-            if sess.state == S.DONE and stage.state == ST.OFF:
+        if stage.state != STAGE_ON:
+            if sess.state == S.DONE and stage.state == STAGE_OFF:
                 self._ended()
         elif sess.state == S.DONE or sess.state == S.PAUSED:
             # the end or a pause: the pair under way finishes (no net charge left behind)
             stage.close(now)
-            if stage.state == ST.OFF and sess.state == S.DONE:
+            if stage.state == STAGE_OFF and sess.state == S.DONE:
                 self._ended()
         elif not pulse.in_pair or pulse.pairs != self._pairs_at_set:
             # amplitude changes only between pairs: ramps stay charge-balanced
