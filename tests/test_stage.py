@@ -249,3 +249,14 @@ def test_ticks_diff_matches_the_ports_and_wraps(fw):
                  (100, 100 + half), (123456, 987654321)]:
         want = ((a - b + half) % period) - half
         assert S._ticks_diff(a, b) == want, (a, b)
+
+
+def test_a_dac_that_fails_at_a_normal_close_ends_the_session_as_a_fault(fw):
+    """A pause or a zone change closes the stage with the session still running: a DAC
+    that does not answer then latches dac_fault and ends the session, not only the output."""
+    ST, stage, dac, bridge, hv, pulse, led, sess = make(fw)
+    assert stage.switch_on(object(), 100, 100_000)
+    dac.answers = False
+    stage.close(1000)                                # not in a pair: off at once
+    assert stage.fault == "dac_fault" and sess.state == fw("myotone.session").FAULT and led.dark
+    assert hv.level == 0 and not pulse.running

@@ -188,8 +188,13 @@ class OutputStage:
             self.out_ua = 0
         except Exception:
             self.dac_ok = 0
-            if self.fault is None:
+            if self.fault is None:          # a DAC that does not answer is a fault of its own
                 self.fault = DAC_FAULT
+                self._session.trip()
+                try:
+                    self._led.off()
+                except Exception:
+                    pass
 
     def clear(self):
         """fault_clear (main loop, output off): forget the latched fault."""
