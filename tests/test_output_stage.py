@@ -212,6 +212,8 @@ def _in_last_pair_after_done(bench, **wave):
     bench.start(ua=300, duration_s=10, **(wave or SLOW))
     bench.run(12.0)
     assert driving(bench), "precondition: the last pair still plays"
+    st = bench.request("status")
+    assert st["state"] == "ramp_down" and st["output"] == "closing", st
 
 
 def test_a_stuck_dac_in_the_last_pair_after_done_trips_over_current(bench):
@@ -225,7 +227,8 @@ def test_a_stuck_dac_in_the_last_pair_after_done_trips_over_current(bench):
     assert cut - onset <= 2 * MS, f"cut {(cut - onset) / MS:.2f} ms after onset"
     assert bench.faults() == ["over_current"]
     assert rail_and_bridge_off(bench) and peak_ua_since(bench, cut + 1) == 0
-    assert bench.request("status")["state"] == "fault"
+    st = bench.request("status")
+    assert st["state"] == "fault" and st["output"] == "cut"
 
 
 @pytest.mark.parametrize("backend", ["pio", "timer"])    # rmt: a table this long is refused
