@@ -101,3 +101,20 @@ def test_the_check_sees_a_violation():
     calls = [n for n in ast.walk(tree) if isinstance(n, ast.Call) and isinstance(n.func, ast.Attribute)]
     assert any(c.func.attr in SWITCHING and _receiver(c) in OUTPUT_PARTS for c in calls)
     assert Path(FIRMWARE_DIR, "myotone", "stage.py").is_file()
+
+
+def test_safety_numbers_are_named_only_in_limits():
+    """The 1000 uA ceiling (and every other SAFETY.md number) is defined once, in
+    limits.py: no other firmware module assigns a constant of the same name."""
+    limits = _modules()["myotone.limits"]
+    names = {t.id for node in limits.body if isinstance(node, ast.Assign) for t in node.targets
+             if isinstance(t, ast.Name)}
+    assert "ABS_CEILING_UA" in names
+    again = []
+    for name, tree in _modules().items():
+        if name == "myotone.limits":
+            continue
+        for node in tree.body:
+            if isinstance(node, ast.Assign):
+                again += [f"{name}.{t.id}" for t in node.targets if isinstance(t, ast.Name) and t.id in names]
+    assert again == [], again
