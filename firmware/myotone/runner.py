@@ -183,6 +183,18 @@ class Runner:
         elif self.mc_on and self.ua(self.k) == 0:
             self.stage_off(now_ms)
 
+    def resume(self):
+        """A paused session ramps again from the minimum; the phase's waveform restarts
+        from its first pair (the stage switches on again, with its checks). False if
+        nothing is paused."""
+        sess = self.session
+        if not sess.resume():
+            return False
+        if self.mc_on:                     # off: a phase without current (LED only)
+            # the soft-start current is on the DAC before the first pair (as at start)
+            self.stage.switch_on(self.stage.table, sess.target_na // 1000, self.period_us())
+        return True
+
     def period_us(self):
         """The period of the waveform of the phase under way (its last pair's deadline)."""
         wave = self.plan.phases[self.k][1] if self.plan is not None else None

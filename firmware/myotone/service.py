@@ -2,7 +2,8 @@
 # unit calibration (calib_get / calib_set) and `measure`, a short measured
 # session for `myotone calibrate` and `myotone selftest`. Each takes the supervisor
 # (`sup`) and the request's args; Supervisor.cmd_* delegate here. Nothing
-# here reaches the output except through sup.cmd_start and its checks.
+# here reaches the output: `measure` starts through sup.cmd_start and its
+# checks, `resume` through the runner, which asks the output stage.
 from myotone import calib
 from myotone import protocol as P
 from myotone import session as S
@@ -34,11 +35,7 @@ def resume(sup, args):
     sup.check_output_allowed("resume")          # a fault, a condition, the stage not yet off
     if s.state != S.PAUSED:
         raise P.ProtocolError(_NOT_RUNNING, "no paused session to resume")
-    s.resume()
-    runner = sup.runner
-    if runner.mc_on:                      # off: a phase without current (LED only)
-        # the soft-start current is on the DAC before the first phase (as at start)
-        sup.stage.switch_on(sup.stage.table, s.target_na // 1000, runner.period_us())
+    sup.runner.resume()
     return {"state": sup.state_name(), "setpoint_ua": s.setpoint_ua}
 
 
