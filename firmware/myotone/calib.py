@@ -11,6 +11,7 @@
 # command, never raise it (output.py).
 import json
 from myotone import store
+from myotone.protocol import type_ok
 
 PATH = "/calib.json"
 
@@ -45,14 +46,14 @@ def check(raw):
     for i in range(len(FIELDS)):
         name = FIELDS[i]
         v = raw.get(name)
-        if isinstance(v, bool) or not isinstance(v, (int, float)) or v != v:
+        if v is None or not type_ok("num", v):
             raise CalibError(name + " must be a number")
         lo, hi = _BOUNDS[i]
         if not lo <= v <= hi:
             raise CalibError("%s must be %s..%s" % (name, lo, hi))
         cal[name] = float(v)
     note = raw.get("note", "")
-    if not isinstance(note, str) or len(note) > 32:
+    if not type_ok("str", note):
         raise CalibError("note must be a string of at most 32 characters")
     cal["note"] = note
     return cal
