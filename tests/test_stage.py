@@ -4,7 +4,6 @@ by step; the tick's side of the stage allocates nothing on real MicroPython.
 The same rules on the emulator's plant: tests/test_output_stage.py."""
 import sys
 
-import pytest
 
 
 class FakeDac:
