@@ -5,7 +5,6 @@ The same rules on the emulator's plant: tests/test_output_stage.py."""
 import sys
 
 
-
 class FakeDac:
     max_code = 4095
 
