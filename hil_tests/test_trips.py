@@ -163,3 +163,24 @@ def test_brownout_restarts_safe_and_says_why_where_the_port_can_tell(dut):
     # the ESP32 port reports BROWNOUT_RESET; an RP2040 cannot tell a dip from power-on
     assert cause == ("brownout" if dut.board["mcu"] == "esp32" else "power_on")
     assert dut.rig.output_safe() and dut.status()["state"] == "idle"
+
+
+def test_a_dac_that_stops_answering_is_dac_fault_with_rail_and_bridge_off(dut):
+    """The DAC leaves the bus (I2C NACK) while the current ramps: the firmware's next DAC
+    write fails, which latches dac_fault and cuts the rail and the bridge; the DAC may keep
+    its code, so the fault cannot be cleared until the DAC answers again."""
+    if dut.board["dac"]["kind"] != "mcp4725":
+        pytest.skip("only an I2C DAC can leave its bus")
+    since = dut.mark()
+    dut.start(300)
+    dut.wait(1.0)                                  # ramping: the DAC is written every pair
+    t_fault = inject(dut, "dac_off_bus")
+    dut.wait(0.5)
+    cut_after(dut, t_fault)
+    dut.expect("fault", 1, since=since, reason="dac_fault")
+    assert dut.status()["fault"] == "dac_fault"
+    assert abs(dut.rig.current_ua()) == 0
+    assert dut.refusal("fault_clear")["error"] == "condition_present"
+    dut.faults.clear("dac_off_bus")
+    assert dut.request("fault_clear")["ok"]
+    assert dut.rig.output_safe()

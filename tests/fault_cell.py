@@ -125,6 +125,10 @@ class Cell:
         p = self.emu.plant
         return p.dac_code == 0 and not p.bridge_a and not p.bridge_b and not p.hv_on and not self.led_on()
 
+    def rail_and_bridge_off(self) -> bool:
+        p = self.emu.plant
+        return not p.bridge_a and not p.bridge_b and not p.hv_on and self.current_ua() == 0
+
     def current_ua(self) -> float:
         return abs(self.emu.plant.trace.current_at(self.emu.clock.now_ns))
 

@@ -66,6 +66,16 @@ EXPECTED = {
         "ramp_down": trip("over_current", 2, "over_limit", "as in ramp"),
         "led_only": nothing("no microcurrent: rail and bridge off"),
     },
+    "dac_off_bus": {
+        "idle": nothing("the DAC is written only for a session: nothing to do"),
+        "done": nothing("as idle"),
+        "ramp": trip("dac_fault", 110, "fault", "the next DAC write (the next pair, lift: 100 ms) is NACKed: "
+                     "rail and bridge off at once; the DAC keeps its code, with no current path"),
+        "run": nothing("at the setpoint the DAC is not written: the current stays the setpoint, <= the limit "
+                       "(the fault shows at the next change)"),
+        "ramp_down": trip("dac_fault", 110, "fault", "as in ramp: the ramp-down writes the DAC every pair"),
+        "led_only": nothing("no microcurrent: the DAC is not written"),
+    },
     "adc_stuck": {
         "idle": nothing("the sense is judged during sessions"), "done": nothing("as idle"),
         "ramp": trip("sense_fault", 100, "fault", "stuck reading: stop <= 100 ms"),
@@ -218,7 +228,11 @@ def test_fault_in_phase(fault, phase):
             t_onset = _onset_ns(cell, onset)
             assert cut is not None and t_onset is not None
             assert cut - t_onset <= bound_ms * MS, f"cut {(cut - t_onset) / MS:.2f} ms after onset: {why}"
-            assert cell.output_safe() and cell.off_since_ns() <= cut
+            if fault == "dac_off_bus":            # the DAC cannot be zeroed: no current path instead
+                assert cell.rail_and_bridge_off() and cell.off_since_ns() <= cut
+                assert cell.request("fault_clear")["error"] == "condition_present", "the DAC still does not answer"
+            else:
+                assert cell.output_safe() and cell.off_since_ns() <= cut
             if fault == "dac_stuck_high":
                 assert cell.max_ua_after_fault() <= cell.board["hw_limit_ua"]
             status = cell.request("status")

@@ -2,10 +2,8 @@
 # check every field, and clamp the current limit to the firmware's absolute
 # ceiling. A board file may lower the limit; nothing can raise it.
 import json
-from micropython import const
-from myotone.limits import LED_PWM_MIN_HZ, LED_IRRADIANCE_MAX_MW_CM2
+from myotone.limits import LED_PWM_MIN_HZ, LED_IRRADIANCE_MAX_MW_CM2, ABS_CEILING_UA, WATCHDOG_MAX_MS
 
-ABS_CEILING_UA = const(1000)   # SAFETY.md: absolute current ceiling
 BOARD_PATH = "board.json"
 
 _MCUS = ("rp2040", "esp32")
@@ -111,8 +109,8 @@ def check(raw):
         if key in raw:
             _need(raw, key, int, "")
     wdt_ms = _positive(raw, "watchdog_ms", "")
-    if wdt_ms > 1000:
-        raise BoardError("board: watchdog_ms must be <= 1000 (SAFETY.md)")
+    if wdt_ms > WATCHDOG_MAX_MS:
+        raise BoardError("board: watchdog_ms must be <= %d (SAFETY.md)" % WATCHDOG_MAX_MS)
     return raw
 
 

@@ -1,6 +1,7 @@
 # Per-unit calibration: the DAC code <-> uA and ADC <-> uA transfers of
 # this board, fitted by the host (`myotone calibrate`) on a reference load
-# and kept in /calib.json, written atomically (a .tmp file, then rename).
+# and kept in /calib.json, written atomically by store.write_atomic (the one
+# file writer: a .tmp file, then rename).
 #
 # A calibration is four numbers: true uA = gain x nominal uA + offset, for
 # the output (nominal: the board file's Vref / R_set transfer) and for the
@@ -9,12 +10,10 @@
 # above the nominal one: a calibration can lower the most the DAC may
 # command, never raise it (output.py).
 import json
-import os
-from micropython import const
+from myotone import store
+from myotone.protocol import type_ok
 
 PATH = "/calib.json"
-_TMP = "/calib.json.tmp"
-_EEXIST = const(17)          # MicroPython's errno.EEXIST
 
 GAIN_MIN = 0.85              # gains: a unit within +-15 % of its design
 GAIN_MAX = 1.15
@@ -47,14 +46,14 @@ def check(raw):
     for i in range(len(FIELDS)):
         name = FIELDS[i]
         v = raw.get(name)
-        if isinstance(v, bool) or not isinstance(v, (int, float)) or v != v:
+        if v is None or not type_ok("num", v):
             raise CalibError(name + " must be a number")
         lo, hi = _BOUNDS[i]
         if not lo <= v <= hi:
             raise CalibError("%s must be %s..%s" % (name, lo, hi))
         cal[name] = float(v)
     note = raw.get("note", "")
-    if not isinstance(note, str) or len(note) > 32:
+    if not type_ok("str", note):
         raise CalibError("note must be a string of at most 32 characters")
     cal["note"] = note
     return cal
@@ -75,15 +74,7 @@ def load(path=PATH):
         return identity(), "invalid"
 
 
-def save(cal, path=PATH, tmp=_TMP):
-    """Write atomically: a power cut leaves the old file or the new one."""
-    with open(tmp, "w") as f:
-        f.write(json.dumps(cal))
-    try:
-        os.rename(tmp, path)          # littlefs replaces the target atomically
-    except OSError as e:
-        if e.args[0] != _EEXIST:
-            raise
-        # FAT cannot rename onto an existing file: not atomic there (docs/cli.md)
-        os.remove(path)
-        os.rename(tmp, path)
+def save(cal, path=PATH):
+    """Write atomically (store.write_atomic, the one file writer): a power cut leaves
+    the old file or the new one."""
+    store.write_json(path, cal)

@@ -21,12 +21,21 @@ def program_error(e):
 
 
 class FileCommands:
-    def __init__(self, sup):
-        self.sup = sup
+    """The file commands, with what they need: `check_output_off()` (raises busy unless
+    the output stage is off and no session runs: every flash write asks it first),
+    `output_busy()`, `plan(name, prog, ua)` (the board checks of a program), the
+    board limit, the session (for the level shown) and the panel (the settings)."""
+
+    def __init__(self, check_output_off, output_busy, plan, limit_ua, session, panel):
+        self._check_output_off = check_output_off
+        self._output_busy = output_busy
+        self._plan = plan
+        self._limit_ua = limit_ua
+        self._session = session
+        self._panel = panel
 
     def _not_running(self):
-        if self.sup.session.active():
-            raise P.ProtocolError(P.BUSY, "a session is running: the flash is written only between sessions")
+        self._check_output_off()
 
     # ---- programs ----
     def load_program(self, name):
@@ -64,10 +73,10 @@ class FileCommands:
 
     def _available(self, name, prog):
         """Would it start on this board? (None during a session: no compiling then.)"""
-        if self.sup.session.active():
+        if self._output_busy():
             return None
         try:
-            self.sup.plan_program(name, prog, self.sup.limit_ua)
+            self._plan(name, prog, self._limit_ua)
             return True
         except (ProgramError, TimingUnsupported):
             return False
@@ -87,7 +96,7 @@ class FileCommands:
             if programs.is_builtin(name):
                 raise ProgramError("%s is a built-in program" % name, P.READ_ONLY)
             prog = programs.validate(args["program"])
-            self.sup.plan_program(name, prog, None if not _has_current(prog) else self.sup.limit_ua)
+            self._plan(name, prog, None if not _has_current(prog) else self._limit_ua)
         except ProgramError as e:
             raise program_error(e)
         except TimingUnsupported as e:
@@ -145,18 +154,18 @@ class FileCommands:
     # ---- settings (standalone use) ----
     def cmd_settings(self, args):
         P.check_args(args, _SETTINGS)
-        sup = self.sup
-        new = dict(sup.settings)
+        panel = self._panel
+        new = dict(panel.settings)
         if "default_program" in args:
             self.load_program(args["default_program"])
             new["default_program"] = args["default_program"]
         if "level" in args:
             new["level"] = P.in_range("level", args["level"], 1, LEVELS)
-        if new != sup.settings:
+        if new != panel.settings:
             self._not_running()
             store.settings_save(new)
-            sup.settings = new
-        return sup.panel.settings_view(sup)
+            panel.settings = new
+        return panel.settings_view(self._session.active())
 
 
 def _has_current(prog):

@@ -36,6 +36,7 @@ OVER_TEMP_C = const(41)             # skin-side thermistor: stop at 41 C
 LED_DERATE_C = const(40)            # LED derates linearly from 40 C
 OVER_TEMP_SAMPLES = const(10)       # debounce: 10 ms (stop <= 1 s)
 IMPEDANCE_ADAPT_RATIO = const(2)    # scale current down above 2 x the session baseline
+CLOSE_MARGIN_MS = const(10)         # the last pair's hard deadline: one period + this (stage.py)
 
 # Trip bounds: how soon after onset each trip must have cut the output (SAFETY.md
 # "Trips"). Met by the sampling and debounce above; named here so the tests and

@@ -17,6 +17,7 @@ SENSE_FAULT = "sense_fault"
 OVER_TEMP = "over_temp"
 CHARGING = "charging"
 HEARTBEAT_LOST = "heartbeat_lost"
+DAC_FAULT = "dac_fault"          # latched by the output stage (stage.py): the DAC did not answer
 
 _BUCKETS = const(100)   # CHARGE_WINDOW_MS / CHARGE_BUCKET_MS
 

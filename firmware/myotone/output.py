@@ -1,4 +1,5 @@
-# The output stage: the one and only place that writes the DAC.
+# The DAC clamp and the output pins: the one and only place that writes the
+# DAC. Only the output stage (stage.py) calls it, and safe_boot / safe_off.
 #
 # SAFETY.md "DAC clamp": every write goes through Output.set_ua(), which
 # clamps to `limit_code`, computed from the board limit (already clamped to
@@ -63,15 +64,43 @@ class Output:
     def set_ua(self, ua):
         code = self.code_for_ua(ua)
         if code != self.code:
-            self._dac.write(code)
-            self.code = code
+            self.write_code(code)
+
+    def write_code(self, code):
+        """The one DAC write: clamped to 0..limit_code whatever the caller computed."""
+        if code > self.limit_code:
+            code = self.limit_code
+        elif code < 0:
+            code = 0
+        self._dac.write(code)
+        self.code = code
 
     def enable(self):
         self._hv.value(1)
 
-    def off(self):
-        """Cut output at once: DAC 0, bridge off, high-voltage rail off."""
+    def rail_off(self):
+        self._hv.value(0)
+
+    def bridge_off(self):
+        self._bridge.off()
+
+    def zero(self):
+        """DAC to 0, written whatever the last code was (OSError if the DAC does not answer)."""
+        self.code = -1
         self._dac.write(0)
         self.code = 0
-        self._bridge.off()
-        self._hv.value(0)
+
+    def off(self):
+        """Safe state at once: rail off, bridge off, then DAC 0 -- every step tried.
+
+        Raises the first error only after all three steps (a DAC off its bus
+        must not leave the rail on)."""
+        err = None
+        for step in (self.rail_off, self.bridge_off, self.zero):
+            try:
+                step()
+            except Exception as e:
+                if err is None:
+                    err = e
+        if err is not None:
+            raise err

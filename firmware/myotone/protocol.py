@@ -153,6 +153,23 @@ def request_id(line):
     return None
 
 
+def type_ok(kind, v):
+    """The one type rule for values from outside (requests, the calibration file):
+    kind is "int", "num" (finite, not bool), "bool", "str" (<= 32 characters) or "obj"."""
+    if kind == "int":
+        return isinstance(v, int) and not isinstance(v, bool)
+    if kind == "num":
+        return (isinstance(v, (int, float)) and not isinstance(v, bool) and v == v
+                and v not in (float("inf"), float("-inf")))
+    if kind == "bool":
+        return isinstance(v, bool)
+    if kind == "str":
+        return isinstance(v, str) and len(v) <= 32
+    if kind == "obj":
+        return isinstance(v, dict)
+    return False
+
+
 def check_args(args, schema):
     """Check `args` against {name: (kind, required)}; unknown fields refused.
 
@@ -168,18 +185,7 @@ def check_args(args, schema):
             if required:
                 raise ProtocolError(BAD_REQUEST, "missing field " + name)
             continue
-        v = args[name]
-        ok = False
-        if kind == "int":
-            ok = isinstance(v, int) and not isinstance(v, bool)
-        elif kind == "num":
-            ok = isinstance(v, (int, float)) and not isinstance(v, bool) and v == v and v not in (float("inf"), float("-inf"))
-        elif kind == "bool":
-            ok = isinstance(v, bool)
-        elif kind == "str":
-            ok = isinstance(v, str) and len(v) <= 32
-        elif kind == "obj":
-            ok = isinstance(v, dict)
+        ok = type_ok(kind, args[name])
         if not ok:
             raise ProtocolError(BAD_REQUEST, name + " must be " + ("an object" if kind == "obj" else kind))
     return args

@@ -35,8 +35,9 @@ def status(sup):
             "elapsed_s": s.elapsed_ms // 1000, "duration_s": s.duration_ms // 1000,
             "program": plan.name if plan else None, "phase": sup.runner.k + 1 if plan else None,
             "led_pct": led.percent_now(), "led_dose_j_cm2": round(led.dose_uj / 1e6, 3),
-            "led_derate_pct": led.derate_permille // 10, "level": sup.panel.level(sup),
-            "fault": sup.fault, "reset_cause": sup.hw.reset_cause, "condition": sup.env,
+            "led_derate_pct": led.derate_permille // 10, "level": sup.panel.level(s.active()),
+            "fault": sup.fault, "output": sup.stage.name(), "reset_cause": sup.hw.reset_cause,
+            "condition": sup.env,
             "temp_c": _temp_c(sup)}
 
 

@@ -7,13 +7,16 @@
 # cannot run as written is refused before any output, never degraded.
 #
 # Current changes always ramp (Session.change_setpoint). A phase with no
-# current ramps down to zero and then switches the microcurrent stage off
-# (bridge off, rail off); a phase with another waveform passes through zero
-# the same way and starts the new waveform from nothing, so every pulse
-# back-end can do it and no pair is ever cut while current flows.
+# current ramps down to zero and then asks the output stage (stage.py) to
+# close (the pair under way ends, then bridge, rail and DAC off); a phase
+# with another waveform passes through zero the same way and starts the new
+# waveform from nothing once the stage is off, so every pulse back-end can
+# do it and no pair is ever cut while current flows. The runner never
+# touches the hardware itself: it asks the stage, which may refuse.
 from myotone import limits, programs
 from myotone import session as S
 from myotone import monitor as M
+from myotone.stage import OFF as STAGE_OFF
 from myotone.programs import ProgramError
 
 NIR_UNAVAILABLE = "nir_unavailable"
@@ -42,9 +45,9 @@ def phase_ua(base_ua, pct, density_ua):
     return max(limits.PROGRAM_MIN_UA, min(base_ua * pct // 100, density_ua))
 
 
-def plan(sup, name, prog, base_ua):
-    """Check a validated program against this board; ProgramError or TimingUnsupported."""
-    led = sup.led
+def plan(led, pulse, area_cm2, limit_ua, name, prog, base_ua):
+    """Check a validated program against this board (its LED, pulse back-end, electrode
+    area and limit); ProgramError or TimingUnsupported."""
     phases = prog["phases"]
     if any(p["nir_pct"] for p in phases) and not led.has_nir:
         raise ProgramError("NIR light needs a board with the NIR channel and eye shields", NIR_UNAVAILABLE)
@@ -61,16 +64,16 @@ def plan(sup, name, prog, base_ua):
         wave = None
         if p["current_pct"]:
             wave = programs.waveform(p)
-            sup.pulse.prepare(wave)       # TimingUnsupported if the back-end cannot play it
-            d = M.max_peak_ua(sup.board["electrode_area_cm2"], wave.duty_permille())
+            pulse.prepare(wave)           # TimingUnsupported if the back-end cannot play it
+            d = M.max_peak_ua(area_cm2, wave.duty_permille())
             density_ua = d if density_ua == 0 else min(density_ua, d)
         end_ms += p["duration_s"] * 1000
         out.append((end_ms, wave, _wave_key(p), p["current_pct"], p["red_pct"], p["nir_pct"]))
     if density_ua:
         if base_ua is None:
             raise ProgramError("missing field ua (the program has microcurrent)", "bad_request")
-        if not limits.PROGRAM_MIN_UA <= base_ua <= sup.limit_ua:
-            raise ProgramError("ua must be %d..%d uA" % (limits.PROGRAM_MIN_UA, sup.limit_ua))
+        if not limits.PROGRAM_MIN_UA <= base_ua <= limit_ua:
+            raise ProgramError("ua must be %d..%d uA" % (limits.PROGRAM_MIN_UA, limit_ua))
         if density_ua < limits.PROGRAM_MIN_UA:
             raise ProgramError("this waveform exceeds 0.5 mA/cm2 rms even at the minimum")
         for k, ph in enumerate(out):
@@ -81,13 +84,23 @@ def plan(sup, name, prog, base_ua):
 
 
 class Runner:
-    def __init__(self, sup):
-        self.sup = sup
+    """The program's phases, with the collaborators they need: the session (time, ramps),
+    the output stage (switching), the pulse back-end (compiling a phase's table), the
+    LED, the monitor, and `new_zone()`, called when current starts in a zone."""
+
+    def __init__(self, session, stage, pulse, led, monitor, new_zone):
+        self.session = session
+        self.stage = stage
+        self.pulse = pulse
+        self.led = led
+        self.monitor = monitor
+        self.new_zone = new_zone
         self.plan = None
         self.k = -1
         self.mc_on = False
         self._key = None
         self._pending = False
+        self._swap = False
 
     def ua(self, k):
         ph = self.plan.phases[k]
@@ -95,65 +108,64 @@ class Runner:
 
     def begin(self, p, now_ms):
         """Start plan `p` (the supervisor has checked faults and conditions)."""
-        sup = self.sup
         self.plan = p
         self.k = 0
         self._pending = False
-        sup.monitor.begin(p.density_ua or limits.ABS_CEILING_UA)
-        sup.led.begin()
+        self._swap = False
+        self.monitor.begin(p.density_ua or limits.ABS_CEILING_UA)
+        self.led.begin()
         ua = self.ua(0)
-        sup.session.begin(ua, p.duration_ms, now_ms)
+        self.session.begin(ua, p.duration_ms, now_ms)
         if ua:
             self._stage_on(0)
         ph = p.phases[0]
-        sup.led.set_percent(ph[4], ph[5])
+        self.led.set_percent(ph[4], ph[5])
 
     def _stage_on(self, k):
-        sup = self.sup
         ph = self.plan.phases[k]
-        table = sup.pulse.prepare(ph[1])
-        # the session's current target (the soft start, at begin) is on the DAC before
-        # the first phase: the first pulse is whole and the ramp is timed from it
-        sup.output.set_ua(sup.session.target_na // 1000)
-        sup.output.enable()
-        sup.wave_table = table        # `resume` after a pause plays it again
-        sup.pulse.start(table)
+        table = self.pulse.prepare(ph[1])  # milliseconds on the chip: the tick may trip meanwhile
         self._key = ph[2]
         self.mc_on = True
-        sup.rebaseline()              # a new zone: a new impedance baseline
+        # the session's current target (the soft start, at begin) is on the DAC before
+        # the first phase: the first pulse is whole and the ramp is timed from it. The
+        # stage re-checks the latched fault and the session at the moment it switches on.
+        if self.stage.switch_on(table, self.session.target_na // 1000, ph[1].period_us):
+            self.new_zone()           # a new zone: a new impedance baseline
 
-    def stage_off(self):
-        sup = self.sup
+    def stage_off(self, now_ms):
+        """Zero current reached: the stage closes after the pair under way."""
         self.mc_on = False
         self._key = None
-        sup.wave_table = None
-        sup.pulse.stop()
-        sup.output.off()
+        self.stage.close(now_ms)
 
     def _enter(self, k):
-        sup = self.sup
-        sess = sup.session
+        sess = self.session
         self.k = k
         self._pending = False
+        self._swap = False
         ph = self.plan.phases[k]
-        sup.led.set_percent(ph[4], ph[5])
+        self.led.set_percent(ph[4], ph[5])
         ua = self.ua(k)
         if ua == 0:
             if self.mc_on:
                 sess.change_setpoint(0)
         elif not self.mc_on:
-            self._stage_on(k)
-            sess.change_setpoint(ua)
+            self._swap = True          # switched on by step() once the stage is off
         elif ph[2] == self._key:
             sess.change_setpoint(ua)
         else:                         # another waveform: through zero first
             sess.change_setpoint(0)
             self._pending = True
 
-    def step(self):
+    def step(self, now_ms):
         """Main loop: follow the session's time through the phases."""
-        sess = self.sup.session
+        sess = self.session
         if self.plan is None or sess.state not in (S.RAMP, S.RUN):
+            return
+        if self._swap and self.stage.state == STAGE_OFF:
+            self._swap = False         # the old waveform is off: the new one from nothing
+            self._stage_on(self.k)
+            sess.change_setpoint(self.ua(self.k))
             return
         phases = self.plan.phases
         t = sess.elapsed_ms
@@ -164,13 +176,29 @@ class Runner:
             self._enter(k)
         if sess.target_na or sess.state != S.RUN:
             return
-        if self._pending:             # at zero: swap the waveform, ramp up again
+        if self._pending:             # at zero: close the old waveform, then swap (above)
             self._pending = False
-            self.stage_off()
-            self._stage_on(self.k)
-            sess.change_setpoint(self.ua(self.k))
+            self._swap = True
+            self.stage_off(now_ms)
         elif self.mc_on and self.ua(self.k) == 0:
-            self.stage_off()
+            self.stage_off(now_ms)
+
+    def resume(self):
+        """A paused session ramps again from the minimum; the phase's waveform restarts
+        from its first pair (the stage switches on again, with its checks). False if
+        nothing is paused."""
+        sess = self.session
+        if not sess.resume():
+            return False
+        if self.mc_on:                     # off: a phase without current (LED only)
+            # the soft-start current is on the DAC before the first pair (as at start)
+            self.stage.switch_on(self.stage.table, sess.target_na // 1000, self.period_us())
+        return True
+
+    def period_us(self):
+        """The period of the waveform of the phase under way (its last pair's deadline)."""
+        wave = self.plan.phases[self.k][1] if self.plan is not None else None
+        return wave.period_us if wave is not None else 0
 
     def set_base_ua(self, ua):
         """A new setpoint for the session (the button's intensity step)."""
@@ -178,10 +206,11 @@ class Runner:
             return False
         self.plan.base_ua = ua
         if self.mc_on and not self._pending and self.ua(self.k):
-            self.sup.session.change_setpoint(self.ua(self.k))
+            self.session.change_setpoint(self.ua(self.k))
         return True
 
     def end(self):
         self.plan = None
         self.mc_on = False
         self._key = None
+        self._swap = False

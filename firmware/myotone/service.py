@@ -2,7 +2,8 @@
 # unit calibration (calib_get / calib_set) and `measure`, a short measured
 # session for `myotone calibrate` and `myotone selftest`. Each takes the supervisor
 # (`sup`) and the request's args; Supervisor.cmd_* delegate here. Nothing
-# here reaches the output except through sup.cmd_start and its checks.
+# here reaches the output: `measure` starts through sup.cmd_start and its
+# checks, `resume` through the runner, which asks the output stage.
 from myotone import calib
 from myotone import protocol as P
 from myotone import session as S
@@ -21,23 +22,21 @@ def pause(sup, args):
 
 
 def resume(sup, args):
-    """A new ramp from the minimum, the pulse table restarted so the first pair is at it."""
+    """A new ramp from the minimum, the pulse table restarted so the first pair is at it.
+
+    Refused (busy) while the pause's last pair still plays: the output stage
+    switches on again only from off, never in the middle of a pair."""
     P.check_args(args, _NONE)
     s = sup.session
-    if s.state == S.PAUSING:
+    if sup.state_code() == S.PAUSING:
         raise P.ProtocolError(P.BUSY, "still ramping down to pause: resume once paused")
-    if sup.fault is not None:
-        raise P.ProtocolError(P.FAULTED, "fault latched (%s): send fault_clear" % sup.fault)
-    if sup.env is not None:
-        raise P.ProtocolError(sup.env, "cannot resume: " + sup.env.replace("_", " "))
+    if s.state != S.PAUSED and sup.fault is None:
+        raise P.ProtocolError(_NOT_RUNNING, "no paused session to resume")
+    sup.check_output_allowed("resume")          # a fault, a condition, the stage not yet off
     if s.state != S.PAUSED:
         raise P.ProtocolError(_NOT_RUNNING, "no paused session to resume")
-    s.resume()
-    if sup.wave_table is not None:        # None: a phase without current (LED only)
-        # the soft-start current is on the DAC before the first phase (as at start)
-        sup.output.set_ua(s.target_na // 1000)
-        sup.pulse.start(sup.wave_table)
-    return {"state": S.NAMES[s.state], "setpoint_ua": s.setpoint_ua}
+    sup.runner.resume()
+    return {"state": sup.state_name(), "setpoint_ua": s.setpoint_ua}
 
 
 def board(sup, args):
@@ -55,8 +54,7 @@ def calib_get(sup, args):
 
 def calib_set(sup, args):
     P.check_args(args, calib.SCHEMA)
-    if sup.session.active():
-        raise P.ProtocolError(P.BUSY, "a session is running: calibrate with the output idle")
+    sup.check_output_off()
     try:
         cal = calib.check(args)
     except calib.CalibError as e:
@@ -69,16 +67,11 @@ def calib_set(sup, args):
     return calib_get(sup, _NONE)
 
 
-def measure(sup, args):
+def measure(sup, args, schema):
     """A short host-driven session whose run phase is measured (`ev: measure` at the end)."""
+    P.check_args(args, schema)            # types and unknown fields: the one checker
     args = dict(args)
-    hold_s = args.pop("hold_s", 2)
-    if not isinstance(hold_s, int) or isinstance(hold_s, bool):
-        raise P.ProtocolError(P.BAD_REQUEST, "hold_s must be int")
-    P.in_range("hold_s", hold_s, 1, 10, " s")
-    for name in ("duration_s", "heartbeat"):
-        if name in args:
-            raise P.ProtocolError(P.BAD_REQUEST, "unknown field " + name)
+    hold_s = P.in_range("hold_s", args.pop("hold_s", 2), 1, 10, " s")
     args.setdefault("program", "lift")
     ua = args.get("ua")
     ramp_ms = sup.session.ramp_ms(ua) if isinstance(ua, int) and 0 < ua <= sup.limit_ua else 0

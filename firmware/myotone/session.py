@@ -22,9 +22,22 @@ PAUSE_MAX_MS = const(600000)   # a session paused for 10 min ends (done)
 
 
 def _ticks_diff(a, b):
-    # time.ticks_diff without importing time: ticks wrap at 2**30 on MicroPython
+    # time.ticks_diff without importing time: ticks wrap at 2**30 on MicroPython.
+    # 0x40000000 is not a small int on a 32-bit port: subtracting it would make a
+    # big int (an allocation) for every negative difference, so it goes in two steps.
     d = (a - b) & 0x3FFFFFFF
-    return d - 0x40000000 if d & 0x20000000 else d
+    return d - 0x3FFFFFFF - 1 if d & 0x20000000 else d
+
+
+def ramp_rate_na_per_ms(span_na):
+    """The one ramp-rate rule (SAFETY.md): a ramp over `span_na` lasts >= RAMP_MIN_MS
+    and is never faster than RAMP_MAX_NA_PER_MS (up, down to zero, or between setpoints)."""
+    return max(1, min(limits.RAMP_MAX_NA_PER_MS, span_na // limits.RAMP_MIN_MS))
+
+
+def ramp_down_rate_na_per_ms(target_na):
+    """stop / pause: from `target_na` to zero over RAMP_DOWN_MS (>= 1 s)."""
+    return max(1, target_na // limits.RAMP_DOWN_MS)
 
 
 class Session:
@@ -49,14 +62,14 @@ class Session:
         span_na = setpoint_ua * 1000 - min(self.min_ua, setpoint_ua) * 1000
         if span_na <= 0:
             return 0
-        rate = max(1, min(limits.RAMP_MAX_NA_PER_MS, span_na // limits.RAMP_MIN_MS))
+        rate = ramp_rate_na_per_ms(span_na)
         return (span_na + rate - 1) // rate
 
     def _ramp_from_min(self):
         # ramp over >= RAMP_MIN_MS and never faster than RAMP_MAX_NA_PER_MS
         self.target_na = min(self.min_ua, self.setpoint_ua) * 1000
         span_na = self.setpoint_ua * 1000 - self.target_na
-        self._rate_na_per_ms = max(1, min(limits.RAMP_MAX_NA_PER_MS, span_na // limits.RAMP_MIN_MS))
+        self._rate_na_per_ms = ramp_rate_na_per_ms(span_na)
         self.state = RAMP if span_na > 0 else RUN
 
     def _check(self, setpoint_ua):
@@ -87,14 +100,14 @@ class Session:
         if self.state in (RAMP, RUN):
             self.setpoint_ua = setpoint_ua
             span = abs(setpoint_ua * 1000 - self.target_na)
-            self._rate_na_per_ms = max(1, min(limits.RAMP_MAX_NA_PER_MS, span // limits.RAMP_MIN_MS))
+            self._rate_na_per_ms = ramp_rate_na_per_ms(span)
             self.state = RAMP
 
     def request_stop(self):
         """Ramp down to zero over RAMP_DOWN_MS (paused: already at zero, done on the next step)."""
         if self.state in (RAMP, RUN):
             self.state = RAMP_DOWN
-            self._rate_na_per_ms = max(1, self.target_na // limits.RAMP_DOWN_MS)
+            self._rate_na_per_ms = ramp_down_rate_na_per_ms(self.target_na)
         elif self.state == PAUSING or self.state == PAUSED:
             self.state = RAMP_DOWN
 
@@ -104,7 +117,7 @@ class Session:
             return False
         self.state = PAUSING
         self.paused_ms = 0
-        self._rate_na_per_ms = max(1, self.target_na // limits.RAMP_DOWN_MS)
+        self._rate_na_per_ms = ramp_down_rate_na_per_ms(self.target_na)
         return True
 
     def resume(self):

@@ -70,9 +70,11 @@ class Button:
 class Panel:
     """The button and the status LED, wired to the supervisor's actions."""
 
-    def __init__(self, button_pin, status_pin):
+    def __init__(self, button_pin, status_pin, limit_ua, settings):
         self._pin = button_pin
         self._status = status_pin
+        self._limit_ua = limit_ua
+        self.settings = settings    # default_program and level, as /settings.json holds them
         self.button = Button()
         self._shown = -1
         self.run_level = 1          # the running session's level (the button steps it)
@@ -92,17 +94,17 @@ class Panel:
                 self._shown = level
                 self._status.value(level)
 
-    def level(self, sup):
+    def level(self, session_active):
         """The intensity level: the session's, else the saved one."""
-        if sup.session.active():
+        if session_active:
             return self.run_level
-        lv = sup.settings.get("level", 1)
+        lv = self.settings.get("level", 1)
         return lv if isinstance(lv, int) and 1 <= lv <= LEVELS else 1
 
-    def settings_view(self, sup):
-        return {"default_program": sup.settings.get("default_program", programs.DEFAULT),
-                "level": self.level(sup), "levels": LEVELS,
-                "level_ua": [level_ua(sup.limit_ua, k) for k in range(1, LEVELS + 1)]}
+    def settings_view(self, session_active):
+        return {"default_program": self.settings.get("default_program", programs.DEFAULT),
+                "level": self.level(session_active), "levels": LEVELS,
+                "level_ua": [level_ua(self._limit_ua, k) for k in range(1, LEVELS + 1)]}
 
     def act(self, sup, action):
         """What a press does (see the table at the top)."""
@@ -113,16 +115,19 @@ class Panel:
                     sup.cmd_fault_clear({})
             elif s.active():
                 if action == LONG:
-                    s.request_stop()
+                    sup.cmd_stop({})
                 elif s.state != RAMP_DOWN:
                     nxt = self.run_level % LEVELS + 1
-                    if sup.runner.set_base_ua(level_ua(sup.limit_ua, nxt)):
+                    if sup.runner.set_base_ua(level_ua(self._limit_ua, nxt)):
                         self.run_level = nxt
+            elif action == LONG:
+                sup.cmd_stop({})           # the last pair of a session that ended: off now
             elif action == SHORT:
                 sup.check_can_start()
-                name = self.settings_view(sup)["default_program"]
-                sup.begin(name, sup.files.load_program(name), level_ua(sup.limit_ua, self.level(sup)), False, 1000)
+                name = self.settings.get("default_program", programs.DEFAULT)
+                sup.begin(name, sup.files.load_program(name), level_ua(self._limit_ua, self.level(False)), False, 1000)
         except P.ProtocolError as e:
             sup.console.write_line(P.event("button", action=action, refused=e.code, message=e.message))
             return
-        sup.console.write_line(P.event("button", action=action, state=sup.state_name(), level=self.level(sup)))
+        sup.console.write_line(P.event("button", action=action, state=sup.state_name(),
+                                       level=self.level(sup.session.active())))

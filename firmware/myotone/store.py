@@ -20,6 +20,7 @@ PROG_DIR = "/programs"
 PROG_MAX = const(16)           # user programs on the device
 PROG_MAX_BYTES = const(2048)   # a program file larger than this is not read
 SETTINGS = "/settings.json"
+_EEXIST = const(17)            # MicroPython's errno.EEXIST
 _SEQ = "/log/seq"              # the last record number, kept when records are deleted
 
 
@@ -39,11 +40,19 @@ def _exists(path):
 
 
 def write_atomic(path, write_fn):
-    """write_fn(file) writes the content; it appears under `path` all at once."""
+    """The one writer of the device's files (logs, programs, settings, calibration):
+    write_fn(file) writes the content; it appears under `path` all at once."""
     tmp = path + ".tmp"
     with open(tmp, "w") as f:
         write_fn(f)
-    os.rename(tmp, path)       # littlefs: replaces an existing `path` atomically
+    try:
+        os.rename(tmp, path)   # littlefs: replaces an existing `path` atomically
+    except OSError as e:
+        if e.args[0] != _EEXIST:
+            raise
+        # FAT cannot rename onto an existing file: not atomic there (docs/cli.md)
+        os.remove(path)
+        os.rename(tmp, path)
 
 
 def write_json(path, obj):
@@ -65,8 +74,9 @@ def recover():
         for name in os.listdir(d):
             if name.endswith(".tmp"):
                 os.remove(d + "/" + name)
-    if _exists(SETTINGS + ".tmp"):
-        os.remove(SETTINGS + ".tmp")
+    for name in os.listdir("/"):            # settings, calibration
+        if name.endswith(".tmp"):
+            os.remove("/" + name)
     trim_log(LOG_MAX)
 
 

@@ -21,6 +21,8 @@ from myotone.sessionlog import SessionLog
 from myotone.standalone import Panel
 from myotone.measure import Measure
 from myotone import service
+from myotone import stage as ST
+from myotone.stage import ON as STAGE_ON, OFF as STAGE_OFF, CLOSING as STAGE_CLOSING
 
 _LOOP_MS = const(20)
 _POLL_LINES = const(4)       # lines handled per main-loop pass ...
@@ -34,6 +36,10 @@ _START = {
     "red_pct": ("int", False), "nir_pct": ("int", False),
     "heartbeat": ("bool", False), "telemetry_ms": ("int", False),
 }
+# `measure`: start's arguments less the two it sets itself, plus the hold time
+_MEASURE = {k: v for k, v in _START.items() if k not in ("duration_s", "heartbeat")}
+_MEASURE["hold_s"] = ("int", False)
+_MEASURE["program"] = ("str", False)         # lift unless given
 _NONE = {}
 
 
@@ -49,25 +55,26 @@ class Supervisor:
         self.limit_ua = board["limit_ua"]
         self.hz = board["supervisor"]["hz"]
         self.session = S.Session(self.limit_ua)
+        # the one owner of the rail, the bridge / pulse back-end and the DAC
+        self.stage = ST.OutputStage(self.output, self.pulse, self.led, self.session)
         therm = board["thermistor"]
         self.monitor = M.Monitor(board, self.limit_ua, thermal.raw_for_c(therm, limits.OVER_TEMP_C),
                                  self.sense.floor_ua)
-        self.runner = R.Runner(self)
+        self.runner = R.Runner(self.session, self.stage, self.pulse, self.led, self.monitor, self.rebaseline)
         self.log = SessionLog(self.hz)
-        self.files = FileCommands(self)
-        self.panel = Panel(hw.button, hw.status_led)
         try:
             store.recover()
         except OSError:
             pass                     # a read-only or full flash: sessions still work, logs do not
-        self.settings = store.settings_load()
+        self.panel = Panel(hw.button, hw.status_led, self.limit_ua, store.settings_load())
+        self.files = FileCommands(self.check_output_off, self.output_busy, self.plan_program, self.limit_ua,
+                                  self.session, self.panel)
         self.env = None              # charging / over_temp right now (refuses starts)
         self.temp_raw = 65535
         self._was_run = False
         self._pairs_at_set = -1
         self.reader = P.LineReader()
         self._rx_ms = 0              # when input last arrived
-        self.fault = None            # latched reason code
         self._fault_sent = False
         self._pending_fault = None   # a reason that latches when ramp-down ends
         self.ticks = 0
@@ -84,8 +91,6 @@ class Supervisor:
         self.last_ua = 0
         self.last_ohm = 0
         self.measure = Measure()
-        self.wave_table = None
-        self._closing = False
         self._tick_cb = self.tick    # bound once: the tick must not allocate
 
     # ---- the tick (timer callback) ------------------------------------
@@ -107,21 +112,23 @@ class Supervisor:
         mon = self.monitor
         self.env = mon.environment(self.temp_raw, hw.vbus.value())
         sess = self.session
-        if self._closing:
-            # a normal end waits for the pair under way to finish: no net charge left behind
-            if not pulse.in_pair or pulse.pairs != self._pairs_at_set:
-                self._close()
-            elif self.env is not None:
-                self._trip(self.env)
+        stage = self.stage
+        active = sess.active()
+        closing = stage.state == STAGE_CLOSING
+        if not active and not closing:
             return
-        if not sess.active():
-            return
+        # every trip stays armed until the output stage is off, the last pair included
         if self.env is not None:
             self._trip(self.env)
             return
-        reason = mon.sample(now, bridge, pulse.pairs, ua, mv, self.output.ua_for_code(self.output.code))
+        reason = mon.sample(now, bridge, pulse.pairs, ua, mv, stage.out_ua)
         if reason is not None:
             self._trip(reason)
+            return
+        if closing and stage.closed(now, pulse.in_pair, pulse.pairs) and not active:
+            self._ended()
+            return
+        if not active:
             return
         if self._heartbeat and time.ticks_diff(now, self._hb_ms) > limits.HEARTBEAT_TIMEOUT_MS:
             self._heartbeat = False
@@ -136,45 +143,57 @@ class Supervisor:
         if sess.state == S.RUN and not self._was_run and sess.target_na >= limits.PROGRAM_MIN_UA * 1000:
             self._was_run = True
             mon.capture_baseline()
-        if sess.state == S.DONE:
-            self._closing = True
-            self._pairs_at_set = pulse.pairs
-            if not pulse.in_pair:
-                self._close()
-        elif sess.state == S.PAUSED:
-            if pulse.running and (not pulse.in_pair or pulse.pairs != self._pairs_at_set):
-                pulse.stop()              # paused: hold at zero with the bridge off, between pairs
-        elif not self.pulse.in_pair or self.pulse.pairs != self._pairs_at_set:
+        if stage.state != STAGE_ON:
+            if sess.state == S.DONE and stage.state == STAGE_OFF:
+                self._ended()
+        elif sess.state == S.DONE or sess.state == S.PAUSED:
+            # the end or a pause: the pair under way finishes (no net charge left behind)
+            stage.close(now)
+            if stage.state == STAGE_OFF and sess.state == S.DONE:
+                self._ended()
+        elif not pulse.in_pair or pulse.pairs != self._pairs_at_set:
             # amplitude changes only between pairs: ramps stay charge-balanced
-            self._pairs_at_set = self.pulse.pairs
-            self.output.set_ua(mon.scale(target))
+            self._pairs_at_set = pulse.pairs
+            stage.set_ua(mon.scale(target))
 
     def state_code(self):
-        """The session state as the host sees it: a session finishing its last
-        pair is still ramping down, and says `done` only once the output is off."""
-        return S.RAMP_DOWN if self._closing else self.session.state
+        """The session state as the host sees it: a session (or a pause) whose last pair
+        still plays is still ramping down, and says `done` (`paused`) only once the output is off."""
+        st = self.session.state
+        if self.stage.state == ST.CLOSING:
+            if st == S.DONE:
+                return S.RAMP_DOWN
+            if st == S.PAUSED:
+                return S.PAUSING
+        return st
 
     def state_name(self):
         return S.NAMES[self.state_code()]
 
-    def _cut(self):
-        self._closing = False
-        self.output.off()
-        self.pulse.stop()
-        self.led.off()
+    @property
+    def fault(self):
+        """The latched fault (the output stage holds it)."""
+        return self.stage.fault
 
-    def _close(self):
-        """The session's normal end (or a ramp-down trip's): cut, then latch any pending fault."""
-        self._cut()
-        if self._pending_fault is not None:
+    def _ended(self):
+        """The session is done and the output stage off: latch a pending fault, or none."""
+        pending = self._pending_fault
+        self._pending_fault = None
+        self.led.off()
+        if pending is not None:
+            self.stage.trip(pending)
+        elif self.stage.fault is not None:     # the DAC did not answer at the end
             self.session.trip()
-            self.fault = self._pending_fault
-            self._pending_fault = None
 
     def _trip(self, reason):
-        self._cut()
-        self.session.trip()
-        self.fault = reason
+        self._pending_fault = None
+        self.stage.trip(reason)
+
+    def _end_now(self):
+        """stop / fault_clear while the last pair plays: the session ends now."""
+        if self.stage.state == ST.CLOSING and not self.session.active():
+            self.stage.cut()
+            self._ended()
 
     def rebaseline(self):
         """The runner started the current in a new zone: capture a new baseline."""
@@ -198,7 +217,7 @@ class Supervisor:
             return P.error(req_id, e.code, e.message)
         except Exception as e:       # a bug must not stop the device serving: fail safe, say so
             if not self.session.active():
-                self._cut()
+                self.stage.cut()
             if req_id is None:
                 req_id = P.request_id(line)
             return P.error(req_id, P.INTERNAL_ERROR, ("%s: %s" % (type(e).__name__, e))[:80])
@@ -212,7 +231,7 @@ class Supervisor:
         return report.status(self)
 
     def plan_program(self, name, prog, ua):
-        return R.plan(self, name, prog, ua)
+        return R.plan(self.led, self.pulse, self.board["electrode_area_cm2"], self.limit_ua, name, prog, ua)
 
     def cmd_start(self, args):
         P.check_args(args, _START)
@@ -230,19 +249,32 @@ class Supervisor:
                 "led_dose_j_cm2": round(plan.dose_uj / 1e6, 3)}
 
     def check_can_start(self):
-        if self.fault is not None:
-            raise P.ProtocolError(P.FAULTED, "fault latched (%s): send fault_clear" % self.fault)
         if self.session.active():
             raise P.ProtocolError(P.BUSY, "a session is running: stop it first")
-        if self._closing:
+        self.check_output_allowed("start")
+
+    def check_output_allowed(self, verb):
+        """The one refusal check before output is asked for (start, resume, the button)."""
+        if self.stage.fault is not None:
+            raise P.ProtocolError(P.FAULTED, "fault latched (%s): send fault_clear" % self.stage.fault)
+        if self.stage.state != ST.OFF:
             raise P.ProtocolError(P.BUSY, "the last pulse pair is finishing: try again shortly")
         if self.env is not None:
-            raise P.ProtocolError(self.env, "cannot start: " + self.env.replace("_", " "))
+            raise P.ProtocolError(self.env, "cannot %s: %s" % (verb, self.env.replace("_", " ")))
+
+    def output_busy(self):
+        """A session runs, or the output stage is not off yet."""
+        return self.session.active() or self.stage.state != ST.OFF
+
+    def check_output_off(self):
+        """Nothing writes flash or changes calibration unless the output stage is off."""
+        if self.output_busy():
+            raise P.ProtocolError(P.BUSY, "a session is running: the flash is written only between sessions")
 
     def begin(self, name, prog, ua, heartbeat, telemetry_ms):
         """Plan (every check), then start the outputs. ProtocolError if refused."""
         try:
-            plan = R.plan(self, name, prog, ua)
+            plan = self.plan_program(name, prog, ua)
         except ProgramError as e:
             raise program_error(e)
         except TimingUnsupported as e:
@@ -251,13 +283,14 @@ class Supervisor:
             self._finish_log()
         self.hw.start_watchdog()
         self._was_run = False
+        self._pending_fault = None
         self._heartbeat = heartbeat
         now = time.ticks_ms()
         self._hb_ms = now
         self._telemetry_ms = telemetry_ms
         self._telemetry_at = time.ticks_add(now, telemetry_ms)
         self.session.clear()
-        self.panel.run_level = self.panel.level(self)
+        self.panel.run_level = self.panel.level(False)
         self.log.begin(name, min(plan.base_ua, plan.density_ua) if plan.microcurrent else 0, time.time(),
                        plan.duration_ms)
         self._log_t0 = now
@@ -267,6 +300,7 @@ class Supervisor:
     def cmd_stop(self, args):
         P.check_args(args, _NONE)
         self.session.request_stop()
+        self._end_now()
         return {"state": self.state_name()}
 
     def cmd_heartbeat(self, args):
@@ -278,7 +312,10 @@ class Supervisor:
         P.check_args(args, _NONE)
         if self.env is not None:
             raise P.ProtocolError(P.CONDITION_PRESENT, "cannot clear: " + self.env.replace("_", " ") + " still present")
-        self.fault = None
+        self._end_now()
+        if not self.stage.check_dac():
+            raise P.ProtocolError(P.CONDITION_PRESENT, "cannot clear: the DAC does not answer")
+        self.stage.clear()
         self._fault_sent = False
         self.session.clear()
         return {"state": self.state_name()}
@@ -299,7 +336,7 @@ class Supervisor:
         return service.calib_set(self, args)
 
     def cmd_measure(self, args):
-        return service.measure(self, args)
+        return service.measure(self, args, _MEASURE)
 
     # ---- main loop ------------------------------------------------------
     def poll(self, wait_ms=_LOOP_MS):
@@ -323,7 +360,7 @@ class Supervisor:
             # swallow the next request: drop it, and say so
             con.write_line(P.event("dropped", reason="partial_line", bytes=self.reader.drop()))
         now = time.ticks_ms()
-        self.runner.step()
+        self.runner.step(now)
         self.panel.poll(self, now)
         if self.log.open and self.session.active():
             t = time.ticks_diff(now, self._log_t0)
@@ -369,7 +406,7 @@ class Supervisor:
             if time.ticks_diff(now, self._telemetry_at) >= 0:
                 self._telemetry_at = time.ticks_add(self._telemetry_at, self._telemetry_ms)
                 self._telemetry(now)
-        elif self.log.open and not self._closing:     # the output is off: the flash may be written
+        elif self.log.open and self.stage.state == ST.OFF:   # the output is off: the flash may be written
             self._finish_log()
 
     def _telemetry(self, now):

@@ -94,8 +94,8 @@ class PlantRig(MeasuringRig):
 class PlantFaults(FaultRig):
     """Emulator.set_fault, for the faults that act on the plant or the MCU."""
 
-    names = frozenset(("electrode_off", "electrode_short", "dac_stuck_high", "adc_stuck", "bridge_asymmetry",
-                       "firmware_hang", "brownout", "over_temp", "vbus"))
+    names = frozenset(("electrode_off", "electrode_short", "dac_stuck_high", "dac_off_bus", "adc_stuck",
+                       "bridge_asymmetry", "firmware_hang", "brownout", "over_temp", "vbus"))
     _momentary = frozenset(("brownout",))     # a dip: nothing to clear afterwards
 
     def __init__(self, emu):

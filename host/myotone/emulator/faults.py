@@ -4,6 +4,7 @@
 |---|---|---|
 | electrode_off / electrode_short | contact open / 0 Ω | contact good |
 | dac_stuck_high | the V->I stage sees full scale whatever the DAC holds | DAC code again |
+| dac_off_bus | the I2C DAC stops answering (every transfer NACKed: OSError); it keeps driving its last code | answers again |
 | adc_stuck | every ADC channel keeps its last conversion | live again |
 | bridge_asymmetry | the negative half delivers 80 % | symmetric |
 | firmware_hang | main code stops (interrupts run on) | (a reset ends it too) |
@@ -23,7 +24,7 @@ import collections
 
 from .mcu import BROWNOUT_RESET, POWER_OFF, PWRON_RESET
 
-FAULTS = ("electrode_off", "electrode_short", "dac_stuck_high", "adc_stuck", "bridge_asymmetry",
+FAULTS = ("electrode_off", "electrode_short", "dac_stuck_high", "dac_off_bus", "adc_stuck", "bridge_asymmetry",
           "firmware_hang", "brownout", "over_temp", "vbus", "host_disconnect", "power_loss")
 PLANT_FAULTS = ("dac_stuck_high", "adc_stuck", "bridge_asymmetry", "over_temp", "vbus")
 
@@ -77,6 +78,8 @@ class FaultSwitch:
                     hook()
         elif name == "power_loss":
             self._power(on, in_flash_write)
+        elif name == "dac_off_bus":
+            mcu.dac_off_bus(on)
         else:
             (plant.faults.add if on else plant.faults.discard)(name)
             if name == "vbus":

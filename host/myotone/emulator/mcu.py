@@ -87,9 +87,11 @@ class Mcu:
         self.edges: list[tuple[int, int, int]] = []     # (t_ns, pin, level)
         self.i2c_devices = {}
         self.dac_chip = None
+        self._dac_addr = None
         if board["dac"]["kind"] == "mcp4725":
             self.dac_chip = Mcp4725Model(plant, self)
-            self.i2c_devices[(board["dac"]["i2c_id"], board["dac"].get("addr", 0x60))] = self.dac_chip
+            self._dac_addr = (board["dac"]["i2c_id"], board["dac"].get("addr", 0x60))
+            self.i2c_devices[self._dac_addr] = self.dac_chip
         b = board["bridge"]
         self._role = {b["pol_a"]: "bridge_a", b["pol_b"]: "bridge_b", board["hv_enable"]: "hv_on"}
         s = board["sense"]
@@ -98,6 +100,16 @@ class Mcu:
         self.watch: dict = {}           # pin -> fn(t_ns, level)
         self.inputs: dict = {}          # pin -> fn() -> level
         self.pwm_watch: dict = {}       # pin -> fn(t_ns, pwm, attached)
+
+    def dac_off_bus(self, off: bool) -> None:
+        """Fault dac_off_bus: the I2C DAC stops answering (NACK, OSError in the firmware)
+        and keeps driving its last code; a board with the MCU's own DAC has none to lose."""
+        if self._dac_addr is None:
+            return
+        if off:
+            self.i2c_devices.pop(self._dac_addr, None)
+        else:
+            self.i2c_devices[self._dac_addr] = self.dac_chip
 
     # ---- pins ----
     def drive(self, pin: int, level: int, t_ns: int | None = None) -> None:

@@ -1,0 +1,201 @@
+# The output stage: the one module that switches the high-voltage rail, the
+# bridge / pulse back-end and the DAC (SAFETY.md "The output stage").
+# Session start, a program's phases, pause / resume, the button, the end of a
+# session and every trip ask it; nothing else touches that hardware (boot and
+# Ctrl-C excepted: safe_boot / Hardware.safe_off return everything to the safe
+# state from scratch).
+#
+# States (integers, read by the tick):
+#   OFF      rail off, bridge off, DAC 0. With a fault latched it reads `cut`.
+#   ARMING   the main loop is switching on. A cut that lands meanwhile wins:
+#            every switch-on step is followed by a look at `cuts`, and a
+#            switch-on that saw one cuts again itself, so no interleaving of
+#            the main loop and the tick leaves output on after a cut.
+#   ON       current may flow; the supervisor tick watches every sample.
+#   CLOSING  output is ending (the session's end, a pause, a zone without
+#            current): the pair under way plays out, with every trip still
+#            armed, and a hard deadline (one period plus a margin) cuts it
+#            regardless.
+#   CUT      reported for OFF with a fault latched.
+#
+# A cut turns the rail off first, then the back-end and the bridge, then the
+# DAC to 0, each step guarded on its own: a peripheral that fails (an I2C
+# NACK, any exception) cannot stop the others. A DAC that does not answer
+# latches `dac_fault` (unless a fault is already latched) and stays a present
+# condition until a write of 0 succeeds.
+#
+# The tick calls trip(), cut(), set_ua() and closed(); they allocate nothing
+# on their normal path (an exception object is made only when a peripheral
+# fails). Pure logic: the hardware objects are passed in.
+from micropython import const
+from myotone import limits
+from myotone.monitor import DAC_FAULT
+from myotone.session import RAMP, RUN, _ticks_diff
+
+OFF = const(0)
+ARMING = const(1)
+ON = const(2)
+CLOSING = const(3)
+CUT = const(4)
+NAMES = ("off", "arming", "on", "closing", "cut")
+
+
+class OutputStage:
+    def __init__(self, output, pulse, led, session):
+        self._out = output
+        self._pulse = pulse
+        self._led = led
+        self._session = session
+        self.state = OFF
+        self.fault = None          # the latched reason code; the first one stays
+        self.cuts = 0              # counts every cut (a switch-on compares it)
+        self.dac_ok = 1            # 0 once the DAC failed to answer, until a write succeeds
+        self.out_ua = 0            # what the DAC commands now (calibrated transfer)
+        self.table = None          # the table last switched on (resume plays it again)
+        self.close_pairs = 0       # CLOSING: the pair count when it began ...
+        self.close_by = 0          # ... and the deadline (ticks_ms)
+        self._pair_ms = 0          # one period of the playing waveform + margin
+
+    def name(self):
+        if self.state == OFF and self.fault is not None:
+            return NAMES[CUT]
+        return NAMES[self.state]
+
+    # ---- switching on (main loop) ---------------------------------------
+    def switch_on(self, table, ua, period_us):
+        """Rail, DAC and back-end on, `table` at `ua`; False if refused or cut meanwhile.
+
+        Refused unless the stage is off, no fault is latched and the session is
+        ramping or running, all checked again after the last switch-on step."""
+        n = self.cuts
+        st = self._session.state
+        if self.fault is not None or self.state != OFF or not (st == RAMP or st == RUN):
+            return False
+        self.state = ARMING
+        self._pair_ms = period_us // 1000 + limits.CLOSE_MARGIN_MS
+        try:
+            self._write(ua)                    # the first pulse is whole, at the session's target
+        except Exception:
+            self.trip(DAC_FAULT)
+            return False
+        if self.cuts != n:
+            return self._recut()
+        self._out.enable()
+        if self.cuts != n:
+            return self._recut()
+        try:
+            self._pulse.start(table)
+        except Exception:
+            self._recut()
+            raise
+        self.table = table
+        self.state = ON
+        if self.cuts != n or self.fault is not None:
+            return self._recut()
+        return True
+
+    def _recut(self):
+        """A cut landed while switching on: whatever was switched after it goes off again."""
+        self.cut()
+        return False
+
+    def check_dac(self):
+        """Main loop: try a write of 0 with the output off; True once the DAC answers."""
+        if self.state != OFF:
+            return self.dac_ok == 1
+        try:
+            self._out.zero()
+            self.out_ua = 0
+            self.dac_ok = 1
+        except Exception:
+            self.dac_ok = 0
+        return self.dac_ok == 1
+
+    # ---- the tick --------------------------------------------------------
+    def _write(self, ua):
+        out = self._out
+        out.set_ua(ua)
+        self.out_ua = out.ua_for_code(out.code)
+
+    def set_ua(self, ua):
+        """The amplitude between pairs (tick). A DAC that does not answer is a fault.
+
+        Called on every tick outside a pair: an unchanged code costs one call
+        to the clamp and no write (as Output.set_ua did before)."""
+        out = self._out
+        code = out.code_for_ua(ua)
+        if code == out.code:
+            return
+        try:
+            out.write_code(code)
+        except Exception:
+            self.dac_ok = 0
+            self.trip(DAC_FAULT)
+            return
+        self.out_ua = out.ua_for_code(code)
+
+    def close(self, now_ms):
+        """End output after the pair under way (ON -> CLOSING), or at once if none plays."""
+        if self.state != ON:
+            if self.state == ARMING:
+                self.cut()
+            return
+        p = self._pulse
+        if not p.running or not p.in_pair:
+            self.cut()
+            return
+        self.close_pairs = p.pairs
+        self.close_by = (now_ms + self._pair_ms) & 0x3FFFFFFF
+        self.state = CLOSING
+
+    def closed(self, now_ms, in_pair, pairs):
+        """CLOSING (tick): cut once the pair is over, or at the deadline regardless; True when off."""
+        if not in_pair or pairs != self.close_pairs or _ticks_diff(now_ms, self.close_by) >= 0:
+            self.cut()
+            return True
+        return False
+
+    def trip(self, reason):
+        """Latch `reason` (the first fault stays), cut at once, end the session, darken the LED."""
+        if self.fault is None:
+            self.fault = reason
+        self.cut()
+        self._session.trip()
+        try:
+            self._led.off()
+        except Exception:
+            pass
+
+    def cut(self):
+        """Output off now: rail, then back-end and bridge, then DAC 0; no step stops another."""
+        self.cuts = (self.cuts + 1) & 0x3FFFFFFF
+        self.state = OFF
+        out = self._out
+        try:
+            out.rail_off()
+        except Exception:
+            pass
+        try:
+            self._pulse.stop()
+        except Exception:
+            pass
+        try:
+            out.bridge_off()
+        except Exception:
+            pass
+        try:
+            out.zero()
+            self.out_ua = 0
+        except Exception:
+            self.dac_ok = 0
+            if self.fault is None:          # a DAC that does not answer is a fault of its own
+                self.fault = DAC_FAULT
+                self._session.trip()
+                try:
+                    self._led.off()
+                except Exception:
+                    pass
+
+    def clear(self):
+        """fault_clear (main loop, output off): forget the latched fault."""
+        self.fault = None

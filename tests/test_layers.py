@@ -1,0 +1,120 @@
+"""The firmware's layers, read from its import graph and its calls (docs/architecture.md).
+
+* Only the hal drivers and the wiring (hardware.py, safe_boot.py, app.py,
+  boot.py, main.py) reach the hardware modules (machine, rp2, esp32) or
+  the hal: core and app logic import no hardware, directly or through
+  another module, so it runs on CPython, the MicroPython VM and a board
+  alike.
+* Only the output stage (stage.py) switches the output: outside it, the
+  clamped DAC writer (output.py), the drivers and the wiring, no code calls
+  a switching method on the DAC, the rail, the bridge or the pulse
+  back-end (SAFETY.md "The output stage").
+"""
+import ast
+from pathlib import Path
+
+from firmware_paths import FIRMWARE_DIR
+
+HARDWARE = {"machine", "rp2", "esp32"}
+WIRING = {"myotone.hardware", "myotone.safe_boot", "myotone.app", "boot", "main"}
+STAGE = {"myotone.stage", "myotone.output"}       # the switch and the clamped DAC writer it uses
+SWITCHING = {"enable", "rail_off", "bridge_off", "zero", "set_ua", "off", "start", "stop", "write", "value"}
+OUTPUT_PARTS = ("output", "_out", "out", "pulse", "_pulse", "dac", "_dac", "hv", "_hv", "bridge", "_bridge")
+
+
+def _modules():
+    out = {}
+    for path in sorted(FIRMWARE_DIR.rglob("*.py")):
+        rel = path.relative_to(FIRMWARE_DIR).with_suffix("")
+        parts = list(rel.parts)
+        if parts[-1] == "__init__":
+            parts = parts[:-1]
+        out[".".join(parts)] = ast.parse(path.read_text(encoding="utf-8"), str(path))
+    return out
+
+
+def _imports(name, tree, known):
+    """Every module `name` imports, anywhere in the file (function-level imports too)."""
+    found = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found.update(a.name for a in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            base = node.module
+            found.add(base)
+            for a in node.names:                         # from myotone import limits -> myotone.limits
+                if f"{base}.{a.name}" in known:
+                    found.add(f"{base}.{a.name}")
+    return found
+
+
+def _is_hal(name):
+    return name.startswith("myotone.hal")
+
+
+def test_only_hal_and_the_wiring_import_hardware():
+    mods = _modules()
+    graph = {name: _imports(name, tree, mods) for name, tree in mods.items()}
+    assert "myotone.stage" in graph and any(_is_hal(n) for n in graph)
+    direct = {n for n, deps in graph.items() if deps & HARDWARE}
+    assert direct and all(_is_hal(n) or n in WIRING for n in direct), sorted(direct)
+    for name in graph:
+        if _is_hal(name) or name in WIRING:
+            continue
+        seen, stack = set(), [name]                     # what it reaches, transitively
+        while stack:
+            for dep in graph.get(stack.pop(), ()):
+                if dep not in seen:
+                    seen.add(dep)
+                    stack.append(dep)
+        bad = sorted(d for d in seen if d in HARDWARE or _is_hal(d) or d in WIRING)
+        assert bad == [], f"{name} reaches hardware through {bad}"
+
+
+def _receiver(node):
+    """The last name of a call's receiver: `sup.stage.pulse.start()` -> 'pulse'."""
+    v = node.func.value
+    if isinstance(v, ast.Attribute):
+        return v.attr
+    if isinstance(v, ast.Name):
+        return v.id
+    return ""
+
+
+def test_only_the_output_stage_switches_the_output():
+    offenders = []
+    for name, tree in _modules().items():
+        if name in STAGE or name in WIRING or _is_hal(name):
+            continue
+        for node in ast.walk(tree):
+            if (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
+                    and node.func.attr in SWITCHING and _receiver(node) in OUTPUT_PARTS):
+                offenders.append(f"{name}:{node.lineno} {_receiver(node)}.{node.func.attr}()")
+    assert offenders == [], offenders
+
+
+def test_the_check_sees_a_violation():
+    """The two checks are not vacuous: a core module importing machine, or a runner
+    switching the rail itself, is found."""
+    tree = ast.parse("import machine\nclass R:\n    def go(self, sup):\n        sup.output.enable()\n")
+    assert "machine" in _imports("myotone.runner", tree, {})
+    calls = [n for n in ast.walk(tree) if isinstance(n, ast.Call) and isinstance(n.func, ast.Attribute)]
+    assert any(c.func.attr in SWITCHING and _receiver(c) in OUTPUT_PARTS for c in calls)
+    assert Path(FIRMWARE_DIR, "myotone", "stage.py").is_file()
+
+
+def test_safety_numbers_are_named_only_in_limits():
+    """The 1000 uA ceiling (and every other SAFETY.md number) is defined once, in
+    limits.py: no other firmware module assigns a constant of the same name."""
+    limits = _modules()["myotone.limits"]
+    names = {t.id for node in limits.body if isinstance(node, ast.Assign) for t in node.targets
+             if isinstance(t, ast.Name)}
+    assert "ABS_CEILING_UA" in names
+    again = []
+    for name, tree in _modules().items():
+        if name == "myotone.limits":
+            continue
+        for node in tree.body:
+            if isinstance(node, ast.Assign):
+                again += [f"{name}.{t.id}" for t in node.targets if isinstance(t, ast.Name) and t.id in names]
+    assert again == [], again
