@@ -13,12 +13,12 @@ SESSION = {"program": "lift", "ua": 300, "duration_s": 600}
 LEVEL_UA = 500 * 1.10 + 10
 
 
-def _fast_over_current_ms(onset_frac: float, chip_time: bool = True) -> float:
+def _fast_over_current_ms(offset_ms: float, chip_time: bool = True) -> float:
     emu = Emulator("pico-mcp4725", chip_time=chip_time).start()
     try:
         emu.run_for(1.0)
         emu.send({"id": 1, "cmd": "start", **SESSION})
-        emu.run_for(2.5 + 0.0301 + onset_frac * 0.001)      # as bench_silicon.over_current
+        emu.run_for(2.5 + 0.0301 + offset_ms / 1000)      # as bench_silicon.over_current
         t = emu.clock.now_ns
         emu.set_fault("dac_stuck_high")
         emu.run_for(0.05)
@@ -62,7 +62,7 @@ def test_chip_time_makes_over_current_later_than_on_an_infinitely_fast_mcu():
 
 @pytest.mark.silicon
 def test_both_tiers_agree_on_over_current_latency_and_tick_load():
-    """The fast tier with chip time against the chip itself, at onsets spread over a tick period:
+    """The fast tier with chip time against the chip itself, at onsets at every phase of the ticks:
     median over_current latency within 0.75 ms, session CPU share within 0.05. The chip's worst
     case is not compared: there a late tick can leave a sample unsettled and the cut comes two
     ticks later (4 ms at some onsets), which the cost model does not reproduce; worst cases are
@@ -75,9 +75,9 @@ def test_both_tiers_agree_on_over_current_latency_and_tick_load():
         assets.node(), assets.rig_script(), assets.bootrom_path(), assets.find_elf(assets.find_uf2())
     except SiliconUnavailable as exc:
         pytest.skip(f"silicon tier unavailable: {exc}")
-    onsets = 4
-    chip = bench_silicon.over_current(onsets)
-    fast = [_fast_over_current_ms(k / onsets) for k in range(onsets)]
+    offsets = bench_silicon.onsets_ms(6)
+    chip = bench_silicon.over_current(offsets)
+    fast = [_fast_over_current_ms(off) for off in offsets]
     assert abs(statistics.median(chip) - statistics.median(fast)) <= 0.75, (chip, fast)
     _idle, session = bench_silicon.ticks(0.3)
     table = CostModel.for_board({"mcu": "rp2040", "supervisor": {"hz": 1000}}, 1, DEFAULT_PATH).table

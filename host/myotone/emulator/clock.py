@@ -51,10 +51,8 @@ class Clock:
         self._horizon = 0        # the wait under way fires events up to here
         self._pacer = None
         self.effects_at_ns = 0   # in a charged tick (cost.py): when its outputs take effect
-
-    def effect_ns(self) -> int:
-        """When an output written now takes effect: now, or the end of a charged tick."""
-        return self.effects_at_ns if self.effects_at_ns > self.now_ns else self.now_ns
+        self.busy_until_ns = 0   # ... and when the last charged tick ends (the next starts then)
+        self.tick_start_ns = 0   # ... and when the last one started (or will: it waits for the CPU)
 
     # ---- scheduling (CPU thread, or before it starts) ----
     def schedule(self, t_ns: int, fn) -> Event:

@@ -11,13 +11,16 @@ tick path takes on the RP2040 at 125 MHz, as measured on the silicon tier
 * each tick's cost is drawn, with a generator seeded like the plant's, from the measured
   distribution of that path (its quantiles), so the fast tier sees the chip's spread,
   not only its mean;
-* the tick samples the ADC when it does on the chip (its first read: ~0.14 ms into an idle
-  tick, ~0.31 ms into a session tick), its outputs (GPIO, DAC) take effect at its end,
-  and the next timer event cannot run before the tick has ended: a tick longer than its
-  period delays the next one and the main code gets what is left of the CPU.
+* a tick starts at its deadline, or when the tick before it ends if that one still runs;
+  a deadline that comes while a tick already waits is lost (MicroPython's scheduler, as
+  measured: about 1 / mean tick time ticks per second when a tick outlasts its period);
+  it reads the ADC when it does on the chip (its first read: ~0.17 ms into an idle tick,
+  ~0.30 ms into a session tick) and its outputs (GPIO, DAC) take effect at its end, so a
+  fault or a load change in between is seen as the chip would see it;
 
 Only the supervisor tick is charged (the timer at the board's supervisor rate); the
-main loop still runs in zero time, so request round trips are not modelled. The model
+main loop still runs in zero time and is not held off while a tick runs, so request
+round trips are not modelled. The model
 is for RP2040 boards; an ESP32 board runs uncharged (no chip emulator to calibrate on).
 """
 from __future__ import annotations

@@ -72,24 +72,35 @@ def make_machine_module(mcu: Mcu) -> types.ModuleType:
                 self._event = None
                 if self in mcu.timers:
                     mcu.timers.remove(self)
-            if self._cb is not None:
-                cost = mcu.cost
-                if cost is not None and self._period_ns == cost.tick_period_ns:   # the supervisor tick
-                    on = bool(mcu.plant.hv_on)
-                    clock.effects_at_ns = clock.now_ns + cost.tick_ns(on)
-                    clock.now_ns += cost.sample_ns[on]      # the tick reads the ADC this far in
-                try:
-                    self._cb(self)
-                except (MachineReset, KeyboardInterrupt):
-                    raise
-                except Exception as exc:    # as MicroPython: report, disable this callback
-                    self.deinit()
-                    mcu.irq_error(exc)
-                finally:
-                    if clock.effects_at_ns:     # the CPU was busy until the tick's end
-                        if clock.effects_at_ns > clock.now_ns:
-                            clock.now_ns = clock.effects_at_ns
-                        clock.effects_at_ns = 0
+            if self._cb is None:
+                return
+            cost = mcu.cost
+            if cost is not None and self._period_ns == cost.tick_period_ns:   # the supervisor tick, charged:
+                start = max(clock.now_ns, clock.busy_until_ns)   # after the tick still running, if any
+                if start > clock.now_ns and clock.tick_start_ns > clock.now_ns:
+                    return                  # one tick already waits for the CPU: this one is lost
+                clock.tick_start_ns = start
+                on = bool(mcu.plant.hv_on)
+                end = start + cost.tick_ns(on)
+                clock.busy_until_ns = end
+                # it reads the ADC this far in, and its outputs take effect at its end
+                clock.schedule(start + cost.sample_ns[on], lambda: self._run(end))
+                return
+            self._run(0)
+
+        def _run(self, effects_at_ns):
+            if self._cb is None:
+                return
+            clock.effects_at_ns = effects_at_ns
+            try:
+                self._cb(self)
+            except (MachineReset, KeyboardInterrupt):
+                raise
+            except Exception as exc:    # as MicroPython: report, disable this callback
+                self.deinit()
+                mcu.irq_error(exc)
+            finally:
+                clock.effects_at_ns = 0
 
         def deinit(self):
             if self._event is not None:

@@ -117,8 +117,14 @@ class Mcu:
         level = 1 if level else 0
         if self.levels.get(pin) == level:
             return
-        t = self.clock.effect_ns() if t_ns is None else t_ns
         self.levels[pin] = level
+        at = self.clock.effects_at_ns
+        if t_ns is None and at > self.clock.now_ns:      # written in a charged tick: at its end
+            self.clock.schedule(at, lambda: self._output(pin, level, at))
+            return
+        self._output(pin, level, self.clock.now_ns if t_ns is None else t_ns)
+
+    def _output(self, pin: int, level: int, t: int) -> None:
         role = self._role.get(pin)
         if role is not None:
             self.edges.append((t, pin, level))
@@ -156,7 +162,13 @@ class Mcu:
 
     def set_dac(self, code: int) -> None:
         self.check_alive()
-        t = self.clock.effect_ns()
+        at = self.clock.effects_at_ns
+        if at > self.clock.now_ns:                       # written in a charged tick: at its end
+            self.clock.schedule(at, lambda: self._dac_output(code, at))
+        else:
+            self._dac_output(code, self.clock.now_ns)
+
+    def _dac_output(self, code: int, t: int) -> None:
         self.plant.dac_code = code
         self.dac_writes.append((t, code))
         self.plant.changed(t)

@@ -38,6 +38,8 @@ from .chip import Chip
 
 MPY_RP2_V128 = 4870             # sys.implementation._mpy of MicroPython v1.28.0 on rp2: .mpy 6.3, armv6m
 SLICE_NS = 1_000_000            # the chip runs in 1 ms slices between host bytes and control changes
+IMAGE_MTIME_NS = 1_609_459_200_000_000_000   # every file's mtime in a new image (2021-01-01, the chip's RTC
+                                             # start): the same image every time, so runs are deterministic
 ADC_FIXED = {3: 2068, 4: 876}   # VSYS/3 at 5 V; the temperature sensor at 27 °C (0.706 V)
 FAULTS = ("electrode_off", "electrode_short", "dac_stuck_high", "dac_off_bus", "adc_stuck",
           "bridge_asymmetry", "firmware_hang", "over_temp", "vbus")
@@ -77,7 +79,7 @@ def make_flash_image(path: Path, board_name: str | None, firmware_dir: Path | No
     """A littlefs image of the RPI_PICO filesystem with the firmware laid out as
     `myotone flash` lays it out on v1.28.0 (.mpy 6.3 for armv6m, board.json); with no
     board name, an empty filesystem (bare MicroPython)."""
-    fs = Flash(path, block_count=RP2040_PICO_BLOCKS, prog_size=256)
+    fs = Flash(path, block_count=RP2040_PICO_BLOCKS, prog_size=256, time_ns=lambda: IMAGE_MTIME_NS)
     if board_name is not None:
         bfile = Path(board_name) if board_name.endswith(".json") else paths.boards_dir() / f"{board_name}.json"
         pkg = build.build(firmware_dir or paths.firmware_dir(), bfile, build.mpy_target(MPY_RP2_V128, "rp2040"))
