@@ -119,16 +119,19 @@ class Fw:
     def __init__(self, **kw):
         self.b = SiliconBoard(**kw)
         self.log: list[tuple[int, dict]] = []
+        self._partial = b""
         while not self.events("ready"):                 # to the millisecond: the boot time is a figure
             if self.b.clock.now_ns > 5_000_000_000:
                 raise AssertionError(f"no ready event within 5 s of power-on: {self.log}")
             self.run(0.001)
         self.run(0.05)
 
-    def drain(self, data: bytes | None = None) -> None:
-        data = self.b.read() if data is None else data
-        for line in data.decode(errors="replace").splitlines():
-            if line.startswith("{"):
+    def drain(self) -> None:
+        """Log every whole line that has come (a line can arrive in pieces)."""
+        self._partial += self.b.read()
+        *lines, self._partial = self._partial.split(b"\n")
+        for line in lines:
+            if line.startswith(b"{"):
                 self.log.append((self.b.clock.now_ns, json.loads(line)))
 
     def run(self, seconds: float) -> None:

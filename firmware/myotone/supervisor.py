@@ -92,69 +92,75 @@ class Supervisor:
         self.last_ohm = 0
         self.measure = Measure()
         self._tick_cb = self.tick    # bound once: the tick must not allocate
+        self.interrupted = False     # Ctrl-C caught in the tick, for the main loop to raise
 
     # ---- the tick (timer callback) ------------------------------------
     def tick(self, _timer):
-        now = time.ticks_ms()
-        self.ticks += 1
-        hw = self.hw
-        pulse = self.pulse
-        pulse.sample()
-        # a sample right at an edge belongs to no state: -1 = unknown
-        bridge = pulse.state if pulse.settled else -1
-        ua = self.sense.read_ua()
-        mv = self.sense.read_mv()
-        self.temp_raw = hw.read_temp_raw()
-        if bridge > 0:
-            self._sum_ua += ua
-            self._sum_mv += mv
-            self._n_on += 1
-        mon = self.monitor
-        self.env = mon.environment(self.temp_raw, hw.vbus.value())
-        sess = self.session
-        stage = self.stage
-        active = sess.active()
-        closing = stage.state == STAGE_CLOSING
-        if not active and not closing:
-            return
-        # every trip stays armed until the output stage is off, the last pair included
-        if self.env is not None:
-            self._trip(self.env)
-            return
-        reason = mon.sample(now, bridge, pulse.pairs, ua, mv, stage.out_ua)
-        if reason is not None:
-            self._trip(reason)
-            return
-        if closing and stage.closed(now, pulse.in_pair, pulse.pairs) and not active:
-            self._ended()
-            return
-        if not active:
-            return
-        if self._heartbeat and time.ticks_diff(now, self._hb_ms) > limits.HEARTBEAT_TIMEOUT_MS:
-            self._heartbeat = False
-            self._pending_fault = M.HEARTBEAT_LOST
-            sess.request_stop()
-        if bridge and self.measure.active and sess.state == S.RUN:
-            self.measure.add(bridge, ua, mv, self.output.code)
-        target = sess.step(now)
-        led = self.led
-        led.tick(self.temp_raw, sess.state == S.RAMP or sess.state == S.RUN)
-        self.log.tick(bridge, ua, mv, led.red_duty if led.red_duty >= led.nir_duty else led.nir_duty)
-        if sess.state == S.RUN and not self._was_run and sess.target_na >= limits.PROGRAM_MIN_UA * 1000:
-            self._was_run = True
-            mon.capture_baseline()
-        if stage.state != STAGE_ON:
-            if sess.state == S.DONE and stage.state == STAGE_OFF:
+        try:
+            now = time.ticks_ms()
+            self.ticks += 1
+            hw = self.hw
+            pulse = self.pulse
+            pulse.sample()
+            # a sample right at an edge belongs to no state: -1 = unknown
+            bridge = pulse.state if pulse.settled else -1
+            ua = self.sense.read_ua()
+            mv = self.sense.read_mv()
+            self.temp_raw = hw.read_temp_raw()
+            if bridge > 0:
+                self._sum_ua += ua
+                self._sum_mv += mv
+                self._n_on += 1
+            mon = self.monitor
+            self.env = mon.environment(self.temp_raw, hw.vbus.value())
+            sess = self.session
+            stage = self.stage
+            active = sess.active()
+            closing = stage.state == STAGE_CLOSING
+            if not active and not closing:
+                return
+            # every trip stays armed until the output stage is off, the last pair included
+            if self.env is not None:
+                self._trip(self.env)
+                return
+            reason = mon.sample(now, bridge, pulse.pairs, ua, mv, stage.out_ua)
+            if reason is not None:
+                self._trip(reason)
+                return
+            if closing and stage.closed(now, pulse.in_pair, pulse.pairs) and not active:
                 self._ended()
-        elif sess.state == S.DONE or sess.state == S.PAUSED:
-            # the end or a pause: the pair under way finishes (no net charge left behind)
-            stage.close(now)
-            if stage.state == STAGE_OFF and sess.state == S.DONE:
-                self._ended()
-        elif not pulse.in_pair or pulse.pairs != self._pairs_at_set:
-            # amplitude changes only between pairs: ramps stay charge-balanced
-            self._pairs_at_set = pulse.pairs
-            stage.set_ua(mon.scale(target))
+                return
+            if not active:
+                return
+            if self._heartbeat and time.ticks_diff(now, self._hb_ms) > limits.HEARTBEAT_TIMEOUT_MS:
+                self._heartbeat = False
+                self._pending_fault = M.HEARTBEAT_LOST
+                sess.request_stop()
+            if bridge and self.measure.active and sess.state == S.RUN:
+                self.measure.add(bridge, ua, mv, self.output.code)
+            target = sess.step(now)
+            led = self.led
+            led.tick(self.temp_raw, sess.state == S.RAMP or sess.state == S.RUN)
+            self.log.tick(bridge, ua, mv, led.red_duty if led.red_duty >= led.nir_duty else led.nir_duty)
+            if sess.state == S.RUN and not self._was_run and sess.target_na >= limits.PROGRAM_MIN_UA * 1000:
+                self._was_run = True
+                mon.capture_baseline()
+            if stage.state != STAGE_ON:
+                if sess.state == S.DONE and stage.state == STAGE_OFF:
+                    self._ended()
+            elif sess.state == S.DONE or sess.state == S.PAUSED:
+                # the end or a pause: the pair under way finishes (no net charge left behind)
+                stage.close(now)
+                if stage.state == STAGE_OFF and sess.state == S.DONE:
+                    self._ended()
+            elif not pulse.in_pair or pulse.pairs != self._pairs_at_set:
+                # amplitude changes only between pairs: ramps stay charge-balanced
+                self._pairs_at_set = pulse.pairs
+                stage.set_ua(mon.scale(target))
+        except KeyboardInterrupt:
+            # Ctrl-C landed in the tick: MicroPython would print it and go on, so mpremote
+            # would never reach the REPL; the main loop raises it again (main.py: safe first)
+            self.interrupted = True
 
     def state_code(self):
         """The session state as the host sees it: a session (or a pause) whose last pair
@@ -424,4 +430,6 @@ class Supervisor:
         self.console.write_line(P.event("ready", firmware=VERSION, board=self.board["name"],
                                         reset_cause=self.hw.reset_cause))
         while True:
+            if self.interrupted:
+                raise KeyboardInterrupt
             self.poll()
