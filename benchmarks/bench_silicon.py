@@ -91,10 +91,14 @@ def status_rate(rates: list[float], seconds: float) -> tuple[list[dict], float |
             assert fw.request("start", **SESSION)["ok"]
             fw.run(SETTLE_S)
             rts = []
-            for _ in range(5):
+            for _ in range(5):                       # one a second: the round trip itself, not a burst
                 t = fw.b.clock.now_ns
-                fw.request("status", timeout_s=5)
-                rts.append((fw.b.clock.now_ns - t) / 1e6)
+                try:
+                    fw.request("status", timeout_s=5)
+                    rts.append((fw.b.clock.now_ns - t) / 1e6)
+                except AssertionError:               # no reply (a watchdog reset): no figure
+                    break
+                fw.run(max(0.0, 1.0 - (fw.b.clock.now_ns - t) / 1e9))
             n = int(seconds * rate)
             for i in range(n):
                 fw.b.send({"id": 90000 + i, "cmd": "status"})
@@ -104,8 +108,9 @@ def status_rate(rates: list[float], seconds: float) -> tuple[list[dict], float |
             answered = sum(1 for _, m in fw.log if m.get("id", 0) >= 90000)
             ok = not fw.b.resets
             rows.append({"requests_per_s": rate, "run_s": seconds, "answered": answered, "sent": n,
-                         "watchdog_reset": not ok, "status_rt_median_ms": statistics.median(rts),
-                         "status_rt_max_ms": max(rts)})
+                         "watchdog_reset": not ok,
+                         "status_rt_median_ms": statistics.median(rts) if rts else None,
+                         "status_rt_max_ms": max(rts) if rts else None})
             if not ok:
                 break
             best = rate
