@@ -38,7 +38,7 @@ $(RIG_STAMP): $(RIG)/package.json $(RIG)/package-lock.json
 	@npm ci --prefix $(RIG) --no-audit --no-fund --loglevel=error
 
 silicon: $(STAMP) $(RIG_STAMP)
-	@$(BIN)/python -c "from myotone.silicon.assets import bootrom_path; bootrom_path(fetch=True)"
+	@$(BIN)/python -c "from myotone.silicon.assets import main; main()"
 
 stubs: $(STAMP)
 	@$(BIN)/python tools/typecheck_firmware.py --install-stubs
