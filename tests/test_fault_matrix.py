@@ -110,6 +110,14 @@ EXPECTED = {
         "ramp_down": trip("over_temp", 1000, "fault", "as in ramp"),
         "led_only": trip("over_temp", 1000, "fault", "the LED stops too"),
     },
+    "thermistor_open": {
+        "idle": refused("temp_sensor_fault", "start refused while the skin temperature is unknown; nothing latched"),
+        "done": refused("temp_sensor_fault", "as idle"),
+        "ramp": trip("temp_sensor_fault", 1000, "fault", "temperature unknown, over_temp could not trip: stop <= 1 s"),
+        "run": trip("temp_sensor_fault", 1000, "fault", "as in ramp"),
+        "ramp_down": trip("temp_sensor_fault", 1000, "fault", "as in ramp"),
+        "led_only": trip("temp_sensor_fault", 1000, "fault", "the LED stops too"),
+    },
     "vbus": {
         "idle": refused("charging", "start refused while charging; nothing latched"),
         "done": refused("charging", "as idle"),

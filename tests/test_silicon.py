@@ -325,7 +325,7 @@ def test_the_probe_times_every_supervisor_tick_on_the_chip():
 
 
 @pytest.mark.parametrize("fault, reason", [("electrode_off", "contact_lost"), ("vbus", "charging"),
-                                           ("adc_stuck", "sense_fault")])
+                                           ("adc_stuck", "sense_fault"), ("thermistor_open", "temp_sensor_fault")])
 def test_each_injected_fault_trips_on_the_chip_with_the_output_safe(fault, reason):
     fw = Fw()
     try:
@@ -333,7 +333,7 @@ def test_each_injected_fault_trips_on_the_chip_with_the_output_safe(fault, reaso
         fw.run(2.53)
         t_fault = fw.b.clock.now_ns
         fw.b.set_fault(fault)
-        fw.run(0.3 if fault != "adc_stuck" else 0.6)
+        fw.run({"adc_stuck": 0.6, "thermistor_open": 1.2}.get(fault, 0.3))
         assert [m["reason"] for m in fw.events("fault")] == [reason]
         p = fw.b.plant
         assert p.hv_on == 0 and p.bridge_a == p.bridge_b == 0 and p.dac_code == 0

@@ -7,7 +7,7 @@
 # need floats are computed once, in the constructor or in begin().
 from array import array
 from micropython import const
-from myotone import limits
+from myotone import limits, thermal
 
 OVER_CURRENT = "over_current"
 CONTACT_LOST = "contact_lost"
@@ -15,6 +15,7 @@ HIGH_DENSITY = "high_density"
 CHARGE_IMBALANCE = "charge_imbalance"
 SENSE_FAULT = "sense_fault"
 OVER_TEMP = "over_temp"
+TEMP_SENSOR_FAULT = "temp_sensor_fault"   # the skin-side thermistor reads open: temperature unknown
 CHARGING = "charging"
 HEARTBEAT_LOST = "heartbeat_lost"
 DAC_FAULT = "dac_fault"          # latched by the output stage (stage.py): the DAC did not answer
@@ -37,6 +38,10 @@ class Monitor:
         self.open_ohm = board["open_ohm"]
         self.compliance_mv = board["compliance_v"] * limits.COMPLIANCE_PERMILLE  # 90 % of the rail, in mV
         self.over_temp_raw = over_temp_raw      # thermistor code at OVER_TEMP_C (falls with heat)
+        # ... and at TEMP_SENSOR_OPEN_C: an open thermistor reads the pull-up's full scale
+        therm = board.get("thermistor")          # (every board file has one; unit tests' dicts may not)
+        self.temp_open_raw = thermal.raw_for_c(therm, limits.TEMP_SENSOR_OPEN_C) if therm else 0x10000
+        self._therm_open = 0
         # charge balance is judged only on currents the sense reads without bias: above
         # SENSE_IDLE_UA, and above twice the ADC's floor (ESP32: a current near its floor
         # reads 0 or the floor by noise, and the two polarities' means differ by chance)
@@ -73,6 +78,12 @@ class Monitor:
     def environment(self, temp_raw, vbus):
         if vbus:
             return CHARGING
+        if temp_raw >= self.temp_open_raw:
+            self._therm_open += 1
+            if self._therm_open >= limits.OVER_TEMP_SAMPLES:
+                return TEMP_SENSOR_FAULT
+        else:
+            self._therm_open = 0
         if temp_raw <= self.over_temp_raw:
             self._hot += 1
             if self._hot >= limits.OVER_TEMP_SAMPLES:

@@ -10,6 +10,7 @@
 | firmware_hang | main code stops (interrupts run on) | (a reset ends it too) |
 | brownout | supply dip: MCU reset (cause reported where the port can) | - |
 | over_temp | thermistor at 42 °C | skin temperature |
+| thermistor_open | the thermistor is open (the pull-up alone: full scale) | connected again |
 | vbus | charger present | absent |
 | host_disconnect | the host stops talking: bytes both ways are lost; a served endpoint drops its client | host back |
 | power_loss | power cut now, or armed inside the next flash write (``in_flash_write=True``) | power on from the surviving flash image |
@@ -25,8 +26,8 @@ import collections
 from .mcu import BROWNOUT_RESET, POWER_OFF, PWRON_RESET
 
 FAULTS = ("electrode_off", "electrode_short", "dac_stuck_high", "dac_off_bus", "adc_stuck", "bridge_asymmetry",
-          "firmware_hang", "brownout", "over_temp", "vbus", "host_disconnect", "power_loss")
-PLANT_FAULTS = ("dac_stuck_high", "adc_stuck", "bridge_asymmetry", "over_temp", "vbus")
+          "firmware_hang", "brownout", "over_temp", "thermistor_open", "vbus", "host_disconnect", "power_loss")
+PLANT_FAULTS = ("dac_stuck_high", "adc_stuck", "bridge_asymmetry", "over_temp", "thermistor_open", "vbus")
 
 
 class Injector:

@@ -192,6 +192,8 @@ class Plant:
         return abs(i_a * r_s + self._v_at(t_ns)) * 1000.0
 
     def thermistor_v(self) -> float:
+        if "thermistor_open" in self.faults:        # the pull-up alone
+            return RAIL_V
         t_c = 42.0 if "over_temp" in self.faults else self.skin_temp_c
         if self._therm[0] != t_c:
             th = self.board["thermistor"]

@@ -42,8 +42,8 @@ IMAGE_MTIME_NS = 1_609_459_200_000_000_000   # every file's mtime in a new image
                                              # start): the same image every time, so runs are deterministic
 ADC_FIXED = {3: 2068, 4: 876}   # VSYS/3 at 5 V; the temperature sensor at 27 °C (0.706 V)
 FAULTS = ("electrode_off", "electrode_short", "dac_stuck_high", "dac_off_bus", "adc_stuck",
-          "bridge_asymmetry", "firmware_hang", "over_temp", "vbus")
-PLANT_FAULTS = ("dac_stuck_high", "adc_stuck", "bridge_asymmetry", "over_temp", "vbus")
+          "bridge_asymmetry", "firmware_hang", "over_temp", "thermistor_open", "vbus")
+PLANT_FAULTS = ("dac_stuck_high", "adc_stuck", "bridge_asymmetry", "over_temp", "thermistor_open", "vbus")
 
 
 class _Clock:
