@@ -124,6 +124,22 @@ def test_over_temperature_stops_within_1_s_and_blocks_clear_and_start(dut):
     assert dut.request("fault_clear")["ok"]
 
 
+def test_an_open_thermistor_stops_within_1_s_and_blocks_clear_and_start(dut):
+    """The skin temperature unknown (thermistor open or unplugged): over_temp could never
+    trip, so the firmware latches temp_sensor_fault instead (docs/safety.md)."""
+    since = dut.mark()
+    dut.run_to_setpoint(300)
+    t_fault = inject(dut, "thermistor_open")
+    dut.wait(1.5)
+    assert cut_after(dut, t_fault) - t_fault <= 1.0 + dut.rig.resolution_s
+    dut.expect("fault", 1, since=since, reason="temp_sensor_fault")
+    assert dut.refusal("fault_clear")["error"] == "condition_present"
+    assert_latched(dut, "temp_sensor_fault")
+    dut.faults.clear("thermistor_open")
+    dut.wait(0.1)
+    assert dut.request("fault_clear")["ok"]
+
+
 def test_charging_refuses_start_and_stops_a_running_session(dut):
     inject(dut, "vbus")
     dut.wait(0.05)

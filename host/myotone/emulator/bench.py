@@ -95,7 +95,7 @@ class PlantFaults(FaultRig):
     """Emulator.set_fault, for the faults that act on the plant or the MCU."""
 
     names = frozenset(("electrode_off", "electrode_short", "dac_stuck_high", "dac_off_bus", "adc_stuck",
-                       "bridge_asymmetry", "firmware_hang", "brownout", "over_temp", "vbus"))
+                       "bridge_asymmetry", "firmware_hang", "brownout", "over_temp", "thermistor_open", "vbus"))
     _momentary = frozenset(("brownout",))     # a dip: nothing to clear afterwards
 
     def __init__(self, emu):
@@ -144,7 +144,7 @@ class ServedFaults(FaultRig):
     """A served board's control port as the fault rig (the faults both tiers inject)."""
 
     names = frozenset(("electrode_off", "electrode_short", "dac_stuck_high", "adc_stuck", "bridge_asymmetry",
-                       "firmware_hang", "over_temp", "vbus"))
+                       "firmware_hang", "over_temp", "thermistor_open", "vbus"))
 
     def __init__(self, client):
         self.client = client
