@@ -23,6 +23,7 @@ from __future__ import annotations
 import statistics
 
 import report
+from myotone.emulator import bench as truth
 from myotone.silicon import SiliconBoard, SiliconUnavailable, assets
 from test_silicon import Fw
 
@@ -137,10 +138,8 @@ def over_current(offsets_ms: list[float]) -> list[float]:
             t_fault = b.clock.now_ns
             b.set_fault("dac_stuck_high")
             fw.run(0.05)
-            level = LIMIT_UA * 1.10 + 10
-            onset = next(t for t, i in zip(b.plant.trace.t_ns, b.plant.trace.i_ua) if t >= t_fault and abs(i) > level)
-            hv = b.board["hv_enable"]
-            cut = next((t for t, pin, v in b.edges if pin == hv and not v and t >= t_fault), None)
+            onset = truth.onset_ns(b, t_fault, LIMIT_UA * 1.10 + 10)
+            cut = truth.cut_ns(b, t_fault)
             lat.append(float("inf") if cut is None else (cut - onset) / 1e6)
         finally:
             fw.close()

@@ -13,6 +13,7 @@ import json
 
 import pytest
 
+from myotone.emulator import bench as truth
 from myotone.emulator.flash import RP2040_PICO_BLOCKS, Flash
 from myotone.silicon import SiliconBoard, SiliconUnavailable
 from myotone.silicon.assets import bootrom_path, find_uf2, node, rig_script
@@ -163,11 +164,6 @@ def fw():
     f.close()
 
 
-def _hv_falls(b: SiliconBoard, after_ns: int) -> int | None:
-    hv = b.board["hv_enable"]
-    return next((t for t, pin, v in b.edges if pin == hv and not v and t >= after_ns), None)
-
-
 def test_runs_are_deterministic_so_a_figure_is_the_same_every_time():
     """Two boards from scratch, the same inputs: the same boot, to the nanosecond and the cycle."""
     runs = []
@@ -228,8 +224,8 @@ def _over_current_latency_ms(fw, settle_s: float) -> float:
     fw.run(0.05)
     assert [m["reason"] for m in fw.events("fault")] == ["over_current"]
     level_ua = 500 * 1.10 + 10
-    onset = next(t for t, i in zip(b.plant.trace.t_ns, b.plant.trace.i_ua) if t >= t_fault and abs(i) > level_ua)
-    cut = _hv_falls(b, t_fault)
+    onset = truth.onset_ns(b, t_fault, level_ua)
+    cut = truth.cut_ns(b, t_fault)
     assert cut is not None and abs(b.plant.current_ua()) == 0.0
     return (cut - onset) / MS
 
@@ -337,7 +333,7 @@ def test_each_injected_fault_trips_on_the_chip_with_the_output_safe(fault, reaso
         assert [m["reason"] for m in fw.events("fault")] == [reason]
         p = fw.b.plant
         assert p.hv_on == 0 and p.bridge_a == p.bridge_b == 0 and p.dac_code == 0
-        assert _hv_falls(fw.b, t_fault) is not None
+        assert truth.cut_ns(fw.b, t_fault) is not None
     finally:
         fw.close()
 

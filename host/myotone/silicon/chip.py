@@ -50,7 +50,7 @@ class Chip:
         os.close(w_out)
         self._to = os.fdopen(w_in, "wb", buffering=0)
         self._from = os.fdopen(r_out, "rb")
-        self._handle("done")      # the rig says `log ready` when booted to the first instruction
+        self._handle()            # to the rig's `log ready`: booted to the first instruction
 
     def _send(self, line: str) -> None:
         try:
@@ -64,7 +64,8 @@ class Chip:
         err = self._stderr.read().decode(errors="replace").strip()
         return ChipGone(f"the rp2040js rig ended (exit {self.proc.returncode}): {err[-2000:]}")
 
-    def _handle(self, until: str) -> None:
+    def _handle(self) -> None:
+        """Hand the rig's events to `events` up to its `done` (or, at start, `log ready`)."""
         ev = self.events
         for raw in self._from:
             f = raw.split()
@@ -89,14 +90,14 @@ class Chip:
             elif kind == b"reset":
                 ev.reset(int(f[1]), f[2].decode())
             elif kind == b"log":
-                if until == "done" and f[1:] == [b"ready"]:
+                if f[1:] == [b"ready"]:
                     return
         raise self._gone()
 
     # ---- what the Python side does to the chip ----
     def run_until(self, t_ns: int) -> None:
         self._send(f"run {int(t_ns)}")
-        self._handle("done")
+        self._handle()
 
     def host_sends(self, data: bytes) -> None:
         """Bytes from the USB host to the CDC OUT endpoint (delivered as the chip reads)."""
