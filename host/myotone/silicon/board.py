@@ -91,7 +91,7 @@ def make_flash_image(path: Path, board_name: str | None, firmware_dir: Path | No
 class SiliconBoard:
     def __init__(self, board: str = "pico-mcp4725", *, uf2: str | None = None, flash_path: str | None = None,
                  seed: int = 1, load: Load | None = None, firmware_dir: Path | None = None,
-                 firmware: bool = True, probe: str | None = None):
+                 firmware: bool = True, probe: str | tuple[str, ...] | None = None):
         self.board = load_board(board)
         if self.board.get("mcu") != "rp2040" or self.board["dac"]["kind"] != "mcp4725":
             raise EmulatorError(f"the silicon tier models an RP2040 with an MCP4725 DAC; "
@@ -124,14 +124,19 @@ class SiliconBoard:
         self._rx: list[bytes] = []
         self._lock = threading.RLock()
         self._thread = None
-        self.calls: list[tuple[int, int]] = []        # (t_ns, duration_ns) of each call of `probe`
-        address = None
-        if probe is not None:
+        # (t_ns, duration_ns) of each call of `probe` (the first, if several), and per name
+        self.calls: list[tuple[int, int]] = []
+        names = (probe,) if isinstance(probe, str) else tuple(probe or ())
+        self.probe_calls: dict[str, list[tuple[int, int]]] = {n: [] for n in names}
+        self._probe_names = names
+        addresses = []
+        if names:
             syms = elf.symbols(assets.find_elf(assets.find_uf2(uf2)))
-            if probe not in syms:
-                raise EmulatorError(f"no function {probe!r} in the firmware's ELF")
-            address = syms[probe]
-        self.chip = Chip(self, self.flash_path, uf2, probe=address)
+            for name in names:
+                if name not in syms:
+                    raise EmulatorError(f"no function {name!r} in the firmware's ELF")
+                addresses.append(syms[name])
+        self.chip = Chip(self, self.flash_path, uf2, probe=addresses)
         self.chip.drive(b["vbus_pin"], 0)
 
     # ---- events from the chip (called on the thread that runs it) ----
@@ -170,8 +175,10 @@ class SiliconBoard:
     def flash(self, t_ns: int, op: str, offset: int, length: int) -> None:
         self.flash_ops.append((t_ns, op, offset, length))
 
-    def call(self, t_ns: int, duration_ns: int) -> None:
-        self.calls.append((t_ns, duration_ns))
+    def call(self, t_ns: int, duration_ns: int, k: int = 0) -> None:
+        if k == 0:
+            self.calls.append((t_ns, duration_ns))
+        self.probe_calls[self._probe_names[k]].append((t_ns, duration_ns))
 
     def reset(self, t_ns: int, reason: str) -> None:
         self.resets.append((t_ns, reason))

@@ -26,7 +26,7 @@ class Events(Protocol):
     def usb(self, data: bytes) -> None: ...
     def flash(self, t_ns: int, op: str, offset: int, length: int) -> None: ...
     def reset(self, t_ns: int, reason: str) -> None: ...
-    def call(self, t_ns: int, duration_ns: int) -> None: ...
+    def call(self, t_ns: int, duration_ns: int, k: int) -> None: ...
 
 
 class ChipGone(Exception):
@@ -34,7 +34,7 @@ class ChipGone(Exception):
 
 
 class Chip:
-    def __init__(self, events: Events, fs_image: Path, uf2: Path | None = None, probe: int | None = None):
+    def __init__(self, events: Events, fs_image: Path, uf2: Path | None = None, probe: list[int] | None = None):
         self.events = events
         self.now_ns = 0
         self.busy_ns = 0          # the core's time executing (or stalled on flash), in total
@@ -42,7 +42,7 @@ class Chip:
         r_out, w_out = os.pipe()
         cmd = [assets.node(), str(assets.rig_script()), f"--bootrom={assets.bootrom_path()}",
                f"--uf2={assets.find_uf2(uf2)}", f"--fs={fs_image}", f"--fs-offset={FS_OFFSET}",
-               f"--in={r_in}", f"--out={w_out}"] + ([f"--probe={probe}"] if probe is not None else [])
+               f"--in={r_in}", f"--out={w_out}"] + ([f"--probe={','.join(map(str, probe))}"] if probe else [])
         self._stderr = tempfile.TemporaryFile()     # a pipe nobody drains would stall the rig
         self.proc = subprocess.Popen(cmd, pass_fds=(r_in, w_out), stdin=subprocess.DEVNULL,
                                      stdout=self._stderr, stderr=self._stderr)
@@ -84,7 +84,7 @@ class Chip:
                 self.now_ns, self.busy_ns = int(f[1]), int(f[2])
                 return
             elif kind == b"call":
-                ev.call(int(f[1]), int(f[2]))
+                ev.call(int(f[1]), int(f[2]), int(f[3]))
             elif kind == b"flash":
                 ev.flash(int(f[1]), f[2].decode(), int(f[3]), int(f[4]))
             elif kind == b"reset":

@@ -5,7 +5,7 @@
 // Channel: text lines, Python -> rig on fd --in, rig -> Python on fd --out.
 //   in:  run T | rx HEX | pin GPIO 0|1|z | i2c ADDR 0|1 | hang 0|1 | adc CODE | reset | quit
 //   out: pin T GPIO 0|1|z | i2c T ADDR HEX | adc? T CHANNEL | tx HEX | flash T erase|prog OFFSET LEN
-//        | call T DURATION_NS (the --probe function, entry to return) | reset T REASON
+//        | call T DURATION_NS K (the K-th --probe function, entry to return) | reset T REASON
 //        | done T BUSY_NS | log TEXT     (BUSY_NS: the core's time not asleep, in total)
 // While the rig waits for `adc CODE` the chip stands still: the plant answers for the
 // instant of the conversion.
@@ -43,7 +43,8 @@ const bootrom = fs.readFileSync(args.bootrom);
 const uf2 = fs.readFileSync(args.uf2);
 const fsPath = args.fs;
 const fsOffset = Number(args['fs-offset'] ?? 0xa0000);
-const probe = args.probe ? Number(args.probe) : -1;   // a function whose calls are timed (`call` events)
+// functions whose calls are timed (`call T DURATION_NS K`, K: the probe's index), outermost only
+const probes = args.probe ? args.probe.split(',').map(Number) : [];
 const flash = new Uint8Array(2 * 1024 * 1024).fill(0xff);
 for (let off = 0; off + 512 <= uf2.length; off += 512) {
   const b = uf2.subarray(off, off + 512);
@@ -116,7 +117,7 @@ function boot(reason) {
   stallUntil = 0;
   resetPending = 0;
   hung = false;
-  callRet = -1;
+  callRet.fill(-1);
   mcu.core.PC = FLASH_XIP;                 // boot2 at the start of flash, as the boot ROM jumps there
 }
 
@@ -210,8 +211,10 @@ function wirePins() {
   }
 }
 function resolveInput(pin) {
+  // the pad's input buffer reads the pin's level: what the chip drives when its output is
+  // enabled (GPIO, PIO, PWM: rp2040js read only the outside), else the outside or the pull
   const ext = external.get(pin.index);
-  const level = ext !== undefined ? ext : pin.pullupEnabled ? true : false;
+  const level = pin.outputEnable ? pin.outputValue : ext !== undefined ? ext : pin.pullupEnabled ? true : false;
   if (level !== pin.rawInputValue) pin.setInputValue(level);
 }
 
@@ -247,6 +250,7 @@ function wirePio() {
         const joins = sm.shiftCtrl >>> 30;
         write(offset, value);
         if (offset === 0x08 && (value >>> 30) !== joins) join(sm, value >>> 30);
+        if (offset === 0x10) sm.pio.checkChangedPins();   // SMx_INSTR (sm.exec): its pin writes show
       };
     }
     const write = pio.writeUint32.bind(pio);
@@ -295,7 +299,8 @@ function advanceTo(t) {
 }
 
 // ---- the run loop -----------------------------------------------------------------------
-let busyNs = 0, callT0 = 0, callRet = -1;     // busy: executing instructions or stalled on flash
+let busyNs = 0;
+const callT0 = probes.map(() => 0), callRet = probes.map(() => -1);     // busy: executing instructions or stalled on flash
 function run(until) {
   while (clock.nanos < until) {
     if (resetPending) { const reason = resetPending; boot(reason); send(`reset ${Math.round(clock.nanos)} ${reason === WATCHDOG_REASON_FORCE ? 'force' : 'watchdog'}`); continue; }
@@ -309,10 +314,10 @@ function run(until) {
       advanceTo(Math.max(next, clock.nanos + 1));
       continue;
     }
-    if (probe >= 0) {
+    for (let k = 0; k < probes.length; k++) {
       const pc = core.PC;
-      if (pc === probe && callRet < 0) { callT0 = clock.nanos; callRet = core.registers[14] & ~1; }
-      else if (pc === callRet) { send(`call ${Math.round(callT0)} ${Math.round(clock.nanos - callT0)}`); callRet = -1; }
+      if (pc === probes[k] && callRet[k] < 0) { callT0[k] = clock.nanos; callRet[k] = core.registers[14] & ~1; }
+      else if (pc === callRet[k]) { send(`call ${Math.round(callT0[k])} ${Math.round(clock.nanos - callT0[k])} ${k}`); callRet[k] = -1; }
     }
     const cycles = core.executeInstruction();
     const t = clock.nanos + cycles * CYCLE_NS;
