@@ -39,7 +39,7 @@ def run(backend: str, session_s: int = SESSION_S) -> dict:
         emu.run_for(0.5)                                    # boot: not part of the figure
         emu.read()
         sup = emu.runtime.modules["myotone.app"].supervisor
-        ticks0 = sup.ticks
+        ticks0 = sup.fast.n                                 # the fast path's samples
         msgs: list[dict] = []
         w0, c0, v0 = time.perf_counter(), _cpu_s(), emu.clock.now_ns
         emu.send({"id": 1, "cmd": "start", "program": "lift", "ua": UA, "duration_s": session_s,
@@ -65,7 +65,7 @@ def run(backend: str, session_s: int = SESSION_S) -> dict:
         result = {
             "backend": backend, "board": emu.board["name"], "session_s": session_s,
             "virtual_s": virt, "wall_s": wall, "cpu_s": cpu,
-            "ticks": sup.ticks - ticks0, "states": states,
+            "ticks": sup.fast.n - ticks0, "hz": emu.board["supervisor"]["hz"], "states": states,
             "telemetry": sum(1 for m in msgs if m.get("ev") == "telemetry"),
             "faults": [m for m in msgs if m.get("ev") == "fault"],
             "edges": [e for e in emu.mcu.edges if e[0] >= v0 and e[1] in pins],

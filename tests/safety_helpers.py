@@ -82,3 +82,42 @@ class Bench:
         r = self.request("log_read", n=n)
         assert r["ok"], r
         return r["record"]
+
+
+class FastLine:
+    """The firmware's fast path and Monitor alone (under the emulator's runtime), fed sample by
+    sample: the bridge pins, current and voltage as the fast path reads them; `books()` does what
+    the bookkeeping tick does with the fast path's sums (charge balance)."""
+
+    def __init__(self, fw, density_peak_ua=500, out_ua=500, sense_floor_ua=0, board=None):
+        import json
+        import types
+        from myotone import paths
+        self.M = fw("myotone.monitor")
+        F = fw("myotone.fastpath")
+        board = board or json.loads((paths.boards_dir() / "pico-mcp4725.json").read_text())
+        self.mon = self.M.Monitor(board, 500, over_temp_raw=0, sense_floor_ua=sense_floor_ua)
+        self.mon.begin(density_peak_ua)
+        self.bridge, self.ua, self.mv, self.cuts = 0, 0, 0, []
+        ns = types.SimpleNamespace
+        sense = ns(read_ua=lambda: self.ua, read_mv=lambda: self.mv)
+        self.stage = ns(state=2, out_ua=out_ua, close_by=0, fast_cut=self.cuts.append)
+        self.fp = F.FastPath(sense, self._pin(1), self._pin(2), ns(value=lambda: 0), ns(code=0), self.stage,
+                             self.mon, ns(active=False), ns(state=2))
+        self.fp.begin()
+        self._d = [0] * 9
+
+    def _pin(self, pol):
+        import types
+        return types.SimpleNamespace(value=lambda v=None: int(self.bridge == pol))
+
+    def sample(self, bridge, ua, mv=None):
+        self.bridge, self.ua, self.mv = bridge, ua, ua * 10 if mv is None else mv
+        self.fp.run(None)
+        return self.fp.reason
+
+    def books(self, now_ms):
+        """The bookkeeping tick's share: the sums since the last call into Monitor.charge."""
+        d = self._d
+        self.fp.take(d)
+        return self.mon.charge(now_ms, d[5], d[6], d[7], d[8])

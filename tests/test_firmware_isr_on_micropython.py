@@ -53,39 +53,92 @@ ph.start(table, 0)
     assert int(out) > 10, out
 
 
-MONITOR = """
-import json
+FASTPATH = """
 from myotone.monitor import Monitor
+from myotone.fastpath import FastPath
+from myotone.measure import Measure
+from myotone.session import Session
 board = {"open_ohm": 100000, "compliance_v": 24}
 mon = Monitor(board, 500, 20000)
 mon.begin(400)
+class Line:                      # the plant as the fast path sees it: pins, current, voltage
+    def __init__(self):
+        self.bridge = 0
+        self.ua = 0
+        self.vbus = 0
+class Pol:
+    def __init__(self, line, pol):
+        self.line = line
+        self.pol = pol
+    def value(self, v=None):
+        return 1 if self.line.bridge == self.pol else 0
+class Vbus:
+    def __init__(self, line):
+        self.line = line
+    def value(self):
+        return self.line.vbus
+class Sense:
+    def __init__(self, line):
+        self.line = line
+    def read_ua(self):
+        return self.line.ua if self.line.bridge else 0
+    def read_mv(self):
+        return self.line.ua * 10 if self.line.bridge else 0
+class Stage:
+    def __init__(self):
+        self.state = 2           # ON
+        self.out_ua = 300
+        self.close_by = 0
+        self.cuts = 0
+    def fast_cut(self, reason):
+        self.cuts += 1
+class Out:
+    code = 1200
+line = Line()
+stage = Stage()
+sess = Session(500)
+fp = FastPath(Sense(line), Pol(line, 1), Pol(line, 2), Vbus(line), Out(), stage, mon, Measure(), sess)
+fp.begin()
+sums = bytearray(0)
+from array import array
+d = array("i", [0] * 9)
 trips = [0]
 """
 
 
-def test_supervisor_limiter_step_allocates_nothing(mpvm):
-    """Monitor.sample + environment + scale: what the supervisor tick runs per sample."""
-    # alternating polarity at ~10 kOhm, 300 uA, with the bridge off every 5th sample
-    step = ("b = (_mpvm_i // 40) % 3\n"
-            "r = mon.sample(_mpvm_i, b, _mpvm_i // 120, 300 if b else 0, 3000 if b else 0, 300)\n"
-            "e = mon.environment(30000, 0)\n"
-            "t = mon.scale(300)\n"
-            "if r is not None or e is not None: trips[0] += 1")
-    out = mpvm.assert_no_alloc(MONITOR, step, repeat=20000,
-                               after="print(trips[0], mon.z_ohm, mon._wpos > 0, mon._wneg > 0)")
-    trips, z_ohm, pos_seen, neg_seen = out.split()
-    assert trips == "0" and 9000 <= int(z_ohm) <= 11000, out
+def test_the_fast_path_allocates_nothing(mpvm):
+    """FastPath.run (the hard interrupt) and the bookkeeping's take() + charge + track."""
+    # alternating polarity at 10 kOhm, 300 uA, with the bridge off a third of the time
+    step = ("line.bridge = (_mpvm_i // 40) % 3\n"
+            "line.ua = 300\n"
+            "fp.run(None)\n"
+            "if _mpvm_i % 10 == 0:\n"
+            "    fp.take(d)\n"
+            "    mon.track(d[1], d[3], d[4])\n"
+            "    r = mon.charge(_mpvm_i, d[5], d[6], d[7], d[8])\n"
+            "    e = mon.environment(30000, 0)\n"
+            "    t = mon.scale(300)\n"
+            "    if r is not None or e is not None: trips[0] += 1\n"
+            "if fp.reason is not None: trips[0] += 1")
+    out = mpvm.assert_no_alloc(FASTPATH, step, repeat=20000,
+                               after="print(trips[0], mon.z_ohm, mon._wpos > 0, mon._wneg > 0, fp.n, stage.cuts)")
+    trips, z_ohm, pos_seen, neg_seen, n, cuts = out.split()
+    assert trips == "0" and cuts == "0" and 9000 <= int(z_ohm) <= 11000, out
+    assert n == "20000", out
     assert pos_seen == neg_seen == "True", "the charge window never filled: the check did no work"
 
 
-def test_limiter_step_that_trips_allocates_nothing(mpvm):
-    """The trip path too: over-current returns its reason code without allocating."""
-    step = ("mon.reset_counts()\n"
-            "first = mon.sample(_mpvm_i, 1, 0, 900, 9000, 300)\n"
-            "r = mon.sample(_mpvm_i, 1, 0, 900, 9000, 300)\n"
-            "if first is None and r == 'over_current': trips[0] += 1")
-    out = mpvm.assert_no_alloc(MONITOR, step, repeat=2000, after="print(trips[0])")
-    assert int(out) == 2000, out
+def test_the_fast_path_that_trips_allocates_nothing(mpvm):
+    """The trip path too: over_current returns its reason code and cuts without allocating."""
+    step = ("fp.begin()\n"
+            "line.bridge = 1\n"
+            "line.ua = 900\n"
+            "fp.run(None)\n"
+            "first = fp.reason\n"
+            "fp.run(None)\n"
+            "if first is None and fp.reason == 'over_current': trips[0] += 1")
+    out = mpvm.assert_no_alloc(FASTPATH, step, repeat=2000, after="print(trips[0], stage.cuts)")
+    assert out.split() == ["2000", "2000"], out
 
 
 def test_session_ramp_step_allocates_nothing(mpvm):

@@ -117,7 +117,8 @@ def test_led_turns_off_at_10_minutes_and_the_logged_dose_matches_the_light(bench
     lit = [(t, d) for t, d, _ in red.history if d > 0]
     on_at = lit[0][0]
     off_at = next(t for t, d, _ in red.history if t > on_at and d == 0)
-    assert 600 * S - 2 * MS <= off_at - on_at <= 600 * S      # never more than 10 min of light
+    # never more than 10 min of light; counted by the bookkeeping tick (100 Hz): within one of its periods
+    assert 600 * S - 10 * MS <= off_at - on_at <= 600 * S
     assert red.on_ns(now) == off_at - on_at
     truth = bench.emu.periph.led_dose_j_cm2(now)
     assert truth == pytest.approx(15.0 * 600 / 1000, rel=1e-3)                # 9 J/cm2 of 630 nm
@@ -140,7 +141,7 @@ def test_led_derates_linearly_from_40_c_and_over_temp_stops_it(bench):
     plant, red = bench.emu.plant, bench.emu.led_red
     for temp_c, expected in ((39.5, 1.0), (40.25, 0.75), (40.5, 0.5), (40.75, 0.25)):
         plant.skin_temp_c = temp_c
-        bench.run(0.1)
+        bench.run(0.5)              # the thermistor is smoothed over ~8 bookkeeping samples (80 ms)
         duties = []
         for _ in range(20):
             bench.run(0.013)

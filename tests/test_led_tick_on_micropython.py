@@ -40,17 +40,18 @@ def test_led_tick_at_the_dose_cap_allocates_nothing(mpvm):
     assert out.split() == ["dose_cap", "0", "0"], out
 
 
-def test_session_log_tick_allocates_nothing(mpvm):
+def test_session_log_add_allocates_nothing(mpvm):
     setup = """
 from myotone.sessionlog import SessionLog
 log = SessionLog(1000)
 log.c_ua = (1 << 29) - 100          # the counters wrap inside the tick
 """
-    # bridge -1 (a sample at an edge), 0 (off), 1 (on) in turn
-    out = mpvm.assert_no_alloc(setup, "log.tick((_mpvm_i % 3) - 1, 250, 2500, 65535)", repeat=21000,
-                               after="print(log.c_ticks, log.c_on, log.c_zua, log.c_led)")
+    # ten samples per bookkeeping tick, (i % 3) of them on
+    out = mpvm.assert_no_alloc(setup, "log.add(10, _mpvm_i % 3, 2500, (_mpvm_i % 3) * 250, 2500, 65535)",
+                               repeat=21000, after="print(log.c_ticks, log.c_on, log.c_zua, log.c_led)")
     ticks, on, zua, led = (int(x) for x in out.split())
-    assert ticks == 21000 and on == 7000 and zua == 7000 * 250 and led == 21000 * 4095, out
+    assert ticks == 210000 and on == 21000 and zua == 21000 * 250, out
+    assert led == (210000 * 4095) & 0x1FFFFFFF, out                 # wrapped, as the main loop expects
 
 
 SUPERVISOR = LED + """
@@ -72,7 +73,18 @@ class Pin:
         self.v = v
     def off(self):
         self.v = 0
+class PolPin:
+    # a bridge pin that follows the fake pulse (the fast path reads the pins)
+    def __init__(self, pulse, pol):
+        self.p = pulse
+        self.pol = pol
+    def value(self, v=None):
+        if v is None:
+            return 1 if self.p.state == self.pol else 0
 class Bridge:
+    def __init__(self, pulse):
+        self.pin_a = PolPin(pulse, 1)
+        self.pin_b = PolPin(pulse, 2)
     def off(self):
         pass
 class Pulse:
@@ -87,6 +99,8 @@ class Pulse:
     def start(self, table):
         pass
     def stop(self):
+        self.state = 0
+    def halt(self):
         self.state = 0
     def sample(self):
         self.n += 1
@@ -103,8 +117,9 @@ class Sense:
         return 3000 if self.p.state else 0
 class Hw:
     def __init__(self):
-        self.output = Output(Dac(), Bridge(), Pin(), 1000, 500)
         self.pulse = Pulse()
+        self.bridge = Bridge(self.pulse)
+        self.output = Output(Dac(), self.bridge, Pin(), 1000, 500)
         self.sense = Sense(self.pulse)
         self.led = led
         self.vbus = Pin(0)
@@ -132,7 +147,10 @@ sup.begin("vm", prog, 300, False, 1000)
 
 def test_the_whole_supervisor_tick_with_led_and_log_allocates_nothing(mpvm):
     after = "print(sup.session.state, sup.output.code, led.on_ticks, sup.log.c_on, sup.fault)"
-    out = mpvm.assert_no_alloc(SUPERVISOR, "sup.tick(None)", repeat=5000, after=after)
+    # the pulse moves on every millisecond; the fast path samples it; the bookkeeping tick
+    # (two halves) runs every fifth millisecond
+    step = "sup.pulse.sample()\nsup.fast.run(None)\nif _mpvm_i % 5 == 0: sup.tick(None)"
+    out = mpvm.assert_no_alloc(SUPERVISOR, step, repeat=25000, after=after)
     state, code, on_ticks, log_on, fault = out.split()
     assert state in ("1", "2") and int(code) > 0, out               # ramping or running, output on
     assert int(on_ticks) > 0 and int(log_on) > 0 and fault == "None", out

@@ -4,12 +4,13 @@ Times come from the plant and the MCU's pin edges (the truth), not from
 what the firmware reports.
 """
 import json
+import types
 
 import pytest
 
 from myotone.emulator import Emulator
 from myotone.emulator.board import load_board
-from safety_helpers import MS, Bench
+from safety_helpers import MS, Bench, FastLine
 
 
 def small_board(**changes):
@@ -116,14 +117,32 @@ def test_current_is_reduced_to_fit_the_density_limit():
         b.close()
 
 
-def test_high_density_trip_in_the_monitor(fw):
-    M = fw("myotone.monitor")
-    board = json.loads((__import__("myotone.paths").paths.boards_dir() / "pico-mcp4725.json").read_text())
-    mon = M.Monitor(board, 500, over_temp_raw=0)
-    mon.begin(139)
-    assert mon.sample(0, 1, 0, 150, 1500, 139) is None        # within 10 % + 10 uA
-    assert mon.sample(1, 1, 0, 170, 1700, 139) is None        # first sample above
-    assert mon.sample(2, 1, 0, 170, 1700, 139) == M.HIGH_DENSITY
+def _fast_path(fw, density_peak_ua, out_ua):
+    line = FastLine(fw, density_peak_ua, out_ua)
+    return line.M, line.fp, line
+
+
+def test_high_density_trip_in_the_fast_path(fw):
+    M, fp, line = _fast_path(fw, 139, 139)
+    for ua, reason in ((150, None), (170, None), (170, M.HIGH_DENSITY)):   # 139 x 1.1 + 10 = 162.9
+        line.bridge, line.ua, line.mv = 1, ua, ua * 10
+        fp.run(None)
+        assert fp.reason == reason
+    assert line.cuts == [M.HIGH_DENSITY]
+
+
+def test_a_sample_with_the_bridge_off_neither_confirms_nor_resets_over_current(fw):
+    """SAFETY.md: a trip rule counts only samples taken while current should flow."""
+    M, fp, line = _fast_path(fw, 500, 500)
+    for bridge, ua in ((1, 700), (0, 0), (0, 0), (2, 700)):      # above, off, off, above: 2 on-samples
+        line.bridge, line.ua, line.mv = bridge, ua, ua * 10
+        fp.run(None)
+    assert fp.reason == M.OVER_CURRENT and line.cuts == [M.OVER_CURRENT]
+    M, fp, line = _fast_path(fw, 500, 500)
+    for bridge, ua in ((1, 700), (0, 700), (2, 300), (1, 700)):  # an on-sample below resets
+        line.bridge, line.ua, line.mv = bridge, ua, ua * 10
+        fp.run(None)
+    assert fp.reason is None and line.cuts == []
 
 
 def test_charge_imbalance_stops_within_1_s_of_the_window_exceeding_2_percent(bench):
@@ -180,7 +199,7 @@ def test_over_temperature_stops_within_1_s_and_blocks_restart(bench):
     bench.run(0.05)
     assert bench.request("fault_clear")["ok"]
     bench.emu.set_fault("over_temp")
-    bench.run(0.05)
+    bench.run(0.15)                     # debounced over 10 bookkeeping samples (100 ms)
     assert bench.request("start", program="lift", ua=100)["error"] == "over_temp"
     assert bench.request("status")["temp_c"] >= 41
 

@@ -8,7 +8,7 @@ import json
 import pytest
 
 from myotone.emulator import Emulator
-from safety_helpers import board_for
+from safety_helpers import FastLine, board_for
 from soak_run import Soak, ideal_edges, program_wave
 
 pytestmark = pytest.mark.soak
@@ -82,14 +82,30 @@ def test_no_false_charge_imbalance_while_ramping_to_a_high_setpoint(backend, ua)
         assert [m["state"] for m in msgs if m.get("ev") == "state"][-1] == "done"
 
 
-def test_the_charge_window_weighs_pairs_not_samples(fw):
-    """Monitor alone: a ramp sampled 1:2 is balanced; a 3 % asymmetry is not."""
+class Books:
+    """The fast path fed sample by sample (1 ms each here), its sums taken into Monitor.charge
+    every 10 samples, as the bookkeeping tick does."""
+
+    def __init__(self, fw, floor_ua=0):
+        # no command current: only charge balance is judged here (contact and sense rules stay out)
+        self.line = FastLine(fw, out_ua=0, sense_floor_ua=floor_ua,
+                             board={"open_ohm": 100000, "compliance_v": 24})
+        self.mon = self.line.mon
+        self.n = 0
+
+    def sample(self, t, bridge, ua):
+        self.line.sample(bridge, ua)
+        self.n += 1
+        return None if self.n % 10 else self.line.books(t)
+
+
+def test_the_charge_window_weighs_phases_not_samples(fw):
+    """Fast path and Monitor alone: a ramp sampled 1:2 is balanced; a 3 % asymmetry is not."""
     M = fw("myotone.monitor")
     board = {"open_ohm": 100000, "compliance_v": 24}
 
     def run(neg_ratio):
-        mon = M.Monitor(board, 500, over_temp_raw=0)
-        mon.begin(500)
+        books = Books(fw)
         t = 0
         for pair in range(500):                       # 50 Hz pairs, ramping at 250 uA/s
             amp = min(10 + pair * 5, 500)
@@ -98,7 +114,7 @@ def test_the_charge_window_weighs_pairs_not_samples(fw):
             for bridge, n in ((first, 1), (second, 2), (0, 17)):
                 for _ in range(n):
                     ua = amp if bridge == 1 else amp * neg_ratio // 100 if bridge == 2 else 0
-                    r = mon._charge(t, bridge, pair, ua)
+                    r = books.sample(t, bridge, ua)
                     t += 1
                     if r is not None:
                         return r, t
@@ -117,14 +133,13 @@ def test_charge_balance_is_judged_only_above_twice_the_sense_floor(fw):
     board = {"open_ohm": 100000, "compliance_v": 24}
 
     def run(floor_ua, amp_ua, neg_ratio):
-        mon = M.Monitor(board, 500, over_temp_raw=0, sense_floor_ua=floor_ua)
-        mon.begin(500)
+        books = Books(fw, floor_ua)
         t = 0
         for pair in range(300):                       # 50 Hz pairs, 2 samples per phase
             for bridge, n in ((1, 2), (2, 2), (0, 16)):
                 for _ in range(n):
                     ua = amp_ua if bridge == 1 else amp_ua * neg_ratio // 100 if bridge == 2 else 0
-                    if mon._charge(t, bridge, pair, ua) is not None:
+                    if books.sample(t, bridge, ua) is not None:
                         return t
                     t += 1
         return None

@@ -83,7 +83,7 @@ def make_led(board):
         Pin(led["nir_pin"], Pin.OUT, value=0)
     therm = board["thermistor"]
     return Led(red, nir, led["red_mw_cm2_at_100"], led.get("nir_mw_cm2_at_100", 0),
-               board["supervisor"]["hz"], thermal.raw_for_c(therm, limits.LED_DERATE_C),
+               limits.BOOKKEEPING_HZ, thermal.raw_for_c(therm, limits.LED_DERATE_C),
                thermal.raw_for_c(therm, limits.OVER_TEMP_C))
 
 
@@ -93,6 +93,23 @@ def led_pins_low(board):
     for key in ("red_pin", "nir_pin"):
         if key in board["led"]:
             Pin(board["led"][key], Pin.OUT, value=0)
+
+
+class _Both:
+    """One soft timer for both ticks (ports without hard timers); allocates nothing."""
+
+    def __init__(self, fast, slow, every):
+        self._fast = fast
+        self._slow = slow
+        self._every = every
+        self._n = 0
+
+    def run(self, timer):
+        self._fast(timer)
+        self._n += 1
+        if self._n >= self._every:
+            self._n = 0
+            self._slow(timer)
 
 
 class Hardware:
@@ -120,6 +137,7 @@ class Hardware:
         self.button = Pin(board["button_pin"], Pin.IN, Pin.PULL_UP) if "button_pin" in board else None
         self.status_led = Pin(board["status_led_pin"], Pin.OUT, value=0) if "status_led_pin" in board else None
         self._tick_timer = machine.Timer(board["supervisor"]["timer_id"])
+        self._slow_timer = None
         self._wdt = None
         self.set_calibration(calib if calib is not None else calib_mod.identity(), calib_source)
 
@@ -134,9 +152,22 @@ class Hardware:
         """The thermistor as a read_u16() code of a ratiometric 3.3 V ADC (thermal.py's scale)."""
         return self._adc_temp.read_u16()
 
-    def start_tick(self, callback):
+    def start_ticks(self, fast, slow, slow_hz):
+        """The fast path at supervisor.hz and the bookkeeping tick at `slow_hz`.
+
+        rp2 (MicroPython >= 1.26): the fast path is a hard timer interrupt (neither the GC nor
+        a busy main loop delays it), the bookkeeping a soft timer. The ESP32 has soft timers
+        only (a hard Timer raises): one timer runs the fast path and, every hz / slow_hz-th
+        call, the bookkeeping (docs/safety.md: how its bounds still hold)."""
         hz = self.board["supervisor"]["hz"]
-        self._tick_timer.init(freq=hz, mode=machine.Timer.PERIODIC, callback=callback)
+        Timer = machine.Timer
+        if self.board["mcu"] == "rp2040":
+            self._tick_timer.init(freq=hz, mode=Timer.PERIODIC, callback=fast, hard=True)
+            self._slow_timer = Timer(-1)
+            self._slow_timer.init(freq=slow_hz, mode=Timer.PERIODIC, callback=slow)
+        else:
+            self._both = _Both(fast, slow, hz // slow_hz)
+            self._tick_timer.init(freq=hz, mode=Timer.PERIODIC, callback=self._both.run)
 
     def start_watchdog(self):
         """Started with the first session: a hang with output on resets the board."""
@@ -160,12 +191,16 @@ class Hardware:
 
     def safe_off(self):
         """Safe state; every step runs even if an earlier one fails."""
-        for step in (self._tick_timer.deinit, self.pulse.stop, self.output.off, self.led.deinit,
+        for step in (self._tick_timer.deinit, self._slow_deinit, self.pulse.stop, self.output.off, self.led.deinit,
                      self._pins_low):
             try:
                 step()
             except Exception:
                 pass
+
+    def _slow_deinit(self):
+        if self._slow_timer is not None:
+            self._slow_timer.deinit()
 
     def _pins_low(self):
         led_pins_low(self.board)

@@ -34,10 +34,12 @@ CHARGE_BUCKET_MS = const(100)       # ... kept in 100 ms buckets, checked every 
 CHARGE_IMBALANCE_PERMILLE = const(20)  # ... above 2 % of the charge moved
 OVER_TEMP_C = const(41)             # skin-side thermistor: stop at 41 C
 LED_DERATE_C = const(40)            # LED derates linearly from 40 C
-OVER_TEMP_SAMPLES = const(10)       # debounce: 10 ms (stop <= 1 s)
+OVER_TEMP_SAMPLES = const(10)       # debounce: 10 bookkeeping samples, 100 ms (stop <= 1 s)
 TEMP_SENSOR_OPEN_C = const(-30)     # the thermistor reads colder than this: open or unplugged, so
                                     # over_temp could never trip: temp_sensor_fault (stop <= 1 s)
 IMPEDANCE_ADAPT_RATIO = const(2)    # scale current down above 2 x the session baseline
+BOOKKEEPING_HZ = const(100)         # ramps, LED and dose, charge balance, temperature, log: each
+                                    # at 100 Hz; the per-sample trips run at supervisor.hz (fastpath)
 CLOSE_MARGIN_MS = const(10)         # the last pair's hard deadline: one period + this (stage.py)
 
 # Trip bounds: how soon after onset each trip must have cut the output (SAFETY.md

@@ -1,10 +1,14 @@
-# Trip conditions evaluated on every supervisor sample (SAFETY.md "Trips"),
-# and the impedance-adaptive scaling of the output.
+# The trip levels (computed once, here), the trips decided at the bookkeeping
+# cadence (SAFETY.md "Trips": over_temp, temp_sensor_fault, charging,
+# charge_imbalance) and the impedance-adaptive scaling of the output. The
+# per-sample trips (over_current, high_density, contact_lost, sense_fault)
+# are decided in fastpath.py, from these levels.
 #
-# Each rule is decided here and only here; the supervisor acts on the reason
-# code returned. Pure integer logic: sample() and environment() allocate
-# nothing (they return interned string constants or None). Thresholds that
-# need floats are computed once, in the constructor or in begin().
+# Each rule is decided in one place; the supervisor acts on the reason code
+# returned. Pure integer logic: environment() and charge() allocate nothing
+# on their normal path (they return interned string constants or None).
+# Thresholds that need floats are computed once, in the constructor or in
+# begin().
 from array import array
 from micropython import const
 from myotone import limits, thermal
@@ -46,33 +50,23 @@ class Monitor:
         # SENSE_IDLE_UA, and above twice the ADC's floor (ESP32: a current near its floor
         # reads 0 or the floor by noise, and the two polarities' means differ by chance)
         self.judge_ua = max(limits.SENSE_IDLE_UA, 2 * sense_floor_ua)
-        self._pos = array("i", [0] * _BUCKETS)   # per bucket: sum over pairs of the POL_A mean (1/64 uA)
-        self._neg = array("i", [0] * _BUCKETS)   # ... of the POL_B mean
-        self._pairs = array("i", [0] * _BUCKETS) # ... how many pairs
+        self._pos = array("i", [0] * _BUCKETS)   # per bucket: sum of the POL_A phases' means (1/16 uA)
+        self._posk = array("i", [0] * _BUCKETS)  # ... how many POL_A phases
+        self._neg = array("i", [0] * _BUCKETS)   # ... the same for POL_B
+        self._negk = array("i", [0] * _BUCKETS)
         self._hot = 0
         self.begin(limits.ABS_CEILING_UA)
 
     def begin(self, density_peak_ua):
         """A new session: forget everything about the last one."""
         self.density_ua = density_peak_ua * 11 // 10 + limits.OVER_CURRENT_MARGIN_UA
-        self.reset_counts()
         for i in range(_BUCKETS):
-            self._pos[i] = self._neg[i] = self._pairs[i] = 0
+            self._pos[i] = self._posk[i] = self._neg[i] = self._negk[i] = 0
         self._b = 0
         self._b_ms = 0
-        self._pair = -1
-        self._pp = self._npp = self._pn = self._npn = 0
-        self._wpos = self._wneg = self._wpairs = 0
+        self._wpos = self._wposk = self._wneg = self._wnegk = 0
         self.z_ohm = 0          # smoothed electrode impedance
         self.z_base_ohm = 0     # the session's baseline (0 = not yet captured)
-
-    def reset_counts(self):
-        """Forget the consecutive-sample counters (not the charge window)."""
-        self._over = 0
-        self._dense = 0
-        self._open = 0
-        self._idle_i = 0
-        self._sense_bad_ms = -1
 
     # ---- environment: checked on every tick, session or not ----
     def environment(self, temp_raw, vbus):
@@ -92,107 +86,49 @@ class Monitor:
             self._hot = 0
         return None
 
-    # ---- output: checked on every tick of a session ----
-    def sample(self, now_ms, bridge, pair, meas_ua, meas_mv, cmd_ua):
-        """bridge: 0 off, 1 POL_A, 2 POL_B, -1 unknown (the sample fell on an edge).
+    # ---- output: the bookkeeping tick, on what the fast path summed (fastpath.py) ----
+    def track(self, n_on, zua, mv):
+        """Impedance from the settled on-samples since the last call (their sums)."""
+        if n_on and zua >= limits.PROGRAM_MIN_UA * n_on:
+            z = mv * 1000 // zua
+            self.z_ohm = z if self.z_ohm == 0 else self.z_ohm + ((z - self.z_ohm) >> 3)
 
-        pair: the pulse back-end's count of biphasic pairs started (it changes
-        when a new pair begins), so charge is accounted in whole pairs.
-        """
-        # over_current and high_density: any sample, bridge on or not
-        if meas_ua > self.over_current_ua:
-            self._over += 1
-            if self._over >= limits.OVER_CURRENT_SAMPLES:
-                return OVER_CURRENT
-        else:
-            self._over = 0
-        if meas_ua > self.density_ua:
-            self._dense += 1
-            if self._dense >= limits.OVER_CURRENT_SAMPLES:
-                return HIGH_DENSITY
-        else:
-            self._dense = 0
-        if bridge < 0:            # at an edge: only magnitude checks apply
-            return None
-        if not bridge:
-            # no current path: what the sense reads must be ~0
-            if meas_ua > limits.SENSE_IDLE_UA:
-                self._idle_i += 1
-                if self._idle_i >= 10:
-                    return SENSE_FAULT
-            else:
-                self._idle_i = 0
-            return self._charge(now_ms, 0, pair, 0)
-        self._idle_i = 0
-        if cmd_ua < limits.PROGRAM_MIN_UA:
-            return self._charge(now_ms, 0, pair, 0)
-        # contact_lost: open electrode, or compliance reached below the setpoint
-        open_circuit = meas_mv >= self.compliance_mv and meas_ua * 10 < cmd_ua * 9
-        if meas_ua > 0:
-            z = meas_mv * 1000 // meas_ua
-            if z > self.open_ohm:
-                open_circuit = True
-            if meas_ua >= limits.PROGRAM_MIN_UA:
-                self.z_ohm = z if self.z_ohm == 0 else self.z_ohm + ((z - self.z_ohm) >> 3)
-        if open_circuit:
-            self._open += 1
-            if self._open >= limits.CONTACT_SAMPLES:
-                return CONTACT_LOST
-        else:
-            self._open = 0
-        # sense_fault: commanded >= 50 uA, measured < 20 % of it, contact good
-        if (cmd_ua >= limits.SENSE_FAULT_MIN_UA and meas_ua * 100 < cmd_ua * limits.SENSE_FAULT_PERCENT
-                and not open_circuit):
-            if self._sense_bad_ms < 0:
-                self._sense_bad_ms = now_ms
-            elif ((now_ms - self._sense_bad_ms) & 0x3FFFFFFF) >= limits.SENSE_FAULT_MS:
-                return SENSE_FAULT
-        else:
-            self._sense_bad_ms = -1
-        return self._charge(now_ms, bridge, pair, meas_ua)
-
-    def _charge(self, now_ms, bridge, pair, meas_ua):
+    def charge(self, now_ms, pos_m, pos_k, neg_m, neg_k):
         """charge_imbalance: per-polarity mean current over a sliding 10 s window.
 
         Both phases of a pair last the same time by construction (pulse.py),
-        so net / moved charge = (I+ - I-) / (I+ + I-). Each pair gives its two
-        means (a pair counts once, however many samples fell in each phase),
-        and the window averages pairs: during a ramp the phases of a pair
-        may get 1 and 2 samples, and counting samples would weigh the
-        polarities at different amplitudes -- a false imbalance.
+        so net / moved charge = (I+ - I-) / (I+ + I-). The fast path gives each
+        phase's mean current (polarity read from the bridge pins), summed per
+        polarity with their count since the last call: a phase counts once,
+        however many samples fell in it (counting samples would weigh the
+        polarities at different amplitudes during a ramp -- a false imbalance),
+        and a pair's two phases have the same amplitude (it changes only
+        between pairs).
         """
-        if pair != self._pair:                    # the last pair is complete: commit it
-            self._pair = pair
-            if self._npp and self._npn:           # both phases sampled
-                b = self._b
-                self._pos[b] += (self._pp << 6) // self._npp
-                self._neg[b] += (self._pn << 6) // self._npn
-                self._pairs[b] += 1
-            self._pp = self._npp = self._pn = self._npn = 0
-        if bridge == 1:
-            self._pp += meas_ua
-            self._npp += 1
-        elif bridge == 2:
-            self._pn += meas_ua
-            self._npn += 1
         b = self._b
+        self._pos[b] += pos_m
+        self._posk[b] += pos_k
+        self._neg[b] += neg_m
+        self._negk[b] += neg_k
         if ((now_ms - self._b_ms) & 0x3FFFFFFF) < limits.CHARGE_BUCKET_MS:
             return None
         self._b_ms = now_ms
         self._wpos += self._pos[b]
+        self._wposk += self._posk[b]
         self._wneg += self._neg[b]
-        self._wpairs += self._pairs[b]
+        self._wnegk += self._negk[b]
         b = (b + 1) % _BUCKETS                    # the oldest bucket leaves the window
         self._wpos -= self._pos[b]
+        self._wposk -= self._posk[b]
         self._wneg -= self._neg[b]
-        self._wpairs -= self._pairs[b]
-        self._pos[b] = self._neg[b] = self._pairs[b] = 0
+        self._wnegk -= self._negk[b]
+        self._pos[b] = self._posk[b] = self._neg[b] = self._negk[b] = 0
         self._b = b
-        if self._wpairs < 10:
+        if self._wposk < 10 or self._wnegk < 10:
             return None
-        mp = self._wpos // self._wpairs           # means in 1/64 uA: no truncation bias
-        mn = self._wneg // self._wpairs
-        if mp + mn < (2 * self.judge_ua) << 6:    # too little current to judge
+        mp = self._wpos // self._wposk            # means in 1/16 uA: no truncation bias
+        mn = self._wneg // self._wnegk
+        if mp + mn < (2 * self.judge_ua) << 4:    # too little current to judge
             return None
         if abs(mp - mn) * 1000 > limits.CHARGE_IMBALANCE_PERMILLE * (mp + mn):
             return CHARGE_IMBALANCE

@@ -2,7 +2,7 @@
 # impedance trend (one value per 10 % of the session), LED dose, faults, and
 # ~1 sample per second (bounded).
 #
-# The supervisor tick calls tick(): it only adds small integers to
+# The bookkeeping tick calls add(): it only adds small integers to
 # counters that wrap at 2**29 (no allocation, nothing reset), and the main
 # loop reads their differences once a second in sample() -- so neither side
 # ever has to wait for the other. The record is assembled and written after
@@ -33,16 +33,18 @@ class SessionLog:
         self.c_led = 0
         self.open = False
 
-    # ---- tick ----
-    def tick(self, bridge, ua, mv, led_duty):
-        self.c_ticks = (self.c_ticks + 1) & _MASK
-        self.c_led = (self.c_led + (led_duty >> 4)) & _MASK
-        if bridge:                     # on, or -1 (at an edge): the ADC read the current there was
-            self.c_ua = (self.c_ua + ua) & _MASK
-        if bridge > 0:                 # settled on: a sample for the impedance
-            self.c_on = (self.c_on + 1) & _MASK
-            self.c_zua = (self.c_zua + ua) & _MASK
-            self.c_mv = (self.c_mv + mv) & _MASK
+    # ---- the bookkeeping tick ----
+    def add(self, n, n_on, s_ua, s_zua, s_mv, led_duty):
+        """What the fast path summed since the last call (fastpath.take): `n` samples,
+        `n_on` settled on-samples, the current of every sample with a current path (edges
+        included: the ADC read the current there was), the settled ones' current and
+        voltage; and the LED duty now, weighed by the samples it covered."""
+        self.c_ticks = (self.c_ticks + n) & _MASK
+        self.c_led = (self.c_led + (led_duty >> 4) * n) & _MASK
+        self.c_ua = (self.c_ua + s_ua) & _MASK
+        self.c_on = (self.c_on + n_on) & _MASK
+        self.c_zua = (self.c_zua + s_zua) & _MASK
+        self.c_mv = (self.c_mv + s_mv) & _MASK
 
     # ---- main loop ----
     def _read(self):

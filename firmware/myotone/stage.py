@@ -55,6 +55,7 @@ class OutputStage:
         self.close_pairs = 0       # CLOSING: the pair count when it began ...
         self.close_by = 0          # ... and the deadline (ticks_ms)
         self._pair_ms = 0          # one period of the playing waveform + margin
+        self.halted = 0            # 1: the fast path cut (rail, bridge); the DAC is not 0 yet
 
     def name(self):
         if self.state == OFF and self.fault is not None:
@@ -155,6 +156,30 @@ class OutputStage:
             return True
         return False
 
+    def fast_cut(self, reason):
+        """The fast path's cut (hard interrupt, allocation-free): rail off, then the bridge
+        halted through GPIO / the state machine, now, and the LED dark on a trip; `reason`
+        latched unless one is. The
+        bookkeeping tick finishes it (`halted`): DAC to 0, the session ended."""
+        if reason is not None and self.fault is None:
+            self.fault = reason
+        self.cuts = (self.cuts + 1) & 0x3FFFFFFF
+        self.state = OFF
+        self.halted = 1
+        try:
+            self._out.rail_off()
+        except Exception:
+            pass
+        try:
+            self._pulse.halt()
+        except Exception:
+            pass
+        if reason is not None:
+            try:
+                self._led.off()            # PWM duty writes: interrupt-safe
+            except Exception:
+                pass
+
     def trip(self, reason):
         """Latch `reason` (the first fault stays), cut at once, end the session, darken the LED."""
         if self.fault is None:
@@ -170,6 +195,7 @@ class OutputStage:
         """Output off now: rail, then back-end and bridge, then DAC 0; no step stops another."""
         self.cuts = (self.cuts + 1) & 0x3FFFFFFF
         self.state = OFF
+        self.halted = 0
         out = self._out
         try:
             out.rail_off()

@@ -7,6 +7,7 @@
 # bytecodes, so a long command never delays a trip. It allocates nothing.
 # Hardware objects come in through `hw` (see hardware.py).
 import time
+from array import array
 from micropython import const
 from myotone import VERSION, limits, programs, store
 from myotone import protocol as P
@@ -20,6 +21,7 @@ from myotone.pulse import TimingUnsupported
 from myotone.sessionlog import SessionLog
 from myotone.standalone import Panel
 from myotone.measure import Measure
+from myotone.fastpath import FastPath
 from myotone import service
 from myotone import stage as ST
 from myotone.stage import ON as STAGE_ON, OFF as STAGE_OFF, CLOSING as STAGE_CLOSING
@@ -61,7 +63,7 @@ class Supervisor:
         self.monitor = M.Monitor(board, self.limit_ua, thermal.raw_for_c(therm, limits.OVER_TEMP_C),
                                  self.sense.floor_ua)
         self.runner = R.Runner(self.session, self.stage, self.pulse, self.led, self.monitor, self.rebaseline)
-        self.log = SessionLog(self.hz)
+        self.log = SessionLog(self.hz)     # its counters come from the fast path, at hz
         try:
             store.recover()
         except OSError:
@@ -91,76 +93,106 @@ class Supervisor:
         self.last_ua = 0
         self.last_ohm = 0
         self.measure = Measure()
-        self._tick_cb = self.tick    # bound once: the tick must not allocate
-        self.interrupted = False     # Ctrl-C caught in the tick, for the main loop to raise
+        self.fast = FastPath(self.sense, hw.bridge.pin_a, hw.bridge.pin_b, hw.vbus, self.output, self.stage,
+                             self.monitor, self.measure, self.session)
+        self._d = array("i", [0] * 9)   # the fast path's sums since the last bookkeeping tick
+        self._fast_cb = self.fast.run   # bound once: the ticks must not allocate
+        self._tick_cb = self.tick
+        self._interrupted = False       # Ctrl-C caught in the tick, for the main loop to raise
 
-    # ---- the tick (timer callback) ------------------------------------
+    # ---- the ticks ------------------------------------------------------
+    # The fast path (fastpath.py) samples and trips at `hz`, from a hard interrupt on rp2.
+    # The bookkeeping tick (a soft timer at 2 x BOOKKEEPING_HZ) alternates two halves, each
+    # at BOOKKEEPING_HZ: the output (the playhead, the end of the last pair, heartbeat,
+    # ramp, the amplitude between pairs) and the books (temperature and charger, the
+    # fast path's sums: charge balance, impedance, telemetry, log; the LED and its dose).
+    # docs/safety.md gives each cadence and why its bounds hold.
     def tick(self, _timer):
         try:
-            now = time.ticks_ms()
             self.ticks += 1
-            hw = self.hw
-            pulse = self.pulse
-            pulse.sample()
-            # a sample right at an edge belongs to no state: -1 = unknown
-            bridge = pulse.state if pulse.settled else -1
-            ua = self.sense.read_ua()
-            mv = self.sense.read_mv()
-            self.temp_raw = hw.read_temp_raw()
-            if bridge > 0:
-                self._sum_ua += ua
-                self._sum_mv += mv
-                self._n_on += 1
-            mon = self.monitor
-            self.env = mon.environment(self.temp_raw, hw.vbus.value())
-            sess = self.session
-            stage = self.stage
-            active = sess.active()
-            closing = stage.state == STAGE_CLOSING
-            if not active and not closing:
-                return
-            # every trip stays armed until the output stage is off, the last pair included
-            if self.env is not None:
-                self._trip(self.env)
-                return
-            reason = mon.sample(now, bridge, pulse.pairs, ua, mv, stage.out_ua)
-            if reason is not None:
-                self._trip(reason)
-                return
-            if closing and stage.closed(now, pulse.in_pair, pulse.pairs) and not active:
-                self._ended()
-                return
-            if not active:
-                return
-            if self._heartbeat and time.ticks_diff(now, self._hb_ms) > limits.HEARTBEAT_TIMEOUT_MS:
-                self._heartbeat = False
-                self._pending_fault = M.HEARTBEAT_LOST
-                sess.request_stop()
-            if bridge and self.measure.active and sess.state == S.RUN:
-                self.measure.add(bridge, ua, mv, self.output.code)
-            target = sess.step(now)
-            led = self.led
-            led.tick(self.temp_raw, sess.state == S.RAMP or sess.state == S.RUN)
-            self.log.tick(bridge, ua, mv, led.red_duty if led.red_duty >= led.nir_duty else led.nir_duty)
-            if sess.state == S.RUN and not self._was_run and sess.target_na >= limits.PROGRAM_MIN_UA * 1000:
-                self._was_run = True
-                mon.capture_baseline()
-            if stage.state != STAGE_ON:
-                if sess.state == S.DONE and stage.state == STAGE_OFF:
-                    self._ended()
-            elif sess.state == S.DONE or sess.state == S.PAUSED:
-                # the end or a pause: the pair under way finishes (no net charge left behind)
-                stage.close(now)
-                if stage.state == STAGE_OFF and sess.state == S.DONE:
-                    self._ended()
-            elif not pulse.in_pair or pulse.pairs != self._pairs_at_set:
-                # amplitude changes only between pairs: ramps stay charge-balanced
-                self._pairs_at_set = pulse.pairs
-                stage.set_ua(mon.scale(target))
+            now = time.ticks_ms()
+            if self.stage.halted:
+                self._finish_cut()
+            elif self.ticks & 1:
+                self._output_half(now)
+            else:
+                self._books_half(now)
         except KeyboardInterrupt:
             # Ctrl-C landed in the tick: MicroPython would print it and go on, so mpremote
             # would never reach the REPL; the main loop raises it again (main.py: safe first)
-            self.interrupted = True
+            self._interrupted = True
+
+    def _finish_cut(self):
+        """The fast path cut the rail and the bridge: DAC to 0, the session ended."""
+        fast = self.fast
+        reason = fast.reason
+        fast.reason = None
+        if reason is not None:
+            self._trip(reason)
+            return
+        self.stage.cut()                 # the closing window's deadline: no fault
+        if not self.session.active():
+            self._ended()
+
+    def _output_half(self, now):
+        pulse = self.pulse
+        pulse.sample()
+        sess = self.session
+        stage = self.stage
+        active = sess.active()
+        if stage.state == STAGE_CLOSING and stage.closed(now, pulse.in_pair, pulse.pairs) and not active:
+            self._ended()
+            return
+        if not active:
+            return
+        if self._heartbeat and time.ticks_diff(now, self._hb_ms) > limits.HEARTBEAT_TIMEOUT_MS:
+            self._heartbeat = False
+            self._pending_fault = M.HEARTBEAT_LOST
+            sess.request_stop()
+        target = sess.step(now)
+        if sess.state == S.RUN and not self._was_run and sess.target_na >= limits.PROGRAM_MIN_UA * 1000:
+            self._was_run = True
+            self.monitor.capture_baseline()
+        if stage.state != STAGE_ON:
+            if sess.state == S.DONE and stage.state == STAGE_OFF:
+                self._ended()
+        elif sess.state == S.DONE or sess.state == S.PAUSED:
+            # the end or a pause: the pair under way finishes (no net charge left behind)
+            stage.close(now)
+            if stage.state == STAGE_OFF and sess.state == S.DONE:
+                self._ended()
+        elif not pulse.in_pair or pulse.pairs != self._pairs_at_set:
+            # amplitude changes only between pairs: ramps stay charge-balanced
+            self._pairs_at_set = pulse.pairs
+            stage.set_ua(self.monitor.scale(target))
+
+    def _books_half(self, now):
+        hw = self.hw
+        self.temp_raw = hw.read_temp_raw()
+        mon = self.monitor
+        self.env = mon.environment(self.temp_raw, hw.vbus.value())
+        d = self._d
+        self.fast.take(d)
+        self._n_on += d[1]
+        self._sum_ua += d[3]
+        self._sum_mv += d[4]
+        led = self.led
+        self.log.add(d[0], d[1], d[2], d[3], d[4], led.red_duty if led.red_duty >= led.nir_duty else led.nir_duty)
+        sess = self.session
+        active = sess.active()
+        if not active and self.stage.state != STAGE_CLOSING:
+            return
+        # every trip stays armed until the output stage is off, the last pair included
+        if self.env is not None:
+            self._trip(self.env)
+            return
+        mon.track(d[1], d[3], d[4])
+        reason = mon.charge(now, d[5], d[6], d[7], d[8])
+        if reason is not None:
+            self._trip(reason)
+            return
+        if active:
+            led.tick(self.temp_raw, sess.state == S.RAMP or sess.state == S.RUN)
 
     def state_code(self):
         """The session state as the host sees it: a session (or a pause) whose last pair
@@ -183,6 +215,7 @@ class Supervisor:
 
     def _ended(self):
         """The session is done and the output stage off: latch a pending fault, or none."""
+        self.fast.armed = False
         pending = self._pending_fault
         self._pending_fault = None
         self.led.off()
@@ -193,6 +226,7 @@ class Supervisor:
 
     def _trip(self, reason):
         self._pending_fault = None
+        self.fast.armed = False
         self.stage.trip(reason)
 
     def _end_now(self):
@@ -296,6 +330,7 @@ class Supervisor:
         self._telemetry_ms = telemetry_ms
         self._telemetry_at = time.ticks_add(now, telemetry_ms)
         self.session.clear()
+        self.fast.begin()
         self.panel.run_level = self.panel.level(False)
         self.log.begin(name, min(plan.base_ua, plan.density_ua) if plan.microcurrent else 0, time.time(),
                        plan.duration_ms)
@@ -385,7 +420,7 @@ class Supervisor:
             log.fault(self.fault)
         self.runner.end()
         led = self.led
-        head, body = log.record(time.time(), led.dose_uj, round(led.on_ticks / self.hz, 1), led.stopped)
+        head, body = log.record(time.time(), led.dose_uj, round(led.on_ticks / led.tick_hz, 1), led.stopped)
         try:
             n = store.log_append(head, body)
         except (OSError, ValueError) as e:
@@ -425,8 +460,18 @@ class Supervisor:
             self.last_ua = 0
         self.console.write_line(report.telemetry(self, now))
 
+    @property
+    def interrupted(self):
+        """Ctrl-C landed in the fast path or the bookkeeping tick."""
+        return self._interrupted or self.fast.interrupted
+
+    @interrupted.setter
+    def interrupted(self, value):
+        self._interrupted = value
+        self.fast.interrupted = value
+
     def run(self):
-        self.hw.start_tick(self._tick_cb)
+        self.hw.start_ticks(self._fast_cb, self._tick_cb, 2 * limits.BOOKKEEPING_HZ)
         self.console.write_line(P.event("ready", firmware=VERSION, board=self.board["name"],
                                         reset_cause=self.hw.reset_cause))
         while True:

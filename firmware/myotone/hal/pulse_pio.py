@@ -15,6 +15,7 @@ from myotone.hal.followed import FollowedPulse
 
 _OVERHEAD_US = const(6)    # cycles per segment besides the count loop
 _FIFO_DEPTH = const(8)     # TX FIFO joined
+_MOV_PINS_NULL = const(0xA003)   # `mov(pins, null)`: every OUT pin low
 
 
 @rp2.asm_pio(out_init=(rp2.PIO.OUT_LOW, rp2.PIO.OUT_LOW), out_shiftdir=rp2.PIO.SHIFT_RIGHT,
@@ -98,6 +99,12 @@ class PioPulse(FollowedPulse):
         self.running = True
         self.head.start(table, time.ticks_us())
         self._sm.active(1)
+
+    def halt(self):
+        """The fast path's cut (hard interrupt, allocation-free): the state machine stops
+        and drives both bridge pins low in the same cycle; stop() follows (bookkeeping)."""
+        self._sm.active(0)
+        self._sm.exec(_MOV_PINS_NULL)
 
     def stop(self):
         """Stop the state machine and drive both bridge pins low."""

@@ -85,6 +85,10 @@ class RmtPulse(FollowedPulse):
             rmt[k].write_pulses(durations, levels)
         self.running = True
 
+    def halt(self):
+        """The fast path's cut (the ESP32 runs it from a soft timer): stop() itself."""
+        self.stop()
+
     def stop(self):
         if self._rmt is not None:
             for r in self._rmt:

@@ -66,6 +66,10 @@ class TimerPulse:
         self.in_pair = 0
         self.settled = 1
 
+    def halt(self):
+        """The fast path's cut: stop() is interrupt-safe (timer deinit, two pin writes)."""
+        self.stop()
+
     def _bridge(self, s):
         # Break before make: the pin going low first, never both high.
         if s == POS:
