@@ -117,6 +117,7 @@ def test_board_limit_is_clamped_to_the_ceiling(fw):
     B = fw("myotone.board")
     raw = json.loads((paths.boards_dir() / "pico-mcp4725.json").read_text())
     raw["limit_ua"] = 5000
+    raw["sense"]["r_sense_ohm"] = 2500        # a sense that reads past the ceiling's trip level (1110 uA)
     assert B.check(raw)["limit_ua"] == 1000 == B.ABS_CEILING_UA
 
 
@@ -148,6 +149,59 @@ def test_bad_board_files_are_refused(fw, mutate, msg):
     raw = json.loads((paths.boards_dir() / "pico-mcp4725.json").read_text())
     mutate(raw)
     with pytest.raises(B.BoardError, match=msg):
+        B.check(raw)
+
+
+ESP32_RMT = {"mcu": "esp32", "dac": {"kind": "esp32", "pin": 25, "bits": 8, "vref_mv": 3300},
+             "pulse": {"backend": "rmt", "channels": [0, 1], "dead_us": 200}}
+
+
+# Each a board file that would break a SAFETY.md bound if it were accepted (issue 17, item 9).
+@pytest.mark.parametrize("mutate,msg", [
+    # over_current needs 2 samples within 2 ms: at 500 Hz an onset went 4 ms untripped
+    (lambda b: b["supervisor"].update(hz=500), "supervisor.hz must be 1000..2000"),
+    (lambda b: b["supervisor"].update(hz=999), "supervisor.hz must be 1000..2000"),
+    (lambda b: b["supervisor"].update(hz=5000), "supervisor.hz must be 1000..2000"),
+    # 1e9 cm2 switches the density cap off; 0.001 is a slip of units
+    (lambda b: b.update(electrode_area_cm2=1e9), "electrode_area_cm2 must be 0.1..25"),
+    (lambda b: b.update(electrode_area_cm2=26), "electrode_area_cm2 must be 0.1..25"),
+    (lambda b: b.update(electrode_area_cm2=0.001), "electrode_area_cm2 must be 0.1..25"),
+    # pins: a VBUS sense or the HV enable on a bridge pin, any two roles on one pin
+    (lambda b: b.update(vbus_pin=b["bridge"]["pol_a"]), "bridge.pol_a and vbus_pin are both pin 10"),
+    (lambda b: b.update(hv_enable=b["bridge"]["pol_b"]), "bridge.pol_b and hv_enable are both pin 11"),
+    (lambda b: b.update(status_led_pin=b["led"]["red_pin"]), "led.red_pin and status_led_pin are both pin 15"),
+    (lambda b: b["sense"].update(voltage_adc=b["thermistor"]["adc"]),
+     "thermistor.adc and sense.voltage_adc are both pin 28"),
+    (lambda b: b["dac"].update(sda=b["bridge"]["pol_a"]), "dac.sda and bridge.pol_a are both pin 10"),
+    (lambda b: b.update(button_pin=-1), "button_pin must be >= 0"),
+    # a 1 ms watchdog resets the board in the middle of a flash write
+    (lambda b: b.update(watchdog_ms=1), "watchdog_ms must be >= 500"),
+    (lambda b: b.update(watchdog_ms=499), "watchdog_ms must be >= 500"),
+    # rmt: opposite phases need off-time between them
+    (lambda b: b.update(ESP32_RMT, pulse={**ESP32_RMT["pulse"], "dead_us": 0}), "dead_us must be an integer >= 100"),
+    (lambda b: b.update(ESP32_RMT, pulse={**ESP32_RMT["pulse"], "dead_us": 99}), "dead_us must be an integer >= 100"),
+    # dac.bits the driver ignores: the MCP4725 driver writes 12 bits, machine.DAC 8
+    (lambda b: b["dac"].update(bits=16), "dac.bits must be 12: the mcp4725 driver writes 12-bit"),
+    (lambda b: b.update(ESP32_RMT, dac={**ESP32_RMT["dac"], "bits": 12}), "dac.bits must be 8"),
+    # the trip level must be readable: at 1000 uA it is 1110 uA, above the sense's 1100 uA
+    (lambda b: b.update(limit_ua=1000), "reads up to 1100 uA, not 10 % above the over_current trip level 1110"),
+    (lambda b: b["sense"].update(r_sense_ohm=5600), "reads up to 589 uA, not 10 % above .* 560 uA"),
+    (lambda b: b["sense"].update(r_sense_ohm=100), "sense full scale 33000 uA is above 4096"),
+    # V->I: an r_set_ohm so large the DAC gives 0 uA (safe_boot divided by it), or so small one
+    # DAC step is more than the soft start
+    (lambda b: b["v_to_i"].update(r_set_ohm=10 ** 9), "gives 0 uA at full scale, below limit_ua 500"),
+    (lambda b: b["v_to_i"].update(r_set_ohm=7000), "gives 471 uA at full scale, below limit_ua 500"),
+    (lambda b: b["v_to_i"].update(r_set_ohm=60), "one DAC step \\(55000 uA / 4095\\) is more than the soft start"),
+    (lambda b: b.update(ESP32_RMT, limit_ua=150), "one DAC step \\(1000 uA / 255\\) is more than the soft start"),
+])
+def test_board_files_that_would_break_a_bound_are_refused(fw, mutate, msg):
+    import json
+    from myotone import paths
+    B = fw("myotone.board")
+    raw = json.loads((paths.boards_dir() / "pico-mcp4725.json").read_text())
+    assert B.check(json.loads(json.dumps(raw)))          # the unchanged file passes ...
+    mutate(raw)
+    with pytest.raises(B.BoardError, match=msg):         # ... the changed one is refused, saying why
         B.check(raw)
 
 

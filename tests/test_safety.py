@@ -21,13 +21,43 @@ def small_board(**changes):
 # ---- limits ------------------------------------------------------------------
 
 def test_board_file_cannot_raise_the_ceiling():
-    b = Bench(small_board(limit_ua=5000, hw_limit_ua=5000))
+    # r_sense 2.5 kOhm: a sense that reads past the ceiling's trip level (board.check refuses less)
+    b = Bench(small_board(limit_ua=5000, hw_limit_ua=5000, sense={**load_board("pico-mcp4725")["sense"],
+                                                                  "r_sense_ohm": 2500}))
     try:
         assert b.request("hello")["limits"]["max_ua"] == 1000
         r = b.request("start", program="lift", ua=1001)
         assert r["error"] == "out_of_range" and "10..1000" in r["message"]
     finally:
         b.close()
+
+
+@pytest.mark.parametrize("board_name,changes,reason", [
+    ("pico-mcp4725", {"supervisor": {"timer_id": -1, "hz": 500}}, "supervisor.hz must be 1000..2000"),
+    ("pico-mcp4725", {"limit_ua": 1000}, "not 10 % above the over_current trip level 1110 uA"),
+    ("pico-mcp4725", {"vbus_pin": 10}, "bridge.pol_a and vbus_pin are both pin 10"),
+    ("pico-mcp4725", {"v_to_i": {"r_set_ohm": 10 ** 9}}, "gives 0 uA at full scale"),
+    ("esp32-devkit", {"watchdog_ms": 1}, "watchdog_ms must be >= 500"),
+])
+def test_a_refused_board_file_keeps_the_safe_state_at_boot_and_says_why(board_name, changes, reason):
+    """boot.py and main.py on a board file board.check() refuses: nothing is switched on, the
+    REPL shows the reason, and no request is served (so nothing can start a session)."""
+    emu = Emulator(small_board(**changes) if board_name == "pico-mcp4725"
+                   else {**load_board(board_name), **changes}).start()
+    try:
+        emu.run_for(0.5)
+        text = emu.read().decode()
+        assert "boot: safe state from pin defaults only: board: " in text and reason in text, text
+        last = [ln for ln in text.splitlines() if ln.startswith("BoardError: ")]
+        assert len(last) == 1 and reason in last[0], text            # main.py's error: the same reason
+        assert '"ev": "ready"' not in text
+        emu.send({"id": 1, "cmd": "start", "program": "lift", "ua": 300})
+        emu.run_for(1)
+        assert '"ok": true' not in emu.read().decode()
+        assert emu.output_is_safe() and emu.plant.trace.max_abs_ua == 0
+        assert not any(level for _, pin, level in emu.edges)      # no pin was ever driven high
+    finally:
+        emu.close()
 
 
 def test_out_of_range_names_the_allowed_range(bench):

@@ -27,6 +27,9 @@ def release_watchdog():
 def safe_off():
     if _hw is not None:
         _hw.safe_off()
-    else:
-        from myotone import safe_boot
+        return
+    from myotone import safe_boot
+    try:
         safe_boot.enter()
+    except board_mod.BoardError:
+        pass     # refused at boot too (boot.py kept the pins' safe defaults): run()'s error says why
