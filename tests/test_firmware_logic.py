@@ -42,6 +42,63 @@ def test_ramp_takes_at_least_2_s_and_never_exceeds_250_ua_per_s(fw):
     assert ua - start_ua <= 250, "more than 250 uA gained in 1 s"
 
 
+def test_a_ramp_spanning_under_2_ua_still_lasts_2_s(fw):
+    """A span under RAMP_MIN_MS nA used to ramp at the 1 nA/ms floor: 1 uA in 1 s (issue 17, item 10)."""
+    S = fw("myotone.session")
+    for setpoint in (11, 12):                     # 1 and 2 uA above the 10 uA soft start
+        _, targets = run_session(S, setpoint, 10_000)
+        reached = next(t for t, ua, st in targets if ua >= setpoint)
+        assert reached >= 2000, f"{setpoint} uA reached after {reached} ms"
+    s = S.Session(500)
+    s.begin(100, 60_000, 0)
+    t = 0
+    while s.state != S.RUN:
+        t += 1
+        s.step(t)
+    s.change_setpoint(101)
+    t0 = t
+    while s.state != S.RUN:
+        t += 1
+        s.step(t)
+    assert t - t0 >= 2000
+
+
+def delivered_ramp(fw, max_code, full_scale_ua, limit_ua, setpoint_ua):
+    """(the session's targets through Output, as the DAC delivers them: uA per ms, one DAC step)."""
+    S, O, HB = fw("myotone.session"), fw("myotone.output"), fw("myotone.hal.bridge")
+    dac = FakeDac()
+    dac.max_code = max_code
+    out = O.Output(dac, HB.HBridge(FakePin(), FakePin()), FakePin(), full_scale_ua, limit_ua)
+    s = S.Session(limit_ua, out)
+    s.begin(setpoint_ua, 60_000, 0)
+    ua = [out.code_for_ua(s.target_na // 1000) * full_scale_ua / max_code]
+    for t in range(1, 6000):
+        ua.append(out.code_for_ua(s.step(t)) * full_scale_ua / max_code)
+    return ua, full_scale_ua / max_code
+
+
+@pytest.mark.parametrize("max_code,full_scale_ua,limit_ua", [(255, 1000, 500), (255, 1000, 300),
+                                                              (4095, 1000, 500), (4095, 1000, 1000),
+                                                              (4095, 1000, 100), (65535, 1000, 500)])
+def test_soft_start_and_ramps_as_delivered_for_any_span(fw, max_code, full_scale_ua, limit_ua):
+    """Through the DAC's codes, not the session's targets: the soft start <= 2 % of the limit
+    (rounded down: the ESP32's 8-bit DAC gave 11.76 uA = 2.35 % of 500 uA), the ramp reaches
+    what it delivers at the end no sooner than 2 s, and never climbs faster than 250 uA/s
+    (over any stretch, give or take the 1 uA the session's targets move by and one DAC step)."""
+    for setpoint in sorted({11, 12, 15, 20, 37, 50, 137, 260, limit_ua // 2, limit_ua - 1, limit_ua}):
+        if not 10 <= setpoint <= limit_ua:
+            continue
+        ua, step = delivered_ramp(fw, max_code, full_scale_ua, limit_ua, setpoint)
+        assert ua[0] <= limit_ua * 0.02, f"soft start {ua[0]:.2f} uA"
+        assert ua[-1] <= setpoint
+        if ua[-1] - ua[0] > step:                 # more than one DAC step to climb
+            reach = ua.index(ua[-1])
+            assert reach >= 2000, f"{setpoint} uA: delivered at {reach} ms"
+        for w in (1, 10, 100, 1000, 2000):
+            for t in range(len(ua) - w):
+                assert ua[t + w] - ua[t] <= 0.25 * w + 1 + step + 1e-9, (setpoint, t, w)
+
+
 def test_stop_ramps_down_over_at_least_1_s(fw):
     S = fw("myotone.session")
     s, targets = run_session(S, 300, 60_000, stop_at_ms=5000)

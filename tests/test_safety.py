@@ -9,7 +9,7 @@ import pytest
 
 from myotone.emulator import Emulator
 from myotone.emulator.board import load_board
-from safety_helpers import MS, Bench
+from safety_helpers import MS, Bench, board_for
 
 
 def small_board(**changes):
@@ -58,6 +58,23 @@ def test_a_refused_board_file_keeps_the_safe_state_at_boot_and_says_why(board_na
         assert not any(level for _, pin, level in emu.edges)      # no pin was ever driven high
     finally:
         emu.close()
+
+
+@pytest.mark.parametrize("backend", ["pio", "rmt", "timer"])
+def test_soft_start_as_delivered_is_rounded_down_to_at_most_two_percent(backend):
+    """The first current on the plant, on every reference board and back-end: <= 2 % of the
+    limit. The ESP32's 8-bit DAC rounded 10 uA to the nearest code, 3: 11.76 uA (issue 17, item 10)."""
+    b = Bench(board_for(backend))
+    try:
+        t0 = b.emu.clock.now_ns
+        b.start(ua=500, duration_s=10, hz=100, phase_us=2000, gap_us=500)
+        b.run(3)
+        tr = b.emu.plant.trace
+        first = next(abs(i) for t, i in zip(tr.t_ns, tr.i_ua) if t >= t0 and i != 0)
+        assert 0 < first <= 500 * 0.02, first
+        assert b.faults() == []
+    finally:
+        b.close()
 
 
 def test_out_of_range_names_the_allowed_range(bench):
