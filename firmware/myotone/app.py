@@ -13,7 +13,7 @@ def run():
     from myotone.supervisor import Supervisor
     from myotone import calib
     board = board_mod.load()
-    cal, source = calib.load()
+    cal, source = calib.load(limit_ua=board["limit_ua"])
     _hw = Hardware(board, cal, source)
     supervisor = Supervisor(board, _hw, Console())
     supervisor.run()

@@ -72,7 +72,9 @@ class Plant:
         self.asymmetry = 0.8          # bridge_asymmetry: the negative half delivers 80 %
         # this unit's component tolerances (what `myotone calibrate` measures):
         self.dac_gain = 1.0           # DAC Vref and R_set: true set point / nominal
+        self.dac_offset_ua = 0.0      # ... plus this at any code above 0 (a DAC's zero error)
         self.sense_gain = 1.0         # R_sense: true sense voltage / nominal
+        self.sense_offset_ua = 0.0    # ... plus this many uA's worth at the ADC (never below 0 V)
         self._stuck: dict[str, int] = {}
         self._therm = (None, 0.0)
         # ADC noise: unit normal draws made once per seed, picked at random per conversion
@@ -97,8 +99,10 @@ class Plant:
     # ---- the source ----
     def set_point_ua(self) -> float:
         code = self.dac_max if "dac_stuck_high" in self.faults else self.dac_code
+        if code <= 0:
+            return 0.0
         v_mv = code / self.dac_max * self.board["dac"]["vref_mv"]
-        return v_mv * 1000.0 / self.board["v_to_i"]["r_set_ohm"] * self.dac_gain
+        return max(0.0, v_mv * 1000.0 / self.board["v_to_i"]["r_set_ohm"] * self.dac_gain + self.dac_offset_ua)
 
     def _drive_sign(self) -> int:
         if not self.powered or not self.hv_on or self.bridge_a == self.bridge_b:
@@ -209,7 +213,8 @@ class Plant:
         if not self.powered:
             return 0.0
         if channel == "i":
-            return abs(self.current_ua(t_ns)) * 1e-6 * self._r_sense * self.sense_gain
+            ua = abs(self.current_ua(t_ns)) * self.sense_gain + self.sense_offset_ua
+            return max(0.0, ua) * 1e-6 * self._r_sense
         if channel == "v":
             return self.electrode_mv(t_ns) / 1000.0 / self.board["sense"]["divider"]
         return self.thermistor_v()
