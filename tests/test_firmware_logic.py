@@ -175,6 +175,7 @@ def test_board_limit_is_clamped_to_the_ceiling(fw):
     raw = json.loads((paths.boards_dir() / "pico-mcp4725.json").read_text())
     raw["limit_ua"] = 5000
     raw["sense"]["r_sense_ohm"] = 2500        # a sense that reads past the ceiling's trip level (1110 uA)
+    raw["hw_limit_ua"] = 2000                 # ... and a limiter above it
     assert B.check(raw)["limit_ua"] == 1000 == B.ABS_CEILING_UA
 
 
@@ -241,7 +242,8 @@ ESP32_RMT = {"mcu": "esp32", "dac": {"kind": "esp32", "pin": 25, "bits": 8, "vre
     (lambda b: b["dac"].update(bits=16), "dac.bits must be 12: the mcp4725 driver writes 12-bit"),
     (lambda b: b.update(ESP32_RMT, dac={**ESP32_RMT["dac"], "bits": 12}), "dac.bits must be 8"),
     # the trip level must be readable: at 1000 uA it is 1110 uA, above the sense's 1100 uA
-    (lambda b: b.update(limit_ua=1000), "reads up to 1100 uA, not 10 % above the over_current trip level 1110"),
+    (lambda b: b.update(limit_ua=1000, hw_limit_ua=2000),
+     "reads up to 1100 uA, not 10 % above the over_current trip level 1110"),
     (lambda b: b["sense"].update(r_sense_ohm=5600), "reads up to 589 uA, not 10 % above .* 560 uA"),
     (lambda b: b["sense"].update(r_sense_ohm=100), "sense full scale 33000 uA is above 4096"),
     # V->I: an r_set_ohm so large the DAC gives 0 uA (safe_boot divided by it), or so small one
@@ -250,6 +252,11 @@ ESP32_RMT = {"mcu": "esp32", "dac": {"kind": "esp32", "pin": 25, "bits": 8, "vre
     (lambda b: b["v_to_i"].update(r_set_ohm=7000), "gives 471 uA at full scale, below limit_ua 500"),
     (lambda b: b["v_to_i"].update(r_set_ohm=60), "one DAC step \\(55000 uA / 4095\\) is more than the soft start"),
     (lambda b: b.update(ESP32_RMT, limit_ua=150), "one DAC step \\(1000 uA / 255\\) is more than the soft start"),
+    # the hardware limiter must cap above the trip level at 0 C and -3 %: 600 uA at 25 C (the old
+    # R_LIM of 113 Ohm) caps at 533 uA there, under the 560 uA trip: a stuck DAC ran untripped
+    (lambda b: b.update(hw_limit_ua=600), "caps at 533 uA at 0 C and -3 %, not 5 % above .* 560 uA"),
+    (lambda b: b.update(hw_limit_tol_pct=10), "caps at 558 uA at 0 C and -10 %"),
+    (lambda b: b.update(hw_limit_ppm_per_c=-1), "hw_limit_ppm_per_c must be >= 0"),
 ])
 def test_board_files_that_would_break_a_bound_are_refused(fw, mutate, msg):
     import json

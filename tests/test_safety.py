@@ -34,7 +34,8 @@ def test_board_file_cannot_raise_the_ceiling():
 
 @pytest.mark.parametrize("board_name,changes,reason", [
     ("pico-mcp4725", {"supervisor": {"timer_id": -1, "hz": 500}}, "supervisor.hz must be 1000..2000"),
-    ("pico-mcp4725", {"limit_ua": 1000}, "not 10 % above the over_current trip level 1110 uA"),
+    ("pico-mcp4725", {"limit_ua": 1000, "hw_limit_ua": 2000}, "not 10 % above the over_current trip level 1110 uA"),
+    ("pico-mcp4725", {"hw_limit_ua": 600}, "the hardware limiter caps at 533 uA at 0 C"),
     ("pico-mcp4725", {"vbus_pin": 10}, "bridge.pol_a and vbus_pin are both pin 10"),
     ("pico-mcp4725", {"v_to_i": {"r_set_ohm": 10 ** 9}}, "gives 0 uA at full scale"),
     ("esp32-devkit", {"watchdog_ms": 1}, "watchdog_ms must be >= 500"),
@@ -121,6 +122,34 @@ def test_over_current_cuts_within_2_ms_and_latches(bench):
     bench.run(0.2)
     first = bench.onset_ns(t_restart, 0)
     assert abs(bench.emu.plant.trace.current_at(first)) <= 10.5
+
+
+@pytest.mark.parametrize("board_name", ["pico-mcp4725", "esp32-devkit"])
+@pytest.mark.parametrize("temp_c,tol", [(0, -1), (0, 1), (45, -1), (45, 1)])
+def test_firmware_trips_first_and_the_hardware_caps_second_at_every_limiter_corner(board_name, temp_c, tol):
+    """SAFETY.md: the hardware limiter caps above the firmware's trip level over 0..45 C and its part
+    tolerance. At each corner a DAC stuck at full scale runs into the limiter's cap, which lies above
+    the trip level (so over_current cuts within 2 ms) and is never exceeded (issue 17, item 11: with
+    R_LIM = 113 Ohm a cold limiter capped at ~550 uA, under the 560 uA trip, untripped for good)."""
+    b = Bench(board_name)
+    try:
+        plant = b.emu.plant
+        plant.limiter_temp_c, plant.limiter_tol = temp_c, tol * b.emu.board["hw_limit_tol_pct"] / 100
+        cap = plant.hw_limit_ua()
+        trip = b.emu.board["limit_ua"] * 1.1 + 10
+        b.start(ua=500, duration_s=30)
+        b.run(4)
+        b.run_until_bridge_on()
+        t_fault = b.emu.clock.now_ns
+        b.emu.set_fault("dac_stuck_high")
+        b.run(0.05)
+        onset = b.onset_ns(t_fault, trip)
+        cut = b.cut_time_ns(t_fault)
+        assert b.faults() == ["over_current"] and onset is not None and cut - onset <= 2 * MS
+        assert plant.trace.max_abs_ua <= cap + 1e-6 and cap > trip
+        assert b.output_is_safe()
+    finally:
+        b.close()
 
 
 def test_contact_lost_stops_within_10_ms(bench):

@@ -36,6 +36,11 @@ _RMT_DEAD_MIN_US = const(100)
 _SENSE_HEADROOM_PERMILLE = const(1100)
 # ... and resolve 1 uA per 12-bit ADC step, so a 10 uA program current is read to 10 %.
 _SENSE_MAX_FS_UA = const(4096)
+# The hardware limiter must cap above the over_current trip level over 0..45 C and its part
+# tolerance (SAFETY.md: the firmware trips first, the hardware caps second), with 5 % to spare:
+# a sense reading 5 % low (the most the sense calibration corrects) still sees the trip level.
+_LIMITER_T_MIN_C = const(0)
+_LIMITER_MARGIN_PERMILLE = const(1050)
 # Every role that takes a GPIO: (where, key) -- no two may share a pin.
 _PIN_ROLES = (("", "hv_enable"), ("", "vbus_pin"), ("", "button_pin"), ("", "status_led_pin"),
               ("bridge.", "pol_a"), ("bridge.", "pol_b"), ("dac.", "pin"), ("dac.", "sda"), ("dac.", "scl"),
@@ -89,7 +94,7 @@ def check(raw):
         raise BoardError("board: mcu must be one of " + ", ".join(_MCUS))
     limit_ua = _positive(raw, "limit_ua", "")
     raw["limit_ua"] = min(limit_ua, ABS_CEILING_UA)
-    _positive(raw, "hw_limit_ua", "")
+    _check_limiter(raw)
     _positive(raw, "compliance_v", "")
     if not _AREA_MIN_CM2 <= _need(raw, "electrode_area_cm2", float, "") <= _AREA_MAX_CM2:
         raise BoardError("board: electrode_area_cm2 must be %s..%s (the smallest electrode, in cm2)"
@@ -165,6 +170,34 @@ def check(raw):
 def trip_ua(limit_ua):
     """The over_current trip level of a board limit (SAFETY.md: limit x 1.10 + 10 uA)."""
     return limit_ua * OVER_CURRENT_PERMILLE // 1000 + OVER_CURRENT_MARGIN_UA
+
+
+def limiter_min_ua(board):
+    """The hardware limiter's lowest cap over 0..45 C: at 0 C and its tolerance's low end.
+    hw_limit_ua is its cap at 25 C; it changes by hw_limit_ppm_per_c per C (an LM234 is
+    proportional to absolute temperature: 1e6 / 298.15 = 3354 ppm/C) and by
+    +-hw_limit_tol_pct (3 for an LM234-3)."""
+    hw = board["hw_limit_ua"]
+    ppm = board.get("hw_limit_ppm_per_c", 3354)
+    tol = board.get("hw_limit_tol_pct", 3)
+    return hw * (1 + ppm * (_LIMITER_T_MIN_C - 25) / 1e6) * (100 - tol) / 100
+
+
+def _check_limiter(raw):
+    _positive(raw, "hw_limit_ua", "")
+    for key in ("hw_limit_tol_pct", "hw_limit_ppm_per_c"):
+        if key in raw:
+            v = _need(raw, key, int, "")
+            if v < 0:
+                raise BoardError("board: " + key + " must be >= 0")
+    if raw.get("hw_limit_tol_pct", 0) >= 100:
+        raise BoardError("board: hw_limit_tol_pct must be < 100")
+    low = limiter_min_ua(raw)
+    trip = trip_ua(raw["limit_ua"])
+    if low * 1000 < trip * _LIMITER_MARGIN_PERMILLE:
+        raise BoardError("board: the hardware limiter caps at %d uA at 0 C and -%d %%, not 5 %% above the"
+                         " over_current trip level %d uA: the firmware must trip first (raise hw_limit_ua)"
+                         % (int(low), raw.get("hw_limit_tol_pct", 3), trip))
 
 
 def _check_v_to_i(raw, max_code):

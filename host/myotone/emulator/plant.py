@@ -75,6 +75,10 @@ class Plant:
         self.dac_offset_ua = 0.0      # ... plus this at any code above 0 (a DAC's zero error)
         self.sense_gain = 1.0         # R_sense: true sense voltage / nominal
         self.sense_offset_ua = 0.0    # ... plus this many uA's worth at the ADC (never below 0 V)
+        # the hardware limiter (U2): hw_limit_ua at 25 C, hw_limit_ppm_per_c per C, and this
+        # unit's part tolerance (a fraction: -0.03..+0.03 for an LM234-3)
+        self.limiter_temp_c = 25.0
+        self.limiter_tol = 0.0
         self._stuck: dict[str, int] = {}
         self._therm = (None, 0.0)
         # ADC noise: unit normal draws made once per seed, picked at random per conversion
@@ -104,6 +108,12 @@ class Plant:
         v_mv = code / self.dac_max * self.board["dac"]["vref_mv"]
         return max(0.0, v_mv * 1000.0 / self.board["v_to_i"]["r_set_ohm"] * self.dac_gain + self.dac_offset_ua)
 
+    def hw_limit_ua(self) -> float:
+        """The hardware limiter's cap now: its temperature and this unit's tolerance."""
+        b = self.board
+        ppm = b.get("hw_limit_ppm_per_c", 3354)
+        return b["hw_limit_ua"] * (1 + ppm * 1e-6 * (self.limiter_temp_c - 25.0)) * (1 + self.limiter_tol)
+
     def _drive_sign(self) -> int:
         if not self.powered or not self.hv_on or self.bridge_a == self.bridge_b:
             return 0
@@ -128,7 +138,7 @@ class Plant:
             self._tau_ns = r_p * c_f * 1e9 if r_p > 0 else 0.0
             self.trace.record(t_ns, 0.0)
             return
-        i_a = min(self.set_point_ua(), self.board["hw_limit_ua"]) * 1e-6
+        i_a = min(self.set_point_ua(), self.hw_limit_ua()) * 1e-6
         if s < 0 and "bridge_asymmetry" in self.faults:
             i_a *= self.asymmetry
         r_ser = r_s + self._r_sense
