@@ -34,8 +34,9 @@ def test_calib_get_defaults_and_set_round_trip(bench):
     assert not bench.emu.fs.exists("/calib.json.tmp")
 
 
-@pytest.mark.parametrize("field,value", [("dac_gain", 1.5), ("dac_gain", 0.5), ("adc_gain", 2),
-                                         ("dac_offset_ua", 50), ("adc_offset_ua", -11)])
+@pytest.mark.parametrize("field,value", [("dac_gain", 1.5), ("dac_gain", 0.5), ("adc_gain", 2), ("adc_gain", 0.94),
+                                         ("dac_offset_ua", 50), ("adc_offset_ua", -11),
+                                         ("dac_offset_ua", 5.5), ("dac_offset_ua", -20)])   # 1 % of 500 uA
 def test_calibration_values_are_bounded(bench, field, value):
     r = bench.request("calib_set", **{**IDENTITY, field: value})
     assert r["ok"] is False and r["error"] == "out_of_range" and field in r["message"]
@@ -60,20 +61,36 @@ def test_calibration_corrects_the_output_of_a_unit_that_under_delivers():
         b.close()
 
 
-def test_sense_calibration_corrects_measured_current():
+def measured_at_200(b, cal):
+    assert b.request("calib_set", **{**IDENTITY, **cal})["ok"]
+    b.request("fault_clear")
+    b.start(ua=200, duration_s=30)
+    b.run(5)
+    ua = b.request("status")["measured_ua"]
+    b.request("stop")
+    b.run(2)
+    return ua
+
+
+def test_sense_calibration_corrects_a_sense_that_reads_low():
     b = Bench()
     try:
-        b.emu.plant.sense_gain = 1.1         # R_sense 10 % high: the ADC reads 10 % high
-        b.start(ua=200, duration_s=30)
-        b.run(5)
-        assert 215 <= b.request("status")["measured_ua"] <= 225
-        b.request("stop")
-        b.run(2)
-        b.request("calib_set", **{**IDENTITY, "adc_gain": 1 / 1.1})
-        b.request("fault_clear")
-        b.start(ua=200, duration_s=30)
-        b.run(5)
-        assert 196 <= b.request("status")["measured_ua"] <= 204
+        b.emu.plant.sense_gain = 0.96        # R_sense 4 % low: the ADC reads 4 % low
+        assert 189 <= measured_at_200(b, {}) <= 194
+        assert 197 <= measured_at_200(b, {"adc_gain": 1 / 0.96}) <= 203
+    finally:
+        b.close()
+
+
+def test_sense_calibration_never_lowers_a_reading():
+    """A calibration that says the sense reads high is not taken (hal/sense.py): were the claim
+    wrong, every trip level would sit higher in true current. A sense that does read high keeps
+    reading high, which only trips earlier."""
+    b = Bench()
+    try:
+        b.emu.plant.sense_gain = 1.05        # R_sense 5 % high: the ADC reads 5 % high
+        assert 207 <= measured_at_200(b, {}) <= 213
+        assert 207 <= measured_at_200(b, {"adc_gain": 1 / 1.05, "adc_offset_ua": -10}) <= 213
     finally:
         b.close()
 
@@ -81,7 +98,7 @@ def test_sense_calibration_corrects_measured_current():
 def test_a_calibration_never_raises_the_current_above_the_limit(bench):
     """A unit that truly delivers the nominal current, told it under-delivers by the
     most the bounds allow: the DAC code stays at or below the nominal limit code."""
-    r = bench.request("calib_set", dac_gain=0.85, dac_offset_ua=-20, adc_gain=0.85, adc_offset_ua=-10)
+    r = bench.request("calib_set", dac_gain=0.85, dac_offset_ua=-5, adc_gain=0.95, adc_offset_ua=-10)
     assert r["ok"] and r["limit_code"] <= r["nominal_limit_code"]
     bench.start(ua=500, duration_s=30)
     bench.run(6)

@@ -44,8 +44,10 @@ def test_hello_status_and_programs_in_text_and_json():
 
 
 def test_watched_session_with_an_explicit_waveform_runs_to_its_end():
+    # 5 s: the ramp takes a little over 2 s (timed to what the DAC delivers), and the summary's
+    # mean needs two telemetry seconds wholly at the setpoint
     r = cli("session", "start", "--port", "emu", "--hz", "20", "--phase-us", "20000", "--ua", "120",
-            "--duration-s", "4", "--watch", "--json")
+            "--duration-s", "5", "--watch", "--json")
     assert r.exit_code == 0, r.output
     lines = json_lines(r.stdout)
     states = [m["state"] for m in lines if m.get("ev") == "state"]

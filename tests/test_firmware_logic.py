@@ -42,6 +42,63 @@ def test_ramp_takes_at_least_2_s_and_never_exceeds_250_ua_per_s(fw):
     assert ua - start_ua <= 250, "more than 250 uA gained in 1 s"
 
 
+def test_a_ramp_spanning_under_2_ua_still_lasts_2_s(fw):
+    """A span under RAMP_MIN_MS nA used to ramp at the 1 nA/ms floor: 1 uA in 1 s (issue 17, item 10)."""
+    S = fw("myotone.session")
+    for setpoint in (11, 12):                     # 1 and 2 uA above the 10 uA soft start
+        _, targets = run_session(S, setpoint, 10_000)
+        reached = next(t for t, ua, st in targets if ua >= setpoint)
+        assert reached >= 2000, f"{setpoint} uA reached after {reached} ms"
+    s = S.Session(500)
+    s.begin(100, 60_000, 0)
+    t = 0
+    while s.state != S.RUN:
+        t += 1
+        s.step(t)
+    s.change_setpoint(101)
+    t0 = t
+    while s.state != S.RUN:
+        t += 1
+        s.step(t)
+    assert t - t0 >= 2000
+
+
+def delivered_ramp(fw, max_code, full_scale_ua, limit_ua, setpoint_ua):
+    """(the session's targets through Output, as the DAC delivers them: uA per ms, one DAC step)."""
+    S, O, HB = fw("myotone.session"), fw("myotone.output"), fw("myotone.hal.bridge")
+    dac = FakeDac()
+    dac.max_code = max_code
+    out = O.Output(dac, HB.HBridge(FakePin(), FakePin()), FakePin(), full_scale_ua, limit_ua)
+    s = S.Session(limit_ua, out)
+    s.begin(setpoint_ua, 60_000, 0)
+    ua = [out.code_for_ua(s.target_na // 1000) * full_scale_ua / max_code]
+    for t in range(1, 6000):
+        ua.append(out.code_for_ua(s.step(t)) * full_scale_ua / max_code)
+    return ua, full_scale_ua / max_code
+
+
+@pytest.mark.parametrize("max_code,full_scale_ua,limit_ua", [(255, 1000, 500), (255, 1000, 300),
+                                                              (4095, 1000, 500), (4095, 1000, 1000),
+                                                              (4095, 1000, 100), (65535, 1000, 500)])
+def test_soft_start_and_ramps_as_delivered_for_any_span(fw, max_code, full_scale_ua, limit_ua):
+    """Through the DAC's codes, not the session's targets: the soft start <= 2 % of the limit
+    (rounded down: the ESP32's 8-bit DAC gave 11.76 uA = 2.35 % of 500 uA), the ramp reaches
+    what it delivers at the end no sooner than 2 s, and never climbs faster than 250 uA/s
+    (over any stretch, give or take the 1 uA the session's targets move by and one DAC step)."""
+    for setpoint in sorted({11, 12, 15, 20, 37, 50, 137, 260, limit_ua // 2, limit_ua - 1, limit_ua}):
+        if not 10 <= setpoint <= limit_ua:
+            continue
+        ua, step = delivered_ramp(fw, max_code, full_scale_ua, limit_ua, setpoint)
+        assert ua[0] <= limit_ua * 0.02, f"soft start {ua[0]:.2f} uA"
+        assert ua[-1] <= setpoint
+        if ua[-1] - ua[0] > step:                 # more than one DAC step to climb
+            reach = ua.index(ua[-1])
+            assert reach >= 2000, f"{setpoint} uA: delivered at {reach} ms"
+        for w in (1, 10, 100, 1000, 2000):
+            for t in range(len(ua) - w):
+                assert ua[t + w] - ua[t] <= 0.25 * w + 1 + step + 1e-9, (setpoint, t, w)
+
+
 def test_stop_ramps_down_over_at_least_1_s(fw):
     S = fw("myotone.session")
     s, targets = run_session(S, 300, 60_000, stop_at_ms=5000)
@@ -117,6 +174,8 @@ def test_board_limit_is_clamped_to_the_ceiling(fw):
     B = fw("myotone.board")
     raw = json.loads((paths.boards_dir() / "pico-mcp4725.json").read_text())
     raw["limit_ua"] = 5000
+    raw["sense"]["r_sense_ohm"] = 2500        # a sense that reads past the ceiling's trip level (1110 uA)
+    raw["hw_limit_ua"] = 2000                 # ... and a limiter above it
     assert B.check(raw)["limit_ua"] == 1000 == B.ABS_CEILING_UA
 
 
@@ -148,6 +207,65 @@ def test_bad_board_files_are_refused(fw, mutate, msg):
     raw = json.loads((paths.boards_dir() / "pico-mcp4725.json").read_text())
     mutate(raw)
     with pytest.raises(B.BoardError, match=msg):
+        B.check(raw)
+
+
+ESP32_RMT = {"mcu": "esp32", "dac": {"kind": "esp32", "pin": 25, "bits": 8, "vref_mv": 3300},
+             "pulse": {"backend": "rmt", "channels": [0, 1], "dead_us": 200}}
+
+
+# Each a board file that would break a SAFETY.md bound if it were accepted (issue 17, item 9).
+@pytest.mark.parametrize("mutate,msg", [
+    # over_current needs 2 samples within 2 ms: at 500 Hz an onset went 4 ms untripped
+    (lambda b: b["supervisor"].update(hz=500), "supervisor.hz must be 1000..2000"),
+    (lambda b: b["supervisor"].update(hz=999), "supervisor.hz must be 1000..2000"),
+    (lambda b: b["supervisor"].update(hz=5000), "supervisor.hz must be 1000..2000"),
+    # 1e9 cm2 switches the density cap off; 0.001 is a slip of units
+    (lambda b: b.update(electrode_area_cm2=1e9), "electrode_area_cm2 must be 0.1..25"),
+    (lambda b: b.update(electrode_area_cm2=26), "electrode_area_cm2 must be 0.1..25"),
+    (lambda b: b.update(electrode_area_cm2=0.001), "electrode_area_cm2 must be 0.1..25"),
+    # pins: a VBUS sense or the HV enable on a bridge pin, any two roles on one pin
+    (lambda b: b.update(vbus_pin=b["bridge"]["pol_a"]), "bridge.pol_a and vbus_pin are both pin 10"),
+    (lambda b: b.update(hv_enable=b["bridge"]["pol_b"]), "bridge.pol_b and hv_enable are both pin 11"),
+    (lambda b: b.update(status_led_pin=b["led"]["red_pin"]), "led.red_pin and status_led_pin are both pin 15"),
+    (lambda b: b["sense"].update(voltage_adc=b["thermistor"]["adc"]),
+     "thermistor.adc and sense.voltage_adc are both pin 28"),
+    (lambda b: b["dac"].update(sda=b["bridge"]["pol_a"]), "dac.sda and bridge.pol_a are both pin 10"),
+    (lambda b: b.update(button_pin=-1), "button_pin must be >= 0"),
+    # a 1 ms watchdog resets the board in the middle of a flash write
+    (lambda b: b.update(watchdog_ms=1), "watchdog_ms must be >= 500"),
+    (lambda b: b.update(watchdog_ms=499), "watchdog_ms must be >= 500"),
+    # rmt: opposite phases need off-time between them
+    (lambda b: b.update(ESP32_RMT, pulse={**ESP32_RMT["pulse"], "dead_us": 0}), "dead_us must be an integer >= 100"),
+    (lambda b: b.update(ESP32_RMT, pulse={**ESP32_RMT["pulse"], "dead_us": 99}), "dead_us must be an integer >= 100"),
+    # dac.bits the driver ignores: the MCP4725 driver writes 12 bits, machine.DAC 8
+    (lambda b: b["dac"].update(bits=16), "dac.bits must be 12: the mcp4725 driver writes 12-bit"),
+    (lambda b: b.update(ESP32_RMT, dac={**ESP32_RMT["dac"], "bits": 12}), "dac.bits must be 8"),
+    # the trip level must be readable: at 1000 uA it is 1110 uA, above the sense's 1100 uA
+    (lambda b: b.update(limit_ua=1000, hw_limit_ua=2000),
+     "reads up to 1100 uA, not 10 % above the over_current trip level 1110"),
+    (lambda b: b["sense"].update(r_sense_ohm=5600), "reads up to 589 uA, not 10 % above .* 560 uA"),
+    (lambda b: b["sense"].update(r_sense_ohm=100), "sense full scale 33000 uA is above 4096"),
+    # V->I: an r_set_ohm so large the DAC gives 0 uA (safe_boot divided by it), or so small one
+    # DAC step is more than the soft start
+    (lambda b: b["v_to_i"].update(r_set_ohm=10 ** 9), "gives 0 uA at full scale, below limit_ua 500"),
+    (lambda b: b["v_to_i"].update(r_set_ohm=7000), "gives 471 uA at full scale, below limit_ua 500"),
+    (lambda b: b["v_to_i"].update(r_set_ohm=60), "one DAC step \\(55000 uA / 4095\\) is more than the soft start"),
+    (lambda b: b.update(ESP32_RMT, limit_ua=150), "one DAC step \\(1000 uA / 255\\) is more than the soft start"),
+    # the hardware limiter must cap above the trip level at 0 C and -3 %: 600 uA at 25 C (the old
+    # R_LIM of 113 Ohm) caps at 533 uA there, under the 560 uA trip: a stuck DAC ran untripped
+    (lambda b: b.update(hw_limit_ua=600), "caps at 533 uA at 0 C and -3 %, not 5 % above .* 560 uA"),
+    (lambda b: b.update(hw_limit_tol_pct=10), "caps at 558 uA at 0 C and -10 %"),
+    (lambda b: b.update(hw_limit_ppm_per_c=-1), "hw_limit_ppm_per_c must be >= 0"),
+])
+def test_board_files_that_would_break_a_bound_are_refused(fw, mutate, msg):
+    import json
+    from myotone import paths
+    B = fw("myotone.board")
+    raw = json.loads((paths.boards_dir() / "pico-mcp4725.json").read_text())
+    assert B.check(json.loads(json.dumps(raw)))          # the unchanged file passes ...
+    mutate(raw)
+    with pytest.raises(B.BoardError, match=msg):         # ... the changed one is refused, saying why
         B.check(raw)
 
 

@@ -77,7 +77,10 @@ def test_hardware_limiter_and_stuck_dac_cap_the_current():
     p = driven(Load(), 300)
     p.faults.add("dac_stuck_high")
     p.changed(MS)
-    assert p.current_ua(2 * MS) == 600                 # hw_limit_ua, not 1000 uA full scale
+    assert p.current_ua(2 * MS) == pytest.approx(677)  # hw_limit_ua, not 1000 uA full scale
+    p.limiter_temp_c, p.limiter_tol = 0.0, -0.03       # a cold limiter at the low end of its tolerance
+    p.changed(3 * MS)
+    assert p.current_ua(4 * MS) == pytest.approx(677 * (1 - 25 * 3354e-6) * 0.97)   # ~602 uA
 
 
 def test_trace_off_since_finds_where_an_exponential_fell_below_10_ua():

@@ -13,7 +13,7 @@ def run():
     from myotone.supervisor import Supervisor
     from myotone import calib
     board = board_mod.load()
-    cal, source = calib.load()
+    cal, source = calib.load(limit_ua=board["limit_ua"])
     _hw = Hardware(board, cal, source)
     supervisor = Supervisor(board, _hw, Console())
     supervisor.run()
@@ -27,6 +27,9 @@ def release_watchdog():
 def safe_off():
     if _hw is not None:
         _hw.safe_off()
-    else:
-        from myotone import safe_boot
+        return
+    from myotone import safe_boot
+    try:
         safe_boot.enter()
+    except board_mod.BoardError:
+        pass     # refused at boot too (boot.py kept the pins' safe defaults): run()'s error says why

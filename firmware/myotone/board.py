@@ -1,14 +1,51 @@
 # Board file: load boards/<name>.json (copied to /board.json on the device),
 # check every field, and clamp the current limit to the firmware's absolute
 # ceiling. A board file may lower the limit; nothing can raise it.
+#
+# A board file that would break a bound of SAFETY.md is refused here, with
+# the reason (boot.py keeps the safe state and prints it): a supervisor too
+# slow for the over_current bound, a sense that cannot read the trip level,
+# a DAC whose step is larger than the soft start, two roles on one pin, a
+# watchdog that could not outlast a flash write, ... (docs/boards.md has
+# each range and why).
 import json
-from myotone.limits import LED_PWM_MIN_HZ, LED_IRRADIANCE_MAX_MW_CM2, ABS_CEILING_UA, WATCHDOG_MAX_MS
+from micropython import const
+from myotone.limits import (LED_PWM_MIN_HZ, LED_IRRADIANCE_MAX_MW_CM2, ABS_CEILING_UA, WATCHDOG_MAX_MS,
+                            OVER_CURRENT_PERMILLE, OVER_CURRENT_MARGIN_UA, OVER_CURRENT_SAMPLES,
+                            OVER_CURRENT_STOP_MS, SOFT_START_PERCENT)
 
 BOARD_PATH = "board.json"
 
 _MCUS = ("rp2040", "esp32")
 _DAC_KINDS = ("mcp4725", "esp32", "pwm")
+_DAC_BITS = (12, 8, 16)          # what each driver (hal/dac.py) writes: its max_code is 2**bits - 1
 _PULSE_BACKENDS = ("timer", "pio", "rmt")
+_SUPERVISOR_MAX_HZ = const(2000)  # the tick's cost on the chip (docs/performance.md)
+# The smallest electrode of a face mask, in cm2: below 0.1 or above 25 (5 x 5 cm) the value is
+# a slip of units (mm2, m2), and an area too large switches the density cap off unseen.
+_AREA_MIN_CM2 = 0.1
+_AREA_MAX_CM2 = 25
+# The watchdog must outlast the longest main-loop pass once it is armed: a flash sector erase
+# (a session log written after a session) takes up to ~400 ms on the boards' flash chips.
+_WATCHDOG_MIN_MS = const(500)
+# rmt: the two channels start one after the other (two write_pulses calls, tens of us apart on a
+# 240 MHz ESP32): less off-time than this between opposite phases risks both pins high.
+_RMT_DEAD_MIN_US = const(100)
+# The current sense must read past the over_current trip level by this much (ADC reference
+# tolerance, the ESP32's bent top, noise): a trip level at or above full scale is never seen.
+_SENSE_HEADROOM_PERMILLE = const(1100)
+# ... and resolve 1 uA per 12-bit ADC step, so a 10 uA program current is read to 10 %.
+_SENSE_MAX_FS_UA = const(4096)
+# The hardware limiter must cap above the over_current trip level over 0..45 C and its part
+# tolerance (SAFETY.md: the firmware trips first, the hardware caps second), with 5 % to spare:
+# a sense reading 5 % low (the most the sense calibration corrects) still sees the trip level.
+_LIMITER_T_MIN_C = const(0)
+_LIMITER_MARGIN_PERMILLE = const(1050)
+# Every role that takes a GPIO: (where, key) -- no two may share a pin.
+_PIN_ROLES = (("", "hv_enable"), ("", "vbus_pin"), ("", "button_pin"), ("", "status_led_pin"),
+              ("bridge.", "pol_a"), ("bridge.", "pol_b"), ("dac.", "pin"), ("dac.", "sda"), ("dac.", "scl"),
+              ("sense.", "current_adc"), ("sense.", "voltage_adc"), ("thermistor.", "adc"),
+              ("led.", "red_pin"), ("led.", "nir_pin"))
 
 
 class BoardError(Exception):
@@ -57,20 +94,22 @@ def check(raw):
         raise BoardError("board: mcu must be one of " + ", ".join(_MCUS))
     limit_ua = _positive(raw, "limit_ua", "")
     raw["limit_ua"] = min(limit_ua, ABS_CEILING_UA)
-    _positive(raw, "hw_limit_ua", "")
+    _check_limiter(raw)
     _positive(raw, "compliance_v", "")
-    if _need(raw, "electrode_area_cm2", float, "") <= 0:
-        raise BoardError("board: electrode_area_cm2 must be > 0")
+    if not _AREA_MIN_CM2 <= _need(raw, "electrode_area_cm2", float, "") <= _AREA_MAX_CM2:
+        raise BoardError("board: electrode_area_cm2 must be %s..%s (the smallest electrode, in cm2)"
+                         % (_AREA_MIN_CM2, _AREA_MAX_CM2))
     dac = _need(raw, "dac", dict, "")
     if _need(dac, "kind", str, "dac.") not in _DAC_KINDS:
         raise BoardError("board: dac.kind must be one of " + ", ".join(_DAC_KINDS))
     if dac["kind"] == "esp32" and raw["mcu"] != "esp32":
         raise BoardError("board: dac.kind esp32 (machine.DAC) exists on esp32 only")
-    bits = _positive(dac, "bits", "dac.")
-    if bits > 16:
-        raise BoardError("board: dac.bits must be <= 16")
+    bits = _DAC_BITS[_DAC_KINDS.index(dac["kind"])]
+    if _need(dac, "bits", int, "dac.") != bits:
+        raise BoardError("board: dac.bits must be %d: the %s driver writes %d-bit codes" % (bits, dac["kind"], bits))
     _positive(dac, "vref_mv", "dac.")
     _positive(_need(raw, "v_to_i", dict, ""), "r_set_ohm", "v_to_i.")
+    _check_v_to_i(raw, (1 << bits) - 1)
     bridge = _need(raw, "bridge", dict, "")
     if _need(bridge, "pol_a", int, "bridge.") == _need(bridge, "pol_b", int, "bridge."):
         raise BoardError("board: bridge.pol_a and pol_b must differ")
@@ -80,6 +119,7 @@ def check(raw):
         _need(sense, key, int, "sense.")
     for key in ("r_sense_ohm", "divider", "adc_vref_mv"):
         _positive(sense, key, "sense.")
+    _check_sense(raw)
     pulse = _need(raw, "pulse", dict, "")
     if _need(pulse, "backend", str, "pulse.") not in _PULSE_BACKENDS:
         raise BoardError("board: pulse.backend must be one of " + ", ".join(_PULSE_BACKENDS))
@@ -89,6 +129,12 @@ def check(raw):
         raise BoardError("board: the pio back-end exists on rp2040 only")
     if pulse["backend"] == "rmt" and raw["mcu"] != "esp32":
         raise BoardError("board: the rmt back-end exists on esp32 only")
+    if pulse["backend"] == "rmt":
+        dead = raw["pulse"].get("dead_us", 200)
+        if not isinstance(dead, int) or isinstance(dead, bool) or dead < _RMT_DEAD_MIN_US:
+            raise BoardError("board: pulse.dead_us must be an integer >= %d (the two rmt channels start"
+                             " apart: less risks both bridge pins high)" % _RMT_DEAD_MIN_US)
+        raw["pulse"]["dead_us"] = dead
     if pulse["backend"] == "timer":
         _positive(pulse, "tick_us", "pulse.")
         if raw["pulse"].get("hard") and raw["mcu"] == "esp32":
@@ -96,8 +142,11 @@ def check(raw):
     sup = _need(raw, "supervisor", dict, "")
     _need(sup, "timer_id", int, "supervisor.")
     hz = _positive(sup, "hz", "supervisor.")
-    if hz < 500 or hz > 2000:
-        raise BoardError("board: supervisor.hz must be 500..2000")
+    # over_current needs OVER_CURRENT_SAMPLES samples inside OVER_CURRENT_STOP_MS of an onset
+    min_hz = OVER_CURRENT_SAMPLES * 1000 // OVER_CURRENT_STOP_MS
+    if hz < min_hz or hz > _SUPERVISOR_MAX_HZ:
+        raise BoardError("board: supervisor.hz must be %d..%d (over_current: %d samples within %d ms)"
+                         % (min_hz, _SUPERVISOR_MAX_HZ, OVER_CURRENT_SAMPLES, OVER_CURRENT_STOP_MS))
     _positive(raw, "open_ohm", "")
     therm = _need(raw, "thermistor", dict, "")
     _need(therm, "adc", int, "thermistor.")
@@ -111,7 +160,90 @@ def check(raw):
     wdt_ms = _positive(raw, "watchdog_ms", "")
     if wdt_ms > WATCHDOG_MAX_MS:
         raise BoardError("board: watchdog_ms must be <= %d (SAFETY.md)" % WATCHDOG_MAX_MS)
+    if wdt_ms < _WATCHDOG_MIN_MS:
+        raise BoardError("board: watchdog_ms must be >= %d (a flash write must not reset the board)"
+                         % _WATCHDOG_MIN_MS)
+    _check_pins(raw)
     return raw
+
+
+def trip_ua(limit_ua):
+    """The over_current trip level of a board limit (SAFETY.md: limit x 1.10 + 10 uA)."""
+    return limit_ua * OVER_CURRENT_PERMILLE // 1000 + OVER_CURRENT_MARGIN_UA
+
+
+def limiter_min_ua(board):
+    """The hardware limiter's lowest cap over 0..45 C: at 0 C and its tolerance's low end.
+    hw_limit_ua is its cap at 25 C; it changes by hw_limit_ppm_per_c per C (an LM234 is
+    proportional to absolute temperature: 1e6 / 298.15 = 3354 ppm/C) and by
+    +-hw_limit_tol_pct (3 for an LM234-3)."""
+    hw = board["hw_limit_ua"]
+    ppm = board.get("hw_limit_ppm_per_c", 3354)
+    tol = board.get("hw_limit_tol_pct", 3)
+    return hw * (1 + ppm * (_LIMITER_T_MIN_C - 25) / 1e6) * (100 - tol) / 100
+
+
+def _check_limiter(raw):
+    _positive(raw, "hw_limit_ua", "")
+    for key in ("hw_limit_tol_pct", "hw_limit_ppm_per_c"):
+        if key in raw:
+            v = _need(raw, key, int, "")
+            if v < 0:
+                raise BoardError("board: " + key + " must be >= 0")
+    if raw.get("hw_limit_tol_pct", 0) >= 100:
+        raise BoardError("board: hw_limit_tol_pct must be < 100")
+    low = limiter_min_ua(raw)
+    trip = trip_ua(raw["limit_ua"])
+    if low * 1000 < trip * _LIMITER_MARGIN_PERMILLE:
+        raise BoardError("board: the hardware limiter caps at %d uA at 0 C and -%d %%, not 5 %% above the"
+                         " over_current trip level %d uA: the firmware must trip first (raise hw_limit_ua)"
+                         % (int(low), raw.get("hw_limit_tol_pct", 3), trip))
+
+
+def _check_v_to_i(raw, max_code):
+    """The DAC must reach the limit, and one DAC step must not exceed the soft start (or the
+    minimum setting could not be delivered: the first step above 0 would already be more)."""
+    fs = full_scale_ua(raw)
+    limit = raw["limit_ua"]
+    if fs < limit:
+        raise BoardError("board: dac.vref_mv / v_to_i.r_set_ohm gives %d uA at full scale, below limit_ua %d"
+                         % (fs, limit))
+    if fs * 100 > limit * SOFT_START_PERCENT * max_code:
+        raise BoardError("board: one DAC step (%d uA / %d) is more than the soft start, %d %% of limit_ua %d:"
+                         " raise v_to_i.r_set_ohm" % (fs, max_code, SOFT_START_PERCENT, limit))
+
+
+def sense_full_scale_ua(board):
+    """Current at the current ADC's full scale: Vref / R_sense, in uA."""
+    s = board["sense"]
+    return s["adc_vref_mv"] * 1000 // s["r_sense_ohm"]
+
+
+def _check_sense(raw):
+    fs = sense_full_scale_ua(raw)
+    trip = trip_ua(raw["limit_ua"])
+    if fs * 1000 < trip * _SENSE_HEADROOM_PERMILLE:
+        raise BoardError("board: the current sense reads up to %d uA, not %d %% above the over_current trip"
+                         " level %d uA: lower sense.r_sense_ohm or limit_ua"
+                         % (fs, _SENSE_HEADROOM_PERMILLE // 10 - 100, trip))
+    if fs > _SENSE_MAX_FS_UA:
+        raise BoardError("board: the current sense full scale %d uA is above %d uA (too coarse)"
+                         % (fs, _SENSE_MAX_FS_UA))
+
+
+def _check_pins(raw):
+    """No pin may serve two roles (a VBUS sense on a bridge pin would drive it, ...)."""
+    seen = {}
+    for where, key in _PIN_ROLES:
+        d = raw if not where else raw[where[:-1]]
+        if key not in d:
+            continue
+        pin = _need(d, key, int, where)
+        if pin < 0:
+            raise BoardError("board: " + where + key + " must be >= 0")
+        if pin in seen:
+            raise BoardError("board: %s%s and %s are both pin %d" % (where, key, seen[pin], pin))
+        seen[pin] = where + key
 
 
 def _irradiance(led, key):

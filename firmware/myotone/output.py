@@ -11,6 +11,13 @@
 # fs_ua and offset_ua; the limit code is the floor of the calibrated
 # transfer at the limit and never above the nominal limit code, so a
 # calibration can only lower the most the DAC may command.
+#
+# Every code is rounded DOWN (SAFETY.md: the soft start is rounded down, never
+# up): the DAC never commands more than it is asked for. A calibration is a
+# claim the firmware cannot check, so what the session ramps through must
+# keep SAFETY.md's numbers whether the claim is true (the calibrated
+# transfer) or the unit is as designed (the nominal one): soft_start_ua(),
+# ceiling_ua(), step_ua and ramp_permille tell the session how (session.py).
 from myotone import limits
 
 
@@ -40,17 +47,43 @@ class Output:
         self.limit_code = max(0, min(code, self.nominal_limit_code))
         self._fs_ua = fs
         self._off_ua = off
+        # one DAC step in uA, rounded up, on whichever transfer has the larger one
+        self.step_ua = (max(fs, self._nominal_fs_ua) + self._max_code - 1) // self._max_code
+        # a calibration that says the unit under-delivers (gain < 1) makes the codes climb
+        # faster than the target: on a unit that is in fact nominal, the current would too
+        self.ramp_permille = min(1000, fs * 1000 // self._nominal_fs_ua)
 
     def code_for_ua(self, ua):
-        """DAC code nearest to `ua` on the calibrated transfer, clamped to 0..limit_code."""
+        """The highest DAC code that commands at most `ua` on the calibrated transfer (rounded
+        down, never up), clamped to 0..limit_code."""
         if ua <= 0:
             return 0
-        code = ((ua - self._off_ua) * self._max_code + self._fs_ua // 2) // self._fs_ua
+        code = (ua - self._off_ua) * self._max_code // self._fs_ua
         if code > self.limit_code:
             return self.limit_code
         if code < 0:
             return 0
         return code
+
+    def soft_start_ua(self, min_ua):
+        """The largest target (uA) whose code delivers at most `min_ua` both on the calibrated
+        transfer (code_for_ua rounds down) and on the nominal one: the soft start holds whether
+        the calibration is true or the unit is as designed. Main loop only."""
+        ua = min_ua
+        while ua > 0 and self.code_for_ua(ua) * self._nominal_fs_ua > min_ua * self._max_code:
+            ua -= 1
+        return ua
+
+    def ceiling_ua(self):
+        """The smallest target that commands the limit code: above it the current no longer rises
+        (a ramp must reach it, not the setpoint, in >= RAMP_MIN_MS). Main loop only."""
+        code = self.limit_code
+        ua = max(0, self.ua_for_code(code))
+        while self.code_for_ua(ua) < code:
+            ua += 1
+        while ua > 0 and self.code_for_ua(ua - 1) >= code:
+            ua -= 1
+        return ua
 
     def ua_for_code(self, code):
         if code <= 0:

@@ -31,8 +31,8 @@ def enter(board=None):
                      Pin(board["bridge"]["pol_b"], Pin.OUT, value=0))
     try:
         Output(make_dac(board), bridge, hv, board_mod.full_scale_ua(board), board["limit_ua"])
-    except OSError:
-        pass   # DAC absent or I2C stuck: bridge and rail are already off
+    except Exception:
+        pass   # DAC absent, I2C stuck, any error: bridge and rail are already off, the LEDs next
     _leds_off(board)
     if "status_led_pin" in board:
         Pin(board["status_led_pin"], Pin.OUT, value=0)

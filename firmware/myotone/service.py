@@ -56,7 +56,7 @@ def calib_set(sup, args):
     P.check_args(args, calib.SCHEMA)
     sup.check_output_off()
     try:
-        cal = calib.check(args)
+        cal = calib.check(args, sup.limit_ua)
     except calib.CalibError as e:
         raise P.ProtocolError(P.OUT_OF_RANGE, str(e))
     try:

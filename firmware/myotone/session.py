@@ -29,48 +29,77 @@ def _ticks_diff(a, b):
     return d - 0x3FFFFFFF - 1 if d & 0x20000000 else d
 
 
-def ramp_rate_na_per_ms(span_na):
-    """The one ramp-rate rule (SAFETY.md): a ramp over `span_na` lasts >= RAMP_MIN_MS
-    and is never faster than RAMP_MAX_NA_PER_MS (up, down to zero, or between setpoints)."""
-    return max(1, min(limits.RAMP_MAX_NA_PER_MS, span_na // limits.RAMP_MIN_MS))
+def ramp_rate_pa_per_ms(span_na, permille=1000):
+    """The one ramp-rate rule (SAFETY.md), in pA per ms: a ramp over `span_na` lasts
+    >= RAMP_MIN_MS and is never faster than RAMP_MAX_NA_PER_MS (up, down to zero, or
+    between setpoints), whatever the span (in pA, a span under 2 uA still takes 2 s).
+    `permille` slows it for an output whose current may climb faster than its target
+    (Output.ramp_permille)."""
+    rate = min(limits.RAMP_MAX_NA_PER_MS * 1000, span_na * 1000 // limits.RAMP_MIN_MS)
+    return max(1, rate * permille // 1000)
 
 
-def ramp_down_rate_na_per_ms(target_na):
+def ramp_down_rate_pa_per_ms(target_na):
     """stop / pause: from `target_na` to zero over RAMP_DOWN_MS (>= 1 s)."""
-    return max(1, target_na // limits.RAMP_DOWN_MS)
+    return max(1, target_na * 1000 // limits.RAMP_DOWN_MS)
 
 
 class Session:
-    def __init__(self, limit_ua):
+    def __init__(self, limit_ua, output=None):
         self.limit_ua = limit_ua
         # SAFETY.md: minimum setting / soft start <= 2 % of the board limit
         self.min_ua = max(1, limit_ua * limits.SOFT_START_PERCENT // 100)
+        # the output stage's DAC writer (output.Output): how the targets are delivered
+        self._out = output
         self.state = IDLE
         self.setpoint_ua = 0
         self.target_na = 0
         self.duration_ms = 0
         self.elapsed_ms = 0
-        self._rate_na_per_ms = 0
+        self._rate_pa_per_ms = 0
+        self._frac_pa = 0            # what the ramp moved below 1 nA, carried to the next step
         self._last_ms = 0
         self.paused_ms = 0
 
     def active(self):
         return self.state in (RAMP, RUN, RAMP_DOWN, PAUSING, PAUSED)
 
+    def start_ua(self):
+        """The ramp's first target: the soft start as the output delivers it (rounded down,
+        and at most min_ua on the nominal transfer too: Output.soft_start_ua)."""
+        out = self._out
+        return self.min_ua if out is None else out.soft_start_ua(self.min_ua)
+
+    def _ramp_rate(self, from_na, to_na):
+        """The rate of a ramp between two targets, so that what is *delivered* keeps the ramp
+        rules: the last DAC code is reached up to one DAC step before the target (codes round
+        down), and no later than the output's ceiling (the limit code); a calibration that may
+        make the current climb faster than the target slows the ramp (Output.ramp_permille)."""
+        span = abs(to_na - from_na)
+        out = self._out
+        if out is None:
+            return ramp_rate_pa_per_ms(span)
+        lo = min(from_na, to_na)
+        hi = min(max(from_na, to_na), out.ceiling_ua() * 1000)
+        delivered = hi - lo - out.step_ua * 1000
+        return ramp_rate_pa_per_ms(delivered if delivered > 0 else span, out.ramp_permille)
+
     def ramp_ms(self, setpoint_ua):
         """How long the ramp from the minimum to `setpoint_ua` lasts."""
-        span_na = setpoint_ua * 1000 - min(self.min_ua, setpoint_ua) * 1000
+        start_na = min(self.start_ua(), setpoint_ua) * 1000
+        span_na = setpoint_ua * 1000 - start_na
         if span_na <= 0:
             return 0
-        rate = ramp_rate_na_per_ms(span_na)
-        return (span_na + rate - 1) // rate
+        rate = self._ramp_rate(start_na, setpoint_ua * 1000)
+        return (span_na * 1000 + rate - 1) // rate
 
     def _ramp_from_min(self):
         # ramp over >= RAMP_MIN_MS and never faster than RAMP_MAX_NA_PER_MS
-        self.target_na = min(self.min_ua, self.setpoint_ua) * 1000
-        span_na = self.setpoint_ua * 1000 - self.target_na
-        self._rate_na_per_ms = ramp_rate_na_per_ms(span_na)
-        self.state = RAMP if span_na > 0 else RUN
+        self.target_na = min(self.start_ua(), self.setpoint_ua) * 1000
+        goal = self.setpoint_ua * 1000
+        self._rate_pa_per_ms = self._ramp_rate(self.target_na, goal)
+        self._frac_pa = 0
+        self.state = RAMP if goal > self.target_na else RUN
 
     def _check(self, setpoint_ua):
         # 0 = no microcurrent (an LED-only phase); else 10 uA .. the limit
@@ -99,15 +128,16 @@ class Session:
         self._check(setpoint_ua)
         if self.state in (RAMP, RUN):
             self.setpoint_ua = setpoint_ua
-            span = abs(setpoint_ua * 1000 - self.target_na)
-            self._rate_na_per_ms = ramp_rate_na_per_ms(span)
+            self._rate_pa_per_ms = self._ramp_rate(self.target_na, setpoint_ua * 1000)
+            self._frac_pa = 0
             self.state = RAMP
 
     def request_stop(self):
         """Ramp down to zero over RAMP_DOWN_MS (paused: already at zero, done on the next step)."""
         if self.state in (RAMP, RUN):
             self.state = RAMP_DOWN
-            self._rate_na_per_ms = ramp_down_rate_na_per_ms(self.target_na)
+            self._rate_pa_per_ms = ramp_down_rate_pa_per_ms(self.target_na)
+            self._frac_pa = 0
         elif self.state == PAUSING or self.state == PAUSED:
             self.state = RAMP_DOWN
 
@@ -117,7 +147,8 @@ class Session:
             return False
         self.state = PAUSING
         self.paused_ms = 0
-        self._rate_na_per_ms = ramp_down_rate_na_per_ms(self.target_na)
+        self._rate_pa_per_ms = ramp_down_rate_pa_per_ms(self.target_na)
+        self._frac_pa = 0
         return True
 
     def resume(self):
@@ -144,14 +175,18 @@ class Session:
             dt = 0
         self._last_ms = now_ms
         st = self.state
+        step = 0
         if st == RAMP or st == RUN:
             self.elapsed_ms += dt
             if self.elapsed_ms >= self.duration_ms:   # auto-off at program end
                 self.request_stop()
                 st = self.state
+        if st == RAMP or st == RAMP_DOWN or st == PAUSING:
+            step = self._rate_pa_per_ms * dt + self._frac_pa     # pA: small ints for dt < 4 s
+            self._frac_pa = step % 1000
+            step //= 1000
         if st == RAMP:
             goal = self.setpoint_ua * 1000
-            step = self._rate_na_per_ms * dt
             if self.target_na < goal:
                 self.target_na = min(goal, self.target_na + step)
             else:
@@ -159,7 +194,7 @@ class Session:
             if self.target_na == goal:
                 self.state = RUN
         elif st == RAMP_DOWN or st == PAUSING:
-            self.target_na -= self._rate_na_per_ms * dt
+            self.target_na -= step
             if self.target_na <= 0:
                 self.target_na = 0
                 self.state = DONE if st == RAMP_DOWN else PAUSED

@@ -56,7 +56,7 @@ class Supervisor:
         self.led = hw.led
         self.limit_ua = board["limit_ua"]
         self.hz = board["supervisor"]["hz"]
-        self.session = S.Session(self.limit_ua)
+        self.session = S.Session(self.limit_ua, self.output)   # ramps as the output delivers them
         # the one owner of the rail, the bridge / pulse back-end and the DAC
         self.stage = ST.OutputStage(self.output, self.pulse, self.led, self.session)
         therm = board["thermistor"]

@@ -20,8 +20,9 @@ IDENTITY = {"dac_gain": 1.0, "dac_offset_ua": 0.0, "adc_gain": 1.0, "adc_offset_
 LEVELS = (0.1, 0.3, 0.5, 0.7, 0.9)          # fractions of the board limit (below it: a unit
                                             # that over-delivers must not trip over_current)
 # the firmware's bounds (firmware/myotone/calib.py) -- it checks them again
-GAIN = (0.85, 1.15)
-DAC_OFFSET_UA = 20
+GAIN = (0.85, 1.15)           # the output's
+ADC_GAIN = (0.95, 1.05)       # the sense's
+DAC_OFFSET_PERMILLE = 10     # |DAC offset| <= 1 % of the board's limit (half the soft start)
 ADC_OFFSET_UA = 10
 MAX_RESIDUAL_UA = 5.0
 MIN_POINTS = 3
@@ -46,12 +47,12 @@ def fit_line(xs: list, ys: list) -> tuple[float, float, float]:
     return gain, offset, worst
 
 
-def check_bounds(cal: dict) -> None:
+def check_bounds(cal: dict, limit_ua: int) -> None:
     problems = []
-    for name in ("dac_gain", "adc_gain"):
-        if not GAIN[0] <= cal[name] <= GAIN[1]:
-            problems.append(f"{name} {cal[name]:.3f} (allowed {GAIN[0]}..{GAIN[1]})")
-    for name, bound in (("dac_offset_ua", DAC_OFFSET_UA), ("adc_offset_ua", ADC_OFFSET_UA)):
+    for name, (lo, hi) in (("dac_gain", GAIN), ("adc_gain", ADC_GAIN)):
+        if not lo <= cal[name] <= hi:
+            problems.append(f"{name} {cal[name]:.3f} (allowed {lo}..{hi})")
+    for name, bound in (("dac_offset_ua", limit_ua * DAC_OFFSET_PERMILLE / 1000), ("adc_offset_ua", ADC_OFFSET_UA)):
         if abs(cal[name]) > bound:
             problems.append(f"{name} {cal[name]:+.1f} µA (allowed ±{bound})")
     if problems:
@@ -99,7 +100,7 @@ def calibrate(link: Link, load_ohm: float, rig, meter=None, levels=LEVELS, hold_
         ag, ao, ares = fit_line([p["adc_ua"] for p in points], [p["true_ua"] for p in points])
         cal = {"dac_gain": round(dg, 4), "dac_offset_ua": round(do, 2),
                "adc_gain": round(ag, 4), "adc_offset_ua": round(ao, 2)}
-        check_bounds(cal)
+        check_bounds(cal, limit_ua)
         if max(dres, ares) > MAX_RESIDUAL_UA:
             raise CalibrationError(f"the readings are not on a line (residual {max(dres, ares):.1f} µA): "
                                    "a loose contact or a load that changes?")

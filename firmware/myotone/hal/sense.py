@@ -10,7 +10,14 @@
 #
 # The current channel also takes this unit's calibration (calib.py, set by
 # `calibrate()`): true uA = gain x reading + offset, the gain folded into
-# the scale (or into R_sense on the microvolt path), never below 0.
+# the scale (or into R_sense on the microvolt path), never below 0 -- but
+# only where it RAISES a reading (gain >= 1, offset >= 0). A calibration is
+# a claim the firmware cannot check: if it wrongly said the sense reads high
+# (gain < 1, offset < 0), taking it would make every trip level sit higher
+# in true current (0.85 and -10 uA let a stuck DAC run 600 uA untripped).
+# So no calibration makes a current read lower than the design would; one
+# that says the sense reads high is left out (a reading that is too high
+# trips early: safe), one that says it reads low is applied.
 def _scale(full_scale, shift):
     scale = (full_scale << shift) // 65535
     if 65535 * scale >= 1 << 30:
@@ -36,7 +43,12 @@ class Sense:
         self._v_scale = _scale(adc_vref_mv * divider, 14)
 
     def calibrate(self, gain, offset_ua):
-        """This unit's sense: true uA = gain x reading + offset (floats here, never in the tick)."""
+        """This unit's sense: true uA = gain x reading + offset (floats here, never in the tick),
+        each taken only where it raises the reading (see the top of this file)."""
+        if gain < 1:
+            gain = 1.0
+        if offset_ua < 0:
+            offset_ua = 0
         self._i_scale = _scale(int(self._i_fs_ua * gain + 0.5), 14)
         # microvolt path: uA = uV x 16 / (R_sense x 16 / gain), in 1/16 ohm (uV x 16 < 2**30)
         self._r16 = max(1, int(self._r_sense * 16 / gain + 0.5))

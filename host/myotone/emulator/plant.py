@@ -72,7 +72,13 @@ class Plant:
         self.asymmetry = 0.8          # bridge_asymmetry: the negative half delivers 80 %
         # this unit's component tolerances (what `myotone calibrate` measures):
         self.dac_gain = 1.0           # DAC Vref and R_set: true set point / nominal
+        self.dac_offset_ua = 0.0      # ... plus this at any code above 0 (a DAC's zero error)
         self.sense_gain = 1.0         # R_sense: true sense voltage / nominal
+        self.sense_offset_ua = 0.0    # ... plus this many uA's worth at the ADC (never below 0 V)
+        # the hardware limiter (U2): hw_limit_ua at 25 C, hw_limit_ppm_per_c per C, and this
+        # unit's part tolerance (a fraction: -0.03..+0.03 for an LM234-3)
+        self.limiter_temp_c = 25.0
+        self.limiter_tol = 0.0
         self._stuck: dict[str, int] = {}
         self._therm = (None, 0.0)
         # ADC noise: unit normal draws made once per seed, picked at random per conversion
@@ -97,8 +103,16 @@ class Plant:
     # ---- the source ----
     def set_point_ua(self) -> float:
         code = self.dac_max if "dac_stuck_high" in self.faults else self.dac_code
+        if code <= 0:
+            return 0.0
         v_mv = code / self.dac_max * self.board["dac"]["vref_mv"]
-        return v_mv * 1000.0 / self.board["v_to_i"]["r_set_ohm"] * self.dac_gain
+        return max(0.0, v_mv * 1000.0 / self.board["v_to_i"]["r_set_ohm"] * self.dac_gain + self.dac_offset_ua)
+
+    def hw_limit_ua(self) -> float:
+        """The hardware limiter's cap now: its temperature and this unit's tolerance."""
+        b = self.board
+        ppm = b.get("hw_limit_ppm_per_c", 3354)
+        return b["hw_limit_ua"] * (1 + ppm * 1e-6 * (self.limiter_temp_c - 25.0)) * (1 + self.limiter_tol)
 
     def _drive_sign(self) -> int:
         if not self.powered or not self.hv_on or self.bridge_a == self.bridge_b:
@@ -124,7 +138,7 @@ class Plant:
             self._tau_ns = r_p * c_f * 1e9 if r_p > 0 else 0.0
             self.trace.record(t_ns, 0.0)
             return
-        i_a = min(self.set_point_ua(), self.board["hw_limit_ua"]) * 1e-6
+        i_a = min(self.set_point_ua(), self.hw_limit_ua()) * 1e-6
         if s < 0 and "bridge_asymmetry" in self.faults:
             i_a *= self.asymmetry
         r_ser = r_s + self._r_sense
@@ -209,7 +223,8 @@ class Plant:
         if not self.powered:
             return 0.0
         if channel == "i":
-            return abs(self.current_ua(t_ns)) * 1e-6 * self._r_sense * self.sense_gain
+            ua = abs(self.current_ua(t_ns)) * self.sense_gain + self.sense_offset_ua
+            return max(0.0, ua) * 1e-6 * self._r_sense
         if channel == "v":
             return self.electrode_mv(t_ns) / 1000.0 / self.board["sense"]["divider"]
         return self.thermistor_v()
