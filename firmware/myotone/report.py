@@ -2,10 +2,28 @@
 # the telemetry event (main loop only; floats and allocation are fine here).
 from myotone import VERSION, PROTOCOL, limits, thermal
 from myotone import protocol as P
+from myotone import stage as ST
+
+_ADC_FULL = 65535
 
 
 def _temp_c(sup):
-    return round(thermal.c_for_raw(sup.board["thermistor"], sup.temp_raw), 1)
+    """The skin-side temperature, or None when there is none to give: no reading yet
+    (the supervisor starts at full scale) or the ADC at either end (an open or a
+    shorted thermistor, a `condition` of its own), which no skin temperature reads."""
+    raw = sup.temp_raw
+    if raw <= 0 or raw >= _ADC_FULL:
+        return None
+    return round(thermal.c_for_raw(sup.board["thermistor"], raw), 1)
+
+
+def _measured(sup):
+    """(measured_ua, impedance_ohm): the last period's means while the output stage is
+    not off; 0, 0 once it is (after a cut or the end, no current flows, whatever the
+    last period measured before it)."""
+    if sup.stage.state == ST.OFF:
+        return 0, 0
+    return sup.last_ua, sup.last_ohm
 
 
 def hello(sup):
@@ -30,8 +48,9 @@ def status(sup):
     s = sup.session
     plan = sup.runner.plan
     led = sup.led
+    ua, ohm = _measured(sup)
     return {"state": sup.state_name(), "setpoint_ua": s.setpoint_ua, "target_ua": s.target_na // 1000,
-            "measured_ua": sup.last_ua, "impedance_ohm": sup.last_ohm,
+            "measured_ua": ua, "impedance_ohm": ohm,
             "elapsed_s": s.elapsed_ms // 1000, "duration_s": s.duration_ms // 1000,
             "program": plan.name if plan else None, "phase": sup.runner.k + 1 if plan else None,
             "led_pct": led.percent_now(), "led_dose_j_cm2": round(led.dose_uj / 1e6, 3),
@@ -43,9 +62,10 @@ def status(sup):
 
 def telemetry(sup, now):
     s = sup.session
+    ua, ohm = _measured(sup)
     return P.event(
         "telemetry", t_ms=now, state=sup.state_name(), setpoint_ua=s.setpoint_ua,
-        target_ua=s.target_na // 1000, measured_ua=sup.last_ua, impedance_ohm=sup.last_ohm,
+        target_ua=s.target_na // 1000, measured_ua=ua, impedance_ohm=ohm,
         baseline_ohm=sup.monitor.z_base_ohm, output_ua=sup.output.ua_for_code(sup.output.code),
         led_pct=sup.led.percent_now(), led_dose_j_cm2=round(sup.led.dose_uj / 1e6, 3),
         temp_c=_temp_c(sup), elapsed_s=s.elapsed_ms // 1000)
