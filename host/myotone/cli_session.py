@@ -151,8 +151,7 @@ def _finish(mon, as_json: bool, interrupted: BaseException | None = None) -> Non
     line and exit code, cli.MyotoneGroup) -- the device is already safe."""
     s = mon.summary.as_dict()
     try:
-        emit(s, as_json, f"session {s['final_state']}" + (f" (fault: {s['fault']})" if s["fault"] else "")
-             + (f", {s['run_s']} s at setpoint, mean {s['mean_measured_ua']} µA" if s["run_s"] else ""))
+        emit(s, as_json, mon.summary.text())
     except (OSError, ValueError):       # stdout gone (a closed pipe, a closed terminal)
         if interrupted is None:
             raise
