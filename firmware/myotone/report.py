@@ -1,6 +1,6 @@
 # What the device says about itself: the `hello` and `status` replies and
 # the telemetry event (main loop only; floats and allocation are fine here).
-from myotone import VERSION, PROTOCOL, limits, thermal
+from myotone import VERSION, PROTOCOL, clock, limits, thermal
 from myotone import protocol as P
 from myotone import stage as ST
 
@@ -32,6 +32,7 @@ def hello(sup):
     nir = sup.led.has_nir
     return {"protocol": PROTOCOL, "firmware": VERSION, "board": b["name"], "mcu": b["mcu"],
             "pulse_backend": b["pulse"]["backend"], "reset_cause": sup.hw.reset_cause,
+            "clock_set": clock.is_set(), "time_s": clock.now_s(),
             "led": {"red_nm": 630, "nir_nm": 830 if nir else None, "pwm_hz": led["pwm_hz"],
                     "red_mw_cm2": led["red_mw_cm2_at_100"],
                     "nir_mw_cm2": led.get("nir_mw_cm2_at_100") if nir else None},

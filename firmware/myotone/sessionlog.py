@@ -69,6 +69,11 @@ class SessionLog:
         self._next_trend_ms = self._trend_ms
         self.open = True
 
+    def clock_moved(self, delta_s):
+        """The clock was set during the session: its start moves with it (main loop)."""
+        if self.open:
+            self.start_s += delta_s
+
     def fault(self, reason):
         if reason not in self.faults:
             self.faults.append(reason)

@@ -13,7 +13,7 @@ from myotone import protocol as P
 from myotone import session as S
 from myotone import monitor as M
 from myotone import runner as R
-from myotone import thermal, report
+from myotone import thermal, report, clock
 from myotone.filecmds import FileCommands, program_error
 from myotone.programs import ProgramError
 from myotone.pulse import TimingUnsupported
@@ -297,7 +297,7 @@ class Supervisor:
         self._telemetry_at = time.ticks_add(now, telemetry_ms)
         self.session.clear()
         self.panel.run_level = self.panel.level(False)
-        self.log.begin(name, min(plan.base_ua, plan.density_ua) if plan.microcurrent else 0, time.time(),
+        self.log.begin(name, min(plan.base_ua, plan.density_ua) if plan.microcurrent else 0, clock.now_s(),
                        plan.duration_ms)
         self._log_t0 = now
         self.runner.begin(plan, now)
@@ -344,6 +344,9 @@ class Supervisor:
     def cmd_measure(self, args):
         return service.measure(self, args, _MEASURE)
 
+    def cmd_clock_set(self, args):
+        return service.clock_set(self, args)
+
     # ---- main loop ------------------------------------------------------
     def poll(self, wait_ms=_LOOP_MS):
         con = self.console
@@ -385,7 +388,7 @@ class Supervisor:
             log.fault(self.fault)
         self.runner.end()
         led = self.led
-        head, body = log.record(time.time(), led.dose_uj, round(led.on_ticks / self.hz, 1), led.stopped)
+        head, body = log.record(clock.now_s(), led.dose_uj, round(led.on_ticks / self.hz, 1), led.stopped)
         try:
             n = store.log_append(head, body)
         except (OSError, ValueError) as e:
