@@ -1,10 +1,13 @@
 """The device's calendar clock (firmware/myotone/clock.py, the `clock_set` command):
 it says whether it was ever set, the host sets it when it connects and it was not,
 and a session record keeps one clock's start and end even when it is set mid-session."""
+import json
 import time
 
 import pytest
 
+from cli_helpers import Served, cli
+from myotone.link import Link, set_clock_if_unset
 from safety_helpers import Bench
 
 RP2_POWER_ON_S = 1_609_459_200        # 2021-01-01: MicroPython's rp2 RTC when nothing set it
@@ -70,3 +73,47 @@ def test_a_port_whose_epoch_is_2000_still_speaks_unix_time(fw):
     assert calendar.timegm((y, mo, d, h, mi, s)) == SET_S and wd == time.gmtime(SET_S).tm_wday and sub == 0
     unix_now[0] = ESP32_POWER_ON_S + 3                          # power-on: 2000-01-01
     assert clock.now_s() == ESP32_POWER_ON_S + 3 and not clock.is_set()
+
+
+# ---- the host ------------------------------------------------------------------------
+
+class _FakeLink:
+    def __init__(self, hello):
+        self.hello, self.sent = hello, []
+
+    def request(self, cmd, **args):
+        self.sent.append(cmd)
+        return self.hello if cmd == "hello" else {"time_s": args["time_s"], "was_s": 0}
+
+
+def test_the_host_sets_only_a_clock_the_device_says_is_unset():
+    for hello, sent in (({"clock_set": True}, ["hello"]), ({}, ["hello"]),     # set; a firmware that does not say
+                        ({"clock_set": False}, ["hello", "clock_set"])):
+        link = _FakeLink(hello)
+        r = set_clock_if_unset(link)
+        assert link.sent == sent and (r is None) == (sent == ["hello"])
+
+
+def test_the_first_command_that_connects_sets_an_unset_clock_and_records_carry_real_time():
+    served = Served(speed=10)
+    try:
+        with Link.open(served.url) as link:
+            assert link.request("hello", timeout_s=5)["clock_set"] is False
+        before = int(time.time())
+        r = cli("status", "--port", served.url)
+        assert r.exit_code == 0 and "device clock set to" in r.stderr and "it was unset: 2021-01-01" in r.stderr, \
+            r.output
+        assert r.stdout.startswith("idle")                              # stdout stays the command's
+        with Link.open(served.url) as link:
+            h = link.request("hello", timeout_s=5)
+        assert h["clock_set"] is True and h["time_s"] >= before
+        r = cli("session", "start", "--port", served.url, "--program", "glow", "--duration-s", "1", "--json")
+        assert r.exit_code == 0 and "device clock" not in r.stderr, r.output     # set already: left alone
+        assert json.loads(r.stdout)["ok"]
+        from test_cli_session import wait_state
+        wait_state(served.url, ("done",))
+        with Link.open(served.url) as link:
+            newest = link.request("log_list", timeout_s=5)["records"][-1]
+        assert newest["start_s"] >= h["time_s"]
+    finally:
+        served.close()

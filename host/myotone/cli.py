@@ -115,6 +115,25 @@ def note(text: str) -> None:
         pass
 
 
+def connect(port) -> Link:
+    """Open the device for a command, and set its clock from this computer's if it was
+    never set (session records carry real times then). Said on stderr, except for an
+    in-process `emu`, a fresh board whose clock every command would set anew."""
+    from .link import set_clock_if_unset, utc
+    link = Link.open(port)
+    try:
+        r = set_clock_if_unset(link)
+    except DeviceError as exc:       # refused: the command goes on, the records keep the device's times
+        note(f"the device clock is not set ({exc.code}: {exc.message}); `myotone clock set` sets it")
+        return link
+    except BaseException:
+        link.close()
+        raise
+    if r is not None and not str(link.port).startswith("emu"):
+        note(f"device clock set to {utc(r['time_s'])} (it was unset: {utc(r['was_s'])})")
+    return link
+
+
 class MyotoneGroup(click.Group):
     """The top level: an interruption (Ctrl-C, SIGTERM, SIGHUP, a closed pipe) that a
     command has already dealt with (device safe, port closed) ends here, in one line
@@ -148,7 +167,7 @@ def main(global_port):
 @device_errors
 def hello(port, as_json):
     """Identify the device and show the limits in force."""
-    with Link.open(port) as link:
+    with connect(port) as link:
         r = link.request("hello")
     lim = r["limits"]
     emit(r, as_json, f"{r['board']} ({r['mcu']}), firmware {r['firmware']}, protocol {r['protocol']}\n"
@@ -163,7 +182,7 @@ def hello(port, as_json):
 @device_errors
 def status(port, as_json):
     """Show the session state, program and phase, currents, LED, temperature and any latched fault."""
-    with Link.open(port) as link:
+    with connect(port) as link:
         r = link.request("status")
     from .watch import status_line
     emit(r, as_json, status_line(r))
@@ -187,7 +206,7 @@ def programs():
 @device_errors
 def programs_list(port, as_json):
     """List the programs the device has."""
-    with Link.open(port) as link:
+    with connect(port) as link:
         progs = link.request("programs")["programs"]
     emit({"programs": progs}, as_json, "\n".join(_program_line(p) for p in progs))
 
@@ -199,7 +218,7 @@ def programs_list(port, as_json):
 @device_errors
 def programs_show(name, port, as_json):
     """Show one program's waveform in full."""
-    with Link.open(port) as link:
+    with connect(port) as link:
         progs = link.request("programs")["programs"]
     found = [p for p in progs if p["name"] == name]
     if not found:
