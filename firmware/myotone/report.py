@@ -1,10 +1,37 @@
 # What the device says about itself: the `hello` and `status` replies and
 # the telemetry event (main loop only; floats and allocation are fine here).
+#
+# A blinded study arm (programs.py) running, or the last to run, shows only
+# what its arms share: the code, the setpoint asked for, time, light,
+# temperature, faults. Its phase, the current's target and measurement, the
+# impedance, the output stage and every state between the start and the end
+# (a sham's current ramps down mid-session) are not shown: the state reads
+# `run` throughout. The supervisor, the monitor and the log see everything.
 from myotone import VERSION, PROTOCOL, clock, limits, thermal
 from myotone import protocol as P
+from myotone import session as S
 from myotone import stage as ST
 
 _ADC_FULL = 65535
+
+
+def blinded(sup):
+    """The running (or last) session is a blinded study arm's (until the next begins)."""
+    return sup.blind_ua is not None
+
+
+def state_shown(sup, code):
+    """The name of session state `code` as the host may see it."""
+    if (code == S.RAMP or code == S.RAMP_DOWN) and blinded(sup):
+        return "run"
+    return S.NAMES[code]
+
+
+def setpoint_shown(sup):
+    """The phase's setpoint; for a blinded arm the session's, the same in every phase."""
+    if sup.blind_ua is not None:
+        return sup.blind_ua
+    return sup.session.setpoint_ua
 
 
 def _temp_c(sup):
@@ -50,23 +77,29 @@ def status(sup):
     plan = sup.runner.plan
     led = sup.led
     ua, ohm = _measured(sup)
-    return {"state": sup.state_name(), "setpoint_ua": s.setpoint_ua, "target_ua": s.target_na // 1000,
-            "measured_ua": ua, "impedance_ohm": ohm,
-            "elapsed_s": s.elapsed_ms // 1000, "duration_s": s.duration_ms // 1000,
-            "program": plan.name if plan else None, "phase": sup.runner.k + 1 if plan else None,
-            "led_pct": led.percent_now(), "led_dose_j_cm2": round(led.dose_uj / 1e6, 3),
-            "led_derate_pct": led.derate_permille // 10, "level": sup.panel.level(s.active()),
-            "fault": sup.fault, "output": sup.stage.name(), "reset_cause": sup.hw.reset_cause,
-            "condition": sup.env,
-            "temp_c": _temp_c(sup)}
+    out = {"state": sup.state_name(), "setpoint_ua": setpoint_shown(sup), "target_ua": s.target_na // 1000,
+           "measured_ua": ua, "impedance_ohm": ohm,
+           "elapsed_s": s.elapsed_ms // 1000, "duration_s": s.duration_ms // 1000,
+           "program": plan.name if plan else None, "phase": sup.runner.k + 1 if plan else None,
+           "led_pct": led.percent_now(), "led_dose_j_cm2": round(led.dose_uj / 1e6, 3),
+           "led_derate_pct": led.derate_permille // 10, "level": sup.panel.level(s.active()),
+           "fault": sup.fault, "output": sup.stage.name(), "reset_cause": sup.hw.reset_cause,
+           "condition": sup.env,
+           "temp_c": _temp_c(sup), "blinded": blinded(sup)}
+    if out["blinded"]:
+        out["target_ua"] = out["measured_ua"] = out["impedance_ohm"] = out["phase"] = out["output"] = None
+    return out
 
 
 def telemetry(sup, now):
     s = sup.session
     ua, ohm = _measured(sup)
+    target, base, out_ua = s.target_na // 1000, sup.monitor.z_base_ohm, sup.output.ua_for_code(sup.output.code)
+    hide = blinded(sup)
+    if hide:
+        target = ua = ohm = base = out_ua = None
     return P.event(
-        "telemetry", t_ms=now, state=sup.state_name(), setpoint_ua=s.setpoint_ua,
-        target_ua=s.target_na // 1000, measured_ua=ua, impedance_ohm=ohm,
-        baseline_ohm=sup.monitor.z_base_ohm, output_ua=sup.output.ua_for_code(sup.output.code),
+        "telemetry", t_ms=now, state=sup.state_name(), setpoint_ua=setpoint_shown(sup),
+        target_ua=target, measured_ua=ua, impedance_ohm=ohm, baseline_ohm=base, output_ua=out_ua,
         led_pct=sup.led.percent_now(), led_dose_j_cm2=round(sup.led.dose_uj / 1e6, 3),
-        temp_c=_temp_c(sup), elapsed_s=s.elapsed_ms // 1000)
+        temp_c=_temp_c(sup), elapsed_s=s.elapsed_ms // 1000, blinded=hide)

@@ -4,7 +4,7 @@
 # (`sup`) and the request's args; Supervisor.cmd_* delegate here. Nothing
 # here reaches the output: `measure` starts through sup.cmd_start and its
 # checks, `resume` through the runner, which asks the output stage.
-from myotone import calib, clock
+from myotone import calib, clock, programs, report
 from myotone import protocol as P
 from myotone import session as S
 
@@ -37,7 +37,7 @@ def resume(sup, args):
     if s.state != S.PAUSED:
         raise P.ProtocolError(_NOT_RUNNING, "no paused session to resume")
     sup.runner.resume()
-    return {"state": sup.state_name(), "setpoint_ua": s.setpoint_ua}
+    return {"state": sup.state_name(), "setpoint_ua": report.setpoint_shown(sup)}
 
 
 def board(sup, args):
@@ -74,6 +74,9 @@ def measure(sup, args, schema):
     args = dict(args)
     hold_s = P.in_range("hold_s", args.pop("hold_s", 2), 1, 10, " s")
     args.setdefault("program", "lift")
+    if programs.is_blinded(sup.files.load_program(args["program"])):
+        raise P.ProtocolError(P.BAD_REQUEST, "%s is a blinded study arm: measuring it would unblind it"
+                              % args["program"])
     ua = args.get("ua")
     ramp_ms = sup.session.ramp_ms(ua) if isinstance(ua, int) and 0 < ua <= sup.limit_ua else 0
     args["duration_s"] = (ramp_ms + 999) // 1000 + hold_s
