@@ -71,8 +71,9 @@ def user_errors() -> tuple:
     from .plot import PlotUnavailable
     from .programfile import ProgramFileError
     from .rig import RigError
+    from .study import StudyError
     return (PathProblem, LinkError, BuildError, CalibrationError, FlashError, LogError, MeasureFault, PlotUnavailable,
-            ProgramFileError, RigError)
+            ProgramFileError, RigError, StudyError)
 
 
 # what to do next, for refusals whose remedy is a myotone command
@@ -190,6 +191,8 @@ def status(port, as_json):
 
 # ---- programs ------------------------------------------------------------------------
 def _program_line(p: dict) -> str:
+    if p.get("blinded"):
+        return f"{p['name']:<10} {'(blinded study arm)':<42}  {p['minutes']} min"
     burst = f", bursts {p['burst_on_ms']}/{p['burst_off_ms']} ms" if p.get("burst_on_ms") else ""
     return (f"{p['name']:<10} {p['hz']:>7g} Hz  phase {p['phase_us']:>7} µs  gap {p['gap_us']:>5} µs"
             f"{burst}  {p['minutes']} min  {p['description']}")
@@ -386,7 +389,7 @@ def hil(port, board, control, pytest_args):
         raise click.ClickException(str(exc)) from exc
 
 
-from . import cli_device, cli_session, cli_tools  # noqa: E402,F401 - register session, monitor, ports, flash, …
+from . import cli_device, cli_session, cli_study, cli_tools  # noqa: E402,F401 - register session, monitor, …
 
 def run() -> None:
     """The `myotone` console script: SIGTERM and SIGHUP end a command as Ctrl-C does."""

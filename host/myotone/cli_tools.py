@@ -109,7 +109,9 @@ def _record(source: str, port: str | None) -> dict:
     from . import logs
     if source.isdigit() and not Path(source).exists():
         with connect(port) as link:
-            return logs.read_record(link, int(source))
+            rec = logs.read_record(link, int(source))
+        logs.sealed(rec, f"record {source}")
+        return rec
     return logs.load(Path(source))
 
 

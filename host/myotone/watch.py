@@ -22,8 +22,16 @@ class Summary:
                 if t.get("state") == "run" and prev.get("state") == "run"]
 
     @property
-    def microcurrent(self) -> bool:
-        """Was microcurrent set or measured in any telemetry seen? (False: an LED-only session.)"""
+    def blinded(self) -> bool:
+        """A blinded study arm: the device does not say what current flowed."""
+        return any(t.get("blinded") for t in self.telemetry)
+
+    @property
+    def microcurrent(self) -> bool | None:
+        """Was microcurrent set or measured in any telemetry seen? (False: an LED-only
+        session; None: a blinded study arm, which does not say.)"""
+        if self.blinded:
+            return None
         return any(not _no_current(t) for t in self.telemetry)
 
     def as_dict(self) -> dict:
@@ -34,6 +42,7 @@ class Summary:
         return {
             "final_state": self.final_state,
             "fault": self.fault,
+            "blinded": self.blinded,
             "microcurrent": current,
             "run_s": len(run),
             "mean_measured_ua": round(sum(measured) / len(measured), 1) if measured else None,
@@ -46,7 +55,9 @@ class Summary:
         """The one-line summary: an LED-only session says so (not "0 µA")."""
         s = self.as_dict()
         line = f"session {s['final_state']}" + (f" (fault: {s['fault']})" if s["fault"] else "")
-        if not s["microcurrent"] and self.telemetry:
+        if s["blinded"]:
+            line += ", blinded study arm (its current is not shown)"
+        elif not s["microcurrent"] and self.telemetry:
             line += ", LED only (no microcurrent)"
         elif s["run_s"]:
             line += f", {s['run_s']} s at setpoint, mean {s['mean_measured_ua']} µA"
@@ -101,7 +112,9 @@ def _no_current(msg: dict) -> bool:
 
 def telemetry_line(msg: dict) -> str:
     line = f"{msg.get('elapsed_s', 0):>4} s  {msg.get('state', '?'):<9}"
-    if _no_current(msg):
+    if msg.get("blinded"):
+        line += f"  set {msg.get('setpoint_ua', 0):>4} µA  (blinded study arm: current not shown)"
+    elif _no_current(msg):
         line += "  no microcurrent"
     else:
         line += (f"  set {msg.get('setpoint_ua', 0):>4} µA  target {msg.get('target_ua', 0):>4} µA"
@@ -130,9 +143,13 @@ def status_line(r: dict) -> str:
     if what and r.get("phase"):
         what += f" phase {r['phase']}"
     bits = [f"{r['state']}" + (f": {what}" if what else "")]
-    if r.get("setpoint_ua") or r.get("target_ua"):
+    if r.get("blinded"):
+        bits.append(f"set {r.get('setpoint_ua', 0)} µA")
+    elif r.get("setpoint_ua") or r.get("target_ua"):
         bits.append(f"set {r.get('setpoint_ua', 0)} µA, target {r.get('target_ua', 0)} µA")
-    if r.get("state") in OUTPUT_ON and _no_current(r):
+    if r.get("blinded"):
+        bits.append("blinded study arm: current not shown")
+    elif r.get("state") in OUTPUT_ON and _no_current(r):
         bits.append("no microcurrent")
     elif r.get("state") in OUTPUT_ON and r.get("output") not in ("off", "cut"):
         bits.append(f"measured {r.get('measured_ua', 0)} µA, impedance {r.get('impedance_ohm', 0)} Ω")
