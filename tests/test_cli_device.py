@@ -138,15 +138,21 @@ def test_a_second_client_of_a_served_emulator_is_told_so(served):
 
 
 def test_clock_set_then_session_logs_carry_the_time(served):
-    """The device's clock is set from this computer's; it then runs on (faster than the wall:
-    the emulator is served at 10x), so only "not before" is asserted, never a tolerance."""
+    """The device's clock is set from this computer's (any command that connects sets an
+    unset one: tests/test_device_clock.py; `clock set` sets it regardless); it then runs on
+    (faster than the wall: the emulator is served at 10x), so only "not before" is asserted,
+    never a tolerance. Through the protocol, during a session too: no firmware restart."""
     import time
+    assert cli("session", "start", "--port", served.url, "--program", "glow", "--duration-s", "60").exit_code == 0
     before = int(time.time())
     r = cli("clock", "set", "--port", served.url, "--json")
     assert r.exit_code == 0, r.output
     out = json.loads(r.stdout)
-    assert out["device_time_s"] >= before and out["was_s"] < before
-    assert cli("hello", "--port", served.url).exit_code == 0          # the firmware runs again
+    assert out["device_time_s"] >= before
+    assert wait_state(served.url, ("run",))["program"] == "glow"       # the session ran on
+    assert cli("session", "stop", "--port", served.url).exit_code == 0
+    wait_state(served.url, ("done",))
+    assert cli("hello", "--port", served.url).exit_code == 0
     r = cli("session", "start", "--port", served.url, "--program", "glow", "--duration-s", "1")
     assert r.exit_code == 0 and "LED only" in r.stdout, r.output
     wait_state(served.url, ("done",))

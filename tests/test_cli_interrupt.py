@@ -187,7 +187,8 @@ def test_the_device_going_away_mid_watch_is_one_line_that_says_what_follows():
         s.proc.wait(timeout=30)
     out, err = finish(proc)
     assert proc.returncode == 1 and "Traceback" not in err
-    (line,) = err.strip().splitlines()
+    *before, line = err.strip().splitlines()
+    assert all(b.startswith("device clock set to") for b in before), err     # the connect's note, if any
     assert line.startswith(f"Error: lost the device on {s.url}") and "heartbeat_lost" in line, line
 
 

@@ -43,6 +43,10 @@ INVOCATIONS = {
     (("logs", "pull"), "out_dir"): ["logs", "pull", "--all", "--port", "emu", "--dir", "{}"],
     (("plot",), "out"): ["plot", "{rec}", "--out", "{}"],
     (("programs", "write"), "path"): ["programs", "write", "{}", "--port", "emu"],
+    (("study", "create"), "key_path"): ["study", "create", "{}", "--arm", "A=sham", "--arm", "B=sculpt",
+                                        "--port", "emu"],
+    (("study", "unblind"), "key_path"): ["study", "unblind", "{}", "--port", "emu"],
+    (("study", "unblind"), "out_dir"): ["study", "unblind", "{rec}", "--dir", "{}", "--port", "emu"],
 }
 
 # paths given as plain strings (a log number or a file; a board name or a file)

@@ -191,12 +191,21 @@ def test_status_text_says_phase_led_temperature_and_no_stale_current():
     line = status_line(running)
     assert line.startswith("run: sculpt phase 2,") and "measured 199 µA" in line and "LED 60 %" in line
     assert "33 °C" in line
+    glow = dict(running, program="glow", phase=1, setpoint_ua=0, target_ua=0, measured_ua=0, impedance_ohm=0,
+                led_pct=100)
+    line = status_line(glow)
+    assert line.startswith("run: glow phase 1, no microcurrent, LED 100 %") and "µA" not in line, line
 
 
 def test_led_only_program_needs_no_ua_and_says_so():
     r = cli("session", "start", "--port", "emu", "--program", "glow", "--duration-s", "2")
     assert r.exit_code == 0 and "0 µA" not in r.stdout and "LED only" in r.stdout, r.output
     r = cli("session", "start", "--port", "emu", "--program", "glow", "--duration-s", "2", "--watch")
-    assert r.exit_code == 0 and "session done" in r.stdout and "LED 100 %" in r.stdout, r.output
+    assert r.exit_code == 0 and "session done, LED only" in r.stdout and "LED 100 %" in r.stdout, r.output
+    assert "µA" not in r.stdout and "no microcurrent" in r.stdout, r.output     # no "set 0 µA" columns
+    r = cli("session", "start", "--port", "emu", "--program", "glow", "--duration-s", "2", "--watch", "--json")
+    summary = json.loads(r.stdout.splitlines()[-1])
+    assert summary["microcurrent"] is False and summary["mean_measured_ua"] is None
+    assert summary["led_dose_j_cm2"] == pytest.approx(0.03, abs=0.005)       # 15 mW/cm² for 2 s
     r = cli("status", "--port", "emu")
     assert r.exit_code == 0 and r.stdout.startswith("idle, output off")

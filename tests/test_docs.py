@@ -438,7 +438,7 @@ def _live_shapes() -> tuple[dict, dict]:
                           ("calib_set", {"dac_gain": 1.0, "dac_offset_ua": 0, "adc_gain": 1.0,
                                          "adc_offset_ua": 0}),
                           ("start", {"program": "lift", "ua": 200, "duration_s": 20, "heartbeat": True}),
-                          ("heartbeat", {})):
+                          ("heartbeat", {}), ("clock_set", {"time_s": 1_796_558_400})):
             replies[cmd] = bench.request(cmd, **args)
         bench.run(3)
         bench.request("heartbeat")
@@ -506,7 +506,7 @@ def test_protocol_examples_have_the_fields_the_firmware_sends():
     replies, events = _live_shapes()
     assert {"hello", "status", "programs", "start", "stop", "heartbeat", "fault_clear", "board",
             "calib_get", "calib_set", "pause", "resume", "measure", "program_write", "program_read",
-            "program_delete", "settings", "log_list", "log_read", "log_delete"} <= set(replies)
+            "program_delete", "settings", "log_list", "log_read", "log_delete", "clock_set"} <= set(replies)
     assert {"ready", "state", "telemetry", "fault", "measure", "log", "button", "dropped"} <= set(events)
     text = _read("protocol.md")
     assert check_example_shapes(text, replies, events) == []

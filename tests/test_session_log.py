@@ -9,7 +9,7 @@ from myotone.emulator.flash import Flash, PowerLoss
 from safety_helpers import Bench
 
 S = 1_000_000_000
-RTC_EPOCH_S = 1_767_225_600        # the emulated RTC starts at 2026-01-01
+RTC_EPOCH_S = 1_609_459_200        # the emulated RP2040's RTC powers on at 2021-01-01 (nothing set it)
 BLINK = {"phases": [{"duration_s": 1, "red_pct": 10}]}
 KEYS = {"n", "start_s", "end_s", "program", "setpoint_ua", "charge_uc", "avg_ua", "impedance_ohm",
         "led_dose_j_cm2", "faults", "samples"}

@@ -12,6 +12,7 @@ from myotone.standalone import LEVELS
 _NAME = {"name": ("str", True)}
 _WRITE = {"name": ("str", True), "program": ("obj", True)}
 _N = {"n": ("int", False), "all": ("bool", False)}
+_READ = {"n": ("int", True), "study": ("str", False)}
 _SETTINGS = {"default_program": ("str", False), "level": ("int", False)}
 _NONE = {}
 
@@ -84,6 +85,8 @@ class FileCommands:
     def cmd_program_read(self, args):
         P.check_args(args, _NAME)
         prog = self.load_program(args["name"])
+        if programs.is_blinded(prog):
+            return {"program": programs.blinded(args["name"], prog)}
         prog["name"] = args["name"]
         prog["builtin"] = programs.is_builtin(args["name"])
         return {"program": prog}
@@ -134,11 +137,21 @@ class FileCommands:
         return {"records": out}
 
     def cmd_log_read(self, args):
-        P.check_args(args, {"n": ("int", True)})
+        """Record n. A blinded arm's record is its head alone (n, times, code, faults,
+        `blinded`) unless `study` is its study's token: its measurements would unblind."""
+        P.check_args(args, _READ)
         try:
-            return P.Raw("record", store.log_text(args["n"]))
+            text = store.log_text(args["n"])
         except OSError:
             raise P.ProtocolError(P.NOT_FOUND, "no log record %d" % args["n"])
+        try:
+            head = store.log_head(args["n"])
+        except (OSError, ValueError):   # a head that does not parse: the text as it is
+            head = {}
+        study = args.get("study")
+        if head.get("blinded") and (study is None or ('"study":"%s"' % study) not in text):
+            return {"record": head}
+        return P.Raw("record", text)
 
     def cmd_log_delete(self, args):
         P.check_args(args, _N)

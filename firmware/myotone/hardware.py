@@ -148,6 +148,10 @@ class Hardware:
         self.calib = cal
         self.calib_source = source
 
+    def set_rtc(self, datetime):
+        """Set the calendar clock: machine.RTC().datetime()'s tuple (clock.rtc_tuple)."""
+        machine.RTC().datetime(datetime)
+
     def read_temp_raw(self):
         """The thermistor as a read_u16() code of a ratiometric 3.3 V ADC (thermal.py's scale)."""
         return self._adc_temp.read_u16()

@@ -55,6 +55,14 @@ _BUILTIN = {
 }
 DEFAULT = "lift"
 
+# Blinded studies: a user program with a `study` (the study's token, which only
+# the host's key file also holds) is an arm exposed under a coded name. The
+# device then shows of it only what every arm shares (report.py, filecmds.py):
+# never its phases, waveform, current or phase number. The token opens its
+# records (log_read) to whoever has the key.
+BLINDED = "blinded study arm"
+STUDY_MIN = 8
+
 
 class ProgramError(ValueError):
     def __init__(self, message, code="out_of_range"):
@@ -135,7 +143,7 @@ def validate(raw):
     if not isinstance(raw, dict):
         raise ProgramError("a program must be a JSON object", "bad_request")
     for key in raw:
-        if key not in ("description", "phases"):
+        if key not in ("description", "phases", "study"):
             raise ProgramError("unknown field " + str(key)[:32], "bad_request")
     text = raw.get("description", "")
     if not isinstance(text, str) or len(text) > 2 * MAX_TEXT:
@@ -152,7 +160,17 @@ def validate(raw):
         raise ProgramError("LED on for %d s; at most %d s" % (led_s, limits.LED_MAX_MS // 1000))
     if not any(p["current_pct"] or p["red_pct"] or p["nir_pct"] for p in out):
         raise ProgramError("program has no output in any phase")
+    if "study" in raw:
+        study = raw["study"]
+        if not isinstance(study, str) or len(study) < STUDY_MIN:
+            raise ProgramError("study must be a token of %d..%d characters" % (STUDY_MIN, MAX_NAME), "bad_request")
+        check_name(study)
+        return {"description": text, "phases": out, "study": study}
     return {"description": text, "phases": out}
+
+
+def is_blinded(prog):
+    return "study" in prog
 
 
 OVERRIDES = ("duration_s", "hz", "phase_us", "gap_us", "alternate", "burst_on_ms", "burst_off_ms",
@@ -167,6 +185,8 @@ def with_overrides(name, prog, args):
             over[key] = args[key]
     if not over:
         return prog
+    if is_blinded(prog):
+        raise ProgramError("%s is a blinded study arm: it runs as written" % name, "bad_request")
     if len(prog["phases"]) != 1:
         raise ProgramError("%s has phases: only single-phase programs take overrides" % name, "bad_request")
     phase = prog["phases"][0]
@@ -193,6 +213,8 @@ def summary(name, prog, builtin_flag):
     alternate, burst_*) are those of the first phase with current, 0 without any."""
     ph = prog["phases"]
     d = duration_s(prog)
+    if is_blinded(prog):
+        return blinded(name, prog)
     out = {"name": name, "builtin": builtin_flag, "description": prog["description"],
            "duration_s": d, "minutes": d // 60 if d % 60 == 0 else round(d / 60, 1), "phases": len(ph),
            "microcurrent": any(p["current_pct"] for p in ph),
@@ -200,4 +222,17 @@ def summary(name, prog, builtin_flag):
     first = [p for p in ph if p["current_pct"]]
     for key in ("hz", "phase_us", "gap_us", "alternate", "burst_on_ms", "burst_off_ms"):
         out[key] = first[0][key] if first else _PHASE[key][1]
+    return out
+
+
+def blinded(name, prog):
+    """What the device says of a blinded arm: its code, its length and its light (which
+    the wearer sees anyway, and a study matches across arms); nothing about current."""
+    d = duration_s(prog)
+    ph = prog["phases"]
+    out = {"name": name, "builtin": False, "blinded": True, "description": BLINDED, "duration_s": d,
+           "minutes": d // 60 if d % 60 == 0 else round(d / 60, 1), "phases": None, "microcurrent": None,
+           "led": any(p["red_pct"] or p["nir_pct"] for p in ph), "nir": any(p["nir_pct"] for p in ph)}
+    for key in ("hz", "phase_us", "gap_us", "alternate", "burst_on_ms", "burst_off_ms"):
+        out[key] = None
     return out

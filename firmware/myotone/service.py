@@ -4,13 +4,14 @@
 # (`sup`) and the request's args; Supervisor.cmd_* delegate here. Nothing
 # here reaches the output: `measure` starts through sup.cmd_start and its
 # checks, `resume` through the runner, which asks the output stage.
-from myotone import calib
+from myotone import calib, clock, programs, report
 from myotone import protocol as P
 from myotone import session as S
 
 _STORAGE = "storage_error"
 _NOT_RUNNING = "not_running"
 _NONE = {}
+_CLOCK_SET = {"time_s": ("int", True)}
 
 
 def pause(sup, args):
@@ -36,7 +37,7 @@ def resume(sup, args):
     if s.state != S.PAUSED:
         raise P.ProtocolError(_NOT_RUNNING, "no paused session to resume")
     sup.runner.resume()
-    return {"state": sup.state_name(), "setpoint_ua": s.setpoint_ua}
+    return {"state": sup.state_name(), "setpoint_ua": report.setpoint_shown(sup)}
 
 
 def board(sup, args):
@@ -73,6 +74,9 @@ def measure(sup, args, schema):
     args = dict(args)
     hold_s = P.in_range("hold_s", args.pop("hold_s", 2), 1, 10, " s")
     args.setdefault("program", "lift")
+    if programs.is_blinded(sup.files.load_program(args["program"])):
+        raise P.ProtocolError(P.BAD_REQUEST, "%s is a blinded study arm: measuring it would unblind it"
+                              % args["program"])
     ua = args.get("ua")
     ramp_ms = sup.session.ramp_ms(ua) if isinstance(ua, int) and 0 < ua <= sup.limit_ua else 0
     args["duration_s"] = (ramp_ms + 999) // 1000 + hold_s
@@ -91,3 +95,16 @@ def measure_done(sup):
     r["nominal_ua"] = sup.output.nominal_ua_for_code(m.code)
     sup.console.write_line(P.event("measure", state=sup.state_name(), fault=sup.fault,
                                    setpoint_ua=sup.session.setpoint_ua, **r))
+
+
+def clock_set(sup, args):
+    """Set the RTC to `time_s` (Unix seconds, UTC; the host's clock). Allowed during a
+    session: it writes no flash and touches no output, and an open session record
+    moves its start by as much, so that its start and end stay one clock's."""
+    P.check_args(args, _CLOCK_SET)
+    unix_s = P.in_range("time_s", args["time_s"], clock.VALID_FROM_S, clock.VALID_UNTIL_S, " s")
+    was_s = clock.now_s()
+    sup.hw.set_rtc(clock.rtc_tuple(unix_s))
+    now_s = clock.now_s()
+    sup.log.clock_moved(now_s - was_s)
+    return {"time_s": now_s, "was_s": was_s, "clock_set": clock.is_set()}

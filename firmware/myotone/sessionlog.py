@@ -53,8 +53,9 @@ class SessionLog:
         self._last = now
         return d
 
-    def begin(self, program, setpoint_ua, start_s, duration_ms):
+    def begin(self, program, setpoint_ua, start_s, duration_ms, study=None):
         self.program = program
+        self.study = study             # a blinded arm's study token: the record is sealed by it
         self.setpoint_ua = setpoint_ua
         self.start_s = start_s
         self.faults = []
@@ -70,6 +71,11 @@ class SessionLog:
         self._trend_ms = max(1000, duration_ms // TREND_POINTS)
         self._next_trend_ms = self._trend_ms
         self.open = True
+
+    def clock_moved(self, delta_s):
+        """The clock was set during the session: its start moves with it (main loop)."""
+        if self.open:
+            self.start_s += delta_s
 
     def fault(self, reason):
         if reason not in self.faults:
@@ -116,15 +122,27 @@ class SessionLog:
         self.n = half
         self.every *= 2
 
-    def record(self, end_s, dose_uj, led_on_s, led_stop):
-        """(head, write_body) for store.log_append; closes the log."""
+    def record(self, end_s, dose_uj, led_on_s, led_stop, session_s=0):
+        """(head, write_body) for store.log_append; closes the log. A blinded arm's head
+        ends at its start plus the session's time (`session_s`), the same for every arm run
+        to its end; the output went off later by the arm's last ramp-down (`off_s`, sealed)."""
         self.open = False
+        body = {}
+        if self.study is not None:   # log_read gives the measurements only for this token
+            body["study"] = self.study
+            body["off_s"] = end_s
+            end_s = self.start_s + session_s
         head = {"start_s": self.start_s, "end_s": end_s, "program": self.program, "faults": self.faults}
+        if self.study is not None:
+            head["blinded"] = True
         charge_uc = self.sum_ua / self.tick_hz
-        body = {"setpoint_ua": self.setpoint_ua, "charge_uc": round(charge_uc, 2),
-                "avg_ua": round(self.sum_ua / self.ticks, 1) if self.ticks else 0,
-                "impedance_ohm": self.trend, "led_dose_j_cm2": round(dose_uj / 1000000, 4),
-                "led_on_s": led_on_s, "led_stop": led_stop}
+        body["setpoint_ua"] = self.setpoint_ua
+        body["charge_uc"] = round(charge_uc, 2)
+        body["avg_ua"] = round(self.sum_ua / self.ticks, 1) if self.ticks else 0
+        body["impedance_ohm"] = self.trend
+        body["led_dose_j_cm2"] = round(dose_uj / 1000000, 4)
+        body["led_on_s"] = led_on_s
+        body["led_stop"] = led_stop
 
         def write_body(f):
             for key in body:

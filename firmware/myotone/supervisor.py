@@ -14,7 +14,7 @@ from myotone import protocol as P
 from myotone import session as S
 from myotone import monitor as M
 from myotone import runner as R
-from myotone import thermal, report
+from myotone import thermal, report, clock
 from myotone.filecmds import FileCommands, program_error
 from myotone.programs import ProgramError
 from myotone.pulse import TimingUnsupported
@@ -82,6 +82,8 @@ class Supervisor:
         self.ticks = 0
         self._fed_at_tick = -1
         self._state_sent = -1
+        self._shown_sent = None      # the state name last sent (report.state_shown)
+        self.blind_ua = None         # a blinded study arm's session (report.py): the setpoint asked for
         self._hb_ms = 0
         self._heartbeat = False
         self._telemetry_ms = 1000
@@ -206,7 +208,8 @@ class Supervisor:
         return st
 
     def state_name(self):
-        return S.NAMES[self.state_code()]
+        """The state as the host sees it (report.state_shown: a blinded arm's is `run` between)."""
+        return report.state_shown(self, self.state_code())
 
     @property
     def fault(self):
@@ -283,9 +286,11 @@ class Supervisor:
             raise program_error(e)
         telemetry_ms = P.in_range("telemetry_ms", args.get("telemetry_ms", 1000), 100, 60000, " ms")
         plan = self.begin(args["program"], prog, args.get("ua"), args.get("heartbeat", False), telemetry_ms)
+        hide = report.blinded(self)
         return {"state": self.state_name(), "program": plan.name,
-                "setpoint_ua": min(plan.base_ua, plan.density_ua) if plan.microcurrent else 0,
-                "duration_s": plan.duration_ms // 1000, "density_limited": plan.base_ua > plan.density_ua > 0,
+                "setpoint_ua": plan.base_ua if hide else min(plan.base_ua, plan.density_ua) if plan.microcurrent else 0,
+                "duration_s": plan.duration_ms // 1000,
+                "density_limited": None if hide else plan.base_ua > plan.density_ua > 0,
                 "led_dose_j_cm2": round(plan.dose_uj / 1e6, 3)}
 
     def check_can_start(self):
@@ -312,12 +317,19 @@ class Supervisor:
             raise P.ProtocolError(P.BUSY, "a session is running: the flash is written only between sessions")
 
     def begin(self, name, prog, ua, heartbeat, telemetry_ms):
-        """Plan (every check), then start the outputs. ProtocolError if refused."""
+        """Plan (every check), then start the outputs. ProtocolError if refused; for a
+        blinded study arm without saying which check (it would name a phase or a waveform)."""
+        blind = programs.is_blinded(prog)
+        if blind and ua is None:
+            raise P.ProtocolError(P.BAD_REQUEST, "missing field ua (a blinded study arm always takes one)")
         try:
             plan = self.plan_program(name, prog, ua)
-        except ProgramError as e:
-            raise program_error(e)
-        except TimingUnsupported as e:
+        except (ProgramError, TimingUnsupported) as e:
+            if blind:
+                raise P.ProtocolError(P.OUT_OF_RANGE, "%s (a blinded study arm) cannot run at %d uA on this board: "
+                                      "the study key gives the setpoints every arm takes" % (name, ua))
+            if isinstance(e, ProgramError):
+                raise program_error(e)
             raise P.ProtocolError(P.TIMING_UNSUPPORTED, str(e))
         if self.log.open:
             self._finish_log()
@@ -331,9 +343,10 @@ class Supervisor:
         self._telemetry_at = time.ticks_add(now, telemetry_ms)
         self.session.clear()
         self.fast.begin()
+        self.blind_ua = plan.base_ua if blind else None
         self.panel.run_level = self.panel.level(False)
-        self.log.begin(name, min(plan.base_ua, plan.density_ua) if plan.microcurrent else 0, time.time(),
-                       plan.duration_ms)
+        self.log.begin(name, min(plan.base_ua, plan.density_ua) if plan.microcurrent else 0, clock.now_s(),
+                       plan.duration_ms, prog.get("study"))
         self._log_t0 = now
         self.runner.begin(plan, now)
         return plan
@@ -342,7 +355,8 @@ class Supervisor:
         P.check_args(args, _NONE)
         self.session.request_stop()
         self._end_now()
-        return {"state": self.state_name()}
+        # the state as it is, blinded arm or not: every arm ramps down from a stop
+        return {"state": S.NAMES[self.state_code()]}
 
     def cmd_heartbeat(self, args):
         P.check_args(args, _NONE)
@@ -378,6 +392,9 @@ class Supervisor:
 
     def cmd_measure(self, args):
         return service.measure(self, args, _MEASURE)
+
+    def cmd_clock_set(self, args):
+        return service.clock_set(self, args)
 
     # ---- main loop ------------------------------------------------------
     def poll(self, wait_ms=_LOOP_MS):
@@ -420,7 +437,8 @@ class Supervisor:
             log.fault(self.fault)
         self.runner.end()
         led = self.led
-        head, body = log.record(time.time(), led.dose_uj, round(led.on_ticks / led.tick_hz, 1), led.stopped)
+        head, body = log.record(clock.now_s(), led.dose_uj, round(led.on_ticks / led.tick_hz, 1), led.stopped,
+                                self.session.elapsed_ms // 1000)
         try:
             n = store.log_append(head, body)
         except (OSError, ValueError) as e:
@@ -437,7 +455,10 @@ class Supervisor:
         st = self.state_code()
         if st != self._state_sent:
             self._state_sent = st
-            con.write_line(P.event("state", state=S.NAMES[st], setpoint_ua=s.setpoint_ua))
+            shown = self.state_name()
+            if shown != self._shown_sent:          # a blinded arm's state changes only as its arms' do
+                self._shown_sent = shown
+                con.write_line(P.event("state", state=shown, setpoint_ua=report.setpoint_shown(self)))
             if st in (S.DONE, S.FAULT):
                 self._telemetry(time.ticks_ms())
                 if self.measure.active:
@@ -446,7 +467,9 @@ class Supervisor:
             now = time.ticks_ms()
             if time.ticks_diff(now, self._telemetry_at) >= 0:
                 self._telemetry_at = time.ticks_add(self._telemetry_at, self._telemetry_ms)
-                self._telemetry(now)
+                # a blinded arm's last ramp-down lasts as long as its last phase had current: unshown
+                if st != S.RAMP_DOWN or not report.blinded(self):
+                    self._telemetry(now)
         elif self.log.open and self.stage.state == ST.OFF:   # the output is off: the flash may be written
             self._finish_log()
 

@@ -71,8 +71,9 @@ def user_errors() -> tuple:
     from .plot import PlotUnavailable
     from .programfile import ProgramFileError
     from .rig import RigError
+    from .study import StudyError
     return (PathProblem, LinkError, BuildError, CalibrationError, FlashError, LogError, MeasureFault, PlotUnavailable,
-            ProgramFileError, RigError)
+            ProgramFileError, RigError, StudyError)
 
 
 # what to do next, for refusals whose remedy is a myotone command
@@ -115,6 +116,25 @@ def note(text: str) -> None:
         pass
 
 
+def connect(port) -> Link:
+    """Open the device for a command, and set its clock from this computer's if it was
+    never set (session records carry real times then). Said on stderr, except for an
+    in-process `emu`, a fresh board whose clock every command would set anew."""
+    from .link import set_clock_if_unset, utc
+    link = Link.open(port)
+    try:
+        r = set_clock_if_unset(link)
+    except DeviceError as exc:       # refused: the command goes on, the records keep the device's times
+        note(f"the device clock is not set ({exc.code}: {exc.message}); `myotone clock set` sets it")
+        return link
+    except BaseException:
+        link.close()
+        raise
+    if r is not None and not str(link.port).startswith("emu"):
+        note(f"device clock set to {utc(r['time_s'])} (it was unset: {utc(r['was_s'])})")
+    return link
+
+
 class MyotoneGroup(click.Group):
     """The top level: an interruption (Ctrl-C, SIGTERM, SIGHUP, a closed pipe) that a
     command has already dealt with (device safe, port closed) ends here, in one line
@@ -148,7 +168,7 @@ def main(global_port):
 @device_errors
 def hello(port, as_json):
     """Identify the device and show the limits in force."""
-    with Link.open(port) as link:
+    with connect(port) as link:
         r = link.request("hello")
     lim = r["limits"]
     emit(r, as_json, f"{r['board']} ({r['mcu']}), firmware {r['firmware']}, protocol {r['protocol']}\n"
@@ -163,7 +183,7 @@ def hello(port, as_json):
 @device_errors
 def status(port, as_json):
     """Show the session state, program and phase, currents, LED, temperature and any latched fault."""
-    with Link.open(port) as link:
+    with connect(port) as link:
         r = link.request("status")
     from .watch import status_line
     emit(r, as_json, status_line(r))
@@ -171,6 +191,8 @@ def status(port, as_json):
 
 # ---- programs ------------------------------------------------------------------------
 def _program_line(p: dict) -> str:
+    if p.get("blinded"):
+        return f"{p['name']:<10} {'(blinded study arm)':<42}  {p['minutes']} min"
     burst = f", bursts {p['burst_on_ms']}/{p['burst_off_ms']} ms" if p.get("burst_on_ms") else ""
     return (f"{p['name']:<10} {p['hz']:>7g} Hz  phase {p['phase_us']:>7} µs  gap {p['gap_us']:>5} µs"
             f"{burst}  {p['minutes']} min  {p['description']}")
@@ -187,7 +209,7 @@ def programs():
 @device_errors
 def programs_list(port, as_json):
     """List the programs the device has."""
-    with Link.open(port) as link:
+    with connect(port) as link:
         progs = link.request("programs")["programs"]
     emit({"programs": progs}, as_json, "\n".join(_program_line(p) for p in progs))
 
@@ -199,7 +221,7 @@ def programs_list(port, as_json):
 @device_errors
 def programs_show(name, port, as_json):
     """Show one program's waveform in full."""
-    with Link.open(port) as link:
+    with connect(port) as link:
         progs = link.request("programs")["programs"]
     found = [p for p in progs if p["name"] == name]
     if not found:
@@ -367,7 +389,7 @@ def hil(port, board, control, pytest_args):
         raise click.ClickException(str(exc)) from exc
 
 
-from . import cli_device, cli_session, cli_tools  # noqa: E402,F401 - register session, monitor, ports, flash, …
+from . import cli_device, cli_session, cli_study, cli_tools  # noqa: E402,F401 - register session, monitor, …
 
 def run() -> None:
     """The `myotone` console script: SIGTERM and SIGHUP end a command as Ctrl-C does."""

@@ -6,9 +6,9 @@ import time
 
 import click
 
-from .cli import device_errors, emit, json_option, main, port_option, programs
+from .cli import connect, device_errors, emit, json_option, main, port_option, programs
 from .cli_paths import InFile
-from .link import NO_PORT, Link, LinkError
+from .link import NO_PORT, DeviceError, Link, LinkError, utc
 
 
 # ---- fault ---------------------------------------------------------------------------
@@ -27,7 +27,7 @@ def fault_clear(port, as_json):
     Refused while the condition that tripped is still present (charging,
     over-temperature).
     """
-    with Link.open(port) as link:
+    with connect(port) as link:
         before = link.request("status").get("fault")
         r = link.request("fault_clear")
     r = {**r, "cleared": before}
@@ -89,26 +89,40 @@ def clock():
     """The device's clock (the times in its session logs)."""
 
 
-def _utc(seconds) -> str:
-    return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(seconds))
-
-
 @clock.command("set")
 @port_option
 @json_option
 @device_errors
 def clock_set(port, as_json):
-    """Set the device's clock to this computer's (UTC), as `mpremote rtc --set` does.
+    """Set the device's clock to this computer's (UTC).
 
-    The firmware stops for a moment (raw REPL) and starts again; refused
-    while a session runs. The clock keeps time until the board loses power.
+    Every command that talks to the device does this by itself when the
+    device says its clock was never set; this sets it regardless (a clock
+    that drifted). Allowed during a session: its record's start moves with
+    the clock. The clock keeps time until the board loses power.
     """
-    from .monitor import ACTIVE
     port = _served_port(port, "set")
     with Link.open(port) as link:
+        try:
+            r = link.request("clock_set", time_s=int(time.time()))
+        except DeviceError as exc:
+            if exc.code != "unknown_cmd":
+                raise
+            r = None                 # a firmware without clock_set: through the REPL
+    if r is None:
+        r = _clock_set_by_repl(port)
+    emit({"ok": True, "device_time_s": r["time_s"], "was_s": r["was_s"]}, as_json,
+         f"device clock set to {utc(r['time_s'])} (it said {utc(r['was_s'])})")
+
+
+def _clock_set_by_repl(port) -> dict:
+    """Firmware older than `clock_set`: set the RTC from the raw REPL, as `mpremote rtc
+    --set` does; the firmware stops for a moment and starts again (not during a session)."""
+    from .monitor import ACTIVE
+    with Link.open(port) as link:
         if link.request("status")["state"] in ACTIVE:
-            raise LinkError("a session is running: setting the clock restarts the firmware; stop it first "
-                            "(`myotone session stop`)")
+            raise LinkError("a session is running and this firmware sets its clock only by restarting: "
+                            "stop it first (`myotone session stop`), or update the firmware (`myotone flash`)")
     seen = {}
 
     def set_rtc(dev):
@@ -118,8 +132,7 @@ def clock_set(port, as_json):
                    % (now.tm_year, now.tm_mon, now.tm_mday, now.tm_wday, now.tm_hour, now.tm_min, now.tm_sec))
         seen["now"] = dev.t.eval("__import__('time').time()")
     _raw_repl(port, set_rtc)
-    emit({"ok": True, "device_time_s": seen["now"], "was_s": seen["was"]}, as_json,
-         f"device clock set to {_utc(seen['now'])} (it said {_utc(seen['was'])})")
+    return {"time_s": seen["now"], "was_s": seen["was"]}
 
 
 # ---- user programs -------------------------------------------------------------------
@@ -138,7 +151,7 @@ def programs_write(path, name, port, as_json):
     """
     from . import programfile
     args = programfile.request_args(programfile.read(path), name, path)
-    with Link.open(port) as link:
+    with connect(port) as link:
         r = link.request("program_write", **args)
     current = any(isinstance(ph, dict) and ph.get("current_pct") for ph in args["program"]["phases"])
     emit(r, as_json, f"stored {r['name']} ({r['duration_s']} s); run it with "
@@ -152,7 +165,7 @@ def programs_write(path, name, port, as_json):
 @device_errors
 def programs_delete(name, port, as_json):
     """Delete a user program from the device (built-in ones cannot be)."""
-    with Link.open(port) as link:
+    with connect(port) as link:
         r = link.request("program_delete", name=name)
     emit(r, as_json, f"deleted {r['name']}")
 
@@ -168,7 +181,7 @@ def programs_delete(name, port, as_json):
 def settings(default_program, level, port, as_json):
     """Show or change what the button does on its own (default program, level)."""
     args = {k: v for k, v in (("default_program", default_program), ("level", level)) if v is not None}
-    with Link.open(port) as link:
+    with connect(port) as link:
         r = link.request("settings", **args)
     levels = ", ".join(f"{k + 1}: {ua} µA" for k, ua in enumerate(r.get("level_ua", [])))
     emit(r, as_json, f"default program {r['default_program']}, level {r['level']} of {r['levels']}"

@@ -7,8 +7,7 @@ import sys
 
 import click
 
-from .cli import EXIT_FAILED, device_errors, emit, json_option, main, note, port_option
-from .link import Link
+from .cli import EXIT_FAILED, connect, device_errors, emit, json_option, main, note, port_option
 
 
 # ---- sessions ------------------------------------------------------------------------
@@ -63,7 +62,7 @@ def session_start(port, program, ua, duration_s, hz, phase_us, gap_us, alternate
     Without --watch the device runs it on its own and ends it at its duration.
     """
     args = start_args(program, ua, duration_s, hz, phase_us, gap_us, alternate, burst_on_ms, burst_off_ms)
-    with Link.open(port) as link:
+    with connect(port) as link:
         if not watch:
             r = link.request("start", **args)
             what = args["program"] if program else "explicit waveform"
@@ -83,7 +82,7 @@ def _simple(cmd: str, help_text: str):
     @json_option
     @device_errors
     def command(port, as_json):
-        with Link.open(port) as link:
+        with connect(port) as link:
             r = link.request(cmd)
         emit(r, as_json, f"state: {r['state']}")
     return command
@@ -116,7 +115,7 @@ def monitor(port, program, ua, duration_s, seconds, leave_running, as_json):
     if program is None and (ua is not None or duration_s is not None):
         raise click.UsageError("--ua and --duration-s need --program (the session to start)")
     args = start_args(program, ua, duration_s, None, None, None, None, None, None) if program else None
-    with Link.open(port) as link:
+    with connect(port) as link:
         hello_r = link.request("hello")
         if not as_json:
             note(f"monitoring {hello_r['board']} on {port} (Ctrl-C to stop)")
@@ -151,8 +150,7 @@ def _finish(mon, as_json: bool, interrupted: BaseException | None = None) -> Non
     line and exit code, cli.MyotoneGroup) -- the device is already safe."""
     s = mon.summary.as_dict()
     try:
-        emit(s, as_json, f"session {s['final_state']}" + (f" (fault: {s['fault']})" if s["fault"] else "")
-             + (f", {s['run_s']} s at setpoint, mean {s['mean_measured_ua']} µA" if s["run_s"] else ""))
+        emit(s, as_json, mon.summary.text())
     except (OSError, ValueError):       # stdout gone (a closed pipe, a closed terminal)
         if interrupted is None:
             raise

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import click
 
-from .cli import (EXIT_FAILED, PORT_HELP, complete_board, complete_port, device_errors, emit, json_option,
-                  main, note, port_option)
+from .cli import (EXIT_FAILED, PORT_HELP, complete_board, complete_port, connect, device_errors, emit,
+                  json_option, main, note, port_option)
 from .cli_paths import OutFile, OutFolder, file_errors, written_whole
-from .link import Link, LinkError
+from .link import LinkError
 
 
 @main.command()
@@ -108,8 +108,10 @@ def _record(source: str, port: str | None) -> dict:
     """A log from a pulled JSON file, or record N from the device."""
     from . import logs
     if source.isdigit() and not Path(source).exists():
-        with Link.open(port) as link:
-            return logs.read_record(link, int(source))
+        with connect(port) as link:
+            rec = logs.read_record(link, int(source))
+        logs.sealed(rec, f"record {source}")
+        return rec
     return logs.load(Path(source))
 
 
@@ -125,7 +127,7 @@ def logs_group():
 def logs_list(port, as_json):
     """List the session logs on the device."""
     from . import logs
-    with Link.open(port) as link:
+    with connect(port) as link:
         records = logs.list_records(link)
     emit({"records": records}, as_json, logs.format_list(records))
 
@@ -144,7 +146,7 @@ def logs_pull(numbers, pull_all, out_dir, port, as_json):
     from . import logs
     if not numbers and not pull_all:
         raise click.UsageError("give log numbers (see `myotone logs list`) or --all")
-    with Link.open(port) as link:
+    with connect(port) as link:
         if pull_all:
             numbers = [r["n"] for r in logs.list_records(link)]
         saved = logs.pull(link, list(numbers), out_dir)
@@ -185,7 +187,7 @@ def logs_delete(numbers, delete_all, yes, port, as_json):
         raise click.UsageError("give log numbers or --all")
     if delete_all and not yes:
         click.confirm("Delete every session log on the device?", abort=True, err=True)
-    with Link.open(port) as link:
+    with connect(port) as link:
         if delete_all:
             logs.delete(link, everything=True)
         for n in numbers:
@@ -258,7 +260,7 @@ def calibrate(port, load_ohm, meter, hold_s, rig, as_json):
         except click.Abort:     # Ctrl-C at the prompt: the calibration is put back, as for any other
             from .interrupt import from_abort
             raise from_abort() from None
-    with Link.open(port) as link:
+    with connect(port) as link:
         the_rig = rig_for(link, rig, _ask)
         try:
             r = run(link, load_ohm, the_rig, meter=read_meter if meter else None, hold_s=hold_s,
@@ -288,7 +290,7 @@ def selftest(port, loads, ua, program, hold_s, rig, as_json):
         raise click.BadParameter("comma-separated ohms, e.g. 500,2000,10000", param_hint="--load") from None
     if not ohms or any(o <= 0 for o in ohms):
         raise click.BadParameter("at least one load, each > 0 Ω", param_hint="--load")
-    with Link.open(port) as link:
+    with connect(port) as link:
         the_rig = rig_for(link, rig, _ask)
         try:
             r = run(link, ohms, the_rig, ua=ua, program=program, hold_s=hold_s,

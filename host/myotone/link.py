@@ -349,3 +349,17 @@ class Link:
                     raise DeviceError(msg)
                 return msg
             self._pending.append(msg)
+
+
+def set_clock_if_unset(link: Link) -> dict | None:
+    """Set the device's clock to this computer's (UTC) if it says it was never set (`hello`
+    `clock_set` false: it still counts from its power-on date). Returns `clock_set`'s reply
+    (`time_s`, `was_s`), or None if nothing was done: set already, or a firmware that does
+    not say. The device takes it during a session too (a record's start moves with it)."""
+    if link.request("hello").get("clock_set") is not False:
+        return None
+    return link.request("clock_set", time_s=int(time.time()))
+
+
+def utc(seconds) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(seconds))

@@ -76,9 +76,17 @@ def load(path: Path) -> dict:
         raise LogError(f"{path} is not a log (not JSON: {exc})") from None
     if isinstance(data, dict) and isinstance(data.get("record"), dict):
         data = data["record"]
+    sealed(data, str(path))
     if not isinstance(data, dict) or not isinstance(data.get("samples"), list):
         raise LogError(f"{path} is not a session log (no samples)")
     return data
+
+
+def sealed(rec, what: str) -> None:
+    """LogError for a blinded study arm's record read without its key (no measurements)."""
+    if isinstance(rec, dict) and rec.get("blinded") and "samples" not in rec:
+        raise LogError(f"{what} is a blinded study arm's record ({rec.get('program')}): its measurements come "
+                       "only with the study key (`myotone study unblind KEYFILE --dir DIR`)")
 
 
 def fault_events(rec: dict) -> list:

@@ -21,18 +21,49 @@ class Summary:
         return [t for prev, t in zip(self.telemetry, self.telemetry[1:])
                 if t.get("state") == "run" and prev.get("state") == "run"]
 
+    @property
+    def blinded(self) -> bool:
+        """A blinded study arm: the device does not say what current flowed."""
+        return any(t.get("blinded") for t in self.telemetry)
+
+    @property
+    def microcurrent(self) -> bool | None:
+        """Was microcurrent set or measured in any telemetry seen? (False: an LED-only
+        session; None: a blinded study arm, which does not say.)"""
+        if self.blinded:
+            return None
+        return any(not _no_current(t) for t in self.telemetry)
+
     def as_dict(self) -> dict:
         run = self.run_samples
-        measured = [t["measured_ua"] for t in run]
+        current = self.microcurrent
+        measured = [t["measured_ua"] for t in run] if current else []
         ohms = [t["impedance_ohm"] for t in run if t.get("impedance_ohm")]
         return {
             "final_state": self.final_state,
             "fault": self.fault,
+            "blinded": self.blinded,
+            "microcurrent": current,
             "run_s": len(run),
             "mean_measured_ua": round(sum(measured) / len(measured), 1) if measured else None,
-            "max_measured_ua": max((t["measured_ua"] for t in self.telemetry), default=None),
+            "max_measured_ua": max((t["measured_ua"] for t in self.telemetry), default=None) if current else None,
             "mean_impedance_ohm": round(sum(ohms) / len(ohms)) if ohms else None,
+            "led_dose_j_cm2": self.telemetry[-1].get("led_dose_j_cm2") if self.telemetry else None,
         }
+
+    def text(self) -> str:
+        """The one-line summary: an LED-only session says so (not "0 µA")."""
+        s = self.as_dict()
+        line = f"session {s['final_state']}" + (f" (fault: {s['fault']})" if s["fault"] else "")
+        if s["blinded"]:
+            line += ", blinded study arm (its current is not shown)"
+        elif not s["microcurrent"] and self.telemetry:
+            line += ", LED only (no microcurrent)"
+        elif s["run_s"]:
+            line += f", {s['run_s']} s at setpoint, mean {s['mean_measured_ua']} µA"
+        if s["led_dose_j_cm2"]:
+            line += f", LED dose {s['led_dose_j_cm2']} J/cm²"
+        return line
 
 
 def follow(link: Link, on_message=None, heartbeat: bool = True, max_s: float = 3600.0) -> Summary:
@@ -74,10 +105,20 @@ def follow(link: Link, on_message=None, heartbeat: bool = True, max_s: float = 3
     return summary
 
 
+def _no_current(msg: dict) -> bool:
+    """A phase without microcurrent (an LED-only program or phase): nothing set, ramping or measured."""
+    return not (msg.get("setpoint_ua") or msg.get("target_ua") or msg.get("measured_ua"))
+
+
 def telemetry_line(msg: dict) -> str:
-    line = (f"{msg.get('elapsed_s', 0):>4} s  {msg.get('state', '?'):<9}  set {msg.get('setpoint_ua', 0):>4} µA"
-            f"  target {msg.get('target_ua', 0):>4} µA  measured {msg.get('measured_ua', 0):>4} µA"
-            f"  impedance {msg.get('impedance_ohm', 0):>6} Ω")
+    line = f"{msg.get('elapsed_s', 0):>4} s  {msg.get('state', '?'):<9}"
+    if msg.get("blinded"):
+        line += f"  set {msg.get('setpoint_ua', 0):>4} µA  (blinded study arm: current not shown)"
+    elif _no_current(msg):
+        line += "  no microcurrent"
+    else:
+        line += (f"  set {msg.get('setpoint_ua', 0):>4} µA  target {msg.get('target_ua', 0):>4} µA"
+                 f"  measured {msg.get('measured_ua', 0):>4} µA  impedance {msg.get('impedance_ohm', 0):>6} Ω")
     if msg.get("led_pct"):
         line += f"  LED {msg['led_pct']:>3} %"
     return line
@@ -102,9 +143,15 @@ def status_line(r: dict) -> str:
     if what and r.get("phase"):
         what += f" phase {r['phase']}"
     bits = [f"{r['state']}" + (f": {what}" if what else "")]
-    if r.get("setpoint_ua") or r.get("target_ua"):
+    if r.get("blinded"):
+        bits.append(f"set {r.get('setpoint_ua', 0)} µA")
+    elif r.get("setpoint_ua") or r.get("target_ua"):
         bits.append(f"set {r.get('setpoint_ua', 0)} µA, target {r.get('target_ua', 0)} µA")
-    if r.get("state") in OUTPUT_ON:
+    if r.get("blinded"):
+        bits.append("blinded study arm: current not shown")
+    elif r.get("state") in OUTPUT_ON and _no_current(r):
+        bits.append("no microcurrent")
+    elif r.get("state") in OUTPUT_ON and r.get("output") not in ("off", "cut"):
         bits.append(f"measured {r.get('measured_ua', 0)} µA, impedance {r.get('impedance_ohm', 0)} Ω")
     else:
         bits.append("output off")

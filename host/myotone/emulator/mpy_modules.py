@@ -8,12 +8,19 @@ import types
 _TICKS_PERIOD = 1 << 30          # MicroPython's ticks wrap here
 _TICKS_MASK = _TICKS_PERIOD - 1
 _TICKS_HALF = _TICKS_PERIOD >> 1
-_EPOCH_S = 1_767_225_600         # 2026-01-01T00:00:00Z: the emulated RTC's power-on time
+# The RTC's power-on time (Unix seconds), as the ports leave it when nothing sets it:
+# MicroPython's rp2 main.c starts it at 2021-01-01; an ESP32's starts at its epoch,
+# 2000-01-01. (time.time() here counts from 1970 on both ports.)
+RTC_POWER_ON_S = {"rp2": 1_609_459_200, "esp32": 946_684_800}
+
+
+def _rtc_base_s(mcu) -> int:
+    return RTC_POWER_ON_S[getattr(mcu, "port", "rp2")] + getattr(mcu, "rtc_offset_s", 0)
 
 
 def rtc_now_s(clock, mcu=None) -> int:
     """The device's time.time(): the RTC's power-on time, plus what set it since, plus uptime."""
-    return _EPOCH_S + getattr(mcu, "rtc_offset_s", 0) + clock.now_ns // 1_000_000_000
+    return _rtc_base_s(mcu) + clock.now_ns // 1_000_000_000
 
 
 def make_time(clock, mcu=None) -> types.ModuleType:
@@ -27,7 +34,7 @@ def make_time(clock, mcu=None) -> types.ModuleType:
     t.sleep_us = lambda us: clock.wait(clock.now_ns + int(us) * 1_000)
     t.sleep = lambda s: clock.wait(clock.now_ns + int(s * 1e9))
     t.time = lambda: rtc_now_s(clock, mcu)
-    t.time_ns = lambda: (_EPOCH_S + getattr(mcu, "rtc_offset_s", 0)) * 1_000_000_000 + clock.now_ns
+    t.time_ns = lambda: _rtc_base_s(mcu) * 1_000_000_000 + clock.now_ns
     t.gmtime = lambda secs=None: _time.gmtime(t.time() if secs is None else secs)[:8]
     t.localtime = t.gmtime
     t.mktime = lambda tup: int(_time.mktime(tuple(tup[:8]) + (0,)) - _time.timezone)
