@@ -32,7 +32,7 @@ class _ConstantAdc:
 
 def firmware_tick_us(n: int = 20_000) -> float:
     """CPython cost of the firmware's ticks per virtual millisecond in `run` (supervisor.hz / 1000
-    fast-path samples and 2 x BOOKKEEPING_HZ / 1000 bookkeeping ticks), ADC reads excluded
+    fast-path samples and BOOKKEEPING_SLICES x BOOKKEEPING_HZ / 1000 bookkeeping calls), ADC reads excluded
     (median of 5)."""
     from myotone.emulator import Emulator
     emu = Emulator(board_for("pio")).start()
@@ -47,7 +47,8 @@ def firmware_tick_us(n: int = 20_000) -> float:
         sense._adc_v = _ConstantAdc(sense._adc_v.read_u16())
         hw._adc_temp = _ConstantAdc(hw._adc_temp.read_u16())
         fast_per_ms = emu.board["supervisor"]["hz"] / 1000
-        books_per_ms = 2 * emu.runtime.import_module("myotone.limits").BOOKKEEPING_HZ / 1000
+        fw = emu.runtime.import_module
+        books_per_ms = fw("myotone.limits").BOOKKEEPING_HZ * fw("myotone.supervisor").BOOKKEEPING_SLICES / 1000
         runs = []
         for _ in range(5):
             t0 = time.perf_counter()

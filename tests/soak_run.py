@@ -133,7 +133,8 @@ class Soak:
         self.emu.run_for(0.2)
         self.emu.read()
         self.hz = self.board["supervisor"]["hz"]
-        self.books_hz = self.emu.runtime.import_module("myotone.limits").BOOKKEEPING_HZ
+        fw = self.emu.runtime.import_module
+        self.books_hz = fw("myotone.limits").BOOKKEEPING_HZ * fw("myotone.supervisor").BOOKKEEPING_SLICES
         self.pins = (self.board["bridge"]["pol_a"], self.board["bridge"]["pol_b"])
         self.sessions = []
         self.t0_ns = self.emu.clock.now_ns
@@ -228,7 +229,7 @@ class Soak:
         virtual time x their rates."""
         elapsed_ns = self.emu.clock.now_ns - self.t0_ns
         expected = elapsed_ns * self.hz // 1_000_000_000
-        books = elapsed_ns * 2 * self.books_hz // 1_000_000_000
+        books = elapsed_ns * self.books_hz // 1_000_000_000
         return (expected - (self.sup.fast.n - self.ticks0)) + (books - (self.sup.ticks - self.books0))
 
     def elapsed_wall(self) -> float:

@@ -71,8 +71,8 @@ EXPECTED = {
         "done": nothing("as idle"),
         "ramp": trip("dac_fault", 110, "fault", "the next DAC write (the next pair, lift: 100 ms) is NACKed: "
                      "rail and bridge off at once; the DAC keeps its code, with no current path"),
-        "run": nothing("at the setpoint the DAC is not written: the current stays the setpoint, <= the limit "
-                       "(the fault shows at the next change)"),
+        "run": trip("dac_fault", 110, "fault", "at the setpoint the DAC is asked to answer (a read) every "
+                    "100 ms (OutputStage.verify_dac): the NACK is a fault, rail and bridge off"),
         "ramp_down": trip("dac_fault", 110, "fault", "as in ramp: the ramp-down writes the DAC every pair"),
         "led_only": nothing("no microcurrent: the DAC is not written"),
     },

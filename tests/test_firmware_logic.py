@@ -280,6 +280,9 @@ class FakeDac:
     def write(self, code):
         self.codes.append(code)
 
+    def check(self):
+        pass
+
 
 class FakePin:
     def __init__(self):

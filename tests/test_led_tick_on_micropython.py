@@ -64,6 +64,8 @@ class Dac:
         self.code = 0
     def write(self, code):
         self.code = code
+    def check(self):
+        pass
 class Pin:
     def __init__(self, v=0):
         self.v = v

@@ -17,6 +17,10 @@ class FakeDac:
             raise OSError(5)          # EIO: nobody ACKed (rp2)
         self.code = code
 
+    def check(self):
+        if not self.answers:
+            raise OSError(5)
+
 
 class FakePin:
     def __init__(self):
@@ -178,6 +182,8 @@ class Dac:
         self.code = 0
     def write(self, code):
         self.code = code
+    def check(self):
+        pass
 class Pin:
     def __init__(self):
         self.v = 0

@@ -18,6 +18,7 @@
 #     the bookkeeping tick and the main loop read as differences.
 # Integer-only and allocation-free: it runs with the heap locked. The
 # thresholds are the Monitor's (monitor.py computes each level once).
+import micropython
 import time
 from array import array
 from micropython import const
@@ -45,8 +46,6 @@ class FastPath:
         self._session = session
         self.interrupted = False     # Ctrl-C landed here: the main loop raises it
         self.reason = None           # the trip this path cut for, until the bookkeeping tick takes it
-        self.ua = self.mv = 0        # the latest sample
-        self.bridge = 0              # ... its bridge state: 0 off, 1 POL_A, 2 POL_B, -1 unknown (an edge)
         self.n = 0                   # samples
         self.n_on = 0                # settled samples with a current path
         self.s_ua = 0                # sum of current on every sample with a current path (charge moved)
@@ -83,6 +82,7 @@ class FastPath:
         self.reason = None
         self.armed = True
 
+    @micropython.native
     def take(self, d):
         """The bookkeeping tick: what was summed since the last take, into `d` (an array):
         samples, settled on-samples, charge moved (uA x samples), their current and voltage,
@@ -117,6 +117,7 @@ class FastPath:
         last[8] = v
 
     # ---- the interrupt ----------------------------------------------------
+    @micropython.native
     def run(self, _timer):
         try:
             a = self._a()
@@ -125,13 +126,10 @@ class FastPath:
             mv = self._read_mv()
             if self._a() != a or self._b() != b:
                 br = -1
-            elif a:
-                br = -1 if b else 1          # both high is no valid state
+            elif a:                          # the bridge state: 0 off, 1 POL_A, 2 POL_B, -1 at an
+                br = -1 if b else 1          # edge (both high is no valid state either)
             else:
                 br = 2 if b else 0
-            self.ua = ua
-            self.mv = mv
-            self.bridge = br
             self.n = (self.n + 1) & MASK
             if br:
                 self.s_ua = (self.s_ua + ua) & MASK
@@ -175,6 +173,7 @@ class FastPath:
             self.armed = False
             self._stage.fast_cut(SENSE_FAULT)
 
+    @micropython.native
     def _phase_end(self, br):
         """The pins left the phase's polarity. Phases are judged in pairs (two opposite
         phases in a row: the same amplitude by construction), so a ramp never weighs one
@@ -202,6 +201,7 @@ class FastPath:
         self._ph_ua = 0
         self._ph_n = 0
 
+    @micropython.native
     def _on(self, ua, mv):
         """The rules of a sample taken while current flows; a reason, or None."""
         self._idle = 0

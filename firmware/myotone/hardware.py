@@ -96,20 +96,27 @@ def led_pins_low(board):
 
 
 class _Both:
-    """One soft timer for both ticks (ports without hard timers); allocates nothing."""
+    """One soft timer for both ticks (ports without hard timers); allocates nothing.
 
-    def __init__(self, fast, slow, every):
+    The bookkeeping runs on slow_hz of every hz calls, spread evenly (a phase accumulator):
+    exactly slow_hz a second even where hz is no multiple of it (1000 Hz, 400 Hz)."""
+
+    def __init__(self, fast, slow, hz, slow_hz):
         self._fast = fast
         self._slow = slow
-        self._every = every
-        self._n = 0
+        self._hz = hz
+        self._slow_hz = slow_hz
+        self._acc = 0
 
     def run(self, timer):
         self._fast(timer)
-        self._n += 1
-        if self._n >= self._every:
-            self._n = 0
+        acc = self._acc + self._slow_hz
+        if acc >= self._hz:
+            acc -= self._hz
+            self._acc = acc
             self._slow(timer)
+        else:
+            self._acc = acc
 
 
 class Hardware:
@@ -161,8 +168,8 @@ class Hardware:
 
         rp2 (MicroPython >= 1.26): the fast path is a hard timer interrupt (neither the GC nor
         a busy main loop delays it), the bookkeeping a soft timer. The ESP32 has soft timers
-        only (a hard Timer raises): one timer runs the fast path and, every hz / slow_hz-th
-        call, the bookkeeping (docs/safety.md: how its bounds still hold)."""
+        only (a hard Timer raises): one timer runs the fast path and, on slow_hz of every hz
+        calls, the bookkeeping (docs/safety.md: how its bounds still hold)."""
         hz = self.board["supervisor"]["hz"]
         Timer = machine.Timer
         if self.board["mcu"] == "rp2040":
@@ -170,7 +177,7 @@ class Hardware:
             self._slow_timer = Timer(-1)
             self._slow_timer.init(freq=slow_hz, mode=Timer.PERIODIC, callback=slow)
         else:
-            self._both = _Both(fast, slow, hz // slow_hz)
+            self._both = _Both(fast, slow, hz, slow_hz)
             self._tick_timer.init(freq=hz, mode=Timer.PERIODIC, callback=self._both.run)
 
     def start_watchdog(self):

@@ -7,6 +7,7 @@
 # counts the light delivered: LED on-time (auto-off at limits.LED_MAX_MS)
 # and dose from the board's irradiance calibration (LED off at the
 # per-session cap). tick() is integer-only and allocates nothing.
+import micropython
 from micropython import const
 from myotone import limits
 
@@ -66,6 +67,7 @@ class Led:
         """Dose of `seconds` at these intensities, uJ/cm2 (main loop)."""
         return (red_pct * self._red_uw + nir_pct * self._nir_uw) * seconds // 100
 
+    @micropython.native
     def tick(self, temp_raw, on):
         # thermistor, smoothed over ~8 ticks (ADC noise would make the duty jitter)
         t = self._t_raw

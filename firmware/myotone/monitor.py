@@ -9,6 +9,7 @@
 # on their normal path (they return interned string constants or None).
 # Thresholds that need floats are computed once, in the constructor or in
 # begin().
+import micropython
 from array import array
 from micropython import const
 from myotone import limits, thermal
@@ -69,6 +70,7 @@ class Monitor:
         self.z_base_ohm = 0     # the session's baseline (0 = not yet captured)
 
     # ---- environment: checked on every tick, session or not ----
+    @micropython.native
     def environment(self, temp_raw, vbus):
         if vbus:
             return CHARGING
@@ -87,12 +89,14 @@ class Monitor:
         return None
 
     # ---- output: the bookkeeping tick, on what the fast path summed (fastpath.py) ----
+    @micropython.native
     def track(self, n_on, zua, mv):
         """Impedance from the settled on-samples since the last call (their sums)."""
         if n_on and zua >= limits.PROGRAM_MIN_UA * n_on:
             z = mv * 1000 // zua
             self.z_ohm = z if self.z_ohm == 0 else self.z_ohm + ((z - self.z_ohm) >> 3)
 
+    @micropython.native
     def charge(self, now_ms, pos_m, pos_k, neg_m, neg_k):
         """charge_imbalance: per-polarity mean current over a sliding 10 s window.
 
@@ -138,6 +142,7 @@ class Monitor:
     def capture_baseline(self):
         self.z_base_ohm = self.z_ohm
 
+    @micropython.native
     def scale(self, target_ua):
         """Above 2 x the baseline impedance, current falls as baseline x 2 / Z."""
         zb2 = self.z_base_ohm * limits.IMPEDANCE_ADAPT_RATIO

@@ -18,6 +18,7 @@
 # keep SAFETY.md's numbers whether the claim is true (the calibrated
 # transfer) or the unit is as designed (the nominal one): soft_start_ua(),
 # ceiling_ua(), step_ua and ramp_permille tell the session how (session.py).
+import micropython
 from myotone import limits
 
 
@@ -53,6 +54,7 @@ class Output:
         # faster than the target: on a unit that is in fact nominal, the current would too
         self.ramp_permille = min(1000, fs * 1000 // self._nominal_fs_ua)
 
+    @micropython.native
     def code_for_ua(self, ua):
         """The highest DAC code that commands at most `ua` on the calibrated transfer (rounded
         down, never up), clamped to 0..limit_code."""
@@ -85,6 +87,7 @@ class Output:
             ua -= 1
         return ua
 
+    @micropython.native
     def ua_for_code(self, code):
         if code <= 0:
             return 0
@@ -107,6 +110,10 @@ class Output:
             code = 0
         self._dac.write(code)
         self.code = code
+
+    def check(self):
+        """OSError if the DAC does not answer; nothing written."""
+        self._dac.check()
 
     def enable(self):
         self._hv.value(1)

@@ -10,6 +10,7 @@
 # interrupt only indexes it. Each state byte holds the bridge state and two
 # flags that let the supervisor change the amplitude only between pairs, so
 # that ramps keep every pair balanced too.
+import micropython
 from array import array
 from micropython import const
 from myotone import limits
@@ -160,6 +161,7 @@ class Playhead:
         self.in_pair = 0
         self.settled = 1
 
+    @micropython.native
     def advance(self, now_us):
         t = self._t
         if t is None:

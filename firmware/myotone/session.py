@@ -6,6 +6,7 @@
 # commands call begin() / request_stop() / pause() / resume(). Enforces soft
 # start, the ramp rates, ramp-down on stop and the session length cap of
 # SAFETY.md. Session time runs only in ramp and run: not while paused.
+import micropython
 from micropython import const
 from myotone import limits
 
@@ -21,6 +22,7 @@ NAMES = ("idle", "ramp", "run", "ramp_down", "done", "fault", "pausing", "paused
 PAUSE_MAX_MS = const(600000)   # a session paused for 10 min ends (done)
 
 
+@micropython.native
 def _ticks_diff(a, b):
     # time.ticks_diff without importing time: ticks wrap at 2**30 on MicroPython.
     # 0x40000000 is not a small int on a 32-bit port: subtracting it would make a
@@ -168,6 +170,7 @@ class Session:
             self.state = IDLE
             self.target_na = 0
 
+    @micropython.native
     def step(self, now_ms):
         """Advance by the time since the last step; return the target in uA."""
         dt = _ticks_diff(now_ms, self._last_ms)

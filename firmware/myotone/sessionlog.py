@@ -7,6 +7,7 @@
 # loop reads their differences once a second in sample() -- so neither side
 # ever has to wait for the other. The record is assembled and written after
 # the session, from the main loop (store.log_append).
+import micropython
 import json
 from array import array
 from micropython import const
@@ -34,6 +35,7 @@ class SessionLog:
         self.open = False
 
     # ---- the bookkeeping tick ----
+    @micropython.native
     def add(self, n, n_on, s_ua, s_zua, s_mv, led_duty):
         """What the fast path summed since the last call (fastpath.take): `n` samples,
         `n_on` settled on-samples, the current of every sample with a current path (edges

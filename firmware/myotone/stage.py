@@ -27,6 +27,7 @@
 # The tick calls trip(), cut(), set_ua() and closed(); they allocate nothing
 # on their normal path (an exception object is made only when a peripheral
 # fails). Pure logic: the hardware objects are passed in.
+import micropython
 from micropython import const
 from myotone import limits
 from myotone.monitor import DAC_FAULT
@@ -118,6 +119,7 @@ class OutputStage:
         out.set_ua(ua)
         self.out_ua = out.ua_for_code(out.code)
 
+    @micropython.native
     def set_ua(self, ua):
         """The amplitude between pairs (tick). A DAC that does not answer is a fault.
 
@@ -135,6 +137,18 @@ class OutputStage:
             return
         self.out_ua = out.ua_for_code(code)
 
+    def verify_dac(self):
+        """Bookkeeping, while output is on (10 Hz): the DAC asked to answer (a read: nothing
+        written), so a DAC that left the bus at a steady setpoint, never written there, is a
+        fault within 100 ms, not at the next change."""
+        if self.state != ON and self.state != CLOSING:
+            return
+        try:
+            self._out.check()
+        except Exception:
+            self.dac_ok = 0
+            self.trip(DAC_FAULT)
+
     def close(self, now_ms):
         """End output after the pair under way (ON -> CLOSING), or at once if none plays."""
         if self.state != ON:
@@ -149,6 +163,7 @@ class OutputStage:
         self.close_by = (now_ms + self._pair_ms) & 0x3FFFFFFF
         self.state = CLOSING
 
+    @micropython.native
     def closed(self, now_ms, in_pair, pairs):
         """CLOSING (tick): cut once the pair is over, or at the deadline regardless; True when off."""
         if not in_pair or pairs != self.close_pairs or _ticks_diff(now_ms, self.close_by) >= 0:

@@ -6,6 +6,7 @@
 # The tick is a soft timer callback: it preempts the main loop between
 # bytecodes, so a long command never delays a trip. It allocates nothing.
 # Hardware objects come in through `hw` (see hardware.py).
+import micropython
 import time
 from array import array
 from micropython import const
@@ -26,6 +27,8 @@ from myotone import service
 from myotone import stage as ST
 from myotone.stage import ON as STAGE_ON, OFF as STAGE_OFF, CLOSING as STAGE_CLOSING
 
+BOOKKEEPING_SLICES = const(4)   # output, environment, books, LED: one per bookkeeping call
+_DAC_CHECK_EVERY = const(10)    # output slices (100 Hz) between two DAC checks: 10 Hz
 _LOOP_MS = const(20)
 _POLL_LINES = const(4)       # lines handled per main-loop pass ...
 _POLL_BYTES = const(1024)    # ... and bytes read
@@ -75,6 +78,7 @@ class Supervisor:
         self.temp_raw = 65535
         self._was_run = False
         self._pairs_at_set = -1
+        self._dac_n = 0
         self.reader = P.LineReader()
         self._rx_ms = 0              # when input last arrived
         self._fault_sent = False
@@ -104,21 +108,31 @@ class Supervisor:
 
     # ---- the ticks ------------------------------------------------------
     # The fast path (fastpath.py) samples and trips at `hz`, from a hard interrupt on rp2.
-    # The bookkeeping tick (a soft timer at 2 x BOOKKEEPING_HZ) alternates two halves, each
-    # at BOOKKEEPING_HZ: the output (the playhead, the end of the last pair, heartbeat,
-    # ramp, the amplitude between pairs) and the books (temperature and charger, the
-    # fast path's sums: charge balance, impedance, telemetry, log; the LED and its dose).
-    # docs/safety.md gives each cadence and why its bounds hold.
+    # The bookkeeping tick (a soft timer at BOOKKEEPING_SLICES x BOOKKEEPING_HZ) runs one
+    # slice per call, so each slice runs at BOOKKEEPING_HZ and no call holds the main loop
+    # off for long: the output (the playhead, the end of the last pair, heartbeat, ramp, the
+    # amplitude between pairs, in one slice: the pair state it reads is the one it acts on),
+    # the environment (thermistor, charger), the books (the fast path's sums: telemetry,
+    # log, impedance, charge balance) and the LED with its dose. A cut the fast path made is
+    # finished first, in whichever slice comes next. docs/safety.md gives each cadence and
+    # why its bounds hold.
+    @micropython.native
     def tick(self, _timer):
         try:
             self.ticks += 1
-            now = time.ticks_ms()
             if self.stage.halted:
                 self._finish_cut()
-            elif self.ticks & 1:
-                self._output_half(now)
+                return
+            now = time.ticks_ms()
+            k = self.ticks & 3
+            if k == 0:
+                self._output_slice(now)
+            elif k == 1:
+                self._environment_slice()
+            elif k == 2:
+                self._books_slice(now)
             else:
-                self._books_half(now)
+                self._led_slice()
         except KeyboardInterrupt:
             # Ctrl-C landed in the tick: MicroPython would print it and go on, so mpremote
             # would never reach the REPL; the main loop raises it again (main.py: safe first)
@@ -136,7 +150,8 @@ class Supervisor:
         if not self.session.active():
             self._ended()
 
-    def _output_half(self, now):
+    @micropython.native
+    def _output_slice(self, now):
         pulse = self.pulse
         pulse.sample()
         sess = self.session
@@ -167,12 +182,22 @@ class Supervisor:
             # amplitude changes only between pairs: ramps stay charge-balanced
             self._pairs_at_set = pulse.pairs
             stage.set_ua(self.monitor.scale(target))
+        self._dac_n += 1
+        if self._dac_n >= _DAC_CHECK_EVERY:
+            self._dac_n = 0
+            stage.verify_dac()              # a DAC that left the bus is a fault within 100 ms
 
-    def _books_half(self, now):
+    @micropython.native
+    def _environment_slice(self):
         hw = self.hw
         self.temp_raw = hw.read_temp_raw()
-        mon = self.monitor
-        self.env = mon.environment(self.temp_raw, hw.vbus.value())
+        self.env = env = self.monitor.environment(self.temp_raw, hw.vbus.value())
+        # every trip stays armed until the output stage is off, the last pair included
+        if env is not None and (self.session.active() or self.stage.state == STAGE_CLOSING):
+            self._trip(env)
+
+    @micropython.native
+    def _books_slice(self, now):
         d = self._d
         self.fast.take(d)
         self._n_on += d[1]
@@ -180,21 +205,19 @@ class Supervisor:
         self._sum_mv += d[4]
         led = self.led
         self.log.add(d[0], d[1], d[2], d[3], d[4], led.red_duty if led.red_duty >= led.nir_duty else led.nir_duty)
-        sess = self.session
-        active = sess.active()
-        if not active and self.stage.state != STAGE_CLOSING:
+        if not self.session.active() and self.stage.state != STAGE_CLOSING:
             return
-        # every trip stays armed until the output stage is off, the last pair included
-        if self.env is not None:
-            self._trip(self.env)
-            return
+        mon = self.monitor
         mon.track(d[1], d[3], d[4])
         reason = mon.charge(now, d[5], d[6], d[7], d[8])
         if reason is not None:
             self._trip(reason)
-            return
-        if active:
-            led.tick(self.temp_raw, sess.state == S.RAMP or sess.state == S.RUN)
+
+    @micropython.native
+    def _led_slice(self):
+        sess = self.session
+        if sess.active():
+            self.led.tick(self.temp_raw, sess.state == S.RAMP or sess.state == S.RUN)
 
     def state_code(self):
         """The session state as the host sees it: a session (or a pause) whose last pair
@@ -449,6 +472,10 @@ class Supervisor:
     def _emit_events(self):
         con = self.console
         s = self.session
+        # read before the fault: a trip latches its fault before it ends the session, so a
+        # session seen ended here has its fault seen below, and a trip landing later leaves
+        # `active` true for this pass -- the record is never written before the fault's event
+        active = s.active()
         if self.fault is not None and not self._fault_sent:
             self._fault_sent = True
             con.write_line(P.event("fault", reason=self.fault))
@@ -463,7 +490,7 @@ class Supervisor:
                 self._telemetry(time.ticks_ms())
                 if self.measure.active:
                     service.measure_done(self)
-        if s.active():
+        if active:
             now = time.ticks_ms()
             if time.ticks_diff(now, self._telemetry_at) >= 0:
                 self._telemetry_at = time.ticks_add(self._telemetry_at, self._telemetry_ms)
@@ -494,7 +521,7 @@ class Supervisor:
         self.fast.interrupted = value
 
     def run(self):
-        self.hw.start_ticks(self._fast_cb, self._tick_cb, 2 * limits.BOOKKEEPING_HZ)
+        self.hw.start_ticks(self._fast_cb, self._tick_cb, BOOKKEEPING_SLICES * limits.BOOKKEEPING_HZ)
         self.console.write_line(P.event("ready", firmware=VERSION, board=self.board["name"],
                                         reset_cause=self.hw.reset_cause))
         while True:

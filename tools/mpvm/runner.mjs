@@ -50,11 +50,16 @@ const mp = await loadMicroPython({
   stderr: (bytes) => { for (const b of bytes) captured.push(b); },
 });
 
+// The WebAssembly port has no native emitter: there `@micropython.native` is a SyntaxError
+// ("invalid micropython decorator"). Those decorator lines are blanked (line numbers kept):
+// the function runs as bytecode, the same code at another speed -- what a port without
+// native code would run. Nothing else of the firmware is changed.
+const NATIVE = /^[ \t]*@micropython\.native[ \t]*$/gm;
 const firmwareTop = new Set();
 for (const rel of opts.files) {
   const dest = "/" + rel.split("\\").join("/");
   mp.FS.mkdirTree(dirname(dest));
-  mp.FS.writeFile(dest, readFileSync(join(opts.root, rel)));
+  mp.FS.writeFile(dest, readFileSync(join(opts.root, rel), "utf8").replace(NATIVE, ""));
   firmwareTop.add(rel.split("/")[0].replace(/\.py$/, ""));
 }
 

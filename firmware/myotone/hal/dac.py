@@ -1,6 +1,8 @@
 # DAC drivers. Each takes its bus or pin object from the caller and offers
-# `write(code)` and `max_code`. Nothing but myotone.output.Output calls
-# write(): that is where every code is clamped to the limit.
+# `write(code)`, `check()` and `max_code`. Nothing but myotone.output.Output
+# calls write(): that is where every code is clamped to the limit. check()
+# raises OSError when the DAC does not answer (an I2C DAC off its bus) and
+# changes nothing; it allocates nothing.
 from micropython import const
 
 _MCP4725_FAST_WRITE = const(0x00)   # fast-mode command, power-down bits 00
@@ -15,12 +17,17 @@ class Mcp4725:
         self._i2c = i2c
         self._addr = addr
         self._buf = bytearray(2)
+        self._status = bytearray(3)     # a read: status byte and DAC register
 
     def write(self, code):
         buf = self._buf
         buf[0] = _MCP4725_FAST_WRITE | ((code >> 8) & 0x0F)
         buf[1] = code & 0xFF
         self._i2c.writeto(self._addr, buf)
+
+    def check(self):
+        """Read the status and DAC register: OSError if nobody answers (NACK)."""
+        self._i2c.readfrom_into(self._addr, self._status)
 
 
 class Esp32Dac:
@@ -34,6 +41,9 @@ class Esp32Dac:
     def write(self, code):
         self._dac.write(code)
 
+    def check(self):
+        """On the chip: it cannot leave a bus."""
+
 
 class PwmDac:
     """PWM + RC filter fallback: duty_u16 as a 16-bit code."""
@@ -45,3 +55,6 @@ class PwmDac:
 
     def write(self, code):
         self._pwm.duty_u16(code)
+
+    def check(self):
+        """On the chip: it cannot leave a bus."""

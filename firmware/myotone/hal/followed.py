@@ -1,6 +1,7 @@
 # A pulse back-end that plays its table in hardware (PIO, RMT) tells the CPU
 # nothing while it plays: the supervisor follows the same schedule with a
 # Playhead, from time alone. What the PIO and RMT back-ends share.
+import micropython
 import time
 from myotone.pulse import Playhead, OFF
 
@@ -14,6 +15,7 @@ class FollowedPulse:
         self.pairs = 0
         self.settled = 1
 
+    @micropython.native
     def sample(self):
         """Bridge state and pair flags now (once per supervisor tick; allocates nothing)."""
         h = self.head

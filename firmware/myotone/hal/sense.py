@@ -18,6 +18,9 @@
 # So no calibration makes a current read lower than the design would; one
 # that says the sense reads high is left out (a reading that is too high
 # trips early: safe), one that says it reads low is applied.
+import micropython
+
+
 def _scale(full_scale, shift):
     scale = (full_scale << shift) // 65535
     if 65535 * scale >= 1 << 30:
@@ -56,6 +59,7 @@ class Sense:
         # the smallest current read as more than 0 (0 on a linear ADC)
         self.floor_ua = (self._floor_i * 16 + (self._r16 >> 1)) // self._r16 if self._cal else 0
 
+    @micropython.native
     def read_ua(self):
         if self._cal:
             uv = self._adc_i.read_uv()
@@ -65,6 +69,7 @@ class Sense:
         ua += self._i_off
         return ua if ua > 0 else 0
 
+    @micropython.native
     def read_mv(self):
         if self._cal:
             uv = self._adc_v.read_uv()
