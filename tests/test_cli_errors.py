@@ -137,3 +137,30 @@ def test_flash_port_before_the_command_and_from_myotone_port(tmp_path):
     r = cli("-p", cli_port, "flash", "--json", env={"MYOTONE_PORT": env_port})
     (res,) = json.loads(r.stdout)["results"]
     assert res["port"] == cli_port and "MYOTONE_PORT" not in res["error"], res
+
+
+def test_cli_value_ranges_come_from_the_firmware_limits():
+    """SAFETY.md's numbers are written once (firmware/myotone/limits.py): the CLI's ranges are
+    read from there (myotone.fwlimits), never typed again in the host's source."""
+    import ast
+    import re
+
+    import click
+
+    from myotone import fwlimits, paths
+    from myotone.cli import main
+    src = (paths.firmware_dir() / "myotone" / "limits.py").read_text()
+    consts = fwlimits.constants()
+    n_const = sum(1 for n in ast.parse(src).body if isinstance(n, ast.Assign) and "const(" in ast.unparse(n.value))
+    assert len(consts) == n_const and consts["ABS_CEILING_UA"] == 1000        # every const read, none missed
+    ua_max = {}
+    for name, cmd in [("session start", main.commands["session"].commands["start"]),
+                      ("monitor", main.commands["monitor"])]:
+        opt = next(p for p in cmd.params if p.name == "ua")
+        assert isinstance(opt.type, click.IntRange)
+        ua_max[name] = opt.type.max
+    assert set(ua_max.values()) == {fwlimits.ceiling_ua()}, ua_max
+    host = paths.repo_root() / "host" / "myotone"
+    typed = [f"{f.name}: {m.group(0)}" for f in host.glob("*.py")
+             for m in re.finditer(r"IntRange\([^)]*\b(1000|1200)\b[^)]*\)", f.read_text())]
+    assert typed == []

@@ -7,6 +7,7 @@ import sys
 
 import click
 
+from . import fwlimits
 from .cli import EXIT_FAILED, connect, device_errors, emit, json_option, main, note, port_option
 
 
@@ -29,9 +30,10 @@ def start_args(program, ua, duration_s, hz, phase_us, gap_us, alternate, burst_o
 def session_options(f):
     for opt in reversed([
         click.option("--program", default=None, help="Program name (`myotone programs list`)."),
-        click.option("--ua", type=click.IntRange(1, 1000), default=None,
+        click.option("--ua", type=click.IntRange(1, fwlimits.ceiling_ua()), default=None,
                      help="Setpoint in µA (programs with microcurrent; not for LED-only ones)."),
-        click.option("--duration-s", type=click.IntRange(1, 1200), default=None, help="Session length (s)."),
+        click.option("--duration-s", type=click.IntRange(1, fwlimits.session_max_s()), default=None,
+                     help="Session length (s)."),
         click.option("--hz", type=float, default=None, help="Explicit waveform: pulse frequency (Hz)."),
         click.option("--phase-us", type=int, default=None, help="Explicit waveform: phase width (µs)."),
         click.option("--gap-us", type=int, default=None, help="Inter-phase gap (µs)."),
@@ -96,8 +98,8 @@ _simple("resume", "Resume a paused session: a new ramp from the minimum.")
 @main.command()
 @port_option
 @click.option("--program", default=None, help="Also start a host-driven session of this program …")
-@click.option("--ua", type=click.IntRange(1, 1000), default=None, help="… at this setpoint (µA).")
-@click.option("--duration-s", type=click.IntRange(1, 1200), default=None, help="… for this long (s).")
+@click.option("--ua", type=click.IntRange(1, fwlimits.ceiling_ua()), default=None, help="… at this setpoint (µA).")
+@click.option("--duration-s", type=click.IntRange(1, fwlimits.session_max_s()), default=None, help="… for this long (s).")
 @click.option("--seconds", type=click.FloatRange(0.1, None), default=None, help="Stop monitoring after this long.")
 @click.option("--leave-running", is_flag=True, help="On Ctrl-C, leave a session this monitor did not start running.")
 @json_option

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import click
 
+from . import fwlimits
 from .cli import (EXIT_FAILED, PORT_HELP, complete_board, complete_port, connect, device_errors, emit,
                   json_option, main, note, port_option)
 from .cli_paths import OutFile, OutFolder, file_errors, written_whole
@@ -274,7 +275,8 @@ def calibrate(port, load_ohm, meter, hold_s, rig, as_json):
 @port_option
 @click.option("--load", "loads", default="500,2000,10000", show_default=True,
               help="Dummy loads (Ω), comma-separated.")
-@click.option("--ua", type=click.IntRange(10, 1000), default=None, help="Test current (µA). Default: the board limit.")
+@click.option("--ua", type=click.IntRange(fwlimits.program_min_ua(), fwlimits.ceiling_ua()), default=None,
+              help="Test current (µA). Default: the board limit.")
 @click.option("--program", default="lift", show_default=True, help="Waveform to characterise.")
 @click.option("--hold-s", type=click.IntRange(1, 10), default=2, show_default=True, help="Seconds per load.")
 @rig_option
