@@ -52,3 +52,22 @@ def test_mpremote_exec_eval_fs_and_reset_on_a_flash_file_that_outlives_the_serve
         assert "main.py" in board.mp("fs", "ls")
     finally:
         board.close()
+
+
+def test_the_pacer_moves_virtual_time_at_any_speed_and_rebases_only_when_the_emulator_lags():
+    """At --speed 50 one 2 ms pacer step is 100 ms of virtual time, more than the 50 ms lead:
+    every step counted as lagging and a served emulator never advanced. Pure arithmetic here:
+    no wall clock."""
+    import pytest
+
+    from myotone.emulator.clock import PACE_S, pace_step
+    for speed in (0.25, 1.0, 5.0, 50.0, 500.0):
+        base_v, base_w, now_v, wall = 0, 100.0, 0, 100.0
+        for _ in range(100):                         # an emulator that keeps up: it runs to the limit
+            wall += PACE_S
+            base_v, base_w, target = pace_step(base_v, base_w, wall, now_v, speed, 50_000_000)
+            now_v = target
+        assert now_v == pytest.approx(100 * PACE_S * speed * 1e9, rel=1e-6), speed
+    # an emulator that stands still (the CPU lags): the base moves, no burst builds up
+    base_v, base_w, target = pace_step(0, 0.0, 10.0, 0, 1.0, 50_000_000)
+    assert (base_v, base_w, target) == (0, 10.0, 0)

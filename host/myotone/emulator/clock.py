@@ -180,14 +180,29 @@ class Clock:
         def pace():
             base_v, base_w = self.now_ns, time.monotonic()
             while not self.stopped:
-                target = base_v + int((time.monotonic() - base_w) * speed * 1e9)
-                if target - self.now_ns > max_lead_ns:   # the CPU lags: do not burst later
-                    base_v, base_w = self.now_ns, time.monotonic()
-                    target = base_v
+                base_v, base_w, target = pace_step(base_v, base_w, time.monotonic(), self.now_ns, speed,
+                                                   max_lead_ns)
                 with self._cond:
                     if target > self.limit_ns:
                         self.limit_ns = target
                         self._cond.notify_all()
-                time.sleep(0.002)
+                time.sleep(PACE_S)
         self._pacer = threading.Thread(target=pace, name="emu-pacer", daemon=True)
         self._pacer.start()
+
+
+PACE_S = 0.002          # the pacer's step, wall seconds
+
+
+def pace_step(base_v: int, base_w: float, wall: float, now_v: int, speed: float,
+              max_lead_ns: int) -> tuple[int, int, int]:
+    """One pacer step: (base_v, base_w, the virtual time allowed now). When the emulator lags
+    the wall clock by more than the lead (the CPU cannot keep up), the base moves to now, so it
+    does not burst later. The lead is at least a few pacer steps' worth of virtual time: at a
+    high speed one step alone is more than max_lead_ns (at --speed 50, 100 ms a step against 50
+    ms: every step counted as lagging and virtual time never moved)."""
+    lead_ns = max(max_lead_ns, int(4 * PACE_S * speed * 1e9))
+    target = base_v + int((wall - base_w) * speed * 1e9)
+    if target - now_v > lead_ns:
+        return now_v, wall, now_v
+    return base_v, base_w, target
