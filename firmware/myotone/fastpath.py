@@ -75,7 +75,6 @@ class FastPath:
 
     def begin(self):
         """A session starts: every rule forgets, and the path is armed."""
-        self._thresholds()
         self._over = self._dense = self._open = self._idle = 0
         self._bad_ms = -1
         self._ph = self._ph_ua = self._ph_n = self._held = 0
