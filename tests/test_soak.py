@@ -4,6 +4,9 @@ Memory stable, no edge-time drift, no missed supervisor tick, every session
 ending as it should -- and regressions for the bugs the soak found.
 """
 import json
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -14,12 +17,26 @@ from soak_run import Soak, ideal_edges, program_wave
 pytestmark = pytest.mark.soak
 
 
+_SOAK_ALONE = """
+import json, sys
+sys.path.insert(0, sys.argv[1])
+from soak_run import Soak
+soak = Soak("pico-mcp4725", session_s=40)
+try:
+    print(json.dumps(soak.run(600)))
+finally:
+    soak.close()
+"""
+
+
 def test_ten_minutes_of_back_to_back_sessions_on_pio():
-    soak = Soak("pico-mcp4725", session_s=40)
-    try:
-        figures = soak.run(600)
-    finally:
-        soak.close()
+    # in a process of its own: its RSS is then the soak's, not whatever earlier tests in the
+    # same pytest worker left behind (in a shared worker it grew 14 MB after other tests, and
+    # not at all alone: the check depended on which tests ran before it)
+    out = subprocess.run([sys.executable, "-c", _SOAK_ALONE, str(Path(__file__).parent)],
+                         capture_output=True, text=True, timeout=900)
+    assert out.returncode == 0, out.stderr[-2000:]
+    figures = json.loads(out.stdout.strip().splitlines()[-1])
     assert figures["sessions"] >= 12
     assert figures["missed_ticks"] == 0 and figures["ticks"] >= 600 * 1000
     assert figures["edges_checked"] > 30_000
