@@ -98,11 +98,33 @@ def test_a_timing_the_backend_cannot_play_is_refused_not_degraded():
     from safety_helpers import board_for
     with Emulator(board_for("timer")) as emu:
         emu.run_for(0.2)
-        emu.write(b'{"id":3,"cmd":"start","program":"lift","ua":100,"phase_us":250,"hz":100}\n')
+        emu.write(b'{"id":3,"cmd":"start","program":"lift","ua":100,"phase_us":850,"hz":100}\n')
         emu.run_for(0.2)
         reply = [m for m in messages(emu) if m.get("id") == 3][0]
         assert reply["error"] == "timing_unsupported" and "100 us step" in reply["message"]
         assert emu.plant.trace.max_abs_ua == 0
+
+
+@pytest.mark.parametrize("backend,need_us,shortest_us", [("pio", 750, 750), ("rmt", 1250, 1250),
+                                                         ("timer", 750, 800)])
+def test_a_phase_too_short_for_the_safety_monitor_to_see_is_refused(backend, need_us, shortest_us):
+    """SAFETY.md: what the monitor cannot supervise is refused. The fast path samples at
+    supervisor.hz (2 kHz on the Pico, 1 kHz on the ESP32): a phase shorter than one sample
+    period + limits.SAMPLE_SLACK_US may hold no sample at all, so it is refused with the reason;
+    the shortest phase the board supervises runs (the timer back-end rounds up to its 100 us step)."""
+    from myotone.emulator import Emulator
+    from safety_helpers import board_for
+    with Emulator(board_for(backend)) as emu:
+        emu.run_for(0.2)
+        short = need_us - (50 if backend == "timer" else 1)
+        reply = request(emu, "start", program="lift", ua=100, phase_us=short, hz=100, duration_s=5)
+        assert reply["error"] == "timing_unsupported", reply
+        assert "too short to supervise" in reply["message"] and f">= {need_us} us" in reply["message"]
+        assert emu.plant.trace.max_abs_ua == 0
+        reply = request(emu, "start", program="lift", ua=100, phase_us=shortest_us, hz=100, duration_s=5)
+        assert reply["ok"], reply
+        emu.run_for(3)
+        assert emu.plant.trace.max_abs_ua > 90
 
 
 def test_ctrl_c_leaves_output_safe(emu):

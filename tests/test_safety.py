@@ -215,10 +215,47 @@ def test_a_sample_with_the_bridge_off_neither_confirms_nor_resets_over_current(f
         fp.run(None)
     assert fp.reason == M.OVER_CURRENT and line.cuts == [M.OVER_CURRENT]
     M, fp, line = _fast_path(fw, 500, 500)
-    for bridge, ua in ((1, 700), (0, 700), (2, 300), (1, 700)):  # an on-sample below resets
+    for bridge, ua in ((1, 700), (1, 300), (0, 700), (0, 700), (2, 700)):  # an on-sample below resets
         line.bridge, line.ua, line.mv = bridge, ua, ua * 10
         fp.run(None)
     assert fp.reason is None and line.cuts == []
+
+
+@pytest.mark.parametrize("samples,reason", [
+    # over_current: the phase ends with its last sample above the level (one sample: a short phase)
+    (((1, 700, 7000),), "over_current"),
+    (((1, 300, 3000), (1, 700, 7000)), "over_current"),
+    (((1, 700, 7000), (1, 300, 3000)), None),
+    # contact_lost: every sample of the phase open (100 uA at 15 V: 150 kohm, above open_ohm)
+    (((1, 100, 15000),), "contact_lost"),
+    (((1, 100, 15000), (1, 100, 15000)), "contact_lost"),
+    (((1, 300, 3000), (1, 100, 15000)), None),
+    # sense_fault: every sample of the phase reads < 20 % of what is commanded
+    (((1, 10, 100),), "sense_fault"),
+    (((1, 300, 3000), (1, 10, 100)), None),
+])
+def test_a_phase_that_ends_with_a_trip_condition_standing_confirms_it(fw, samples, reason):
+    """A short phase at a low frequency carries one or two samples and its partner may come
+    seconds later: the phase's end confirms over_current (its last sample above the level),
+    contact_lost and sense_fault (all of its samples), so the cut comes at the phase's end
+    instead of a period later."""
+    M, fp, line = _fast_path(fw, 500, 300)
+    for bridge, ua, mv in samples:
+        assert line.sample(bridge, ua, mv) is None        # not within the phase: too few samples
+    assert line.sample(0, 0, 0) == reason                 # the phase ends
+    assert line.cuts == ([reason] if reason else [])
+
+
+def test_a_phase_below_the_program_minimum_confirms_no_contact_or_sense_trip(fw):
+    """Samples while the output is commanded below 10 uA judge neither contact nor sense, and
+    restart their count: a ramp-down's last phases never confirm an earlier phase's open samples."""
+    M, fp, line = _fast_path(fw, 500, 300)
+    for ua, mv in ((300, 3000), (100, 15000), (100, 15000)):   # two open samples, not yet three
+        assert line.sample(1, ua, mv) is None
+    line.stage.out_ua = 5
+    assert line.sample(0, 0, 0) is None                   # that phase had a good sample
+    assert line.sample(2, 0, 15000) is None
+    assert line.sample(0, 0, 0) is None and line.cuts == []
 
 
 def test_charge_imbalance_stops_within_1_s_of_the_window_exceeding_2_percent(bench):
@@ -397,3 +434,44 @@ def test_a_normal_end_finishes_the_pair_under_way(bench, stop_after_s):
     tr.close(bench.emu.clock.now_ns)
     assert abs(tr.net_charge_nc) <= 0.01 * tr.abs_charge_nc, (tr.net_charge_nc, tr.abs_charge_nc)
     assert bench.output_is_safe()
+
+
+def _last_above_ns(emu, after_ns, level_ua):
+    """The end of the last stretch of plant current above `level_ua` after `after_ns`."""
+    tr = emu.plant.trace
+    last = None
+    pts = list(zip(tr.t_ns, tr.i_ua))
+    for (t0, i), (t1, _) in zip(pts, pts[1:]):
+        if t1 > after_ns and abs(i) > level_ua:
+            last = t1
+    if pts and abs(pts[-1][1]) > level_ua:
+        last = emu.clock.now_ns
+    return last
+
+
+@pytest.mark.parametrize("backend,phase_us", [("pio", 750), ("rmt", 1250), ("timer", 800)])
+@pytest.mark.parametrize("start_delay_us", [0, 173, 331, 509, 787])
+def test_over_current_on_the_shortest_supervised_phase_at_a_low_frequency(backend, phase_us, start_delay_us):
+    """The shortest phase each back-end accepts, 2 Hz, a 100 ms gap (a phase's partner comes
+    100 ms after it), a DAC stuck high between pairs: the over-current in the next
+    phase ends within 2 ms of its onset, on the plant, wherever the samples fall in the phase
+    (the session starts at five offsets against the sample clock). Before the phase's end
+    confirmed over_current, a one-sample phase waited for its partner, 100 ms later."""
+    b = Bench(board_for(backend))
+    try:
+        b.emu.run_for(start_delay_us / 1e6)
+        b.start(ua=300, hz=2, phase_us=phase_us, gap_us=100000, duration_s=10)
+        b.run(0.7)                                   # the first pair has played
+        while b.emu.plant.bridge_a or b.emu.plant.bridge_b:
+            b.emu.run_for(0.0001)
+        t_fault = b.emu.clock.now_ns
+        b.emu.set_fault("dac_stuck_high")
+        b.run(1.2)
+        level = 500 * 1.1 + 10
+        onset = b.onset_ns(t_fault, level)
+        assert onset is not None
+        assert _last_above_ns(b.emu, t_fault, level) - onset <= 2 * MS
+        assert b.faults() == ["over_current"]
+        assert b.emu.plant.current_ua() == 0 and not b.emu.plant.hv_on
+    finally:
+        b.close()

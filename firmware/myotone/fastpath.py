@@ -9,7 +9,12 @@
 #     contact_lost, sense_fault (low reading, or current with the bridge off),
 #     and stops a session when a charger appears (charging),
 #     counting only samples taken while current should flow (a sample with
-#     the bridge off neither confirms nor resets an on-state rule);
+#     the bridge off neither confirms nor resets an on-state rule); a phase
+#     that ends with over_current's condition standing on its last sample,
+#     or with contact_lost's or sense_fault's on every sample it had, trips
+#     when it ends (a short phase at a low frequency carries one or two
+#     samples, and its partner may come seconds later: unsupervised() refuses
+#     phases too short to carry one);
 #   * enforces the closing window's hard deadline;
 #   * cuts through GPIO at once (stage.fast_cut: rail, then bridge) and
 #     leaves the DAC to the bookkeeping tick (an I2C write has no place in an
@@ -30,6 +35,20 @@ from myotone.session import RUN, _ticks_diff
 MASK = const(0x3FFFFFFF)         # counters wrap at 2**30: small ints, no allocation
 _IDLE_SAMPLES = const(10)        # current with the bridge off on 10 samples: sense_fault
 _PHASE_SAMPLES_MAX = const(4096) # a phase's mean from its first 4096 samples (its sum x 16 stays small)
+
+
+def unsupervised(wave, hz):
+    """Why the fast path, sampling at `hz`, cannot supervise `wave` (a message), or None.
+
+    Every phase must carry at least one settled sample wherever the samples fall: a
+    phase shorter than one sample period plus the sample's window and its jitter
+    (limits.SAMPLE_SLACK_US) may never be sampled at all -- at 1 kHz with 100 us
+    phases 16 of 20 start offsets saw nothing -- and then no trip can see it."""
+    need_us = 1000000 // hz + limits.SAMPLE_SLACK_US
+    if wave.phase_us < need_us:
+        return ("phase_us %d is too short to supervise: the safety monitor samples at %d Hz "
+                "and needs phases of >= %d us to see every one" % (wave.phase_us, hz, need_us))
+    return None
 
 
 class FastPath:
@@ -75,7 +94,7 @@ class FastPath:
 
     def begin(self):
         """A session starts: every rule forgets, and the path is armed."""
-        self._over = self._dense = self._open = self._idle = 0
+        self._over = self._dense = self._open = self._idle = self._bad_n = 0
         self._bad_ms = -1
         self._ph = self._ph_ua = self._ph_n = self._held = 0
         self.reason = None
@@ -137,7 +156,9 @@ class FastPath:
             # charging: a charger or a computer on USB (mains leakage): off within 2 ms
             reason = CHARGING if self._vbus() else None
             if br >= 0 and br != self._ph:
-                self._phase_end(br)
+                r = self._phase_end(br)
+                if reason is None:
+                    reason = r
             if br > 0 and reason is None:
                 self.n_on = (self.n_on + 1) & MASK
                 self.s_zua = (self.s_zua + ua) & MASK
@@ -177,10 +198,20 @@ class FastPath:
         """The pins left the phase's polarity. Phases are judged in pairs (two opposite
         phases in a row: the same amplitude by construction), so a ramp never weighs one
         polarity with a newer amplitude than the other; a phase whose partner was not
-        sampled is replaced by the next of its polarity."""
+        sampled is replaced by the next of its polarity.
+        A phase of current that ends with a trip's condition standing confirms that trip
+        (its reason is returned, else None): over_current's on its last sample,
+        contact_lost's and sense_fault's on every sample it had."""
         n = self._ph_n
         ph = self._ph
+        reason = None
         if n:
+            if self._over:
+                reason = OVER_CURRENT
+            elif self._open >= n:
+                reason = CONTACT_LOST
+            elif self._bad_n >= n:
+                reason = SENSE_FAULT
             m = (self._ph_ua << 4) // n
             held = self._held
             if held == 0 or held == ph:
@@ -199,6 +230,7 @@ class FastPath:
         self._ph = br
         self._ph_ua = 0
         self._ph_n = 0
+        return reason
 
     @micropython.native
     def _on(self, ua, mv):
@@ -218,6 +250,7 @@ class FastPath:
             self._dense = 0
         cmd_ua = self._stage.out_ua
         if cmd_ua < limits.PROGRAM_MIN_UA:
+            self._open = self._bad_n = 0     # too little current to judge contact or sense
             return None
         # contact_lost: compliance reached below the setpoint, or impedance above open_ohm
         open_circuit = ((mv >= self._compliance_mv and ua * 10 < cmd_ua * 9)
@@ -231,6 +264,7 @@ class FastPath:
         self._open = 0
         # sense_fault: commanded >= 50 uA, measured < 20 % of it, contact good, for 50 ms
         if cmd_ua >= limits.SENSE_FAULT_MIN_UA and ua * 100 < cmd_ua * limits.SENSE_FAULT_PERCENT:
+            self._bad_n += 1
             now = time.ticks_ms()
             if self._bad_ms < 0:
                 self._bad_ms = now
@@ -238,4 +272,5 @@ class FastPath:
                 return SENSE_FAULT
         else:
             self._bad_ms = -1
+            self._bad_n = 0
         return None

@@ -40,6 +40,10 @@ TEMP_SENSOR_OPEN_C = const(-30)     # the thermistor reads colder than this: ope
 IMPEDANCE_ADAPT_RATIO = const(2)    # scale current down above 2 x the session baseline
 BOOKKEEPING_HZ = const(100)         # ramps, LED and dose, charge balance, temperature, log: each
                                     # at 100 Hz; the per-sample trips run at supervisor.hz (fastpath)
+SAMPLE_SLACK_US = const(250)       # a phase must outlast one fast-path sample period by this
+                                    # (fastpath.unsupervised): a sample's window, pins before to
+                                    # pins after, 81..94 us on the RP2040 tier, plus a sample
+                                    # held off by another interrupt
 CLOSE_MARGIN_MS = const(10)         # the last pair's hard deadline: one period + this (stage.py)
 
 # Trip bounds: how soon after onset each trip must have cut the output (SAFETY.md

@@ -18,6 +18,8 @@ from myotone import session as S
 from myotone import monitor as M
 from myotone.stage import OFF as STAGE_OFF
 from myotone.programs import ProgramError
+from myotone.pulse import TimingUnsupported
+from myotone.fastpath import unsupervised
 
 NIR_UNAVAILABLE = "nir_unavailable"
 DOSE_CAP = "dose_cap"
@@ -45,9 +47,9 @@ def phase_ua(base_ua, pct, density_ua):
     return max(limits.PROGRAM_MIN_UA, min(base_ua * pct // 100, density_ua))
 
 
-def plan(led, pulse, area_cm2, limit_ua, name, prog, base_ua):
+def plan(led, pulse, area_cm2, limit_ua, sample_hz, name, prog, base_ua):
     """Check a validated program against this board (its LED, pulse back-end, electrode
-    area and limit); ProgramError or TimingUnsupported."""
+    area, limit and the fast path's sampling rate); ProgramError or TimingUnsupported."""
     phases = prog["phases"]
     if any(p["nir_pct"] for p in phases) and not led.has_nir:
         raise ProgramError("NIR light needs a board with the NIR channel and eye shields", NIR_UNAVAILABLE)
@@ -64,6 +66,9 @@ def plan(led, pulse, area_cm2, limit_ua, name, prog, base_ua):
         wave = None
         if p["current_pct"]:
             wave = programs.waveform(p)
+            why = unsupervised(wave, sample_hz)
+            if why:
+                raise TimingUnsupported(why)
             pulse.prepare(wave)           # TimingUnsupported if the back-end cannot play it
             d = M.max_peak_ua(area_cm2, wave.duty_permille())
             density_ua = d if density_ua == 0 else min(density_ua, d)

@@ -297,7 +297,8 @@ class Supervisor:
         return report.status(self)
 
     def plan_program(self, name, prog, ua):
-        return R.plan(self.led, self.pulse, self.board["electrode_area_cm2"], self.limit_ua, name, prog, ua)
+        return R.plan(self.led, self.pulse, self.board["electrode_area_cm2"], self.limit_ua, self.hz,
+                      name, prog, ua)
 
     def cmd_start(self, args):
         P.check_args(args, _START)
