@@ -16,7 +16,7 @@ from myotone.emulator import Emulator
 from safety_helpers import BACKEND_BOARDS, board_for
 
 SESSION_S = 1200
-WAVE = {"hz": 100, "phase_us": 1000, "gap_us": 200, "alternate": True}
+WAVE = {"hz": 100, "phase_us": 2000, "gap_us": 200, "alternate": True}
 UA = 300
 BACKENDS = tuple(BACKEND_BOARDS)    # pio, rmt, timer (the board each runs on: safety_helpers.board_for)
 

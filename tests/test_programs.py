@@ -61,25 +61,25 @@ def test_phases_change_current_waveform_and_light_in_session_time(bench):
     prog = {"description": "three zones", "phases": [
         lift(duration_s=10, red_pct=50, label="one"),
         {"duration_s": 5, "red_pct": 20, "label": "pause"},
-        {"duration_s": 10, "hz": 100, "phase_us": 2000, "gap_us": 500, "burst_on_ms": 500,
+        {"duration_s": 16, "hz": 100, "phase_us": 2000, "gap_us": 500, "burst_on_ms": 500,
          "burst_off_ms": 500, "current_pct": 50, "label": "two"},
     ]}
     assert bench.request("program_write", name="zones", program=prog)["ok"]
     t0 = bench.emu.clock.now_ns
     r = bench.request("start", program="zones", ua=400)
-    assert r["ok"] and r["duration_s"] == 25
+    assert r["ok"] and r["duration_s"] == 31
     red, tr = bench.emu.led_red, bench.emu.plant.trace
     bench.run(8)
     assert red.duty == pytest.approx(0.5, abs=1e-4) and envelope(tr, t0 + 5 * S, t0 + 8 * S) == pytest.approx(400, abs=1)
     bench.run(5)                                      # t = 13 s: the pause
     assert red.duty == pytest.approx(0.2, abs=1e-4)
     assert envelope(tr, t0 + 12.5 * S, t0 + 13 * S) == 0 and not bench.emu.plant.hv_on
-    bench.run(9)                                      # t = 22 s: zone two, contour at 50 %
-    assert red.duty == 0
-    assert envelope(tr, t0 + 19 * S, t0 + 22 * S) == pytest.approx(200, abs=1)
+    bench.run(16)               # t = 29 s: zone two, contour at 50 %, after its ramp of 20
+    assert red.duty == 0        # burst intervals (510 ms each: limits.RAMP_MIN_PAIRS), 10.2 s
+    assert envelope(tr, t0 + 26 * S, t0 + 29 * S) == pytest.approx(200, abs=1)
     # the contour waveform: 2 ms phases in 0.5 s bursts
     widths = [(b - a) for (a, i), (b, _) in zip(zip(tr.t_ns, tr.i_ua), zip(tr.t_ns[1:], tr.i_ua[1:]))
-              if a >= t0 + 19 * S and abs(i) > 150]
+              if a >= t0 + 26 * S and abs(i) > 150]
     assert widths and all(abs(w - 2_000_000) <= 1000 for w in widths)
     bench.run(5)
     states = [m["state"] for m in bench.events("state")]

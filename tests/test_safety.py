@@ -475,3 +475,111 @@ def test_over_current_on_the_shortest_supervised_phase_at_a_low_frequency(backen
         assert b.emu.plant.current_ua() == 0 and not b.emu.plant.hv_on
     finally:
         b.close()
+
+
+def _pair_peaks(emu, since_ns):
+    """Each pulse pair's amplitude on the plant: the peak |current| of each phase, in order."""
+    tr = emu.plant.trace
+    peaks, cur = [], 0.0
+    for t, i in zip(tr.t_ns, tr.i_ua):
+        if t < since_ns:
+            continue
+        if i == 0:
+            if cur:
+                peaks.append(cur)
+            cur = 0.0
+        else:
+            cur = max(cur, abs(i))
+    return peaks
+
+
+@pytest.mark.parametrize("backend", ["pio", "rmt"])
+def test_a_ramp_at_a_low_frequency_is_carried_by_twenty_pairs(backend):
+    """At 1 Hz a 2 s ramp would be two pairs: 10 uA, then the setpoint in one step (at 0.1 Hz the
+    built-in ramp was one step from 10 to 500 uA). The amplitude changes only between pairs, so a
+    rising ramp lasts RAMP_MIN_PAIRS pair intervals: on the plant, the first pair at <= 2 % of the
+    limit and no pair more than 1/20 of the span (and a DAC step) above the one before it."""
+    b = Bench(board_for(backend))
+    try:
+        t0 = b.emu.clock.now_ns
+        b.start(ua=500, hz=1, phase_us=20000, gap_us=1000, duration_s=60)
+        b.run(24)
+        peaks = _pair_peaks(b.emu, t0)
+        assert peaks[0] <= 500 * 0.02 + 0.5
+        step = b.emu.runtime.modules["myotone.app"].supervisor.stage._out.step_ua
+        rises = [q - p for p, q in zip(peaks, peaks[1:])]
+        assert max(rises) <= (500 - peaks[0]) / 20 + step + 1, rises
+        assert max(peaks) >= 495                     # ... and it gets there, after 20 pairs
+        assert next(k for k, p in enumerate(peaks) if p >= 495) >= 2 * 19   # phases: 2 per pair
+    finally:
+        b.close()
+
+
+def test_impedance_unscaling_climbs_back_as_a_ramp(bench):
+    """An electrode pressed back on after lifting: the current scaled down for the lift comes back
+    to the setpoint as a ramp (>= 2 s, <= 250 uA/s, no pair more than 1/20 of the span above the
+    one before), not in one pair (+295 uA had been seen at 0.1 Hz). Judged on the plant."""
+    bench.start(ua=300)
+    bench.run(4)
+    bench.emu.set_load(r_series_ohm=22_000)      # 3 x baseline: scaled to ~200 uA
+    bench.run(2)
+    t = bench.emu.clock.now_ns
+    bench.emu.set_load(r_series_ohm=2_000)       # pressed back on
+    bench.run(4)
+    assert bench.faults() == []
+    peaks = _pair_peaks(bench.emu, t)
+    assert peaks[0] <= 300 * 2 / 3 + 5 and peaks[-1] >= 299
+    span = 300 - peaks[0]
+    rises = [q - p for p, q in zip(peaks, peaks[1:])]
+    assert max(rises) <= span / 20 + 1, rises
+    tr = bench.emu.plant.trace
+    on = [(tt, abs(i)) for tt, i in zip(tr.t_ns, tr.i_ua) if tt > t and i != 0]
+    back = next(tt for tt, i in on if i >= 299)
+    assert back - on[0][0] >= 1.9 * 1000 * MS            # a ramp of >= 2 s, less a pair interval
+    for (t0, a), (t1, c) in zip(on, on[1:]):
+        assert c - a <= 0.25 * (t1 - t0) / MS + 1       # never faster than 250 uA/s
+
+
+def _pair_charges(emu, since_ns, until_ns):
+    """Each pulse pair on the plant as (end ns, net charge, charge moved), from the trace: a pair
+    is two phases of current in a row (the first phase after `since_ns` starts one)."""
+    tr = emu.plant.trace
+    phases, q, t_prev, i_prev = [], 0.0, None, 0.0
+    for t, i in list(zip(tr.t_ns, tr.i_ua)) + [(until_ns, 0.0)]:
+        if t_prev is not None and t_prev >= since_ns:
+            q += i_prev * (t - t_prev)
+            if i == 0 and i_prev != 0:
+                phases.append((t, q))
+                q = 0.0
+        t_prev, i_prev = t, i
+    return [(b[0], a[1] + b[1], abs(a[1]) + abs(b[1])) for a, b in zip(phases[0::2], phases[1::2])]
+
+
+@pytest.mark.parametrize("program", ["lift", "gentle"])
+def test_charge_imbalance_is_judged_at_every_frequency(program):
+    """`gentle` (0.5 Hz) with a 20 % bridge asymmetry had run 13 % net DC for 54 s: a 10 s window
+    holds 5 of its pairs and the monitor waited for 10. Judged in whole pairs on the plant: the
+    output is cut within 1 s of the first pair end at which the pairs of the last 10 s carry a net
+    charge above 2 % of the charge moved."""
+    b = Bench()
+    try:
+        t0 = b.emu.clock.now_ns
+        b.start(ua=300, program=program, duration_s=120)
+        b.run(12)
+        t_fault = b.emu.clock.now_ns
+        b.emu.set_fault("bridge_asymmetry")
+        b.run(8)
+        assert b.faults() == ["charge_imbalance"]
+        cut = b.cut_time_ns(t_fault)
+        pairs = _pair_charges(b.emu, t0, cut)
+
+        def ratio(t):
+            win = [(net, moved) for end, net, moved in pairs if t - 10_000 * MS < end <= t]
+            return abs(sum(n for n, _ in win)) / sum(m for _, m in win)
+
+        before = [end for end, _, _ in pairs if end <= t_fault]
+        assert before and max(ratio(t) for t in before) < 0.005      # no false alarm before
+        exceeded = next(end for end, _, _ in pairs if end > t_fault and ratio(end) > 0.02)
+        assert cut - exceeded <= 1000 * MS
+    finally:
+        b.close()

@@ -91,6 +91,7 @@ class FastPath:
         self._over_ua = mon.over_current_ua
         self._open1_ohm = mon.open_ohm + 1
         self._compliance_mv = mon.compliance_mv
+        self._sense_min_ua = mon.sense_min_ua
 
     def begin(self):
         """A session starts: every rule forgets, and the path is armed."""
@@ -262,8 +263,9 @@ class FastPath:
             self._bad_ms = -1
             return None
         self._open = 0
-        # sense_fault: commanded >= 50 uA, measured < 20 % of it, contact good, for 50 ms
-        if cmd_ua >= limits.SENSE_FAULT_MIN_UA and ua * 100 < cmd_ua * limits.SENSE_FAULT_PERCENT:
+        # sense_fault: commanded >= 50 uA (and twice the sense's floor), measured < 20 % of it,
+        # contact good, for 50 ms
+        if cmd_ua >= self._sense_min_ua and ua * 100 < cmd_ua * limits.SENSE_FAULT_PERCENT:
             self._bad_n += 1
             now = time.ticks_ms()
             if self._bad_ms < 0:

@@ -51,6 +51,10 @@ class Monitor:
         # SENSE_IDLE_UA, and above twice the ADC's floor (ESP32: a current near its floor
         # reads 0 or the floor by noise, and the two polarities' means differ by chance)
         self.judge_ua = max(limits.SENSE_IDLE_UA, 2 * sense_floor_ua)
+        # sense_fault's low reading means something only where the sense reads at all: from
+        # SENSE_FAULT_MIN_UA, and from twice the ADC's floor (ESP32: ~47 uA reads 0, ~59 uA on a
+        # unit whose sense reads 10 uA low; a ramp crossing them was a false sense_fault)
+        self.sense_min_ua = max(limits.SENSE_FAULT_MIN_UA, 2 * sense_floor_ua)
         self._pos = array("i", [0] * _BUCKETS)   # per bucket: sum of the POL_A phases' means (1/16 uA)
         self._posk = array("i", [0] * _BUCKETS)  # ... how many POL_A phases
         self._neg = array("i", [0] * _BUCKETS)   # ... the same for POL_B
@@ -128,8 +132,8 @@ class Monitor:
         self._wnegk -= self._negk[b]
         self._pos[b] = self._posk[b] = self._neg[b] = self._negk[b] = 0
         self._b = b
-        if self._wposk < 10 or self._wnegk < 10:
-            return None
+        if self._wposk == 0 or self._wnegk == 0:   # a whole pair is enough to judge: at 0.5 Hz a
+            return None                            # 10 s window holds 5 (waiting for 10: never)
         mp = self._wpos // self._wposk            # means in 1/16 uA: no truncation bias
         mn = self._wneg // self._wnegk
         if mp + mn < (2 * self.judge_ua) << 4:    # too little current to judge
@@ -144,7 +148,8 @@ class Monitor:
 
     @micropython.native
     def scale(self, target_ua):
-        """Above 2 x the baseline impedance, current falls as baseline x 2 / Z."""
+        """Above 2 x the baseline impedance, current falls as baseline x 2 / Z (the
+        supervisor caps the session's target there: Session.limit_to)."""
         zb2 = self.z_base_ohm * limits.IMPEDANCE_ADAPT_RATIO
         if zb2 == 0 or self.z_ohm <= zb2:
             return target_ua

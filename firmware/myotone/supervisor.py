@@ -178,10 +178,15 @@ class Supervisor:
             stage.close(now)
             if stage.state == STAGE_OFF and sess.state == S.DONE:
                 self._ended()
-        elif not pulse.in_pair or pulse.pairs != self._pairs_at_set:
-            # amplitude changes only between pairs: ramps stay charge-balanced
+        elif not pulse.in_pair or (pulse.pairs != self._pairs_at_set and not stage.table.rest):
+            # amplitude changes only between pairs: ramps stay charge-balanced (pairs back to
+            # back never rest: there, at the first look into a new pair, <= 10 ms late)
             self._pairs_at_set = pulse.pairs
-            stage.set_ua(self.monitor.scale(target))
+            cap = self.monitor.scale(sess.setpoint_ua)
+            if cap < target:
+                sess.limit_to(cap)          # un-scaling comes back as a ramp, never a step
+                target = cap
+            stage.set_ua(target)
         self._dac_n += 1
         if self._dac_n >= _DAC_CHECK_EVERY:
             self._dac_n = 0
