@@ -42,6 +42,7 @@ INVOCATIONS = {
     (("logs", "export"), "csv_out"): ["logs", "export", "{rec}", "--csv", "{}"],
     (("logs", "pull"), "out_dir"): ["logs", "pull", "--all", "--port", "emu", "--dir", "{}"],
     (("plot",), "out"): ["plot", "{rec}", "--out", "{}"],
+    (("selftest",), "out"): ["selftest", "--port", "emu", "--out", "{}"],
     (("programs", "write"), "path"): ["programs", "write", "{}", "--port", "emu"],
     (("study", "create"), "key_path"): ["study", "create", "{}", "--arm", "A=sham", "--arm", "B=sculpt",
                                         "--port", "emu"],

@@ -39,6 +39,8 @@ def test_hello_reports_limits(emu):
     r = request(emu, "hello")
     assert r["ok"] and r["protocol"] == 1 and r["board"] == "pico-mcp4725"
     assert r["limits"]["max_ua"] == 500 and r["limits"]["soft_start_ua"] <= 10
+    # the unit: machine.unique_id() in hex, the RP2040's 8-byte flash ID (selftest's report header)
+    assert r["unit_id"] == emu.mcu.unique_id.hex() and len(r["unit_id"]) == 16
 
 
 def test_session_ramps_runs_at_setpoint_and_ends_by_itself(emu):

@@ -210,6 +210,7 @@ def test_the_firmware_boots_on_the_official_micropython_and_says_hello(fw):
     hello = fw.request("hello")
     assert hello["ok"] and hello["mcu"] == "rp2040" and hello["pulse_backend"] == "pio"
     assert hello["limits"]["max_ua"] == 500
+    assert len(hello["unit_id"]) == 16 and int(hello["unit_id"], 16) >= 0     # machine.unique_id() on the chip
     assert fw.b.dac_writes and fw.b.dac_writes[-1][1] == 0          # boot wrote the DAC to 0 over I2C
 
 

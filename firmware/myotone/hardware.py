@@ -34,6 +34,11 @@ def reset_cause():
     return "unknown"
 
 
+def unit_id():
+    """machine.unique_id() in hex: the flash chip's ID (rp2, 8 bytes) or the MAC (esp32, 6)."""
+    return "".join("%02x" % b for b in machine.unique_id())
+
+
 def make_adc(board, pin):
     """An ADC on `pin` over the sense circuits' range (see hal/adc_esp32.py)."""
     if board["mcu"] == "esp32":
@@ -123,6 +128,7 @@ class Hardware:
     def __init__(self, board, calib=None, calib_source="default"):
         self.board = board
         self.reset_cause = reset_cause()
+        self.unit_id = unit_id()
         Pin = machine.Pin
         self.hv = Pin(board["hv_enable"], Pin.OUT, value=0)
         b = board["bridge"]

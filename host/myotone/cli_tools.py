@@ -11,7 +11,7 @@ import click
 from . import fwlimits
 from .cli import (EXIT_FAILED, PORT_HELP, complete_board, complete_port, connect, device_errors, emit,
                   json_option, main, note, port_option)
-from .cli_paths import OutFile, OutFolder, file_errors, written_whole
+from .cli_paths import OutFile, OutFolder, PathProblem, file_errors, written_whole
 from .link import LinkError
 
 
@@ -279,19 +279,25 @@ def calibrate(port, load_ohm, meter, hold_s, rig, as_json):
               help="Test current (µA). Default: the board limit.")
 @click.option("--program", default="lift", show_default=True, help="Waveform to characterise.")
 @click.option("--hold-s", type=click.IntRange(1, 10), default=2, show_default=True, help="Seconds per load.")
+@click.option("--out", "out", type=OutFile(), default=None,
+              help="Also write the report to this file: .md (Markdown) or .json.")
 @rig_option
 @json_option
 @device_errors
-def selftest(port, loads, ua, program, hold_s, rig, as_json):
-    """Measure the characterisation table of SAFETY.md on dummy loads."""
+@file_errors
+def selftest(port, loads, ua, program, hold_s, out, rig, as_json):
+    """Measure the characterisation report of SAFETY.md on dummy loads, each figure with its pass limit."""
     from .rig import rig_for
-    from .selftest import format_text, selftest as run
+    from .selftest import selftest as run
+    from .selftest_text import format_markdown, format_text
     try:
         ohms = [float(x) for x in loads.split(",") if x.strip()]
     except ValueError:
         raise click.BadParameter("comma-separated ohms, e.g. 500,2000,10000", param_hint="--load") from None
     if not ohms or any(o <= 0 for o in ohms):
         raise click.BadParameter("at least one load, each > 0 Ω", param_hint="--load")
+    if out is not None and Path(out).suffix.lower() not in (".md", ".json"):
+        raise PathProblem(f"cannot write {out}: the report is written as .md or .json")
     with connect(port) as link:
         the_rig = rig_for(link, rig, _ask)
         try:
@@ -301,6 +307,12 @@ def selftest(port, loads, ua, program, hold_s, rig, as_json):
             raise LinkError(str(exc)) from exc
         finally:
             the_rig.close()
+    if out is not None:
+        with written_whole(out) as tmp:
+            tmp.write_text(json.dumps(r, indent=2, ensure_ascii=False) + "\n" if Path(out).suffix.lower() == ".json"
+                           else format_markdown(r), encoding="utf-8")
+        if not as_json:
+            note(f"wrote {out}")
     emit(r, as_json, format_text(r))
     if not r["ok"]:
         sys.exit(EXIT_FAILED)

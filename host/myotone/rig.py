@@ -7,6 +7,11 @@
   them to connect each load in turn.
 
 A rig never talks to the device: no device command changes physics.
+
+A rig that can also see the electrode current (`scope` names how) has
+`now_s()` and `capture(since_s)` (bench.Capture, in the rig's time base):
+`selftest` reads the pulse timing from its edges. One that cannot says why
+in `no_scope`.
 """
 from __future__ import annotations
 
@@ -17,9 +22,18 @@ class RigError(Exception):
 
 class EmuRig:
     name = "emulator (in-process)"
+    scope = "the emulator's plant trace"
+    no_scope = None
 
     def __init__(self, emulator):
         self.emulator = emulator
+
+    def now_s(self) -> float:
+        return self.emulator.now_s
+
+    def capture(self, since_s: float):
+        from .emulator.bench import PlantRig
+        return PlantRig(self.emulator).capture(since_s)
 
     def connect_load(self, ohm: float) -> None:
         self.emulator.set_load(r_series_ohm=float(ohm), r_parallel_ohm=0.0, contact="good")
@@ -30,6 +44,8 @@ class EmuRig:
 
 class ControlRig:
     name = "emulator (side channel)"
+    scope = "the served emulator's plant trace (control port)"
+    no_scope = None
 
     def __init__(self, url: str):
         from .emulator.control import ControlClient
@@ -44,6 +60,20 @@ class ControlRig:
         except (OSError, ValueError) as exc:
             raise RigError(f"rig: {exc}") from exc
 
+    def now_s(self) -> float:
+        try:
+            return self.client.now_s()
+        except (OSError, ValueError) as exc:
+            raise RigError(f"rig: {exc}") from exc
+
+    def capture(self, since_s: float):
+        from .bench import Capture
+        try:
+            r = self.client.request("capture", since_s=since_s)
+        except (OSError, ValueError) as exc:
+            raise RigError(f"rig: {exc}") from exc
+        return Capture(r["t_s"], r["i_ua"], r["end_s"])
+
     def close(self) -> None:
         self.client.close()
 
@@ -51,6 +81,8 @@ class ControlRig:
 class PromptRig:
     """A person connects each load; `ask(text)` returns when they have (raises to abort)."""
     name = "by hand"
+    scope = None
+    no_scope = "loads connected by hand: this rig has no scope to see the edges"
 
     def __init__(self, ask):
         self.ask = ask
