@@ -583,3 +583,21 @@ def test_charge_imbalance_is_judged_at_every_frequency(program):
         assert cut - exceeded <= 1000 * MS
     finally:
         b.close()
+
+
+@pytest.mark.parametrize("board_name", ["pico-mcp4725", "esp32-devkit"])
+def test_an_open_thermistor_stops_a_session_within_1_s_on_every_board(board_name):
+    """Found by the envelope property test: on the ESP32 an open thermistor (the pull-up alone)
+    read at the top of the 11 dB range, -29 C, above the -30 C that means open, so over_temp went
+    unsupervised. A reading at the top of the range is full scale (hal/adc_esp32.RatiometricCode)."""
+    b = Bench(board_name)
+    try:
+        b.start(ua=300)
+        b.run(3)
+        t = b.emu.clock.now_ns
+        b.emu.set_fault("thermistor_open")
+        b.run(1.5)
+        assert b.faults() == ["temp_sensor_fault"]
+        assert b.cut_time_ns(t) - t <= 1000 * MS and b.output_is_safe()
+    finally:
+        b.close()

@@ -10,13 +10,23 @@ def make(pin):
     return machine.ADC(pin, atten=machine.ADC.ATTN_11DB)
 
 
+_TOP_UV = 3050000     # 11 dB tops out at ~3.1-3.2 V, chip to chip
+
+
 class RatiometricCode:
     """read_u16() as a ratiometric 3.3 V ADC would give it (thermal.py's scale),
-    from calibrated microvolts; small ints only (uV x 20 < 2**30)."""
+    from calibrated microvolts; small ints only (uV x 20 < 2**30).
+
+    A reading at the top of the 11 dB range is full scale: the pin is above what
+    the ADC measures. An open thermistor (the pull-up alone, 3.3 V) read ~3.13 V,
+    i.e. -29 C, and temp_sensor_fault (below -30 C) never tripped on the ESP32;
+    3.05 V is -21 C on the reference divider, colder than any skin."""
 
     def __init__(self, adc):
         self._adc = adc
 
     def read_u16(self):
-        code = self._adc.read_uv() * 20 // 1007      # 65535 / 3300000 uV
-        return code if code < 65535 else 65535
+        uv = self._adc.read_uv()
+        if uv >= _TOP_UV:
+            return 65535
+        return uv * 20 // 1007      # 65535 / 3300000 uV
