@@ -123,6 +123,8 @@ class Hardware:
     def __init__(self, board, calib=None, calib_source="default"):
         self.board = board
         self.reset_cause = reset_cause()
+        # the unit's identity for hello and the session records: the flash ID (rp2) or MAC (esp32)
+        self.unit_id = "".join("%02x" % b for b in machine.unique_id())
         Pin = machine.Pin
         self.hv = Pin(board["hv_enable"], Pin.OUT, value=0)
         b = board["bridge"]

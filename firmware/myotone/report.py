@@ -58,7 +58,7 @@ def hello(sup):
     led = b["led"]
     nir = sup.led.has_nir
     return {"protocol": PROTOCOL, "firmware": VERSION, "board": b["name"], "mcu": b["mcu"],
-            "pulse_backend": b["pulse"]["backend"], "reset_cause": sup.hw.reset_cause,
+            "pulse_backend": b["pulse"]["backend"], "unit_id": sup.hw.unit_id, "reset_cause": sup.hw.reset_cause,
             "clock_set": clock.is_set(), "time_s": clock.now_s(),
             "led": {"red_nm": 630, "nir_nm": 830 if nir else None, "pwm_hz": led["pwm_hz"],
                     "red_mw_cm2": led["red_mw_cm2_at_100"],
