@@ -142,22 +142,13 @@ def test_no_current_at_all_says_so_instead_of_an_empty_impedance_axis():
     ax_i, ax_z, ax_led = axes(fig)
     assert not by_gid(ax_z, "impedance") and "no impedance" in " ".join(t.get_text() for t in ax_z.texts)
     assert data_max(ax_led, "led") == 100 and ax_led.get_ylim()[1] > 100
-    assert not by_gid(ax_i, "setpoint")
+    assert not by_gid(ax_i, "setpoint") and "no current" in " ".join(t.get_text() for t in ax_i.texts)
+    assert ax_i.get_ylim()[1] >= 100                  # a scale in µA, not 0 .. 1
 
 
 # ---- the record as the firmware writes it, plotted -----------------------------------
 def test_a_paused_two_phase_session_on_the_emulator_plots_its_pause_and_phases(bench):
-    prog = {"phases": [{"duration_s": 8, "hz": 10, "phase_us": 40000, "gap_us": 200, "current_pct": 100,
-                        "label": "warm"},
-                       {"duration_s": 6, "red_pct": 50, "label": "light"}]}
-    assert bench.request("program_write", name="two", program=prog)["ok"]
-    assert bench.request("start", program="two", ua=300)["ok"]
-    bench.run(4)
-    assert bench.request("pause")["ok"]
-    bench.run(5)
-    assert bench.request("resume")["ok"]
-    bench.run(14)
-    rec = bench.record()
+    rec = bench.paused_two_phase_record()           # test_session_log.py checks its marks
     fig = plot.figure(rec)
     ax_i = fig.axes[0]
     ((p0, p1),) = spans(ax_i, "pause")

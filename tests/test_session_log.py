@@ -24,6 +24,17 @@ def blink_sessions(bench, count):
 
 # ---- contents ----------------------------------------------------------------------
 
+def written(write_body) -> dict:
+    """The record's body as store.log_append writes it (write_body into a file), parsed."""
+    class Sink:
+        text = ""
+
+        def write(self, s):
+            Sink.text += s
+    write_body(Sink())
+    return json.loads("{" + Sink.text + "}")
+
+
 def test_record_of_a_microcurrent_session_matches_the_plant(bench):
     t0 = bench.emu.clock.now_ns
     assert bench.request("start", program="lift", ua=300, duration_s=20)["ok"]
@@ -105,14 +116,7 @@ def test_samples_stay_bounded_in_a_20_minute_session(fw):
         log.sample(second * 1000)
     log.sample(1_200_500, True)
     head, write_body = log.record(RTC_EPOCH_S + 1201, 0, 0, None)
-
-    class Sink:
-        text = ""
-
-        def write(self, s):
-            Sink.text += s
-    write_body(Sink())
-    body = json.loads("{" + Sink.text + "}")
+    body = written(write_body)
     ts = [s["t_s"] for s in body["samples"]]
     assert len(ts) <= L.MAX_SAMPLES and ts == sorted(ts) and ts[-1] == 1200
     assert max(b - a for a, b in zip(ts, ts[1:])) <= 4           # ~1 s samples, thinned to every 4 s
@@ -138,24 +142,14 @@ def test_record_names_the_firmware_board_and_unit_that_wrote_it(bench):
 
 
 def test_marks_give_the_pauses_phases_and_setpoints_in_the_samples_time(bench):
-    prog = {"phases": [{"duration_s": 8, "hz": 10, "phase_us": 40000, "gap_us": 200, "current_pct": 100,
-                        "label": "warm"},
-                       {"duration_s": 6, "hz": 10, "phase_us": 40000, "gap_us": 200, "current_pct": 50,
-                        "red_pct": 50, "label": "light"}]}
-    assert bench.request("program_write", name="two", program=prog)["ok"]
-    assert bench.request("start", program="two", ua=300)["ok"]
-    bench.run(4)
-    assert bench.request("pause")["ok"]
-    bench.run(5)
-    assert bench.request("resume")["ok"]
-    bench.run(14)
-    got = marks_s(bench.record())
+    rec = bench.paused_two_phase_record()
+    got = marks_s(rec)
     want = [(0, "phase", "warm"), (0, "setpoint", 300), (4, "pause", None), (9, "resume", None),
             (13, "phase", "light"), (13, "setpoint", 150), (19, "stop", None), (20.5, "end", None)]
     assert [(m, d) for _, m, d in got] == [(m, d) for _, m, d in want]
     for (t, _, _), (t_want, _, _) in zip(got, want):
         assert t == pytest.approx(t_want, abs=0.05)          # within a main-loop pass or two
-    phase = [m for m in bench.record()["marks"] if m["mark"] == "phase"]
+    phase = [m for m in rec["marks"] if m["mark"] == "phase"]
     assert [m["phase"] for m in phase] == [1, 2]
 
 
@@ -184,14 +178,7 @@ def test_marks_stay_bounded_and_say_how_many_were_left_out(fw):
         log.watch(1000 + 20 * k, Sn.PAUSING, 0, 300, None)
         log.watch(1010 + 20 * k, Sn.RAMP, 0, 300, None)
     head, write_body = log.record(RTC_EPOCH_S + 600, 0, 0, None)
-
-    class Sink:
-        text = ""
-
-        def write(self, s):
-            Sink.text += s
-    write_body(Sink())
-    body = json.loads("{" + Sink.text + "}")
+    body = written(write_body)
     assert len(body["marks"]) == L.MAX_MARKS and body["marks_dropped"] == 2 + 200 - L.MAX_MARKS
     assert body["marks"][:3] == [{"t_ms": 0, "mark": "phase", "phase": 1, "label": "one"},
                                  {"t_ms": 0, "mark": "setpoint", "ua": 300},

@@ -16,6 +16,7 @@ CLOCK_VALID_FROM_S = 1767225600      # firmware clock.py: a device clock before 
 HEADROOM = 1.25                      # y-limits above the highest value: no line runs on the frame ...
 FOOTROOM = 0.03                      # ... nor at zero (below it, as a share of the top) ...
 END_ROOM = 0.02                      # ... nor at the end (after it, as a share of the length)
+NO_CURRENT_TOP_UA = 100              # the current axis of an LED-only session: a scale, not 0..1 µA
 MINUTES_FROM_S = 180                 # longer sessions get a min:s time axis
 FAULT_COLOUR = "crimson"
 
@@ -161,8 +162,11 @@ def figure(rec: dict):
                   label="setpoint: the pulses' amplitude", gid="setpoint")
     ax_i.plot(tx, steps(ua), drawstyle="steps-pre", color="tab:blue", lw=1.5, gid="measured",
               label=f"measured: mean |current| per {period} s sample (pulses and the gaps between them)")
-    top_ua = max([v for v in ua if v is not None] + [p[1] for p in tl.setpoints] + [1])
-    _ylim(ax_i, top_ua)
+    top_ua = max([v for v in ua if v is not None] + [p[1] for p in tl.setpoints] + [0])
+    if not top_ua:
+        ax_i.text(0.5, 0.5, "no current in this session", transform=ax_i.transAxes,
+                  ha="center", va="center", color="grey")
+    _ylim(ax_i, top_ua or NO_CURRENT_TOP_UA)
     ax_i.set_ylabel("current (µA)")
 
     # impedance: a mean over each sample's settled on-samples; 0 = no current flowed
