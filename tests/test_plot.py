@@ -8,7 +8,7 @@ import pytest
 pytest.importorskip("matplotlib")
 
 from figure_helpers import by_gid, data_max, spans, texts, vlines
-from myotone import plot
+from myotone import logs, plot
 
 START_S = 1_796_558_400           # 2026-12-06 12:00 UTC
 
@@ -116,11 +116,17 @@ def test_phases_are_banded_named_and_the_setpoint_follows_them():
 def test_a_fault_is_marked_where_it_latched_on_every_axis():
     marks = [{"t_ms": 0, "mark": "phase", "phase": 1, "label": ""}, {"t_ms": 0, "mark": "setpoint", "ua": 300},
              {"t_ms": 25020, "mark": "end"}, {"t_ms": 25020, "mark": "fault", "reason": "contact_lost"}]
-    fig = plot.figure(record(25, marks=marks, faults=["contact_lost"]))
+    rec = record(25, marks=marks, faults=["contact_lost"])
+    fig = plot.figure(rec)
     for ax in fig.axes:
         assert vlines(ax, "fault") == [25.02]
         assert ax.get_xlim()[1] > 25.02                     # not on the frame
     assert texts(fig.axes[0], "fault") == ["fault: contact_lost"]
+    # the CSV's fault column takes the same time: the row of the sample nearest it
+    assert logs.fault_events(rec) == [(25.02, "contact_lost")]
+    rows = logs.to_csv(rec).splitlines()
+    assert rows[25].split(",")[0] == "25" and rows[25].endswith(",contact_lost")
+    assert sum(r.endswith(",contact_lost") for r in rows) == 1
 
 
 def test_an_older_record_without_marks_still_plots_its_faults_at_the_end():
