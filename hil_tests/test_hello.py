@@ -11,6 +11,8 @@ def test_hello_names_the_board_and_its_limits(dut):
     assert isinstance(r["firmware"], str) and r["firmware"]
     assert r["board"] == dut.board["name"] and r["mcu"] == dut.board["mcu"]
     assert r["pulse_backend"] == dut.board["pulse"]["backend"]
+    uid = r["unit_id"]                  # the flash ID (rp2, 8 bytes) or the MAC (esp32, 6), in hex
+    assert len(uid) in (12, 16) and int(uid, 16) >= 0 and uid == uid.lower()
     lim = r["limits"]
     assert lim["ceiling_ua"] == ABS_CEILING_UA
     assert lim["max_ua"] == min(dut.board["limit_ua"], ABS_CEILING_UA)

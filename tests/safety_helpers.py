@@ -83,6 +83,22 @@ class Bench:
         assert r["ok"], r
         return r["record"]
 
+    def paused_two_phase_record(self):
+        """The record of a two-phase program at 300 uA ("warm" 8 s, "light" 6 s at 50 % with
+        the LED), paused from its 4th to its 9th second."""
+        prog = {"phases": [{"duration_s": 8, "hz": 10, "phase_us": 40000, "gap_us": 200, "current_pct": 100,
+                            "label": "warm"},
+                           {"duration_s": 6, "hz": 10, "phase_us": 40000, "gap_us": 200, "current_pct": 50,
+                            "red_pct": 50, "label": "light"}]}
+        assert self.request("program_write", name="two", program=prog)["ok"]
+        assert self.request("start", program="two", ua=300)["ok"]
+        self.run(4)
+        assert self.request("pause")["ok"]
+        self.run(5)
+        assert self.request("resume")["ok"]
+        self.run(14)
+        return self.record()
+
 
 class FastLine:
     """The firmware's fast path and Monitor alone (under the emulator's runtime), fed sample by

@@ -223,7 +223,7 @@ def test_a_flood_of_input_cannot_hold_up_events_or_the_watchdog(target):
     con = _FakeConsole(b'{"cmd": "hello"}\n' * 100)
     sup = sup_mod.Supervisor(hw.board, hw, con)
     fed = []
-    sup.hw = type("Hw", (), {"feed_watchdog": lambda self: fed.append(1), "reset_cause": "x",
+    sup.hw = type("Hw", (), {"feed_watchdog": lambda self: fed.append(1), "reset_cause": "x", "unit_id": "x",
                              "read_temp_raw": hw.read_temp_raw})()
     sup.ticks = 1
     sup.poll(0)

@@ -128,6 +128,7 @@ class Hw:
         self.button = None
         self.status_led = None
         self.reset_cause = "power_on"
+        self.unit_id = "e660583883253b2f"
     def read_temp_raw(self):
         return 30000
     def start_watchdog(self):

@@ -12,7 +12,7 @@ S = 1_000_000_000
 RTC_EPOCH_S = 1_609_459_200        # the emulated RP2040's RTC powers on at 2021-01-01 (nothing set it)
 BLINK = {"phases": [{"duration_s": 1, "red_pct": 10}]}
 KEYS = {"n", "start_s", "end_s", "program", "setpoint_ua", "charge_uc", "avg_ua", "impedance_ohm",
-        "led_dose_j_cm2", "faults", "samples"}
+        "led_dose_j_cm2", "faults", "samples", "firmware", "board", "unit_id", "marks"}
 
 
 def blink_sessions(bench, count):
@@ -23,6 +23,17 @@ def blink_sessions(bench, count):
 
 
 # ---- contents ----------------------------------------------------------------------
+
+def written(write_body) -> dict:
+    """The record's body as store.log_append writes it (write_body into a file), parsed."""
+    class Sink:
+        text = ""
+
+        def write(self, s):
+            Sink.text += s
+    write_body(Sink())
+    return json.loads("{" + Sink.text + "}")
+
 
 def test_record_of_a_microcurrent_session_matches_the_plant(bench):
     t0 = bench.emu.clock.now_ns
@@ -105,19 +116,74 @@ def test_samples_stay_bounded_in_a_20_minute_session(fw):
         log.sample(second * 1000)
     log.sample(1_200_500, True)
     head, write_body = log.record(RTC_EPOCH_S + 1201, 0, 0, None)
-
-    class Sink:
-        text = ""
-
-        def write(self, s):
-            Sink.text += s
-    write_body(Sink())
-    body = json.loads("{" + Sink.text + "}")
+    body = written(write_body)
     ts = [s["t_s"] for s in body["samples"]]
     assert len(ts) <= L.MAX_SAMPLES and ts == sorted(ts) and ts[-1] == 1200
     assert max(b - a for a, b in zip(ts, ts[1:])) <= 4           # ~1 s samples, thinned to every 4 s
     assert body["charge_uc"] == pytest.approx(240 * 1200) and body["avg_ua"] == 240
     assert len(body["impedance_ohm"]) in (10, 11) and set(body["impedance_ohm"]) == {10_000}
+
+
+# ---- marks: what happened when --------------------------------------------------------
+
+def marks_s(rec):
+    """The record's marks as (seconds since the start, mark, its detail)."""
+    return [(m["t_ms"] / 1000, m["mark"], m.get("label", m.get("ua", m.get("reason"))))
+            for m in rec["marks"]]
+
+
+def test_record_names_the_firmware_board_and_unit_that_wrote_it(bench):
+    hello = bench.request("hello")
+    assert bench.request("start", program="lift", ua=200, duration_s=3)["ok"]
+    bench.run(6)
+    rec = bench.record()
+    assert rec["firmware"] == hello["firmware"] and rec["board"] == hello["board"] == "pico-mcp4725"
+    assert rec["unit_id"] == hello["unit_id"] == bench.emu.mcu.unique_id.hex()
+
+
+def test_marks_give_the_pauses_phases_and_setpoints_in_the_samples_time(bench):
+    rec = bench.paused_two_phase_record()
+    got = marks_s(rec)
+    want = [(0, "phase", "warm"), (0, "setpoint", 300), (4, "pause", None), (9, "resume", None),
+            (13, "phase", "light"), (13, "setpoint", 150), (19, "stop", None), (20.5, "end", None)]
+    assert [(m, d) for _, m, d in got] == [(m, d) for _, m, d in want]
+    for (t, _, _), (t_want, _, _) in zip(got, want):
+        assert t == pytest.approx(t_want, abs=0.05)          # within a main-loop pass or two
+    phase = [m for m in rec["marks"] if m["mark"] == "phase"]
+    assert [m["phase"] for m in phase] == [1, 2]
+
+
+def test_a_fault_is_marked_when_it_latched(bench):
+    t_start_ns = bench.emu.clock.now_ns
+    bench.start(ua=300, duration_s=60)
+    bench.run(4)
+    bench.run_until_bridge_on()
+    t_inject_s = (bench.emu.clock.now_ns - t_start_ns) / S
+    bench.emu.set_fault("electrode_off")
+    bench.run(0.5)
+    rec = bench.record()
+    (fault,) = [m for m in rec["marks"] if m["mark"] == "fault"]
+    assert fault["reason"] == "contact_lost" == rec["faults"][0]
+    # contact loss is seen within a few bookkeeping ticks; the mark within a main-loop pass of it
+    assert t_inject_s - 0.01 <= fault["t_ms"] / 1000 <= t_inject_s + 0.1
+
+
+def test_marks_stay_bounded_and_say_how_many_were_left_out(fw):
+    L = fw("myotone.sessionlog")
+    Sn = fw("myotone.session")
+    log = L.SessionLog(1000, "pico-mcp4725", "e660583883253b2f")
+    log.begin("lift", 300, RTC_EPOCH_S, 600_000, None, ["one"])
+    log.watch(0, Sn.RAMP, 0, 300, None)
+    for k in range(100):                                    # a hundred pause / resume pairs
+        log.watch(1000 + 20 * k, Sn.PAUSING, 0, 300, None)
+        log.watch(1010 + 20 * k, Sn.RAMP, 0, 300, None)
+    head, write_body = log.record(RTC_EPOCH_S + 600, 0, 0, None)
+    body = written(write_body)
+    assert len(body["marks"]) == L.MAX_MARKS and body["marks_dropped"] == 2 + 200 - L.MAX_MARKS
+    assert body["marks"][:3] == [{"t_ms": 0, "mark": "phase", "phase": 1, "label": "one"},
+                                 {"t_ms": 0, "mark": "setpoint", "ua": 300},
+                                 {"t_ms": 1000, "mark": "pause"}]
+    assert (body["firmware"], body["board"], body["unit_id"]) == ("0.1.0", "pico-mcp4725", "e660583883253b2f")
 
 
 # ---- the ring ----------------------------------------------------------------------

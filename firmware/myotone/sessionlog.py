@@ -1,26 +1,36 @@
 # What a session did, for its log record: delivered charge, average current,
-# impedance trend (one value per 10 % of the session), LED dose, faults, and
-# ~1 sample per second (bounded).
+# impedance trend (one value per 10 % of the session), LED dose, faults,
+# ~1 sample per second (bounded), the marks of what happened when (pause,
+# resume, phase, setpoint, stop, fault, end; bounded) and who recorded it
+# (firmware, board, unit id).
 #
 # The bookkeeping tick calls add(): it only adds small integers to
 # counters that wrap at 2**29 (no allocation, nothing reset), and the main
 # loop reads their differences once a second in sample() -- so neither side
 # ever has to wait for the other. The record is assembled and written after
-# the session, from the main loop (store.log_append).
+# the session, from the main loop (store.log_append). The main loop also calls
+# watch() on every pass: it compares four small values with the last ones and
+# appends a mark only when one changed.
 import micropython
 import json
 from array import array
 from micropython import const
+from myotone import VERSION
+from myotone import session as S
 
 _MASK = const(0x1FFFFFFF)
 MAX_SAMPLES = const(320)       # then every other sample goes and the interval doubles:
                                # a 20 min session keeps one sample per 4 s at worst
 TREND_POINTS = const(10)       # impedance trend: one value per 10 % of the planned session
+MAX_MARKS = const(48)          # then later marks are counted (`marks_dropped`), not kept:
+                               # 8 phases with a waveform swap each (phase + 2 setpoints) and
+                               # 10 pause / resume pairs still fit
 
 
 class SessionLog:
-    def __init__(self, tick_hz):
+    def __init__(self, tick_hz, board_name="", unit_id=""):
         self.tick_hz = tick_hz
+        self.ident = {"firmware": VERSION, "board": board_name, "unit_id": unit_id}
         self._t = array("i", [0] * MAX_SAMPLES)
         self._ua = array("i", [0] * MAX_SAMPLES)
         self._ohm = array("i", [0] * MAX_SAMPLES)
@@ -55,8 +65,13 @@ class SessionLog:
         self._last = now
         return d
 
-    def begin(self, program, setpoint_ua, start_s, duration_ms, study=None):
+    def begin(self, program, setpoint_ua, start_s, duration_ms, study=None, labels=()):
+        """`labels`: the program's phase labels (marks name the phase entered)."""
         self.program = program
+        self.labels = labels
+        self.marks = []
+        self.marks_dropped = 0
+        self._seen = [-1, -1, -1, None]            # state, phase, setpoint, fault: as last marked
         self.study = study             # a blinded arm's study token: the record is sealed by it
         self.setpoint_ua = setpoint_ua
         self.start_s = start_s
@@ -78,6 +93,47 @@ class SessionLog:
         """The clock was set during the session: its start moves with it (main loop)."""
         if self.open:
             self.start_s += delta_s
+
+    def watch(self, t_ms, state, phase, setpoint_ua, fault):
+        """Main loop, every pass while the log is open (t_ms: the time since begin()): mark a
+        pause, a resume, a stop (the ramp-down), the end, a phase entered, a new setpoint, a
+        fault latched -- each at the pass that first sees it (within a main-loop pass)."""
+        seen = self._seen
+        if state != seen[0]:
+            was = seen[0]
+            seen[0] = state
+            if state == S.PAUSING or (state == S.PAUSED and was != S.PAUSING):
+                self._mark(t_ms, "pause")
+            elif (was == S.PAUSING or was == S.PAUSED) and (state == S.RAMP or state == S.RUN):
+                self._mark(t_ms, "resume")
+            elif state == S.RAMP_DOWN:
+                self._mark(t_ms, "stop")
+            elif state == S.DONE or state == S.FAULT:
+                self._mark(t_ms, "end")
+        if phase != seen[1] and phase >= 0:
+            seen[1] = phase
+            m = self._mark(t_ms, "phase")
+            if m is not None:
+                m["phase"] = phase + 1
+                m["label"] = self.labels[phase] if phase < len(self.labels) else ""
+        if setpoint_ua != seen[2]:
+            seen[2] = setpoint_ua
+            m = self._mark(t_ms, "setpoint")
+            if m is not None:
+                m["ua"] = setpoint_ua
+        if fault is not None and fault != seen[3]:
+            seen[3] = fault
+            m = self._mark(t_ms, "fault")
+            if m is not None:
+                m["reason"] = fault
+
+    def _mark(self, t_ms, what):
+        if len(self.marks) >= MAX_MARKS:
+            self.marks_dropped += 1
+            return None
+        m = {"t_ms": t_ms, "mark": what}
+        self.marks.append(m)
+        return m
 
     def fault(self, reason):
         if reason not in self.faults:
@@ -145,6 +201,11 @@ class SessionLog:
         body["led_dose_j_cm2"] = round(dose_uj / 1000000, 4)
         body["led_on_s"] = led_on_s
         body["led_stop"] = led_stop
+        for key in self.ident:
+            body[key] = self.ident[key]
+        body["marks"] = self.marks
+        if self.marks_dropped:
+            body["marks_dropped"] = self.marks_dropped
 
         def write_body(f):
             for key in body:

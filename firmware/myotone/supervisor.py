@@ -66,7 +66,7 @@ class Supervisor:
         self.monitor = M.Monitor(board, self.limit_ua, thermal.raw_for_c(therm, limits.OVER_TEMP_C),
                                  self.sense.floor_ua)
         self.runner = R.Runner(self.session, self.stage, self.pulse, self.led, self.monitor, self.rebaseline)
-        self.log = SessionLog(self.hz)     # its counters come from the fast path, at hz
+        self.log = SessionLog(self.hz, board["name"], hw.unit_id)   # counters from the fast path, at hz
         try:
             store.recover()
         except OSError:
@@ -375,7 +375,7 @@ class Supervisor:
         self.blind_ua = plan.base_ua if blind else None
         self.panel.run_level = self.panel.level(False)
         self.log.begin(name, min(plan.base_ua, plan.density_ua) if plan.microcurrent else 0, clock.now_s(),
-                       plan.duration_ms, prog.get("study"))
+                       plan.duration_ms, prog.get("study"), [p.get("label", "") for p in prog["phases"]])
         self._log_t0 = now
         self.runner.begin(plan, now)
         return plan
@@ -449,9 +449,11 @@ class Supervisor:
         now = time.ticks_ms()
         self.runner.step(now)
         self.panel.poll(self, now)
-        if self.log.open and self.session.active():
+        if self.log.open:
             t = time.ticks_diff(now, self._log_t0)
-            if t >= self.log.next_ms:
+            s = self.session
+            self.log.watch(t, s.state, self.runner.k, s.setpoint_ua, self.fault)
+            if t >= self.log.next_ms and s.active():
                 self.log.sample(t)
         self._emit_events()
         if self.ticks != self._fed_at_tick:     # the tick is alive: feed

@@ -337,7 +337,8 @@ def emu_run(scenario_path, as_json, vcd, trace_json, flash_path):
 @emu.command("scope")
 @click.argument("scenario_path", metavar="SCENARIO.json", type=InFile())
 @click.option("--out", required=True, type=OutFile(), help="PNG (or PDF, SVG) to write.")
-@click.option("--from-s", "t0_s", type=float, default=0.0, show_default=True, help="Window start (virtual s).")
+@click.option("--from-s", "t0_s", type=click.FloatRange(min=0), default=0.0, show_default=True,
+              help="Window start (virtual s).")
 @click.option("--to-s", "t1_s", type=float, default=None, help="Window end (default: the scenario's end).")
 @file_errors
 def emu_scope(scenario_path, out, t0_s, t1_s):
@@ -351,8 +352,12 @@ def emu_scope(scenario_path, out, t0_s, t1_s):
     except PlotUnavailable as exc:
         raise click.ClickException(str(exc)) from None
     res = _run_scenario(scenario_path)
+    try:
+        trace_export.scope_window(res.end_ns, t0_s, t1_s)
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from None
     with written_whole(out) as tmp:
-        trace_export.plot_scope(res.emu, res.end_ns, tmp, t0_s, t1_s)
+        trace_export.plot_scope(res.emu, res.end_ns, tmp, t0_s, t1_s, res.report)
     click.echo(f"wrote {out}")
 
 

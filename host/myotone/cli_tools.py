@@ -199,13 +199,13 @@ def logs_delete(numbers, delete_all, yes, port, as_json):
 
 @main.command()
 @click.argument("log")
-@click.option("--out", "out", required=True, type=OutFile(), help="PNG file to write.")
+@click.option("--out", "out", required=True, type=OutFile(), help="PNG (or PDF, SVG) file to write.")
 @port_option
 @json_option
 @device_errors
 @file_errors
 def plot(log, out, port, as_json):
-    """Plot a session log: current, impedance and LED over time, faults marked.
+    """Plot a session log: current, impedance and LED over time; pauses, phases and faults marked.
 
     LOG: a pulled JSON file, or a log number on the device.
     """

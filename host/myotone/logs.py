@@ -90,13 +90,16 @@ def sealed(rec, what: str) -> None:
 
 
 def fault_events(rec: dict) -> list:
-    """Faults as (t_s from the session start or None, reason): the device may give bare reasons."""
+    """Faults as (t_s from the session start or None, reason): the device gives bare reasons,
+    and the time a fault latched in the record's marks (firmware that writes them)."""
+    latched = {m.get("reason"): m["t_ms"] / 1000 for m in reversed(rec.get("marks") or [])
+               if isinstance(m, dict) and m.get("mark") == "fault" and isinstance(m.get("t_ms"), (int, float))}
     out = []
     for f in rec.get("faults") or []:
         if isinstance(f, dict):
             out.append((f.get("t_s"), str(f.get("reason", f.get("fault", "fault")))))
         else:
-            out.append((None, str(f)))
+            out.append((latched.get(f), str(f)))
     return out
 
 
@@ -120,10 +123,11 @@ def to_csv(rec: dict) -> str:
     return buf.getvalue()
 
 
-def when(seconds) -> str:
-    """A start time: a date when it looks like one (epoch), else seconds since boot."""
+def when(seconds, zone: bool = False) -> str:
+    """A start time: a date when it looks like one (epoch; `zone`: with the time zone's name),
+    else seconds since boot."""
     if isinstance(seconds, (int, float)) and seconds > 1e9:
-        return time.strftime("%Y-%m-%d %H:%M", time.localtime(seconds))
+        return time.strftime("%Y-%m-%d %H:%M" + (" %Z" if zone else ""), time.localtime(seconds))
     return f"t={seconds} s"
 
 

@@ -83,43 +83,120 @@ def write_vcd(emu, end_ns: int, path) -> None:
         w.close(max(end_ns, changes[-1][0] if changes else 0))
 
 
-def plot_scope(emu, end_ns: int, path, t0_s: float = 0.0, t1_s: float | None = None, title: str = "") -> None:
+# the scope's time unit: the largest whose window spans at least 2 of it
+_TIME_UNITS = ((1e9, "s"), (1e6, "ms"), (1e3, "µs"), (1, "ns"))
+TRIP_COLOUR = "crimson"
+
+
+def time_unit(span_ns: float) -> tuple[float, str]:
+    """(ns per unit, its name) for a window of span_ns."""
+    for ns, name in _TIME_UNITS:
+        if span_ns >= 2 * ns:
+            return ns, name
+    return _TIME_UNITS[-1]
+
+
+def scope_window(end_ns: int, t0_s: float = 0.0, t1_s: float | None = None) -> tuple[int, int]:
+    """(t0_ns, t1_ns) inside the run; ValueError, in the options' terms, for a window that is not."""
+    if t0_s < 0:
+        raise ValueError(f"--from-s {t0_s:g} is before the start (0 s)")
+    if t1_s is not None and t1_s <= t0_s:
+        raise ValueError(f"--to-s {t1_s:g} must be after --from-s {t0_s:g}")
+    t0_ns = int(round(t0_s * 1e9))
+    t1_ns = end_ns if t1_s is None else min(end_ns, int(round(t1_s * 1e9)))
+    if t0_ns >= end_ns:
+        raise ValueError(f"--from-s {t0_s:g} is not before the scenario's end ({end_ns / 1e9:g} s)")
+    if t1_ns - t0_ns < 1000:
+        raise ValueError("the window is shorter than 1 µs (the trace's resolution is 1 ns)")
+    return t0_ns, t1_ns
+
+
+def scope_figure(emu, end_ns: int, t0_s: float = 0.0, t1_s: float | None = None, report: dict | None = None,
+                 title: str = ""):
+    """The electrode current and the bridge / rail state over a window, the injected faults and
+    the firmware's trips marked (a matplotlib Figure). `report`: the scenario's (its `trips`
+    and fault events); artists carry a gid: "current", "bridge", "rail", "inject", "trip"."""
     from ..plot import pyplot
-    plt = pyplot()
-    t0_ns = int(t0_s * 1e9)
-    t1_ns = end_ns if t1_s is None else min(end_ns, int(t1_s * 1e9))
-    pts = [(t, i) for t, i in current_points(emu.plant.trace, t1_ns, t0_ns)]
+    pyplot()                                    # Agg, or PlotUnavailable
+    from matplotlib.figure import Figure
+    from matplotlib.ticker import ScalarFormatter
+    t0_ns, t1_ns = scope_window(end_ns, t0_s, t1_s)
+    unit_ns, unit = time_unit(t1_ns - t0_ns)
+
+    def x(t_ns):
+        return (t_ns - t0_ns) / unit_ns
+
+    pts = current_points(emu.plant.trace, t1_ns, t0_ns)
     roles = _roles(emu.board)
     level = {"bridge_a": 0, "bridge_b": 0, "hv_on": 0}
     bridge = [(t0_ns, 0, 0)]
     for t, pin, lv in emu.mcu.edges:
         if pin in roles:
             level[roles[pin]] = lv
+            state = level["bridge_a"] - level["bridge_b"] if level["hv_on"] else 0
             if t0_ns <= t <= t1_ns:
-                state = level["bridge_a"] - level["bridge_b"] if level["hv_on"] else 0
                 bridge.append((t, state, level["hv_on"]))
             elif t < t0_ns:
-                bridge[0] = (t0_ns, level["bridge_a"] - level["bridge_b"] if level["hv_on"] else 0, level["hv_on"])
+                bridge[0] = (t0_ns, state, level["hv_on"])
     bridge.append((t1_ns, bridge[-1][1], bridge[-1][2]))
-    fig, (ax_i, ax_b) = plt.subplots(2, 1, sharex=True, figsize=(11, 5.5),
-                                     gridspec_kw={"height_ratios": [3, 1]})
-    ax_i.plot([t / 1e9 for t, _ in pts], [i for _, i in pts], lw=0.8, color="tab:blue")
-    ax_i.set_ylabel("electrode current (µA)")
+
+    fig = Figure(figsize=(11, 6), layout="constrained")
+    ax_i, ax_b = fig.subplots(2, 1, sharex=True, gridspec_kw={"height_ratios": [3, 1.3]})
+    ax_i.plot([x(t) for t, _ in pts], [i for _, i in pts], lw=0.9, color="tab:blue", gid="current")
     ax_i.axhline(0, color="0.6", lw=0.5)
-    ax_b.step([t / 1e9 for t, _, _ in bridge], [s for _, s, _ in bridge], where="post", lw=0.8,
-              color="tab:orange", label="bridge (+1 A, -1 B)")
-    ax_b.step([t / 1e9 for t, _, _ in bridge], [h * 1.2 for _, _, h in bridge], where="post", lw=0.8,
-              color="tab:green", label="HV rail", alpha=0.6)
-    ax_b.set_yticks([-1, 0, 1])
-    ax_b.set_xlabel("virtual time (s)")
-    ax_b.legend(loc="upper right", fontsize=7)
+    ax_i.set_ylabel("electrode current (µA)")
+    lo, hi = ax_i.get_ylim()
+    span = max(hi - lo, 1.0)
+    ax_i.set_ylim(lo - 0.05 * span, hi + 0.2 * span)        # room for the marks' labels
+    bx = [x(t) for t, _, _ in bridge]
+    ax_b.step(bx, [s for _, s, _ in bridge], where="post", lw=1, color="tab:orange", gid="bridge")
+    ax_b.step(bx, [2 + 0.8 * h for _, _, h in bridge], where="post", lw=1, color="tab:green", gid="rail")
+    ax_b.set_yticks([-1, 0, 1, 2, 2.8], ["B (−)", "off", "A (+)", "rail off", "rail on"])
+    ax_b.set_ylim(-1.5, 3.3)
+    ax_b.set_ylabel("bridge, HV rail")
+    ax_b.set_xlim(0 if t0_ns else x(t0_ns), x(t1_ns))
+    fmt = ScalarFormatter(useOffset=False)
+    fmt.set_scientific(False)
+    ax_b.xaxis.set_major_formatter(fmt)
+    ax_b.set_xlabel(f"time after {t0_ns / 1e9:g} s ({unit})" if t0_ns else f"virtual time ({unit})")
+    for ax in (ax_i, ax_b):
+        ax.grid(True, alpha=0.3)
+
+    def mark(t_ns, text, colour, gid, ls="--", after=False):
+        """A line on both axes, its label on the current's: before it, or `after` it."""
+        for ax in (ax_i, ax_b):
+            ax.axvline(x(t_ns), color=colour, lw=1.1, ls=ls, gid=gid)
+        ax_i.annotate(text, xy=(x(t_ns), 1), xycoords=("data", "axes fraction"), xytext=(3 if after else -3, -4),
+                      textcoords="offset points", rotation=90, ha="left" if after else "right", va="top",
+                      fontsize=8, color=colour, gid=gid,
+                      bbox={"facecolor": "white", "edgecolor": "none", "alpha": 0.8, "pad": 1})
+
     for t, name, on in emu.faults.log:
         if t0_ns <= t <= t1_ns:
+            mark(t, ("injected: " if on else "cleared: ") + name, "tab:red" if on else "0.4", "inject", ":")
+    report = report or {}
+    tripped = set()
+    for trip in report.get("trips", []):
+        off = trip.get("output_off_at_s")
+        if off is None:
+            continue
+        off_ns, at_ns = int(round(off * 1e9)), int(round(trip["fault_at_s"] * 1e9))
+        tripped.add(trip["reason"])
+        if t0_ns <= off_ns <= t1_ns:
+            ms = trip["latency_ms"]
+            after = f"{ms:.3f} ms" if ms < 1000 else f"{ms / 1000:.2f} s"
+            mark(off_ns, f"trip: {trip['reason']}, output off {after} after the fault", TRIP_COLOUR, "trip", "-",
+                 after=True)
             for ax in (ax_i, ax_b):
-                ax.axvline(t / 1e9, color="red" if on else "0.4", lw=0.8, ls="--")
-            ax_i.annotate(("" if on else "clear ") + name, (t / 1e9, ax_i.get_ylim()[1]), fontsize=7,
-                          rotation=90, va="top", ha="right", color="red" if on else "0.3")
+                ax.axvspan(x(max(at_ns, t0_ns)), x(off_ns), color=TRIP_COLOUR, alpha=0.12, lw=0, gid="trip")
+    for ev in report.get("events", []):        # faults the firmware latched that no injection explains
+        t = int(round(ev.get("t_s", -1) * 1e9))
+        if ev.get("ev") == "fault" and ev.get("reason") not in tripped and t0_ns <= t <= t1_ns:
+            mark(t, f"fault: {ev['reason']}", TRIP_COLOUR, "trip", "-", after=True)
     ax_i.set_title(title or "%s: electrode current and bridge" % emu.board["name"])
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    return fig
+
+
+def plot_scope(emu, end_ns: int, path, t0_s: float = 0.0, t1_s: float | None = None, report: dict | None = None,
+               title: str = "") -> None:
+    scope_figure(emu, end_ns, t0_s, t1_s, report, title).savefig(path, dpi=120)
