@@ -240,7 +240,7 @@ def judge(b: Bench, case: Case, t_start: int, setpoint: float, at: dict, bounds:
             break
     if at["pause"]:
         bound = at["pause"] + RAMP_DOWN_NS + case.period_ns() + END_MARGIN_NS
-        until = at["resume"] or t_end
+        until = at["resume"] - 1 if at["resume"] else t_end      # up to the instant before the resume
         if until > bound:
             p_off = off_since(until)
             if p_off is None or p_off > bound:

@@ -134,7 +134,7 @@ def test_ramp_down_allows_a_1_s_ramp_and_the_pair_under_way_but_no_step_to_zero(
     assert J.ramp_down(down, 0, 500, 0.25) == []
     cut = J.pairs(J.phases(pulsed([500] * 3, period_ms=100)), 0)
     vs = J.ramp_down(cut, 150 * MS, 500, 0.25)                                      # full current, then nothing
-    assert [v.cls for v in vs] == ["ramp_down"] and "-> 0" in vs[0].detail
+    assert [v.cls for v in vs] == ["ramp_down_step"] and "-> 0" in vs[0].detail
     assert J.ramp_down(cut, 150 * MS, 500, 0.25, ended=False) == []                 # a fault cut it: not judged
     slow = J.pairs(J.phases(pulsed([500], phase_ms=4000, period_ms=10_000)), 0)
     assert J.ramp_down(slow, 7000 * MS, 500, 0.25) == []         # asked 1 s before the pair under way ends
@@ -160,3 +160,12 @@ def test_a_drawn_case_is_inside_the_envelope():
         assert 0.1 <= w["hz"] <= 1000 and 20 <= w["phase_us"] <= 5_000_000
         assert 2 * w["phase_us"] + w["gap_us"] <= 1e6 / w["hz"] + 1
         assert isinstance(c, Case)
+
+
+def test_a_rate_is_read_over_10_ms_so_a_staircase_at_the_bookkeeping_cadence_passes():
+    # 1 kHz pairs, the DAC stepping 2.5 uA every 10 ms: 250 uA/s
+    stairs = J.pairs(J.phases(pulsed([10 + 2.5 * (k // 10) for k in range(2500)], phase_ms=0.1, period_ms=1)), 0)
+    assert J.too_steep(stairs, lambda p: p.amp_ua, J.RAMP_UA_PER_S / S, 0.25, J.STEP_CREDIT_NS) is None
+    # the same staircase at 300 uA/s is too steep over a second although no single step is
+    fast = J.pairs(J.phases(pulsed([10 + 3.0 * (k // 10) for k in range(1500)], phase_ms=0.1, period_ms=1)), 0)
+    assert J.too_steep(fast, lambda p: p.amp_ua, J.RAMP_UA_PER_S / S, 0.6, J.STEP_CREDIT_NS) is not None
