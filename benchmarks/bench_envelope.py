@@ -61,8 +61,9 @@ def run(n: int, seed: int = SEED) -> dict:
 
 def measure(quick: bool) -> report.Section:
     r = run(QUICK_CASES if quick else CASES)
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(r, indent=1) + "\n")
+    path = RESULTS.with_name("envelope-quick.json") if quick else RESULTS
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(r, indent=1) + "\n")
     accepted = r["run"] - sum(r["refusals"].values())
     rows = [{"figure": "cases drawn (seed %d)" % r["seed"], "count": r["cases"]},
             {"figure": "refused (a fine outcome)", "count": sum(r["refusals"].values())},
@@ -73,7 +74,7 @@ def measure(quick: bool) -> report.Section:
                 for c, n in sorted(r["classes"].items(), key=lambda x: -x[1])]
     by_reason = [{"refusal": k, "cases": v} for k, v in sorted(r["refusals"].items(), key=lambda x: -x[1])]
     by_backend = [{"back-end / outcome": k, "cases": v} for k, v in r["per_backend"].items()]
-    notes = [f"{r['sim_s']:.0f} s simulated in {r['wall_s']:.0f} s wall; every case in {RESULTS.name}"]
+    notes = [f"{r['sim_s']:.0f} s simulated in {r['wall_s']:.0f} s wall; every case in {path.name}"]
     notes += r["errors"][:5]
     return report.Section("envelope", "the envelope property: random sessions judged on the plant "
                           "(tests/test_envelope_property.py)", rows,
