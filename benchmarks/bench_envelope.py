@@ -78,6 +78,7 @@ def measure(quick: bool) -> report.Section:
     notes += r["errors"][:5]
     return report.Section("envelope", "the envelope property: random sessions judged on the plant "
                           "(tests/test_envelope_property.py)", rows,
-                          target="no violation in any case run (issue 17)", met=r["violated_cases"] == 0 and not r["errors"],
+                          target="no violation in any case run (issue 17)",
+                          met=r["violated_cases"] == 0 and not r["errors"],
                           notes=notes, more=[("violations by class (cases)", by_class),
                                              ("refusals by reason", by_reason), ("by back-end", by_backend)])

@@ -259,7 +259,8 @@ def judge(b: Bench, case: Case, t_start: int, setpoint: float, at: dict, bounds:
             if onset is not None and (off is None or off > onset + bound_ns):
                 late = "never" if off is None else f"{(off - onset) / J.MS:.1f} ms after the onset"
                 out.append(J.Violation("trip_late", onset, f"{case.fault}: output off {late} (bound "
-                                                            f"{bound_ns / J.MS:.0f} ms, {reason}); latched {b.faults()}"))
+                                                            f"{bound_ns / J.MS:.0f} ms, {reason}); "
+                                                            f"latched {b.faults()}"))
 
     # ramp rules and charge balance on what came before any fault
     cut = at["fault"] if at["fault"] is not None else t_end + 1
