@@ -40,7 +40,7 @@ import envelope_judge as J
 from envelope_case import Case, draw_case, run_case
 
 MS, S = J.MS, J.S
-EXAMPLES = 30
+EXAMPLES = 40
 
 
 @st.composite
