@@ -17,6 +17,7 @@ import time
 from dataclasses import dataclass, field
 
 import envelope_judge as J
+import envelope_ramps as R
 from safety_helpers import Bench, board_for
 
 BACKENDS = ("pio", "rmt", "timer")
@@ -273,10 +274,10 @@ def judge(b: Bench, case: Case, t_start: int, setpoint: float, at: dict, bounds:
     asked = [at["pause"] if at["pause"] else at["stop"]] + ([at["stop"]] if at["resume"] else [])
     for train, req in zip(trains, asked):
         up = [p for p in train if req is None or p.t0 <= req]
-        out += J.ramp_up(up, limit, setpoint, step)[:1]
+        out += R.ramp_up(up, limit, setpoint, step)[:1]
         if req is not None and req < cut:
             ended = at["fault"] is None or at["fault"] > req + RAMP_DOWN_NS + case.period_ns() + END_MARGIN_NS
-            out += J.ramp_down(train, req, limit, step, ended)
+            out += R.ramp_down(train, req, limit, step, ended)
     v = J.charge_balance(clean)
     if v:
         out.append(v)

@@ -6,7 +6,8 @@ envelope (0.1-1000 Hz, phases 20 us-5 s, gaps, alternation, bursts, 10-500 uA, s
 on one of the three pulse back-ends (pio: pico-mcp4725, rmt: esp32-devkit, timer: the Pico with a
 100 us hard timer), injects one fault at a moment drawn from the session (or none) and stops or
 pauses and resumes at another. A refusal (`timing_unsupported`, `out_of_range`) is a fine outcome.
-Otherwise the plant must show (tests/envelope_judge.py, each judge unit-tested below):
+Otherwise the plant must show (tests/envelope_judge.py, tests/envelope_ramps.py, each judge
+unit-tested below):
 
 * |I| <= limit x 1.10 + 10 uA, except within 2 ms of a fault's onset. The onset is the first instant
   after the fault's injection at which the plant's |I| exceeds that level; with a pulsed waveform,
@@ -37,6 +38,7 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
 import envelope_judge as J
+import envelope_ramps as R
 from envelope_case import Case, draw_case, run_case
 
 MS, S = J.MS, J.S
@@ -121,23 +123,23 @@ def test_ramp_up_judges_soft_start_step_and_duration_on_the_delivered_pairs():
     def train(amps, period_ms):
         return J.pairs(J.phases(pulsed(amps, period_ms=period_ms)), 0)
     good = train([10 + 25 * k for k in range(20)] + [500] * 3, 100)             # lift: 25 uA a pair, 10 Hz
-    assert J.ramp_up(good, 500, 500, 0.25) == []
-    assert [v.cls for v in J.ramp_up(train([12, 12], 100), 500, 12, 0.25)] == ["soft_start"]
-    assert [v.cls for v in J.ramp_up(train([10, 500], 10_000), 500, 500, 0.25)] == ["ramp_step"]   # 0.1 Hz
-    assert [v.cls for v in J.ramp_up(train([10, 260, 500], 1000), 500, 500, 0.25)] == ["ramp_step"]
+    assert R.ramp_up(good, 500, 500, 0.25) == []
+    assert [v.cls for v in R.ramp_up(train([12, 12], 100), 500, 12, 0.25)] == ["soft_start"]
+    assert [v.cls for v in R.ramp_up(train([10, 500], 10_000), 500, 500, 0.25)] == ["ramp_step"]   # 0.1 Hz
+    assert [v.cls for v in R.ramp_up(train([10, 260, 500], 1000), 500, 500, 0.25)] == ["ramp_step"]
     fast = train([10 + 2.5 * k for k in range(197)], 10)                       # 250 uA/s, but 1.96 s
-    assert [v.cls for v in J.ramp_up(fast, 500, 500, 0.25)] == ["ramp_short"]
+    assert [v.cls for v in R.ramp_up(fast, 500, 500, 0.25)] == ["ramp_short"]
 
 
 def test_ramp_down_allows_a_1_s_ramp_and_the_pair_under_way_but_no_step_to_zero():
     down = J.pairs(J.phases(pulsed([500 - 45 * k for k in range(10)], period_ms=100)), 0)
-    assert J.ramp_down(down, 0, 500, 0.25) == []
+    assert R.ramp_down(down, 0, 500, 0.25) == []
     cut = J.pairs(J.phases(pulsed([500] * 3, period_ms=100)), 0)
-    vs = J.ramp_down(cut, 150 * MS, 500, 0.25)                                      # full current, then nothing
+    vs = R.ramp_down(cut, 150 * MS, 500, 0.25)                                      # full current, then nothing
     assert [v.cls for v in vs] == ["ramp_down_step"] and "-> 0" in vs[0].detail
-    assert J.ramp_down(cut, 150 * MS, 500, 0.25, ended=False) == []                 # a fault cut it: not judged
+    assert R.ramp_down(cut, 150 * MS, 500, 0.25, ended=False) == []                 # a fault cut it: not judged
     slow = J.pairs(J.phases(pulsed([500], phase_ms=4000, period_ms=10_000)), 0)
-    assert J.ramp_down(slow, 7000 * MS, 500, 0.25) == []         # asked 1 s before the pair under way ends
+    assert R.ramp_down(slow, 7000 * MS, 500, 0.25) == []         # asked 1 s before the pair under way ends
 
 
 def test_charge_balance_judges_whole_pairs_in_10_s_windows():
@@ -165,7 +167,7 @@ def test_a_drawn_case_is_inside_the_envelope():
 def test_a_rate_is_read_over_10_ms_so_a_staircase_at_the_bookkeeping_cadence_passes():
     # 1 kHz pairs, the DAC stepping 2.5 uA every 10 ms: 250 uA/s
     stairs = J.pairs(J.phases(pulsed([10 + 2.5 * (k // 10) for k in range(2500)], phase_ms=0.1, period_ms=1)), 0)
-    assert J.too_steep(stairs, lambda p: p.amp_ua, J.RAMP_UA_PER_S / S, 0.25, J.STEP_CREDIT_NS) is None
+    assert R.too_steep(stairs, lambda p: p.amp_ua, R.RAMP_UA_PER_S / S, 0.25, R.STEP_CREDIT_NS) is None
     # the same staircase at 300 uA/s is too steep over a second although no single step is
     fast = J.pairs(J.phases(pulsed([10 + 3.0 * (k // 10) for k in range(1500)], phase_ms=0.1, period_ms=1)), 0)
-    assert J.too_steep(fast, lambda p: p.amp_ua, J.RAMP_UA_PER_S / S, 0.6, J.STEP_CREDIT_NS) is not None
+    assert R.too_steep(fast, lambda p: p.amp_ua, R.RAMP_UA_PER_S / S, 0.6, R.STEP_CREDIT_NS) is not None
