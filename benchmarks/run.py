@@ -12,6 +12,9 @@ Sections (each a module in benchmarks/ with ``measure(quick)``):
   host      `myotone --help` start-up and one command round trip
   silicon   the firmware on the official RP2040 MicroPython in rp2040js: boot,
             heap, tick, status rate, over_current latency, PIO edges
+  envelope  the envelope property's long run: random waveforms x back-ends x
+            faults x moments judged on the plant; cases, violations by class,
+            refusals by reason
 
 Prints a table per section and writes every figure as JSON (default
 benchmarks/results/perf.json) with the machine it ran on. ``--markdown``
@@ -33,7 +36,7 @@ sys.path[:0] = [str(HERE), str(ROOT / "host"), str(ROOT / "tests")]
 
 import report  # noqa: E402
 
-SECTIONS = ("emulator", "deploy", "pulse", "trips", "host", "silicon")
+SECTIONS = ("emulator", "deploy", "pulse", "trips", "host", "silicon", "envelope")
 
 
 def main(argv=None) -> int:
