@@ -20,9 +20,6 @@ REGRESSIONS = {   # id: (the class that must be gone, the minimal case)
     # issue 17 item 1: 100 us phases at 1 kHz alias with the fast path's sampling: a stuck DAC runs 677 uA
     # (the hardware limiter) to the end of the session, untripped
     "stuck_dac_short_phases": ("over_limit", case("pio", 300, wave(1000, 100, 0, False), "dac_stuck_high", 3.0)),
-    # the first pair of lift itself: the DAC is written 10 ms into its first phase (9.8 -> 12.0 uA)
-    "first_pair_soft_start": ("soft_start", case("pio", 500, wave(10, 40000, 200))),
-    "first_pair_balance": ("charge_balance", case("pio", 500, wave(10, 40000, 200))),
     # issue 17 item 4: at 1 Hz the ramp is a few big steps (9.8 -> ~200 uA at the second pair)
     "ramp_low_frequency": ("ramp_step", case("pio", 400, wave(1, 350, 0, False))),
     # issue 17 item 1: 73 us phases: an open electrode is never seen (off only at the session's end)
@@ -42,6 +39,11 @@ REGRESSIONS = {   # id: (the class that must be gone, the minimal case)
 # kept here with their minimal cases so the next step starts from them; they are not run by
 # `make test` until they are gone (a test that fails on main blocks every landing).
 OPEN = {
+    # the first pair of lift itself: the DAC is written 10 ms into its first phase (9.8 -> 12.0 uA);
+    # changing only outside pairs when the table rests fixed it, but aliased with a 100 Hz period
+    # (the slice always looked inside the pair: the ramp never started), so it was taken back
+    "first_pair_soft_start": ("soft_start", case("pio", 500, wave(10, 40000, 200))),
+    "first_pair_balance": ("charge_balance", case("pio", 500, wave(10, 40000, 200))),
     # a ramp locally faster than 250 uA/s (9.8 -> 13.9 uA in 15 ms)
     "ramp_rate": ("ramp_rate", case("timer", 493, wave(133.333, 1200, 0, True), duration_s=4)),
     # a stop during the ramp-up: down faster than a 1 s ramp from the amplitude then

@@ -82,7 +82,6 @@ class Table:
         self.n = 0
         self.reps = 0      # units per burst; 0 = continuous
         self.off = 0       # burst off time, back-end units
-        self.rest = False  # the output rests between pairs (then the amplitude changes only there)
 
     def _put(self, dur_us, state, unit_us, min_units):
         if dur_us <= 0:
@@ -112,7 +111,6 @@ class Table:
             self._put(rest_us, OFF, unit_us, min_units)
         self.reps = 0
         self.off = 0
-        self.rest = rest_us > 0 or wave.burst_on_ms > 0
         if wave.burst_on_ms:
             self.reps = wave.burst_on_ms * 1000 // wave.unit_us()
             off_us = wave.burst_off_ms * 1000

@@ -178,9 +178,8 @@ class Supervisor:
             stage.close(now)
             if stage.state == STAGE_OFF and sess.state == S.DONE:
                 self._ended()
-        elif not pulse.in_pair or (pulse.pairs != self._pairs_at_set and not stage.table.rest):
-            # amplitude changes only between pairs: ramps stay charge-balanced (pairs back to
-            # back never rest: there, at the first look into a new pair, <= 10 ms late)
+        elif not pulse.in_pair or pulse.pairs != self._pairs_at_set:
+            # amplitude changes only between pairs: ramps stay charge-balanced
             self._pairs_at_set = pulse.pairs
             cap = self.monitor.scale(sess.setpoint_ua)
             if cap < target:
