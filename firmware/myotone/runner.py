@@ -120,21 +120,14 @@ class Runner:
         self.monitor.begin(p.density_ua or limits.ABS_CEILING_UA)
         self.led.begin()
         ua = self.ua(0)
-        self._pair_ms(p.phases[0][1])
         self.session.begin(ua, p.duration_ms, now_ms)
         if ua:
             self._stage_on(0)
         ph = p.phases[0]
         self.led.set_percent(ph[4], ph[5])
 
-    def _pair_ms(self, wave):
-        """The session's ramps are timed to this waveform's pairs (Session.pair_ms)."""
-        self.session.pair_ms = 0 if wave is None else (
-            (wave.period_us + wave.burst_off_ms * 1000 + 999) // 1000)
-
     def _stage_on(self, k):
         ph = self.plan.phases[k]
-        self._pair_ms(ph[1])
         table = self.pulse.prepare(ph[1])  # milliseconds on the chip: the tick may trip meanwhile
         self._key = ph[2]
         self.mc_on = True

@@ -31,13 +31,13 @@ def _ticks_diff(a, b):
     return d - 0x3FFFFFFF - 1 if d & 0x20000000 else d
 
 
-def ramp_rate_pa_per_ms(span_na, permille=1000, min_ms=limits.RAMP_MIN_MS):
+def ramp_rate_pa_per_ms(span_na, permille=1000):
     """The one ramp-rate rule (SAFETY.md), in pA per ms: a ramp over `span_na` lasts
-    >= RAMP_MIN_MS (or `min_ms`, when longer) and is never faster than RAMP_MAX_NA_PER_MS
-    (up, down to zero, or between setpoints), whatever the span (in pA, a span under
-    2 uA still takes 2 s). `permille` slows it for an output whose current may climb
-    faster than its target (Output.ramp_permille)."""
-    rate = min(limits.RAMP_MAX_NA_PER_MS * 1000, span_na * 1000 // max(min_ms, limits.RAMP_MIN_MS))
+    >= RAMP_MIN_MS and is never faster than RAMP_MAX_NA_PER_MS (up, down to zero, or
+    between setpoints), whatever the span (in pA, a span under 2 uA still takes 2 s).
+    `permille` slows it for an output whose current may climb faster than its target
+    (Output.ramp_permille)."""
+    rate = min(limits.RAMP_MAX_NA_PER_MS * 1000, span_na * 1000 // limits.RAMP_MIN_MS)
     return max(1, rate * permille // 1000)
 
 
@@ -62,10 +62,6 @@ class Session:
         self._frac_pa = 0            # what the ramp moved below 1 nA, carried to the next step
         self._last_ms = 0
         self.paused_ms = 0
-        # the longest time between two pulse pairs of the waveform under way (its period, plus a
-        # burst's off time): the amplitude changes only between pairs, so a rising ramp lasts
-        # RAMP_MIN_PAIRS of these (no step above 1/20 of its span at any frequency); 0: none
-        self.pair_ms = 0
 
     def active(self):
         return self.state in (RAMP, RUN, RAMP_DOWN, PAUSING, PAUSED)
@@ -82,14 +78,13 @@ class Session:
         down), and no later than the output's ceiling (the limit code); a calibration that may
         make the current climb faster than the target slows the ramp (Output.ramp_permille)."""
         span = abs(to_na - from_na)
-        min_ms = limits.RAMP_MIN_PAIRS * self.pair_ms if to_na > from_na else 0
         out = self._out
         if out is None:
-            return ramp_rate_pa_per_ms(span, 1000, min_ms)
+            return ramp_rate_pa_per_ms(span)
         lo = min(from_na, to_na)
         hi = min(max(from_na, to_na), out.ceiling_ua() * 1000)
         delivered = hi - lo - out.step_ua * 1000
-        return ramp_rate_pa_per_ms(delivered if delivered > 0 else span, out.ramp_permille, min_ms)
+        return ramp_rate_pa_per_ms(delivered if delivered > 0 else span, out.ramp_permille)
 
     def ramp_ms(self, setpoint_ua):
         """How long the ramp from the minimum to `setpoint_ua` lasts."""
