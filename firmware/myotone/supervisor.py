@@ -182,8 +182,11 @@ class Supervisor:
             # amplitude changes only between pairs: ramps stay charge-balanced
             self._pairs_at_set = pulse.pairs
             cap = self.monitor.scale(sess.setpoint_ua)
-            if cap < target:
-                sess.limit_to(cap)          # un-scaling comes back as a ramp, never a step
+            if cap < sess.setpoint_ua and cap < target:
+                # scaling engaged: the target falls at once; un-scaling comes back as a
+                # ramp, never a step. (A lower setpoint alone -- a phase change, stop --
+                # is a ramp down, not a cap.)
+                sess.limit_to(cap)
                 target = cap
             stage.set_ua(target)
         self._dac_n += 1
