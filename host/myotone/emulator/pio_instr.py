@@ -62,12 +62,16 @@ class PioInstructions:
 
     # -- pins -----------------------------------------------------------------------
     def _write(self, base, count, value, t, table, callback, skip=()):
-        for i in range(count):
-            pin, bit = (base + i) & 31, value >> i & 1
-            if table.get(pin) != bit and pin not in skip:
-                table[pin] = bit
-                if callback is not None:
-                    callback(pin, bit, t)
+        # The pins of one instruction change in the same cycle: passed on falls first, then
+        # rises (one instant), so no state in between -- both bridge pins high when `out
+        # pins, 2` reverses the polarity -- appears that the chip never has.
+        for rise in (0, 1):
+            for i in range(count):
+                pin, bit = (base + i) & 31, value >> i & 1
+                if bit == rise and table.get(pin) != bit and pin not in skip:
+                    table[pin] = bit
+                    if callback is not None:
+                        callback(pin, bit, t)
 
     def _write_pins(self, base, count, value, t, dirs=False):
         skip = self._side_pins if self._side_active else ()  # side-set wins on conflicts
