@@ -20,10 +20,11 @@ RATE_RES_NS = 10 * MS                 # rates are read over spans of >= 10 ms (s
 def too_steep(train: list[Pulse], level, rate_ua_per_ns: float, step_ua: float, credit_ns: float,
               from_ns: int = -1):
     """The first pair (at or after `from_ns`) whose level(pair) rises above an earlier pair's by more
-    than rate x their distance + `step_ua`; None if none does. A rate is read on pair onsets over spans
-    of at least RATE_RES_NS (below it every staircase is infinitely steep; the DAC follows a ramp at
-    the firmware's 100 Hz bookkeeping cadence): against the previous pair (its distance counted as at
-    least RATE_RES_NS and at most `credit_ns`), the latest pair at least RATE_RES_NS before and the
+    than rate x (their distance + RATE_RES_NS) + `step_ua`; None if none does. The DAC follows a ramp
+    as a staircase at the firmware's 100 Hz bookkeeping cadence, so a span between two pair onsets
+    holds up to one more 10 ms increment than its length (pairs 15 ms apart can straddle two): the
+    time quantum, as `step_ua` is the amplitude quantum. Read against the previous pair (its
+    distance counted as at most `credit_ns`), the latest pair at least RATE_RES_NS before and the
     latest pair at least 1 s before (so a DAC step larger than a 10 ms increment cannot add up).
     Returns (earlier, pair, allowed_ua)."""
     j10 = j1s = 0
@@ -35,13 +36,13 @@ def too_steep(train: list[Pulse], level, rate_ua_per_ns: float, step_ua: float, 
             j1s += 1
         if tk < from_ns:
             continue
-        spans = [(k - 1, min(max(tk - train[k - 1].t0, RATE_RES_NS), credit_ns))]
+        spans = [(k - 1, min(tk - train[k - 1].t0, credit_ns))]
         if train[j10].t0 <= tk - RATE_RES_NS:
             spans.append((j10, tk - train[j10].t0))
         if train[j1s].t0 <= tk - S:
             spans.append((j1s, tk - train[j1s].t0))
         for j, dt in spans:
-            allowed = rate_ua_per_ns * dt + step_ua
+            allowed = rate_ua_per_ns * (dt + RATE_RES_NS) + step_ua
             if level(train[k]) - level(train[j]) > allowed + 1e-6:
                 return train[j], train[k], allowed
     return None
@@ -83,7 +84,10 @@ def ramp_down(train: list[Pulse], asked_ns: int, limit_ua: float, dac_step_ua: f
     no steeper than a 1 s ramp from A (`too_steep`, read linearly: SAFETY.md gives the ramp-down a
     duration, and the output is due off within 1.5 s + one period), and the last drop, to zero at the
     end of the last pair, when it comes after the request, is no larger than A x (its time after the
-    request) / 1 s + one DAC step. Amplitudes are measured above the soft-start level (2 % of the
+    request) / 1 s + one DAC step. A pair that begins within RATE_RES_NS after the request plays
+    what was set before it (the firmware acts on a request at its next 100 Hz output slice, and
+    the DAC is written between pairs, ahead of the next): it is judged only as the possible last
+    pair. Amplitudes are measured above the soft-start level (2 % of the
     limit), where a ramp may begin and end with a step (IEC 60601-2-10's minimum setting). `ended`
     False: the ramp-down was cut short (a fault), so its last drop is not judged."""
     soft = SOFT_START_FRACTION * limit_ua
@@ -92,7 +96,7 @@ def ramp_down(train: list[Pulse], asked_ns: int, limit_ua: float, dac_step_ua: f
         return max(0.0, p.amp_ua - soft)
 
     before = [p for p in train if p.t0 <= asked_ns]
-    after = [p for p in train if p.t0 > asked_ns]
+    after = [p for p in train if p.t0 > asked_ns + RATE_RES_NS]
     ref = above(before[-1]) if before else 0.0
     out: list[Violation] = []
     prev = before[-1] if before else None
@@ -102,13 +106,14 @@ def ramp_down(train: list[Pulse], asked_ns: int, limit_ua: float, dac_step_ua: f
                                                      f"request at {asked_ns / S:.3f} s"))
             return out
         prev = p
-    bad = too_steep(train, lambda p: -above(p), ref / RAMP_DOWN_MIN_NS, dac_step_ua, float("inf"), asked_ns + 1)
+    bad = too_steep(before + after, lambda p: -above(p), ref / RAMP_DOWN_MIN_NS, dac_step_ua, float("inf"), asked_ns + 1)
     if bad:
         a, b, allowed = bad
         out.append(Violation("ramp_down_rate", b.t0, f"falls {a.amp_ua:.1f} -> {b.amp_ua:.1f} uA, pairs "
                                                 f"{(b.t0 - a.t0) / MS:.1f} ms apart (a 1 s ramp-down from "
                                                 f"{ref + soft:.1f} uA allows -{allowed:.1f} uA)"))
         return out
+    prev = train[-1] if train else None
     if ended and prev is not None and prev.t1 > asked_ns:
         allowed = ref * (prev.t1 - asked_ns) / RAMP_DOWN_MIN_NS + dac_step_ua
         if above(prev) > allowed + 1e-6:

@@ -168,6 +168,10 @@ def test_a_rate_is_read_over_10_ms_so_a_staircase_at_the_bookkeeping_cadence_pas
     # 1 kHz pairs, the DAC stepping 2.5 uA every 10 ms: 250 uA/s
     stairs = J.pairs(J.phases(pulsed([10 + 2.5 * (k // 10) for k in range(2500)], phase_ms=0.1, period_ms=1)), 0)
     assert R.too_steep(stairs, lambda p: p.amp_ua, R.RAMP_UA_PER_S / S, 0.25, R.STEP_CREDIT_NS) is None
+    # pairs every 7.5 ms: two 10 ms steps can fall between onsets 15 ms apart (the time quantum)
+    odd = J.pairs(J.phases(pulsed([10 + 2.5 * ((15 * k + 5) // 20) for k in range(400)], phase_ms=1.2,
+                                  period_ms=7.5)), 0)     # pair k at 7.5 k ms: the step of 10 ms (7.5 k + 2.5)
+    assert R.too_steep(odd, lambda p: p.amp_ua, R.RAMP_UA_PER_S / S, 0.25, R.STEP_CREDIT_NS) is None
     # the same staircase at 300 uA/s is too steep over a second although no single step is
     fast = J.pairs(J.phases(pulsed([10 + 3.0 * (k // 10) for k in range(1500)], phase_ms=0.1, period_ms=1)), 0)
     assert R.too_steep(fast, lambda p: p.amp_ua, R.RAMP_UA_PER_S / S, 0.6, R.STEP_CREDIT_NS) is not None
