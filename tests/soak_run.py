@@ -158,6 +158,13 @@ class Soak:
         fw = self.emu.runtime.modules
         return fw["myotone.pulse"].Table().compile(program_wave(fw, program), 1, 1, 0x3FFFFFFF)
 
+    def _ramp_s(self, program: str) -> float:
+        """How long the program's ramp to its setpoint lasts: >= 2 s, and >= 20 pair intervals
+        (its period plus a burst's off time: limits.RAMP_MIN_PAIRS)."""
+        fw = self.emu.runtime.modules
+        lim, w = fw["myotone.limits"], program_wave(fw, program)
+        return max(lim.RAMP_MIN_MS, lim.RAMP_MIN_PAIRS * (w.period_us + w.burst_off_ms * 1000) / 1000) / 1000
+
     def one_session(self, k: int) -> dict:
         emu = self.emu
         program, ua, how = PLAN[k % len(PLAN)]
@@ -182,7 +189,8 @@ class Soak:
             faults = [m for m in msgs if m.get("ev") == "fault"]
             if faults:
                 raise SoakError(f"session {k} ({program}): fault {faults}")
-        want = ["ramp", "run", "ramp_down", "done"]
+        ends_s = self.session_s / 2 if how == "stop" else self.session_s
+        want = ["ramp", "run", "ramp_down", "done"] if self._ramp_s(program) < ends_s else ["ramp", "ramp_down", "done"]
         if states != want:
             raise SoakError(f"session {k} ({program}, {how}): states {states}, expected {want}")
         p = emu.plant

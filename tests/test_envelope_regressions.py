@@ -33,29 +33,28 @@ REGRESSIONS = {   # id: (the class that must be gone, the minimal case)
                                                  duration_s=6)),
     # on esp32-devkit an open thermistor reads -29 C: temp_sensor_fault never trips
     "thermistor_open_esp32": ("trip_late", case("rmt", 300, wave(10, 40000, 200), "thermistor_open", 3.0)),
-}
-
-# Classes the property still finds on today's firmware (issue 17, open; see the note on the issue):
-# kept here with their minimal cases so the next step starts from them; they are not run by
-# `make test` until they are gone (a test that fails on main blocks every landing).
-OPEN = {
-    # the first pair of lift itself: the DAC is written 10 ms into its first phase (9.8 -> 12.0 uA);
-    # changing only outside pairs when the table rests fixed it, but aliased with a 100 Hz period
-    # (the slice always looked inside the pair: the ramp never started), so it was taken back
+    # the first pair of lift itself: the DAC was written 10 ms into its first phase (9.8 -> 12.0 uA):
+    # the pair count is taken when the stage switches on, and inside a pair the amplitude changes
+    # only once a whole pair went by (supervisor._output_slice)
     "first_pair_soft_start": ("soft_start", case("pio", 500, wave(10, 40000, 200))),
     "first_pair_balance": ("charge_balance", case("pio", 500, wave(10, 40000, 200))),
-    # a ramp locally faster than 250 uA/s (9.8 -> 13.9 uA in 15 ms)
+    # a ramp locally faster than 250 uA/s (9.8 -> 13.9 uA in 15 ms): the first step carried the
+    # table's compile time (a rising ramp now moves only while the stage is on, timed from then)
     "ramp_rate": ("ramp_rate", case("timer", 493, wave(133.333, 1200, 0, True), duration_s=4)),
-    # a stop during the ramp-up: down faster than a 1 s ramp from the amplitude then
+    # a stop during the ramp-up: down faster than a 1 s ramp from the amplitude then (the ramp-down
+    # started from the target, not from the pair delivered; and the DAC moved in whole uA)
     "ramp_down_rate": ("ramp_down_rate", case("timer", 493, wave(133.333, 1200, 0, True), control="stop",
                                               control_at_s=0.128, duration_s=4)),
-    # a pause at 0.759 Hz during the ramp: the next pair, 42 ms after it, jumps 11.8 -> 266.7 uA
+    # a pause at 0.759 Hz during the ramp: the next pair, 42 ms after it, jumped 11.8 -> 266.7 uA
+    # (the ramp-down now starts from the last pair begun: Output.pair_code)
     "ramp_after_pause": ("ramp_down_rise", case("rmt", 431, wave(0.759, 21498, 1123055, False), control="pause",
                                                 control_at_s=1.275, hold_s=2.096, duration_s=4)),
-    # a stop during a 0.5 Hz pair: the pair finishes at full current, then drops to 0 in one step
+    # a stop during a 0.5 Hz pair: the pair finished at full current, then dropped to 0 in one step
+    # (the ramp-down now lasts 1.5 s + one pair interval: a lower pair follows)
     "stop_low_frequency": ("ramp_down_step", case("pio", 500, wave(0.5, 500000, 1000), control="stop",
                                                   control_at_s=4.3)),
-    # polarity reversed at once (alternation, no off-time) on the PIO back-end: both bridge pins high
+    # polarity reversed at once (alternation, no off-time) on the PIO back-end: both bridge pins
+    # high -- in the emulator's PIO model only, which passed one instruction's pins on one by one
     "reversal_without_dead_time": ("shoot_through", case("pio", 100, wave(50, 10000, 0, True))),
 }
 

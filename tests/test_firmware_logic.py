@@ -71,9 +71,10 @@ def delivered_ramp(fw, max_code, full_scale_ua, limit_ua, setpoint_ua):
     out = O.Output(dac, HB.HBridge(FakePin(), FakePin()), FakePin(), full_scale_ua, limit_ua)
     s = S.Session(limit_ua, out)
     s.begin(setpoint_ua, 60_000, 0)
-    ua = [out.code_for_ua(s.target_na // 1000) * full_scale_ua / max_code]
+    ua = [out.code_for_na(s.target_na) * full_scale_ua / max_code]    # as the supervisor delivers it
     for t in range(1, 6000):
-        ua.append(out.code_for_ua(s.step(t)) * full_scale_ua / max_code)
+        s.step(t)
+        ua.append(out.code_for_na(s.target_na) * full_scale_ua / max_code)
     return ua, full_scale_ua / max_code
 
 

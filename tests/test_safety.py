@@ -493,6 +493,28 @@ def _pair_peaks(emu, since_ns):
     return peaks
 
 
+@pytest.mark.parametrize("backend", ["pio", "rmt"])
+def test_a_ramp_at_a_low_frequency_is_carried_by_twenty_pairs(backend):
+    """At 1 Hz a 2 s ramp would be two pairs: 10 uA, then the setpoint in one step (at 0.1 Hz the
+    built-in ramp was one step from 10 to 500 uA). The amplitude changes only between pairs, so a
+    rising ramp lasts RAMP_MIN_PAIRS pair intervals: on the plant, the first pair at <= 2 % of the
+    limit and no pair more than 1/20 of the span (and a DAC step) above the one before it."""
+    b = Bench(board_for(backend))
+    try:
+        t0 = b.emu.clock.now_ns
+        b.start(ua=500, hz=1, phase_us=20000, gap_us=1000, duration_s=60)
+        b.run(24)
+        peaks = _pair_peaks(b.emu, t0)
+        assert peaks[0] <= 500 * 0.02 + 0.5
+        step = b.emu.runtime.modules["myotone.app"].supervisor.stage._out.step_ua
+        rises = [q - p for p, q in zip(peaks, peaks[1:])]
+        assert max(rises) <= (500 - peaks[0]) / 20 + step + 1, rises
+        assert max(peaks) >= 495                     # ... and it gets there, after 20 pairs
+        assert next(k for k, p in enumerate(peaks) if p >= 495) >= 2 * 19   # phases: 2 per pair
+    finally:
+        b.close()
+
+
 def test_impedance_unscaling_climbs_back_as_a_ramp(bench):
     """An electrode pressed back on after lifting: the current scaled down for the lift comes back
     to the setpoint as a ramp (>= 2 s, <= 250 uA/s, no pair more than 1/20 of the span above the

@@ -150,7 +150,7 @@ def test_a_dac_write_that_fails_in_the_tick_is_dac_fault(fw):
     ST, stage, dac, bridge, hv, pulse, led, sess = make(fw)
     assert stage.switch_on(object(), 100, 100_000)
     dac.answers = False
-    stage.set_ua(200)
+    stage.set_na(200_000)
     assert stage.fault == "dac_fault" and hv.level == 0 and not pulse.running
     assert sess.state == fw("myotone.session").FAULT
 
@@ -225,7 +225,7 @@ if stage.state == 0:
     sess.state = 1
     stage.state = 2
     pulse.running = True
-stage.set_ua(100 + i % 300)
+stage.set_na((100 + i % 300) * 1000)
 pulse.in_pair = i & 4
 pulse.pairs = i >> 3
 if i % 50 == 0:

@@ -36,6 +36,10 @@ class Output:
         self.nominal_limit_code = min(limit_ua * dac.max_code // full_scale_ua, dac.max_code)
         self.calibrate(1.0, 0)
         self.code = -1
+        # the highest code the last pulse pair begun plays (the supervisor records it at each
+        # pair's start and at a write inside a pair; stage.switch_on for the first): a
+        # ramp-down starts no higher (Session._from_delivered)
+        self.pair_code = 0
         self.off()
 
     def calibrate(self, gain, offset_ua):
@@ -48,6 +52,10 @@ class Output:
         self.limit_code = max(0, min(code, self.nominal_limit_code))
         self._fs_ua = fs
         self._off_ua = off
+        # the same transfer in 1/8 uA (125 nA) for targets in nA: every product stays a small
+        # int on a 16-bit DAC (8 x 1200 uA x 65535 < 2**30), so the tick allocates nothing
+        self._fs8 = fs * 8
+        self._off_na = off * 1000
         # one DAC step in uA, rounded up, on whichever transfer has the larger one
         self.step_ua = (max(fs, self._nominal_fs_ua) + self._max_code - 1) // self._max_code
         # a calibration that says the unit under-delivers (gain < 1) makes the codes climb
@@ -66,6 +74,27 @@ class Output:
         if code < 0:
             return 0
         return code
+
+    @micropython.native
+    def code_for_na(self, na):
+        """code_for_ua for a target in nA: a ramp's slow steps are delivered in DAC steps,
+        not in whole uA (at 25 uA/s a whole uA is 4 codes of the Pico's DAC in one step)."""
+        v = (na - self._off_na) // 125
+        if v <= 0:
+            return 0
+        if v >= self._fs8:
+            return self.limit_code
+        code = v * self._max_code // self._fs8
+        if code > self.limit_code:
+            return self.limit_code
+        return code
+
+    @micropython.native
+    def na_for_code(self, code):
+        """What `code` commands on the calibrated transfer, in nA, rounded down to 1/8 uA."""
+        if code <= 0:
+            return 0
+        return code * self._fs8 // self._max_code * 125 + self._off_na
 
     def soft_start_ua(self, min_ua):
         """The largest target (uA) whose code delivers at most `min_ua` both on the calibrated

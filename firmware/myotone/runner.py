@@ -41,6 +41,20 @@ def _wave_key(p):
     return (p["hz"], p["phase_us"], p["gap_us"], p["alternate"], p["burst_on_ms"], p["burst_off_ms"])
 
 
+def pair_ms(wave):
+    """The longest time between two pulse pairs of `wave` (its period, plus a burst's off
+    time), rounded up; 0 for no waveform. A rising ramp lasts >= RAMP_MIN_PAIRS of these."""
+    return 0 if wave is None else (wave.period_us + wave.burst_off_ms * 1000 + 999) // 1000
+
+
+def first_wave(prog):
+    """The waveform of a program's first phase with current (None: LED only)."""
+    for p in prog["phases"]:
+        if p["current_pct"]:
+            return programs.waveform(p)
+    return None
+
+
 def phase_ua(base_ua, pct, density_ua):
     if not pct:
         return 0
@@ -120,14 +134,20 @@ class Runner:
         self.monitor.begin(p.density_ua or limits.ABS_CEILING_UA)
         self.led.begin()
         ua = self.ua(0)
+        self._pair_ms(p.phases[0][1])
         self.session.begin(ua, p.duration_ms, now_ms)
         if ua:
             self._stage_on(0)
         ph = p.phases[0]
         self.led.set_percent(ph[4], ph[5])
 
+    def _pair_ms(self, wave):
+        """The session's ramps are timed to this waveform's pairs (Session.pair_ms)."""
+        self.session.pair_ms = pair_ms(wave)
+
     def _stage_on(self, k):
         ph = self.plan.phases[k]
+        self._pair_ms(ph[1])
         table = self.pulse.prepare(ph[1])  # milliseconds on the chip: the tick may trip meanwhile
         self._key = ph[2]
         self.mc_on = True

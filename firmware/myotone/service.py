@@ -6,6 +6,7 @@
 # checks, `resume` through the runner, which asks the output stage.
 from myotone import calib, clock, programs, report
 from myotone import protocol as P
+from myotone import runner as R
 from myotone import session as S
 
 _STORAGE = "storage_error"
@@ -74,11 +75,16 @@ def measure(sup, args, schema):
     args = dict(args)
     hold_s = P.in_range("hold_s", args.pop("hold_s", 2), 1, 10, " s")
     args.setdefault("program", "lift")
-    if programs.is_blinded(sup.files.load_program(args["program"])):
+    prog = sup.files.load_program(args["program"])
+    if programs.is_blinded(prog):
         raise P.ProtocolError(P.BAD_REQUEST, "%s is a blinded study arm: measuring it would unblind it"
                               % args["program"])
+    try:        # the ramp is timed to the waveform's pairs: at a low frequency it lasts longer
+        pair_ms = R.pair_ms(R.first_wave(programs.with_overrides(args["program"], prog, args)))
+    except ValueError:
+        pair_ms = 0                       # cmd_start says what is wrong with the program
     ua = args.get("ua")
-    ramp_ms = sup.session.ramp_ms(ua) if isinstance(ua, int) and 0 < ua <= sup.limit_ua else 0
+    ramp_ms = sup.session.ramp_ms(ua, pair_ms) if isinstance(ua, int) and 0 < ua <= sup.limit_ua else 0
     args["duration_s"] = (ramp_ms + 999) // 1000 + hold_s
     args["heartbeat"] = True
     r = sup.cmd_start(args)

@@ -31,19 +31,21 @@ def _ticks_diff(a, b):
     return d - 0x3FFFFFFF - 1 if d & 0x20000000 else d
 
 
-def ramp_rate_pa_per_ms(span_na, permille=1000):
+def ramp_rate_pa_per_ms(span_na, permille=1000, min_ms=limits.RAMP_MIN_MS):
     """The one ramp-rate rule (SAFETY.md), in pA per ms: a ramp over `span_na` lasts
-    >= RAMP_MIN_MS and is never faster than RAMP_MAX_NA_PER_MS (up, down to zero, or
-    between setpoints), whatever the span (in pA, a span under 2 uA still takes 2 s).
-    `permille` slows it for an output whose current may climb faster than its target
-    (Output.ramp_permille)."""
-    rate = min(limits.RAMP_MAX_NA_PER_MS * 1000, span_na * 1000 // limits.RAMP_MIN_MS)
+    >= RAMP_MIN_MS (or `min_ms`, when longer) and is never faster than RAMP_MAX_NA_PER_MS
+    (up, down to zero, or between setpoints), whatever the span (in pA, a span under
+    2 uA still takes 2 s). `permille` slows it for an output whose current may climb
+    faster than its target (Output.ramp_permille)."""
+    rate = min(limits.RAMP_MAX_NA_PER_MS * 1000, span_na * 1000 // max(min_ms, limits.RAMP_MIN_MS))
     return max(1, rate * permille // 1000)
 
 
-def ramp_down_rate_pa_per_ms(target_na):
-    """stop / pause: from `target_na` to zero over RAMP_DOWN_MS (>= 1 s)."""
-    return max(1, target_na * 1000 // limits.RAMP_DOWN_MS)
+def ramp_down_rate_pa_per_ms(target_na, pair_ms=0):
+    """stop / pause: from `target_na` to zero over RAMP_DOWN_MS (>= 1 s) plus one pair interval
+    (`pair_ms`), so that at a low frequency the pair under way is followed by a lower one
+    before zero: the ramp-down is carried by pairs, not by the end of the last one."""
+    return max(1, target_na * 1000 // (limits.RAMP_DOWN_MS + pair_ms))
 
 
 class Session:
@@ -62,6 +64,14 @@ class Session:
         self._frac_pa = 0            # what the ramp moved below 1 nA, carried to the next step
         self._last_ms = 0
         self.paused_ms = 0
+        # the longest time between two pulse pairs of the waveform under way (its period, plus a
+        # burst's off time): the amplitude changes only between pairs, so a rising ramp lasts
+        # RAMP_MIN_PAIRS of these (no step above 1/20 of its span at any frequency); 0: none
+        self.pair_ms = 0
+        # the output stage was on at the last step: a rising ramp moves only while it is, and
+        # is timed from the step it switched on (arming -- compiling a table -- is no ramp time)
+        self._live = False
+        self._down_asked = False     # a stop or pause asked: its ramp-down is set at the next step
 
     def active(self):
         return self.state in (RAMP, RUN, RAMP_DOWN, PAUSING, PAUSED)
@@ -72,27 +82,31 @@ class Session:
         out = self._out
         return self.min_ua if out is None else out.soft_start_ua(self.min_ua)
 
-    def _ramp_rate(self, from_na, to_na):
+    def _ramp_rate(self, from_na, to_na, pair_ms=-1):
         """The rate of a ramp between two targets, so that what is *delivered* keeps the ramp
         rules: the last DAC code is reached up to one DAC step before the target (codes round
         down), and no later than the output's ceiling (the limit code); a calibration that may
         make the current climb faster than the target slows the ramp (Output.ramp_permille)."""
         span = abs(to_na - from_na)
+        if pair_ms < 0:
+            pair_ms = self.pair_ms
+        min_ms = limits.RAMP_MIN_PAIRS * pair_ms if to_na > from_na else 0
         out = self._out
         if out is None:
-            return ramp_rate_pa_per_ms(span)
+            return ramp_rate_pa_per_ms(span, 1000, min_ms)
         lo = min(from_na, to_na)
         hi = min(max(from_na, to_na), out.ceiling_ua() * 1000)
         delivered = hi - lo - out.step_ua * 1000
-        return ramp_rate_pa_per_ms(delivered if delivered > 0 else span, out.ramp_permille)
+        return ramp_rate_pa_per_ms(delivered if delivered > 0 else span, out.ramp_permille, min_ms)
 
-    def ramp_ms(self, setpoint_ua):
-        """How long the ramp from the minimum to `setpoint_ua` lasts."""
+    def ramp_ms(self, setpoint_ua, pair_ms=-1):
+        """How long the ramp from the minimum to `setpoint_ua` lasts (with pairs `pair_ms`
+        apart: runner.pair_ms(); by default the waveform under way's)."""
         start_na = min(self.start_ua(), setpoint_ua) * 1000
         span_na = setpoint_ua * 1000 - start_na
         if span_na <= 0:
             return 0
-        rate = self._ramp_rate(start_na, setpoint_ua * 1000)
+        rate = self._ramp_rate(start_na, setpoint_ua * 1000, pair_ms)
         return (span_na * 1000 + rate - 1) // rate
 
     def _ramp_from_min(self):
@@ -119,6 +133,7 @@ class Session:
         self.duration_ms = duration_ms
         self.elapsed_ms = 0
         self._last_ms = now_ms
+        self._live = False
         self._ramp_from_min()
 
     def change_setpoint(self, setpoint_ua):
@@ -147,12 +162,26 @@ class Session:
             self._rate_pa_per_ms = self._ramp_rate(na, self.setpoint_ua * 1000)
             self._frac_pa = 0
 
+    def _from_delivered(self):
+        """A ramp-down starts from what the output delivers: the target may have moved on
+        since the DAC was last written (amplitude changes only between pairs), and a fall
+        timed from a higher target would be steeper than the ramp-down allows, or the next
+        pair would rise. Run by step() -- in the output slice, which has just read which
+        pair began at which code -- not when the request arrives."""
+        out = self._out
+        if out is not None and out.code >= 0:
+            na = out.na_for_code(min(out.code, out.pair_code))
+            if na < self.target_na:
+                self.target_na = na
+        self._rate_pa_per_ms = ramp_down_rate_pa_per_ms(self.target_na, self.pair_ms)
+        self._frac_pa = 0
+
     def request_stop(self):
-        """Ramp down to zero over RAMP_DOWN_MS (paused: already at zero, done on the next step)."""
+        """Ramp down to zero over RAMP_DOWN_MS and a pair (paused: already at zero, done on
+        the next step)."""
         if self.state in (RAMP, RUN):
             self.state = RAMP_DOWN
-            self._rate_pa_per_ms = ramp_down_rate_pa_per_ms(self.target_na)
-            self._frac_pa = 0
+            self._down_asked = True
         elif self.state == PAUSING or self.state == PAUSED:
             self.state = RAMP_DOWN
 
@@ -162,8 +191,7 @@ class Session:
             return False
         self.state = PAUSING
         self.paused_ms = 0
-        self._rate_pa_per_ms = ramp_down_rate_pa_per_ms(self.target_na)
-        self._frac_pa = 0
+        self._down_asked = True
         return True
 
     def resume(self):
@@ -184,12 +212,15 @@ class Session:
             self.target_na = 0
 
     @micropython.native
-    def step(self, now_ms):
-        """Advance by the time since the last step; return the target in uA."""
+    def step(self, now_ms, live=True):
+        """Advance by the time since the last step; return the target in uA. `live`: the
+        output stage is on (a rising ramp waits while it is not)."""
         dt = _ticks_diff(now_ms, self._last_ms)
         if dt < 0:
             dt = 0
         self._last_ms = now_ms
+        rising = live and self._live
+        self._live = live
         st = self.state
         step = 0
         if st == RAMP or st == RUN:
@@ -197,6 +228,10 @@ class Session:
             if self.elapsed_ms >= self.duration_ms:   # auto-off at program end
                 self.request_stop()
                 st = self.state
+        if self._down_asked:
+            self._down_asked = False
+            if st == RAMP_DOWN or st == PAUSING:
+                self._from_delivered()
         if st == RAMP or st == RAMP_DOWN or st == PAUSING:
             step = self._rate_pa_per_ms * dt + self._frac_pa     # pA: small ints for dt < 4 s
             self._frac_pa = step % 1000
@@ -204,7 +239,8 @@ class Session:
         if st == RAMP:
             goal = self.setpoint_ua * 1000
             if self.target_na < goal:
-                self.target_na = min(goal, self.target_na + step)
+                if rising:
+                    self.target_na = min(goal, self.target_na + step)
             else:
                 self.target_na = max(goal, self.target_na - step)
             if self.target_na == goal:

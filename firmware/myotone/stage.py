@@ -24,7 +24,7 @@
 # latches `dac_fault` (unless a fault is already latched) and stays a present
 # condition until a write of 0 succeeds.
 #
-# The tick calls trip(), cut(), set_ua() and closed(); they allocate nothing
+# The tick calls trip(), cut(), set_na() and closed(); they allocate nothing
 # on their normal path (an exception object is made only when a peripheral
 # fails). Pure logic: the hardware objects are passed in.
 import micropython
@@ -77,6 +77,7 @@ class OutputStage:
         self._pair_ms = period_us // 1000 + limits.CLOSE_MARGIN_MS
         try:
             self._write(ua)                    # the first pulse is whole, at the session's target
+            self._out.pair_code = self._out.code
         except Exception:
             self.trip(DAC_FAULT)
             return False
@@ -120,13 +121,13 @@ class OutputStage:
         self.out_ua = out.ua_for_code(out.code)
 
     @micropython.native
-    def set_ua(self, ua):
-        """The amplitude between pairs (tick). A DAC that does not answer is a fault.
+    def set_na(self, na):
+        """The amplitude between pairs (tick), in nA. A DAC that does not answer is a fault.
 
-        Called on every tick outside a pair: an unchanged code costs one call
+        Called on every output slice between pairs: an unchanged code costs one call
         to the clamp and no write (as Output.set_ua did before)."""
         out = self._out
-        code = out.code_for_ua(ua)
+        code = out.code_for_na(na)
         if code == out.code:
             return
         try:

@@ -78,6 +78,8 @@ class Supervisor:
         self.temp_raw = 65535
         self._was_run = False
         self._pairs_at_set = -1
+        self._pairs_seen = -1
+        self._live = False              # the output stage was on at the last output slice
         self._dac_n = 0
         self.reader = P.LineReader()
         self._rx_ms = 0              # when input last arrived
@@ -154,6 +156,9 @@ class Supervisor:
     def _output_slice(self, now):
         pulse = self.pulse
         pulse.sample()
+        if pulse.pairs != self._pairs_seen:     # a pair began at the code on the DAC now
+            self._pairs_seen = pulse.pairs
+            self.output.pair_code = self.output.code
         sess = self.session
         stage = self.stage
         active = sess.active()
@@ -166,7 +171,11 @@ class Supervisor:
             self._heartbeat = False
             self._pending_fault = M.HEARTBEAT_LOST
             sess.request_stop()
-        target = sess.step(now)
+        live = stage.state == STAGE_ON
+        if live and not self._live:
+            self._pairs_at_set = pulse.pairs    # switched on at the target: the first pair is whole
+        self._live = live
+        target = sess.step(now, live)
         if sess.state == S.RUN and not self._was_run and sess.target_na >= limits.PROGRAM_MIN_UA * 1000:
             self._was_run = True
             self.monitor.capture_baseline()
@@ -178,8 +187,10 @@ class Supervisor:
             stage.close(now)
             if stage.state == STAGE_OFF and sess.state == S.DONE:
                 self._ended()
-        elif not pulse.in_pair or pulse.pairs != self._pairs_at_set:
-            # amplitude changes only between pairs: ramps stay charge-balanced
+        elif not pulse.in_pair or ((pulse.pairs - self._pairs_at_set) & 0xFFFF) >= 2:
+            # amplitude changes only between pairs (ramps stay charge-balanced): in an off
+            # time; a waveform with none a slice sees (no gap, or aliased with the slices)
+            # changes once a whole pair went by, at most one step inside the pair under way
             self._pairs_at_set = pulse.pairs
             cap = self.monitor.scale(sess.setpoint_ua)
             if cap < sess.setpoint_ua and cap < target:
@@ -188,7 +199,10 @@ class Supervisor:
                 # is a ramp down, not a cap.)
                 sess.limit_to(cap)
                 target = cap
-            stage.set_ua(target)
+            stage.set_na(sess.target_na)
+            out = self.output
+            if pulse.in_pair and out.code > out.pair_code:
+                out.pair_code = out.code        # written inside the pair under way: it plays it
         self._dac_n += 1
         if self._dac_n >= _DAC_CHECK_EVERY:
             self._dac_n = 0

@@ -53,8 +53,9 @@ ACTIVE = ("ramp", "run", "ramp_down", "pausing", "paused")
 
 
 def _follow(link: Link, ua: int, hold_s: int, r: dict, on_message) -> dict:
-    # ramp (<= 4 s at 250 uA/s from the minimum) + hold + ramp-down 1.5 s, with margin
-    limit_s = hold_s + 15.0
+    # the session the device planned (its ramp, timed to the waveform's pairs, + hold), then
+    # the ramp-down (1.5 s) and the last pair, with margin
+    limit_s = r.get("duration_s", hold_s + 4) + 15.0
     start = link.now_s()
     next_beat = start
     while link.now_s() - start < limit_s:
