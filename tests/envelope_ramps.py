@@ -84,10 +84,10 @@ def ramp_down(train: list[Pulse], asked_ns: int, limit_ua: float, dac_step_ua: f
     no steeper than a 1 s ramp from A (`too_steep`, read linearly: SAFETY.md gives the ramp-down a
     duration, and the output is due off within 1.5 s + one period), and the last drop, to zero at the
     end of the last pair, when it comes after the request, is no larger than A x (its time after the
-    request) / 1 s + one DAC step. A pair that begins within RATE_RES_NS after the request plays
-    what was set before it (the firmware acts on a request at its next 100 Hz output slice, and
-    the DAC is written between pairs, ahead of the next): it is judged only as the possible last
-    pair. Amplitudes are measured above the soft-start level (2 % of the
+    request) / 1 s + one DAC step. The request counts from one output slice (RATE_RES_NS) later:
+    the firmware acts on it at its next 100 Hz output slice, and the DAC is written between pairs,
+    ahead of the next, so a pair beginning in between plays what was set before the request (A is
+    the last pair begun by then). Amplitudes are measured above the soft-start level (2 % of the
     limit), where a ramp may begin and end with a step (IEC 60601-2-10's minimum setting). `ended`
     False: the ramp-down was cut short (a fault), so its last drop is not judged."""
     soft = SOFT_START_FRACTION * limit_ua
@@ -95,8 +95,9 @@ def ramp_down(train: list[Pulse], asked_ns: int, limit_ua: float, dac_step_ua: f
     def above(p):
         return max(0.0, p.amp_ua - soft)
 
-    before = [p for p in train if p.t0 <= asked_ns]
-    after = [p for p in train if p.t0 > asked_ns + RATE_RES_NS]
+    acts_ns = asked_ns + RATE_RES_NS
+    before = [p for p in train if p.t0 <= acts_ns]
+    after = [p for p in train if p.t0 > acts_ns]
     ref = above(before[-1]) if before else 0.0
     out: list[Violation] = []
     prev = before[-1] if before else None
@@ -106,7 +107,7 @@ def ramp_down(train: list[Pulse], asked_ns: int, limit_ua: float, dac_step_ua: f
                                                      f"request at {asked_ns / S:.3f} s"))
             return out
         prev = p
-    bad = too_steep(before + after, lambda p: -above(p), ref / RAMP_DOWN_MIN_NS, dac_step_ua, float("inf"), asked_ns + 1)
+    bad = too_steep(train, lambda p: -above(p), ref / RAMP_DOWN_MIN_NS, dac_step_ua, float("inf"), acts_ns + 1)
     if bad:
         a, b, allowed = bad
         out.append(Violation("ramp_down_rate", b.t0, f"falls {a.amp_ua:.1f} -> {b.amp_ua:.1f} uA, pairs "

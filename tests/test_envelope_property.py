@@ -142,6 +142,17 @@ def test_ramp_down_allows_a_1_s_ramp_and_the_pair_under_way_but_no_step_to_zero(
     assert R.ramp_down(slow, 7000 * MS, 500, 0.25) == []         # asked 1 s before the pair under way ends
 
 
+def test_a_pair_within_one_output_slice_of_a_stop_plays_what_was_set_before_it():
+    # pairs every 7.5 ms; the DAC was set to 302 for the next pair, the stop asked 3 ms before it
+    # begins: that pair cannot be changed (the firmware acts at its next 100 Hz output slice)
+    amps = [300, 300, 302] + [302 - 0.5 * k for k in range(1, 20)]
+    train = J.pairs(J.phases(pulsed(amps, phase_ms=1.2, period_ms=7.5)), 0)
+    assert R.ramp_down(train, int(12 * MS), 500, 0.25, ended=False) == []   # (its end: not judged here)
+    # asked 14.5 ms before it: an output slice had time to lower the DAC, so it is a rise
+    vs = R.ramp_down(train, int(0.5 * MS), 500, 0.25, ended=False)
+    assert [v.cls for v in vs] == ["ramp_down_rise"]
+
+
 def test_charge_balance_judges_whole_pairs_in_10_s_windows():
     balanced = J.pairs(J.phases(pulsed([300] * 50, period_ms=100)), 0)
     assert J.charge_balance(balanced) is None
