@@ -389,11 +389,18 @@ class Target:
     def end_session(self) -> None:
         """A valid start got through: stop it the proper way and check the limit held."""
         self._t_session = self.emu.clock.now_ns - 50_000_000
+        # the ramp-down lasts 1.5 s, or two pair intervals at a low frequency (20 s at 0.1 Hz),
+        # then the pair under way ends (up to a period)
+        pair_s = self.app.supervisor.session.pair_ms / 1000
+        bound_s = max(1.5, 2 * pair_s) + pair_s + 0.5
         self.emu.send({"cmd": "stop"})
-        self.emu.run_for(2.0)
+        waited_s = 0.0
+        while waited_s < bound_s and (waited_s == 0 or not self.output_off()):
+            self.emu.run_for(0.5)
+            waited_s += 0.5
         self.drain()
         if not self.output_off():
-            raise FuzzFailure("output still on 2 s after stop")
+            raise FuzzFailure(f"output still on {waited_s:g} s after stop")
         limit = self.app._hw.board["limit_ua"]
         peak = max_abs_ua_since(self.emu.plant.trace, self._t_session)
         if peak > limit:

@@ -50,7 +50,7 @@ REGRESSIONS = {   # id: (the class that must be gone, the minimal case)
     "ramp_after_pause": ("ramp_down_rise", case("rmt", 431, wave(0.759, 21498, 1123055, False), control="pause",
                                                 control_at_s=1.275, hold_s=2.096, duration_s=4)),
     # a stop during a 0.5 Hz pair: the pair finished at full current, then dropped to 0 in one step
-    # (the ramp-down now lasts 1.5 s + one pair interval: a lower pair follows)
+    # (the ramp-down now lasts 1.5 s or two pair intervals: a lower pair follows)
     "stop_low_frequency": ("ramp_down_step", case("pio", 500, wave(0.5, 500000, 1000), control="stop",
                                                   control_at_s=4.3)),
     # polarity reversed at once (alternation, no off-time) on the PIO back-end: both bridge pins

@@ -35,6 +35,17 @@ def peak_ua_since(bench, t_ns):
     return max((abs(i) for i in tr.i_ua[k:]), default=0.0)
 
 
+def run_until_status(bench, limit_s, **want):
+    """Run in 0.25 s steps of simulated time until `status` shows `want` (the ramp-down lasts 1.5 s,
+    or two pair intervals at a low frequency: 20 s at 0.1 Hz); the status then."""
+    st = bench.request("status")
+    t_end = bench.emu.clock.now_ns + int(limit_s * 1e9)
+    while any(st.get(k) != v for k, v in want.items()) and bench.emu.clock.now_ns < t_end:
+        bench.run(0.25)
+        st = bench.request("status")
+    return st
+
+
 def driving(bench):
     p = bench.emu.plant
     return bool(p.bridge_a or p.bridge_b)
@@ -178,15 +189,15 @@ def test_resume_while_the_last_pair_of_a_pause_plays(backend):
     try:
         b.start(ua=300, duration_s=120, **(RMT_SLOW if backend == "rmt" else SLOW))
         b.run(9.0)
-        b.run_until_bridge_on(limit_s=3.0)            # the second pair, at the setpoint
+        b.run_until_bridge_on(limit_s=3.0)            # the second pair (a step of the ramp: 20 pairs)
         b.run(0.3)
         assert b.request("pause")["ok"]
-        b.run(1.7)                                    # the ramp to zero is over; the pair plays on
-        assert driving(b), "precondition: the last pair still plays"
+        st = run_until_status(b, 30, output="closing")    # the ramp to zero is over; a pair plays on
+        assert st["state"] == "pausing" and driving(b), "precondition: the last pair still plays"
         t_resume = b.emu.clock.now_ns
         r = b.request("resume")
         assert r.get("error") != "internal_error", r
-        b.run(7.0)
+        b.run(9.0)                                    # a pair lasts up to 8 s
         t_pair_end = pair_end_at(b, t_resume)
         assert t_pair_end is not None
         writes = [t for t, _ in b.emu.mcu.dac_writes if t_resume <= t < t_pair_end]
@@ -205,13 +216,12 @@ def test_resume_while_the_last_pair_of_a_pause_plays(backend):
 
 # ---- the last pair after `done` is supervised, and ends by a deadline ------------------
 
-def _in_last_pair_after_done(bench, **wave):
-    """A session of 10 s at 0.1 Hz: it is done (ramp-down over) at ~11.5 s, while its
-    second pair (10 s .. 18 s) still plays."""
-    bench.start(ua=300, duration_s=10, **(wave or SLOW))
-    bench.run(12.0)
+def _in_last_pair_after_done(bench):
+    """A session of 12 s at 0.1 Hz: its ramp-down (two pair intervals, 20 s) is over at ~32 s,
+    while its fourth pair (30 s .. 38 s) still plays."""
+    bench.start(ua=300, duration_s=12, **SLOW)
+    st = run_until_status(bench, 40, output="closing")
     assert driving(bench), "precondition: the last pair still plays"
-    st = bench.request("status")
     assert st["state"] == "ramp_down" and st["output"] == "closing", st
 
 

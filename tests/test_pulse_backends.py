@@ -147,7 +147,7 @@ def test_no_false_trips_over_a_full_charge_window(backend, program, start_s):
     with Emulator(board_for(backend)) as emu:
         emu.run_for(start_s)
         emu.send({"id": 1, "cmd": "start", "program": program, "ua": 300, "duration_s": 14})
-        emu.run_for(21)     # 14 s, the ramp-down (1.5 s + a pair interval: 2 s for gentle), the last pair
+        emu.run_for(21)     # 14 s, the ramp-down (1.5 s or two pair intervals: 4 s for gentle), the last pair
         out = emu.read().decode()
         assert '"ok": true' in out and '"ev": "fault"' not in out, out[-400:]
         assert '"state": "done"' in out

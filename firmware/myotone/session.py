@@ -42,10 +42,11 @@ def ramp_rate_pa_per_ms(span_na, permille=1000, min_ms=limits.RAMP_MIN_MS):
 
 
 def ramp_down_rate_pa_per_ms(target_na, pair_ms=0):
-    """stop / pause: from `target_na` to zero over RAMP_DOWN_MS (>= 1 s) plus one pair interval
-    (`pair_ms`), so that at a low frequency the pair under way is followed by a lower one
-    before zero: the ramp-down is carried by pairs, not by the end of the last one."""
-    return max(1, target_na * 1000 // (limits.RAMP_DOWN_MS + pair_ms))
+    """stop / pause: from `target_na` to zero over RAMP_DOWN_MS (>= 1 s), or two pair intervals
+    (`pair_ms`) when longer: the next pair comes at most half-way down, so at a low frequency
+    the pair under way is followed by a lower one before zero (the ramp-down is carried by
+    pairs, not by the end of the last one). At >= 1.4 Hz it is RAMP_DOWN_MS."""
+    return max(1, target_na * 1000 // max(limits.RAMP_DOWN_MS, 2 * pair_ms))
 
 
 class Session:
@@ -84,8 +85,9 @@ class Session:
 
     def _ramp_rate(self, from_na, to_na, pair_ms=-1):
         """The rate of a ramp between two targets, so that what is *delivered* keeps the ramp
-        rules: the last DAC code is reached up to one DAC step before the target (codes round
-        down), and no later than the output's ceiling (the limit code); a calibration that may
+        rules: the last DAC code is reached when the target passes what that code commands
+        (codes round down; down: up to one DAC step), and no later than the output's ceiling
+        (the limit code); a calibration that may
         make the current climb faster than the target slows the ramp (Output.ramp_permille)."""
         span = abs(to_na - from_na)
         if pair_ms < 0:
@@ -96,7 +98,10 @@ class Session:
             return ramp_rate_pa_per_ms(span, 1000, min_ms)
         lo = min(from_na, to_na)
         hi = min(max(from_na, to_na), out.ceiling_ua() * 1000)
-        delivered = hi - lo - out.step_ua * 1000
+        if to_na > from_na:     # the last code comes when the target passes what it commands
+            delivered = out.na_for_code(out.code_for_na(hi)) - lo
+        else:
+            delivered = hi - lo - out.step_ua * 1000
         return ramp_rate_pa_per_ms(delivered if delivered > 0 else span, out.ramp_permille, min_ms)
 
     def ramp_ms(self, setpoint_ua, pair_ms=-1):
