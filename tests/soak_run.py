@@ -165,6 +165,14 @@ class Soak:
         lim, w = fw["myotone.limits"], program_wave(fw, program)
         return max(lim.RAMP_MIN_MS, lim.RAMP_MIN_PAIRS * (w.period_us + w.burst_off_ms * 1000) / 1000) / 1000
 
+    def _end_s(self, program: str) -> float:
+        """From the stop (or the end of its time) to done: the ramp-down, 1.5 s or two pair
+        intervals when longer, then the pair under way; and a second of margin."""
+        fw = self.emu.runtime.modules
+        lim, w = fw["myotone.limits"], program_wave(fw, program)
+        pair_s = (w.period_us + w.burst_off_ms * 1000) / 1e6
+        return max(lim.RAMP_DOWN_MS / 1000, 2 * pair_s) + pair_s + 1
+
     def one_session(self, k: int) -> dict:
         emu = self.emu
         program, ua, how = PLAN[k % len(PLAN)]
@@ -178,7 +186,7 @@ class Soak:
         if how == "stop":
             emu.run_for(self.session_s / 2)
             emu.send({"id": k, "cmd": "stop"})
-        limit_ns = t_start + (self.session_s + 5) * 1_000_000_000
+        limit_ns = t_start + int((self.session_s + self._end_s(program)) * 1e9)
         states = [m["state"] for m in msgs if m.get("ev") == "state"]
         while "done" not in states and "fault" not in states:
             if emu.clock.now_ns > limit_ns:
