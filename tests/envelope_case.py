@@ -36,7 +36,8 @@ FAULTS = {
     "firmware_hang": ("watchdog", 1000 * J.MS, "fault"),
 }
 CONTROLS = ("none", "stop", "pause")
-RAMP_DOWN_NS = 1500 * J.MS                  # the firmware's ramp-down (limits.RAMP_DOWN_MS)
+RAMP_DOWN_NS = 1500 * J.MS                  # the firmware's ramp-down (limits.RAMP_DOWN_MS), or two pair
+                                            # intervals when longer (Case.ramp_down_ns)
 END_MARGIN_NS = 50 * J.MS                   # the last pair's deadline: one period + 10 ms (CLOSE_MARGIN_MS)
 SESSION_S = (3, 6)
 HOLD_US = (100_000, 3_000_000)
@@ -56,6 +57,16 @@ class Case:
 
     def period_ns(self) -> int:
         return int(round(1e9 / self.wave["hz"]))
+
+    def pair_ns(self) -> int:
+        """The longest time between two pairs: the period plus a burst's off time."""
+        return self.period_ns() + self.wave["burst_off_ms"] * J.MS
+
+    def off_after_ns(self) -> int:
+        """From a stop (or pause, or the session's end) to output off, by the documented rule:
+        the ramp-down (1.5 s, or two pair intervals when longer), then the pair under way
+        (one period; its deadline) and the margin."""
+        return max(RAMP_DOWN_NS, 2 * self.pair_ns()) + self.period_ns() + END_MARGIN_NS
 
     def short(self) -> str:
         w = self.wave
@@ -194,10 +205,10 @@ def _run(b: Bench, case: Case) -> Outcome:
             elif rr.get("error") == "busy" and now < resume_until:      # the pause's last pair still plays
                 heapq.heappush(queue, (now + 50 * J.MS, "resume"))
     paused = (at["resume"] - at["pause"]) if at["resume"] else 0
-    end_bound = t_start + case.duration_s * J.S + paused + RAMP_DOWN_NS + period + END_MARGIN_NS
+    end_bound = t_start + case.duration_s * J.S + paused + case.off_after_ns()
     bounds = [end_bound]
     if at["stop"]:
-        bounds.append(at["stop"] + RAMP_DOWN_NS + period + END_MARGIN_NS)
+        bounds.append(at["stop"] + case.off_after_ns())
     t_obs = max(max(bounds), emu.clock.now_ns) + 200 * J.MS
     b.run((t_obs - emu.clock.now_ns) / 1e9)
     return Outcome(case, violations=judge(b, case, t_start, setpoint, at, bounds))
@@ -240,7 +251,7 @@ def judge(b: Bench, case: Case, t_start: int, setpoint: float, at: dict, bounds:
                                                      f"after {what})"))
             break
     if at["pause"]:
-        bound = at["pause"] + RAMP_DOWN_NS + case.period_ns() + END_MARGIN_NS
+        bound = at["pause"] + case.off_after_ns()
         until = at["resume"] - 1 if at["resume"] else t_end      # up to the instant before the resume
         if until > bound:
             p_off = off_since(until)
@@ -276,7 +287,7 @@ def judge(b: Bench, case: Case, t_start: int, setpoint: float, at: dict, bounds:
         up = [p for p in train if req is None or p.t0 <= req]
         out += R.ramp_up(up, limit, setpoint, step)[:1]
         if req is not None and req < cut:
-            ended = at["fault"] is None or at["fault"] > req + RAMP_DOWN_NS + case.period_ns() + END_MARGIN_NS
+            ended = at["fault"] is None or at["fault"] > req + case.off_after_ns()
             out += R.ramp_down(train, req, limit, step, ended)
     v = J.charge_balance(clean)
     if v:

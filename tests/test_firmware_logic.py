@@ -26,6 +26,27 @@ def test_soft_start_is_at_most_two_percent_of_limit(fw):
         assert s.target_na // 1000 <= limit * 0.02
 
 
+def test_a_late_step_slows_a_ramp_never_steps_it(fw):
+    """The output slice runs at 100 Hz; one held off (a garbage collection holds the ESP32's soft
+    timer ~20 ms, a busy main loop) moves a ramp by one slice's worth, up or down, not by the
+    time it was late: a step of 150 ms at 250 uA/s would be 37 uA in one pair."""
+    S, L = fw("myotone.session"), fw("myotone.limits")
+    s = S.Session(500)
+    s.begin(500, 60_000, 0)
+    s.step(0)                                     # live from here
+    before = s.target_na
+    s.step(150)
+    assert s.target_na - before <= L.RAMP_MAX_NA_PER_MS * L.RAMP_STEP_MAX_MS
+    for t in range(160, 3000, 10):
+        s.step(t)
+    at_stop = s.target_na
+    s.request_stop()
+    s.step(3010)
+    before = s.target_na
+    s.step(3160)                                  # late in the ramp-down too
+    assert before - s.target_na <= at_stop * L.RAMP_STEP_MAX_MS // L.RAMP_DOWN_MS + 1
+
+
 def test_ramp_takes_at_least_2_s_and_never_exceeds_250_ua_per_s(fw):
     S = fw("myotone.session")
     for setpoint in (20, 200, 500):
@@ -146,6 +167,40 @@ def test_tables_are_charge_balanced_and_fill_the_period(fw, hz, phase, gap, alt)
     assert sum(t.dur[i] for i in range(t.n)) == w.unit_us()
     for i in range(1, t.n):
         assert t.state[i] != t.state[i - 1]
+
+
+@pytest.mark.parametrize("hz,phase,gap,alt,burst", [(214.783, 1888, 631, True, (0, 0)), (100, 2000, 500, False, (0, 0)),
+                                                   (128.233, 2625, 0, True, (2350, 42)), (0.5, 500000, 1000, False, (0, 0))])
+def test_the_playhead_counts_every_pair_begun_whatever_its_calls_see(fw, hz, phase, gap, alt, burst):
+    """The supervisor follows a PIO/RMT back-end from time alone, every 10 ms: at 214.8 Hz a call
+    lands in the segment the last one saw more often than not, and counting the segment changes
+    a call saw missed pairs (writes that wait for a new pair came every ~70 ms, in big steps)."""
+    P = fw("myotone.pulse")
+    w = P.Waveform(int(hz * 1000), phase, gap, alt, *burst)
+    t = P.Table().compile(w, unit_us=1)
+    unit_us = sum(t.dur[i] for i in range(t.n))
+    per_unit = sum(1 for i in range(t.n) if t.state[i] & P.PAIR_START)
+    h = P.Playhead()
+    h.pairs = 7                                      # counts on from where the last waveform left it
+    h.start(t, 1000)
+    for k in range(0, 3000):
+        now_us = 1000 + k * 10_000
+        h.advance(now_us)
+        pos = k * 10_000                             # the pairs begun by now, from the schedule
+        cycle = unit_us * t.reps + t.off if t.reps else unit_us
+        c, r = divmod(pos, cycle)
+        begun = c * per_unit * (t.reps or 1)
+        if t.reps and r >= unit_us * t.reps:
+            begun += per_unit * t.reps
+        else:
+            u, ru = divmod(r, unit_us)
+            starts, acc = [], 0
+            for i in range(t.n):
+                if t.state[i] & P.PAIR_START:
+                    starts.append(acc)
+                acc += t.dur[i]
+            begun += u * per_unit + sum(1 for s0 in starts if s0 <= ru)
+        assert h.pairs == (7 + begun) & 0xFFFF, (k, h.pairs, 7 + begun)
 
 
 def test_waveform_outside_envelope_is_refused(fw):

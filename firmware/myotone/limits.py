@@ -9,6 +9,8 @@ SOFT_START_PERCENT = const(2)       # minimum setting / soft start: <= 2 % of li
 RAMP_MIN_MS = const(2000)           # ramp-up lasts at least 2 s ...
 RAMP_MAX_NA_PER_MS = const(250)     # ... and never faster than 250 uA/s
 RAMP_DOWN_MS = const(1500)          # ramp-down on stop: >= 1 s (1.5 s used)
+RAMP_STEP_MAX_MS = const(10)        # a ramp moves at most one output slice's time per step
+                                    # (1000 / BOOKKEEPING_HZ): a late slice slows it, never steps it
 RAMP_MIN_PAIRS = const(20)          # a rising ramp is carried by >= 20 pulse pairs (each step
                                     # <= 5 % of the span): at a low frequency or with bursts it
                                     # lasts 20 pair intervals (project choice, docs/safety.md)

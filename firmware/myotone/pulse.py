@@ -129,7 +129,9 @@ class Playhead:
     Those back-ends play the table in hardware, so the supervisor learns the
     bridge state and the pair flags by following the same schedule:
     advance() is called once per supervisor tick with time.ticks_us() and
-    allocates nothing.
+    allocates nothing. `pairs` counts the pairs begun since start, from where
+    they are in the schedule -- not from the segment changes a call happens to
+    see: calls 10 ms apart on a 4.7 ms period often land in the same segment.
     """
 
     def __init__(self):
@@ -142,18 +144,27 @@ class Playhead:
         self._last_us = 0
         self._unit = 1
         self._cycle = 1
-        self._i = -1
+        self._pstart = array("i", [0] * MAX_SEGMENTS)   # where the unit's pairs begin
+        self._ppu = 0            # pairs per unit
+        self._ppc = 0            # pairs per cycle (a burst's units)
+        self._base = 0           # pairs begun before the cycle under way
 
     def start(self, table, now_us):
         unit = 0
+        ppu = 0
         for i in range(table.n):
+            if table.state[i] & PAIR_START:
+                self._pstart[ppu] = unit
+                ppu += 1
             unit += table.dur[i]
         self._t = table
         self._unit = unit
         self._cycle = unit * table.reps + table.off if table.reps else unit
+        self._ppu = ppu
+        self._ppc = ppu * table.reps if table.reps else ppu
+        self._base = self.pairs
         self._pos = 0
         self._last_us = now_us
-        self._i = -1
 
     def stop(self):
         self._t = None
@@ -169,16 +180,24 @@ class Playhead:
         pos = self._pos + ((now_us - self._last_us) & 0x3FFFFFFF)
         self._last_us = now_us
         if pos >= self._cycle:
-            pos %= self._cycle
+            k = pos // self._cycle
+            self._base = (self._base + k * self._ppc) & 0xFFFF
+            pos -= k * self._cycle
         self._pos = pos
-        if t.reps and pos >= self._unit * t.reps:
+        unit = self._unit
+        if t.reps and pos >= unit * t.reps:
             self.state = OFF
             self.in_pair = 0
-            self._i = -1
-            u = pos - self._unit * t.reps
+            self.pairs = (self._base + self._ppc) & 0xFFFF
+            u = pos - unit * t.reps
             self.settled = 1 if SETTLE_US <= u <= t.off - SETTLE_US else 0
             return
-        u = pos % self._unit
+        u = pos % unit
+        n = (pos // unit) * self._ppu
+        for j in range(self._ppu):
+            if self._pstart[j] <= u:
+                n += 1
+        self.pairs = (self._base + n) & 0xFFFF
         i = 0
         while u >= t.dur[i]:
             u -= t.dur[i]
@@ -186,8 +205,5 @@ class Playhead:
         s = t.state[i]
         # the hardware's edges and this schedule agree to a few us: keep clear of edges
         self.settled = 1 if SETTLE_US <= u <= t.dur[i] - SETTLE_US else 0
-        if i != self._i and (s & PAIR_START or i < self._i):
-            self.pairs = (self.pairs + 1) & 0xFFFF
-        self._i = i
         self.state = s & BRIDGE
         self.in_pair = s & IN_PAIR

@@ -71,7 +71,7 @@ class Session:
         self.pair_ms = 0
         # the output stage was on at the last step: a rising ramp moves only while it is, and
         # is timed from the step it switched on (arming -- compiling a table -- is no ramp time)
-        self._live = False
+        self.live = False
         self._down_asked = False     # a stop or pause asked: its ramp-down is set at the next step
 
     def active(self):
@@ -138,7 +138,7 @@ class Session:
         self.duration_ms = duration_ms
         self.elapsed_ms = 0
         self._last_ms = now_ms
-        self._live = False
+        self.live = False
         self._ramp_from_min()
 
     def change_setpoint(self, setpoint_ua):
@@ -182,8 +182,8 @@ class Session:
         self._frac_pa = 0
 
     def request_stop(self):
-        """Ramp down to zero over RAMP_DOWN_MS and a pair (paused: already at zero, done on
-        the next step)."""
+        """Ramp down to zero (ramp_down_rate_pa_per_ms; paused: already at zero, done on the
+        next step)."""
         if self.state in (RAMP, RUN):
             self.state = RAMP_DOWN
             self._down_asked = True
@@ -224,8 +224,8 @@ class Session:
         if dt < 0:
             dt = 0
         self._last_ms = now_ms
-        rising = live and self._live
-        self._live = live
+        rising = live and self.live
+        self.live = live
         st = self.state
         step = 0
         if st == RAMP or st == RUN:
@@ -238,7 +238,9 @@ class Session:
             if st == RAMP_DOWN or st == PAUSING:
                 self._from_delivered()
         if st == RAMP or st == RAMP_DOWN or st == PAUSING:
-            step = self._rate_pa_per_ms * dt + self._frac_pa     # pA: small ints for dt < 4 s
+            if dt > limits.RAMP_STEP_MAX_MS:       # a late step (a busy main loop, a soft timer
+                dt = limits.RAMP_STEP_MAX_MS       # held off): the ramp waits, it does not jump
+            step = self._rate_pa_per_ms * dt + self._frac_pa     # pA: small ints
             self._frac_pa = step % 1000
             step //= 1000
         if st == RAMP:

@@ -79,7 +79,6 @@ class Supervisor:
         self._was_run = False
         self._pairs_at_set = -1
         self._pairs_seen = -1
-        self._live = False              # the output stage was on at the last output slice
         self._dac_n = 0
         self.reader = P.LineReader()
         self._rx_ms = 0              # when input last arrived
@@ -172,9 +171,8 @@ class Supervisor:
             self._pending_fault = M.HEARTBEAT_LOST
             sess.request_stop()
         live = stage.state == STAGE_ON
-        if live and not self._live:
+        if live and not sess.live:
             self._pairs_at_set = pulse.pairs    # switched on at the target: the first pair is whole
-        self._live = live
         target = sess.step(now, live)
         if sess.state == S.RUN and not self._was_run and sess.target_na >= limits.PROGRAM_MIN_UA * 1000:
             self._was_run = True
