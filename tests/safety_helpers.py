@@ -118,14 +118,20 @@ class FastLine:
         ns = types.SimpleNamespace
         sense = ns(read_ua=lambda: self.ua, read_mv=lambda: self.mv)
         self.stage = ns(state=2, out_ua=out_ua, close_by=0, fast_cut=self.cuts.append)
-        self.fp = F.FastPath(sense, self._pin(1), self._pin(2), ns(value=lambda: 0), ns(code=0), self.stage,
-                             self.mon, ns(active=False), ns(state=2))
+        self.flow = None             # the polarity comparators: None = the way the bridge drives
+        self.fp = F.FastPath(sense, self._pin(1), self._pin(2), self._flow(1), self._flow(2), ns(value=lambda: 0),
+                             ns(code=0), self.stage, self.mon, ns(active=False), ns(state=2))
         self.fp.begin()
         self._d = [0] * 9
 
     def _pin(self, pol):
         import types
         return types.SimpleNamespace(value=lambda v=None: int(self.bridge == pol))
+
+    def _flow(self, pol):
+        """A polarity comparator: current flows the `pol` way (`flow`: 1, 2 or 0; None: the bridge's)."""
+        import types
+        return types.SimpleNamespace(value=lambda: int((self.bridge if self.flow is None else self.flow) == pol))
 
     def sample(self, bridge, ua, mv=None):
         self.bridge, self.ua, self.mv = bridge, ua, ua * 10 if mv is None else mv

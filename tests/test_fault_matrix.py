@@ -91,6 +91,14 @@ EXPECTED = {
                              "the session ends as asked (a trip would be checked like ramp's)"),
         "led_only": nothing("no microcurrent"),
     },
+    "bridge_leg_short": {
+        "idle": nothing(_NO_SESSION), "done": nothing(_NO_SESSION),
+        "ramp": trip("charge_imbalance", 1000, "fault", "a DC fault (POL_B phases bypass the electrodes while "
+                     "the sense reads full): the polarity comparator disagrees with the bridge, stop <= 1 s"),
+        "run": trip("charge_imbalance", 1000, "fault", "as in ramp"),
+        "ramp_down": trip("charge_imbalance", 1000, "fault", "as in ramp: judged until the end"),
+        "led_only": nothing("no microcurrent"),
+    },
     "firmware_hang": {
         "idle": ("hang_unarmed", None, None, None,
                  "the watchdog is armed with the first session (mpremote keeps its REPL before): "

@@ -97,7 +97,8 @@ class Out:
 line = Line()
 stage = Stage()
 sess = Session(500)
-fp = FastPath(Sense(line), Pol(line, 1), Pol(line, 2), Vbus(line), Out(), stage, mon, Measure(), sess)
+fp = FastPath(Sense(line), Pol(line, 1), Pol(line, 2), Pol(line, 1), Pol(line, 2), Vbus(line), Out(), stage,
+              mon, Measure(), sess)
 fp.begin()
 sums = bytearray(0)
 from array import array

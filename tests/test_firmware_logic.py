@@ -288,6 +288,14 @@ ESP32_RMT = {"mcu": "esp32", "dac": {"kind": "esp32", "pin": 25, "bits": 8, "vre
      "thermistor.adc and sense.voltage_adc are both pin 28"),
     (lambda b: b["dac"].update(sda=b["bridge"]["pol_a"]), "dac.sda and bridge.pol_a are both pin 10"),
     (lambda b: b.update(button_pin=-1), "button_pin must be >= 0"),
+    # the polarity comparators (a DC fault is invisible without them): present, integers, own pins
+    (lambda b: b["sense"].pop("flow_b_pin"), "missing sense.flow_b_pin"),
+    (lambda b: b["sense"].update(flow_a_pin="17"), "sense.flow_a_pin must be an integer"),
+    (lambda b: b["sense"].update(flow_a_pin=b["bridge"]["pol_b"]), "sense.flow_a_pin and bridge.pol_b are both pin 11"),
+    (lambda b: b["sense"].update(flow_b_pin=b["sense"]["flow_a_pin"]),
+     "sense.flow_b_pin and sense.flow_a_pin are both pin 17"),
+    (lambda b: b["sense"].update(flow_b_pin=b["sense"]["current_adc"]),
+     "sense.flow_b_pin and sense.current_adc are both pin 26"),
     # a 1 ms watchdog resets the board in the middle of a flash write
     (lambda b: b.update(watchdog_ms=1), "watchdog_ms must be >= 500"),
     (lambda b: b.update(watchdog_ms=499), "watchdog_ms must be >= 500"),

@@ -123,6 +123,8 @@ class Hw:
         self.bridge = Bridge(self.pulse)
         self.output = Output(Dac(), self.bridge, Pin(), 1000, 500)
         self.sense = Sense(self.pulse)
+        self.flow_a = PolPin(self.pulse, 1)    # the polarity comparators: the current flows as driven
+        self.flow_b = PolPin(self.pulse, 2)
         self.led = led
         self.vbus = Pin(0)
         self.button = None

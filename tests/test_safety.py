@@ -601,3 +601,122 @@ def test_an_open_thermistor_stops_a_session_within_1_s_on_every_board(board_name
         assert b.cut_time_ns(t) - t <= 1000 * MS and b.output_is_safe()
     finally:
         b.close()
+
+
+# ---- a DC fault: polarity measured, not assumed ---------------------------------
+# The sense reads |I| in the common return, so a bridge leg that fails -- a POL_B phase whose
+# current bypasses the electrodes (a shorted high-side switch), or one driving them the POL_A
+# way -- looked balanced: a 100 % DC probe delivered 5.8 mC in 25 s untripped (issue 17). The
+# polarity comparators (docs/hardware.md) say which way the electrode current flows.
+
+def _pol_b_on_ns(emu, after_ns):
+    """The first instant at or after `after_ns` with POL_B driven (the fault acts only then)."""
+    pin = emu.board["bridge"]["pol_b"]
+    edges = [(t, lv) for t, p, lv in emu.mcu.edges if p == pin]
+    level = 0
+    for t, lv in edges:
+        if t > after_ns:
+            if level:
+                return after_ns
+            if lv:
+                return t
+        level = lv
+    return after_ns if level else None
+
+
+def _last_current_ns(emu, after_ns):
+    """The end of the last stretch of electrode current after `after_ns` (the plant's trace)."""
+    tr = emu.plant.trace
+    last = None
+    for k in range(len(tr.t_ns)):
+        if tr.t_ns[k] >= after_ns and tr.i_ua[k] == 0 and k and tr.i_ua[k - 1] != 0:
+            last = tr.t_ns[k]
+    return last
+
+
+# near the highest and at the lowest frequency each back-end plays with its shortest and longest
+# phases (docs/safety.md), in (hz, phase_us, gap_us): 0.1 Hz with 4.9 s phases, where a fault must
+# trip within 1 s inside a phase; the rmt back-end holds 126 pulses per cycle, so its longest
+# cycle is ~2 s (0.5 Hz, 990 ms phases)
+DC_WAVES = {
+    "pio": ({"hz": 625, "phase_us": 750, "gap_us": 0}, {"hz": 0.1, "phase_us": 4900000, "gap_us": 200}),
+    "rmt": ({"hz": 340, "phase_us": 1250, "gap_us": 200}, {"hz": 0.5, "phase_us": 990000, "gap_us": 200}),
+    "timer": ({"hz": 625, "phase_us": 800, "gap_us": 0}, {"hz": 0.1, "phase_us": 4900000, "gap_us": 200}),
+}
+DC_MOMENTS = (0.13, 0.41, 0.58, 0.87)        # when the leg fails, in periods after the setpoint
+
+
+@pytest.mark.parametrize("reverse", [False, True], ids=["bypass", "reverse"])
+@pytest.mark.parametrize("speed", ["high", "low"])
+@pytest.mark.parametrize("backend", ["pio", "rmt", "timer"])
+def test_a_dc_fault_trips_charge_imbalance_within_1_s_of_its_onset(backend, speed, reverse):
+    """A bridge leg fails (`bridge_leg_short`) at four moments of the period, on every back-end,
+    at its highest and at 0.1 Hz: charge_imbalance latches and the plant's current is off within
+    1 s of the first POL_B drive after the failure (the DC's onset: the fault acts only then)."""
+    wave = DC_WAVES[backend][speed == "low"]
+    period_ns = int(1e9 / wave["hz"])
+    for moment in DC_MOMENTS:
+        b = Bench(board_for(backend))
+        try:
+            b.start(ua=300, duration_s=60, **wave)
+            b.run(3.0 if speed == "high" else 10.5)     # at the setpoint (0.1 Hz: after the first pair)
+            b.emu.run_for(moment * period_ns / 1e9)
+            assert b.faults() == []
+            b.emu.plant.leg_short_reverse = reverse
+            t_fault = b.emu.clock.now_ns
+            b.emu.set_fault("bridge_leg_short")
+            onset = _pol_b_on_ns(b.emu, t_fault)
+            while onset is None:                        # alternation: POL_B may come two phases later
+                assert b.emu.clock.now_ns - t_fault < 3 * period_ns
+                b.run(0.1)
+                onset = _pol_b_on_ns(b.emu, t_fault)
+            b.run(1.2)
+            assert b.faults() == ["charge_imbalance"], (moment, b.faults())
+            cut = b.cut_time_ns(t_fault)
+            assert cut is not None and cut - onset <= 1000 * MS, (moment, (cut - onset) / MS)
+            last = _last_current_ns(b.emu, t_fault)
+            assert last is None or last - onset <= 1000 * MS
+            assert b.emu.plant.current_ua() == 0 and not b.emu.plant.hv_on
+        finally:
+            b.close()
+
+
+def test_the_dc_fault_is_seen_by_the_polarity_check_not_by_the_magnitude():
+    """The same fault with the comparators saying "the bridge's way" (a sensor that would see
+    nothing): no trip -- so the trip above is the measured polarity's, and the magnitude-only
+    sense cannot see this fault (the truth: net charge grows on the plant)."""
+    b = Bench(board_for("pio"))
+    try:
+        b.start(ua=300)
+        b.run(3)
+        plant = b.emu.plant
+        plant.flow = lambda sign, t_ns=None: int((plant.bridge_a if sign > 0 else plant.bridge_b) and plant.hv_on)
+        q0 = plant.trace.net_charge_nc
+        b.emu.set_fault("bridge_leg_short")
+        b.run(3)
+        assert b.faults() == []
+        assert plant.trace.net_charge_nc - q0 > 100      # > 0.1 uC of DC the sense cannot tell
+    finally:
+        b.close()
+
+
+@pytest.mark.parametrize("backend", ["pio", "rmt", "timer"])
+def test_no_false_dc_trip_at_the_comparators_worst_threshold(backend):
+    """Healthy sessions judged with the comparators at their highest switching point (20 uA,
+    docs/hardware.md) and a unit whose sense reads high (gain 1.05, +10 uA, calib.py's
+    bounds): ramps from the soft start, currents near fastpath._POLARITY_MIN_UA and the ESP32's sense
+    floor, a pause and resume, bursts (contour) and 0.5 Hz (gentle): no trip."""
+    for program, ua in (("lift", 45), ("gentle", 60), ("contour", 500), ("lift", 500)):
+        b = Bench(board_for(backend))
+        try:
+            b.emu.plant.flow_threshold_ua = 20.0
+            b.emu.plant.sense_gain, b.emu.plant.sense_offset_ua = 1.05, 10.0
+            b.start(ua=ua, program=program, duration_s=20)
+            b.run(4)
+            assert b.request("pause")["ok"]
+            b.run(2)
+            assert b.request("resume")["ok"]
+            b.run(6)
+            assert b.faults() == [], (program, ua, b.faults())
+        finally:
+            b.close()

@@ -364,7 +364,8 @@ def test_the_probes_time_every_fast_path_call_and_bookkeeping_tick_on_the_chip()
 
 
 @pytest.mark.parametrize("fault, reason", [("electrode_off", "contact_lost"), ("vbus", "charging"),
-                                           ("adc_stuck", "sense_fault"), ("thermistor_open", "temp_sensor_fault")])
+                                           ("adc_stuck", "sense_fault"), ("thermistor_open", "temp_sensor_fault"),
+                                           ("bridge_leg_short", "charge_imbalance")])
 def test_each_injected_fault_trips_on_the_chip_with_the_output_safe(fault, reason):
     fw = Fw()
     try:
@@ -372,7 +373,7 @@ def test_each_injected_fault_trips_on_the_chip_with_the_output_safe(fault, reaso
         fw.run(2.53)
         t_fault = fw.b.clock.now_ns
         fw.b.set_fault(fault)
-        fw.run({"adc_stuck": 0.6, "thermistor_open": 1.2}.get(fault, 0.3))
+        fw.run({"adc_stuck": 0.6, "thermistor_open": 1.2}.get(fault, 0.3))   # a DC fault: in the next POL_B phase
         assert [m["reason"] for m in fw.events("fault")] == [reason]
         p = fw.b.plant
         assert p.hv_on == 0 and p.bridge_a == p.bridge_b == 0 and p.dac_code == 0

@@ -5,8 +5,9 @@
 # A board file that would break a bound of SAFETY.md is refused here, with
 # the reason (boot.py keeps the safe state and prints it): a supervisor too
 # slow for the over_current bound, a sense that cannot read the trip level,
-# a DAC whose step is larger than the soft start, two roles on one pin, a
-# watchdog that could not outlast a flash write, ... (docs/boards.md has
+# a DAC whose step is larger than the soft start, two roles on one pin (the
+# polarity comparators' inputs included), no polarity comparators (a DC fault
+# would be invisible), a watchdog that could not outlast a flash write, ... (docs/boards.md has
 # each range and why).
 import json
 from micropython import const
@@ -44,7 +45,8 @@ _LIMITER_MARGIN_PERMILLE = const(1050)
 # Every role that takes a GPIO: (where, key) -- no two may share a pin.
 _PIN_ROLES = (("", "hv_enable"), ("", "vbus_pin"), ("", "button_pin"), ("", "status_led_pin"),
               ("bridge.", "pol_a"), ("bridge.", "pol_b"), ("dac.", "pin"), ("dac.", "sda"), ("dac.", "scl"),
-              ("sense.", "current_adc"), ("sense.", "voltage_adc"), ("thermistor.", "adc"),
+              ("sense.", "current_adc"), ("sense.", "voltage_adc"), ("sense.", "flow_a_pin"),
+              ("sense.", "flow_b_pin"), ("thermistor.", "adc"),
               ("led.", "red_pin"), ("led.", "nir_pin"))
 
 
@@ -115,7 +117,8 @@ def check(raw):
         raise BoardError("board: bridge.pol_a and pol_b must differ")
     _need(raw, "hv_enable", int, "")
     sense = _need(raw, "sense", dict, "")
-    for key in ("current_adc", "voltage_adc"):
+    # the polarity comparators (docs/hardware.md): no board runs without a measured polarity
+    for key in ("current_adc", "voltage_adc", "flow_a_pin", "flow_b_pin"):
         _need(sense, key, int, "sense.")
     for key in ("r_sense_ohm", "divider", "adc_vref_mv"):
         _positive(sense, key, "sense.")

@@ -2,16 +2,24 @@
 # supervisor rate, from a hard timer interrupt where the port has one (rp2),
 # so neither the GC nor a busy main loop delays it, it
 #   * samples the current, the electrode voltage and the bridge pins (the
-#     polarity is read from the pins before and after the conversions, not
-#     taken from the schedule: a sample whose pins changed meanwhile belongs
-#     to no state);
+#     commanded polarity is read from the pins before and after the
+#     conversions, not taken from the schedule: a sample whose pins changed
+#     meanwhile belongs to no state), and the polarity comparator of the
+#     commanded direction (the current's measured direction: the sense reads
+#     |I| only, so a DC fault -- both phases flowing one way, or one phase's
+#     current bypassing the electrodes through a shorted bridge leg -- looks
+#     balanced to it);
 #   * decides every per-sample trip: over_current, high_density,
 #     contact_lost, sense_fault (low reading, or current with the bridge off),
+#     charge_imbalance for a DC fault (current the sense is sure of, not
+#     flowing the way the bridge drives it, on _POLARITY_SAMPLES samples or on
+#     a phase's last one),
 #     and stops a session when a charger appears (charging),
 #     counting only samples taken while current should flow (a sample with
 #     the bridge off neither confirms nor resets an on-state rule); a phase
-#     that ends with over_current's condition standing on its last sample,
-#     or with contact_lost's or sense_fault's on every sample it had, trips
+#     that ends with over_current's or the polarity's condition standing on
+#     its last sample, or with contact_lost's or sense_fault's on every sample
+#     it had, trips
 #     when it ends (a short phase at a low frequency carries one or two
 #     samples, and its partner may come seconds later: unsupervised() refuses
 #     phases too short to carry one);
@@ -28,13 +36,20 @@ import time
 from array import array
 from micropython import const
 from myotone import limits
-from myotone.monitor import OVER_CURRENT, HIGH_DENSITY, CONTACT_LOST, SENSE_FAULT, CHARGING
+from myotone.monitor import OVER_CURRENT, HIGH_DENSITY, CONTACT_LOST, SENSE_FAULT, CHARGING, CHARGE_IMBALANCE
 from myotone.stage import CLOSING
 from myotone.session import RUN, _ticks_diff
 
 MASK = const(0x3FFFFFFF)         # counters wrap at 2**30: small ints, no allocation
 _IDLE_SAMPLES = const(10)        # current with the bridge off on 10 samples: sense_fault
 _PHASE_SAMPLES_MAX = const(4096) # a phase's mean from its first 4096 samples (its sum x 16 stays small)
+# A DC fault (SAFETY.md: polarity measured, charge_imbalance <= 1 s): judged on samples whose current
+# reads >= 40 uA -- a true current above the polarity comparators' highest switching point (20 uA,
+# docs/hardware.md) at every sense calibration corner ((40 - 10) / 1.05 = 28.6 uA) -- and tripped
+# on 3 consecutive such samples against the bridge, or on a phase's last one. Module constants:
+# free on the tick path (a limits.X lookup is not).
+_POLARITY_MIN_UA = const(40)
+_POLARITY_SAMPLES = const(3)
 
 
 def unsupervised(wave, hz):
@@ -52,11 +67,13 @@ def unsupervised(wave, hz):
 
 
 class FastPath:
-    def __init__(self, sense, pin_a, pin_b, vbus, output, stage, monitor, measure, session):
+    def __init__(self, sense, pin_a, pin_b, flow_a, flow_b, vbus, output, stage, monitor, measure, session):
         self._read_ua = sense.read_ua
         self._read_mv = sense.read_mv
         self._a = pin_a.value
         self._b = pin_b.value
+        self._fa = flow_a.value          # 1 while current flows the POL_A way (E1 -> E2)
+        self._fb = flow_b.value          # 1 while it flows the POL_B way
         self._vbus = vbus.value
         self._out = output
         self._stage = stage
@@ -95,7 +112,7 @@ class FastPath:
 
     def begin(self):
         """A session starts: every rule forgets, and the path is armed."""
-        self._over = self._dense = self._open = self._idle = self._bad_n = 0
+        self._over = self._dense = self._open = self._idle = self._bad_n = self._wrong = 0
         self._bad_ms = -1
         self._ph = self._ph_ua = self._ph_n = self._held = 0
         self.reason = None
@@ -142,6 +159,8 @@ class FastPath:
             a = self._a()
             b = self._b()
             ua = self._read_ua()
+            # the comparator of the direction the bridge drives, read with the current
+            fl = self._fa() if a else (self._fb() if b else 0)
             mv = self._read_mv()
             if self._a() != a or self._b() != b:
                 br = -1
@@ -167,7 +186,7 @@ class FastPath:
                 if self._ph_n < _PHASE_SAMPLES_MAX:
                     self._ph_ua += ua
                     self._ph_n += 1
-                reason = self._on(ua, mv)
+                reason = self._on(ua, mv, fl)
                 m = self._measure
                 if m.active and self._session.state == RUN:
                     m.add(br, ua, mv, self._out.code)
@@ -201,8 +220,8 @@ class FastPath:
         polarity with a newer amplitude than the other; a phase whose partner was not
         sampled is replaced by the next of its polarity.
         A phase of current that ends with a trip's condition standing confirms that trip
-        (its reason is returned, else None): over_current's on its last sample,
-        contact_lost's and sense_fault's on every sample it had."""
+        (its reason is returned, else None): over_current's and the polarity's (a DC fault)
+        on its last sample, contact_lost's and sense_fault's on every sample it had."""
         n = self._ph_n
         ph = self._ph
         reason = None
@@ -213,6 +232,8 @@ class FastPath:
                 reason = CONTACT_LOST
             elif self._bad_n >= n:
                 reason = SENSE_FAULT
+            elif self._wrong:
+                reason = CHARGE_IMBALANCE
             m = (self._ph_ua << 4) // n
             held = self._held
             if held == 0 or held == ph:
@@ -231,11 +252,13 @@ class FastPath:
         self._ph = br
         self._ph_ua = 0
         self._ph_n = 0
+        self._wrong = 0                  # the next phase has the other comparator
         return reason
 
     @micropython.native
-    def _on(self, ua, mv):
-        """The rules of a sample taken while current flows; a reason, or None."""
+    def _on(self, ua, mv, fl):
+        """The rules of a sample taken while current flows (`fl`: the comparator of the
+        direction the bridge drives); a reason, or None."""
         self._idle = 0
         if ua > self._over_ua:
             self._over += 1
@@ -249,6 +272,15 @@ class FastPath:
                 return HIGH_DENSITY
         else:
             self._dense = 0
+        # a DC fault: current the sense is sure of that does not flow the way the bridge drives
+        # it (reversed, or bypassing the electrodes); a smaller reading judges nothing
+        if ua >= _POLARITY_MIN_UA:
+            if fl:
+                self._wrong = 0
+            else:
+                self._wrong += 1
+                if self._wrong >= _POLARITY_SAMPLES:
+                    return CHARGE_IMBALANCE
         cmd_ua = self._stage.out_ua
         if cmd_ua < limits.PROGRAM_MIN_UA:
             self._open = self._bad_n = 0     # too little current to judge contact or sense

@@ -100,8 +100,8 @@ class Supervisor:
         self.last_ua = 0
         self.last_ohm = 0
         self.measure = Measure()
-        self.fast = FastPath(self.sense, hw.bridge.pin_a, hw.bridge.pin_b, hw.vbus, self.output, self.stage,
-                             self.monitor, self.measure, self.session)
+        self.fast = FastPath(self.sense, hw.bridge.pin_a, hw.bridge.pin_b, hw.flow_a, hw.flow_b, hw.vbus,
+                             self.output, self.stage, self.monitor, self.measure, self.session)
         self._d = array("i", [0] * 9)   # the fast path's sums since the last bookkeeping tick
         self._fast_cb = self.fast.run   # bound once: the ticks must not allocate
         self._tick_cb = self.tick

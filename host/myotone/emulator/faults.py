@@ -7,6 +7,7 @@
 | dac_off_bus | the I2C DAC stops answering (every transfer NACKed: OSError); it keeps driving its last code | answers again |
 | adc_stuck | every ADC channel keeps its last conversion | live again |
 | bridge_asymmetry | the negative half delivers 80 % | symmetric |
+| bridge_leg_short | a high-side switch of the E1 leg is short: POL_B phases bypass the electrodes (or, with `plant.leg_short_reverse`, drive them the POL_A way); the sense still reads the source's current | healthy bridge |
 | firmware_hang | main code stops (interrupts run on) | (a reset ends it too) |
 | brownout | supply dip: MCU reset (cause reported where the port can) | - |
 | over_temp | thermistor at 42 °C | skin temperature |
@@ -26,8 +27,10 @@ import collections
 from .mcu import BROWNOUT_RESET, POWER_OFF, PWRON_RESET
 
 FAULTS = ("electrode_off", "electrode_short", "dac_stuck_high", "dac_off_bus", "adc_stuck", "bridge_asymmetry",
-          "firmware_hang", "brownout", "over_temp", "thermistor_open", "vbus", "host_disconnect", "power_loss")
-PLANT_FAULTS = ("dac_stuck_high", "adc_stuck", "bridge_asymmetry", "over_temp", "thermistor_open", "vbus")
+          "bridge_leg_short", "firmware_hang", "brownout", "over_temp", "thermistor_open", "vbus",
+          "host_disconnect", "power_loss")
+PLANT_FAULTS = ("dac_stuck_high", "adc_stuck", "bridge_asymmetry", "bridge_leg_short", "over_temp",
+                "thermistor_open", "vbus")
 
 
 class Injector:

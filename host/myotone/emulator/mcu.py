@@ -96,6 +96,8 @@ class Mcu:
         self._role = {b["pol_a"]: "bridge_a", b["pol_b"]: "bridge_b", board["hv_enable"]: "hv_on"}
         s = board["sense"]
         self._adc_channel = {s["current_adc"]: "i", s["voltage_adc"]: "v", board["thermistor"]["adc"]: "t"}
+        # the polarity comparators' outputs (plant.flow): FLOW_A +1, FLOW_B -1
+        self._flow = {s[k]: sign for k, sign in (("flow_a_pin", 1), ("flow_b_pin", -1)) if k in s}
         # peripherals (peripherals.py): output pins they watch, input pins they drive, PWMs they follow
         self.watch: dict = {}           # pin -> fn(t_ns, level)
         self.inputs: dict = {}          # pin -> fn() -> level
@@ -137,6 +139,9 @@ class Mcu:
     def level(self, pin: int) -> int:
         if pin == self.board["vbus_pin"]:
             return 1 if self.plant.vbus_present() else 0
+        sign = self._flow.get(pin)
+        if sign is not None:
+            return self.plant.flow(sign, self.clock.now_ns)
         source = self.inputs.get(pin)          # a peripheral drives it (the button)
         if source is not None:
             return source()

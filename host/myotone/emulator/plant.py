@@ -15,9 +15,21 @@ believes. The model (docs/emulator.md):
   and the current relaxes exponentially. Each constant-drive interval is
   solved in closed form: the mode switch time is computed, not searched for,
   and nothing is stepped. Contact: good | off (open) | short (0 Ω).
-* Sense: |I| x R_sense into the current ADC; |electrode voltage| (0 with
-  no drive, the rail when driving an open electrode) through the divider;
-  the NTC thermistor with its pull-up on the 3.3 V rail; VBUS as a pin.
+* Sense: |I| x R_sense into the current ADC (the source's current, which is
+  the electrode current unless a bridge leg bypasses the electrodes);
+  |electrode voltage| (0 with no drive, the rail when driving an open
+  electrode) through the divider; the NTC thermistor with its pull-up on the
+  3.3 V rail; VBUS as a pin.
+* Polarity: two comparators across R_POL in the E1 lead (docs/hardware.md,
+  U8/U9): FLOW_A reads 1 while the electrode current flows E1 -> E2 (the
+  POL_A way) above `FLOW_THRESHOLD_UA`, FLOW_B while it flows E2 -> E1; both
+  read 0 with no current (`flow()`).
+* Bridge leg fault (`bridge_leg_short`): a high-side switch of the E1 leg
+  (Q3) fails short. In POL_B phases the source's current then returns through
+  the E1 leg (Q3 -> Q5) and bypasses the electrodes: +I in POL_A phases,
+  nothing in POL_B phases, 100 % DC, while the sense still reads I in both.
+  With `leg_short_reverse` the POL_B phases drive +I instead (a gate drive
+  that turns the POL_A diagonal on for POL_B: both phases the same way).
 * ADC: the port's transfer (`adc.py`) with seeded Gaussian noise.
 """
 from __future__ import annotations
@@ -49,6 +61,9 @@ class Load:
         return self.r_series_ohm + self.r_parallel_ohm
 
 _NOISE_BITS = 12
+# the polarity comparators' switching point (docs/hardware.md, "Polarity sense"): the
+# reference design switches between 8 and 20 uA over its tolerances; the model at 14 uA
+FLOW_THRESHOLD_UA = 14.0
 
 
 class Plant:
@@ -70,6 +85,10 @@ class Plant:
         self.skin_temp_c = 33.0
         self.vbus = 0
         self.asymmetry = 0.8          # bridge_asymmetry: the negative half delivers 80 %
+        self.leg_short_reverse = False  # bridge_leg_short: POL_B bypasses the electrodes (False)
+        #                                 or drives them the POL_A way (True)
+        self._bypass_ua = 0.0         # the source's current while it bypasses the electrodes
+        self.flow_threshold_ua = FLOW_THRESHOLD_UA   # the polarity comparators' switching point
         # this unit's component tolerances (what `myotone calibrate` measures):
         self.dac_gain = 1.0           # DAC Vref and R_set: true set point / nominal
         self.dac_offset_ua = 0.0      # ... plus this at any code above 0 (a DAC's zero error)
@@ -132,7 +151,14 @@ class Plant:
         c_f = load.c_parallel_nf * 1e-9
         r_p = 0.0 if load.contact == "short" else load.r_parallel_ohm
         r_s = 0.0 if load.contact == "short" else load.r_series_ohm
+        self._bypass_ua = 0.0
+        leg_short = s < 0 and "bridge_leg_short" in self.faults
+        if leg_short and self.leg_short_reverse:
+            s = 1                                         # the POL_A diagonal conducts
         self._t0, self._v0, self._s, self._t_switch = t_ns, v0, s, None
+        if leg_short and s < 0:       # the source's current returns through Q3 -> Q5: no electrode current
+            self._bypass_ua = min(self.set_point_ua(), self.hw_limit_ua())
+            s = self._s = 0
         if s == 0 or load.contact == "off":
             self._mode, self._v_inf = _OPEN, 0.0          # the skin's own R_p discharges C
             self._tau_ns = r_p * c_f * 1e9 if r_p > 0 else 0.0
@@ -205,6 +231,13 @@ class Plant:
         r_s = 0.0 if self.load.contact == "short" else self.load.r_series_ohm
         return abs(i_a * r_s + self._v_at(t_ns)) * 1000.0
 
+    def flow(self, sign: int, t_ns: int | None = None) -> int:
+        """A polarity comparator's output: FLOW_A (sign +1) is 1 while the electrode current
+        flows E1 -> E2 above the threshold, FLOW_B (sign -1) while it flows E2 -> E1."""
+        if not self.powered:
+            return 0
+        return 1 if sign * self.current_ua(t_ns) >= self.flow_threshold_ua else 0
+
     def thermistor_v(self) -> float:
         if "thermistor_open" in self.faults:        # the pull-up alone
             return RAIL_V
@@ -223,7 +256,8 @@ class Plant:
         if not self.powered:
             return 0.0
         if channel == "i":
-            ua = abs(self.current_ua(t_ns)) * self.sense_gain + self.sense_offset_ua
+            i_ua = self._bypass_ua if self._bypass_ua else abs(self.current_ua(t_ns))
+            ua = i_ua * self.sense_gain + self.sense_offset_ua
             return max(0.0, ua) * 1e-6 * self._r_sense
         if channel == "v":
             return self.electrode_mv(t_ns) / 1000.0 / self.board["sense"]["divider"]

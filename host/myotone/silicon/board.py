@@ -16,6 +16,9 @@ The board around the chip (docs/emulator.md, "silicon tier"):
   (a pin the MCU does not drive reads low, as the gate drivers' pull-downs make it);
 * ADC0..2 (GPIO26..28): current sense, electrode divider, thermistor, each conversion
   answered by the plant for its instant; ADC3 (VSYS/3) and the temperature sensor fixed;
+* the polarity comparators' outputs (`sense.flow_a_pin`, `flow_b_pin`) driven by the
+  plant's electrode current, set with every ADC conversion's answer (the fast path reads
+  them between its two conversions);
 * VBUS (GPIO24) driven by the plant; the button floats (its pull-up reads released)
   until pressed;
 * flash: the littlefs image file is the chip's filesystem partition, written through on
@@ -42,8 +45,9 @@ IMAGE_MTIME_NS = 1_609_459_200_000_000_000   # every file's mtime in a new image
                                              # start): the same image every time, so runs are deterministic
 ADC_FIXED = {3: 2068, 4: 876}   # VSYS/3 at 5 V; the temperature sensor at 27 °C (0.706 V)
 FAULTS = ("electrode_off", "electrode_short", "dac_stuck_high", "dac_off_bus", "adc_stuck",
-          "bridge_asymmetry", "firmware_hang", "over_temp", "thermistor_open", "vbus")
-PLANT_FAULTS = ("dac_stuck_high", "adc_stuck", "bridge_asymmetry", "over_temp", "thermistor_open", "vbus")
+          "bridge_asymmetry", "bridge_leg_short", "firmware_hang", "over_temp", "thermistor_open", "vbus")
+PLANT_FAULTS = ("dac_stuck_high", "adc_stuck", "bridge_asymmetry", "bridge_leg_short", "over_temp",
+                "thermistor_open", "vbus")
 
 
 class _Clock:
@@ -111,6 +115,7 @@ class SiliconBoard:
         s = b["sense"]
         self._adc = {s["current_adc"] - 26: "i", s["voltage_adc"] - 26: "v", b["thermistor"]["adc"] - 26: "t"}
         self._dac_addr = b["dac"]["addr"]
+        self._flow = tuple((s[k], sign) for k, sign in (("flow_a_pin", 1), ("flow_b_pin", -1)) if k in s)
         self.edges: list[tuple[int, int, int | None]] = []     # (t_ns, gpio, level) of every output pin
         self.last_edge: dict[int, tuple[int, int | None]] = {}  # gpio -> its latest (t_ns, level)
         self.dac_writes: list[tuple[int, int]] = []            # (t_ns, code)
@@ -166,6 +171,11 @@ class SiliconBoard:
         self.adc_times.append(t_ns)
         name = self._adc.get(channel)
         return ADC_FIXED.get(channel, 0) if name is None else self.plant.adc_raw(name, t_ns)
+
+    def inputs(self) -> list[tuple[int, int]]:
+        """The inputs the plant drives, at the conversion just answered: the polarity comparators."""
+        t = self.adc_times[-1]
+        return [(gpio, self.plant.flow(sign, t)) for gpio, sign in self._flow]
 
     def usb(self, data: bytes) -> None:
         self._tx.extend(data)

@@ -4,7 +4,9 @@
 every event it reports on the way to the `Pins` object given (pin edges, I2C
 writes, ADC conversions, USB bytes, flash operations, resets) in time order. An
 ADC conversion is answered synchronously: the chip stands still until the
-handler returns the code, so the plant is read at the instant of the sample.
+handler returns the code, so the plant is read at the instant of the sample; the
+answer also sets the inputs the plant drives (the polarity comparators), as of
+that instant.
 """
 from __future__ import annotations
 
@@ -23,6 +25,7 @@ class Events(Protocol):
     def pin(self, t_ns: int, gpio: int, level: int | None) -> None: ...
     def i2c(self, t_ns: int, addr: int, data: bytes) -> None: ...
     def adc(self, t_ns: int, channel: int) -> int: ...
+    def inputs(self) -> list[tuple[int, int]]: ...
     def usb(self, data: bytes) -> None: ...
     def flash(self, t_ns: int, op: str, offset: int, length: int) -> None: ...
     def reset(self, t_ns: int, reason: str) -> None: ...
@@ -73,8 +76,9 @@ class Chip:
             if kind == b"pin":
                 v = f[3]
                 ev.pin(int(f[1]), int(f[2]), None if v == b"z" else int(v))
-            elif kind == b"adc?":
-                self._send(f"adc {ev.adc(int(f[1]), int(f[2]))}")
+            elif kind == b"adc?":         # the answer carries the inputs the plant drives, as of now
+                code = ev.adc(int(f[1]), int(f[2]))
+                self._send(f"adc {code}" + "".join(f" {g} {v}" for g, v in ev.inputs()))
             elif kind == b"tx":
                 if len(f) > 1:
                     ev.usb(bytes.fromhex(f[1].decode()))

@@ -103,8 +103,13 @@ function boot(reason) {
     flush();
     send(`adc? ${Math.round(clock.nanos)} ${channel}`);
     flush();
-    const reply = readLine().split(' ');
+    const reply = readLine().split(' ');     // adc CODE [GPIO LEVEL]...: inputs the plant drives
     mcu.adc.channelValues[channel] = Number(reply[1]) & 0xfff;
+    for (let k = 2; k + 1 < reply.length; k += 2) {
+      const gpio = Number(reply[k]);
+      external.set(gpio, reply[k + 1] === '1');
+      resolveInput(mcu.gpio[gpio]);
+    }
     mcu.adc.currentChannel = channel;
     mcu.adc.sampleAlarm.schedule(mcu.adc.sampleTime * 1000);
   };
