@@ -658,8 +658,10 @@ def test_a_dc_fault_trips_charge_imbalance_within_1_s_of_its_onset(backend, spee
     for moment in DC_MOMENTS:
         b = Bench(board_for(backend))
         try:
-            b.start(ua=300, duration_s=60, **wave)
-            b.run(3.0 if speed == "high" else 10.5)     # at the setpoint (0.1 Hz: after the first pair)
+            # high: at the setpoint; low: a ramp over 20 pairs (limits.RAMP_MIN_PAIRS): at 0.1 Hz the
+            # third pair (20 s) plays 10 + 2 x 490 / 20 = 59 uA, judged (fastpath._POLARITY_MIN_UA)
+            b.start(ua=300 if speed == "high" else 500, duration_s=60, **wave)
+            b.run(3.0 if speed == "high" else 20.5)
             b.emu.run_for(moment * period_ns / 1e9)
             assert b.faults() == []
             b.emu.plant.leg_short_reverse = reverse
@@ -714,7 +716,7 @@ def test_no_false_dc_trip_at_the_comparators_worst_threshold(backend):
             b.start(ua=ua, program=program, duration_s=20)
             b.run(4)
             assert b.request("pause")["ok"]
-            b.run(2)
+            b.run(6.5)                  # its ramp-down: 1.5 s, 4 s for gentle (two pairs), its last pair
             assert b.request("resume")["ok"]
             b.run(6)
             assert b.faults() == [], (program, ua, b.faults())
