@@ -115,6 +115,12 @@ class MeasuringRig:
         """When the output stage was switched off after `after_s` (HV enable falling)."""
         raise NotImplementedError
 
+    def drive_s(self, after_s: float) -> float | None:
+        """When the bridge drove the electrodes at or after `after_s` (`after_s` if a phase was
+        under way; a probe on the bridge pins): the onset of a fault that needs current to be
+        seen, such as an electrode coming off in a waveform's off time."""
+        raise NotImplementedError
+
     def output_safe(self) -> bool:
         """No current flows and the high-voltage rail is disabled, now."""
         raise NotImplementedError

@@ -36,7 +36,7 @@ def drive_ns(emu, after_ns: int) -> int | None:
     """When the bridge drives the electrodes at or after `after_ns` (a phase under way: `after_ns`)."""
     pins = (emu.board["bridge"]["pol_a"], emu.board["bridge"]["pol_b"])
     level = dict.fromkeys(pins, 0)
-    for t, pin, lv in emu.mcu.edges:
+    for t, pin, lv in emu.edges:
         if pin not in level:
             continue
         if t > after_ns and sum(level.values()) == 1:
@@ -85,6 +85,10 @@ class PlantRig(MeasuringRig):
 
     def cut_s(self, after_s: float) -> float | None:
         t = cut_ns(self.emu, int(after_s * NS))
+        return None if t is None else t / NS
+
+    def drive_s(self, after_s: float) -> float | None:
+        t = drive_ns(self.emu, int(after_s * NS))
         return None if t is None else t / NS
 
     def output_safe(self) -> bool:
@@ -136,6 +140,9 @@ class ServedRig(MeasuringRig):
 
     def cut_s(self, after_s: float) -> float | None:
         return self.client.request("cut", after_s=after_s)["t_s"]
+
+    def drive_s(self, after_s: float) -> float | None:
+        return self.client.request("drive", after_s=after_s)["t_s"]
 
     def output_safe(self) -> bool:
         return self.client.request("output_safe")["safe"] and self.current_ua() == 0

@@ -12,6 +12,7 @@ talks to a real board can change physics. JSON lines:
     {"op": "now"}     -> {"ok": true, "now_s": 12.5}          (the board's simulated time)
     {"op": "capture", "since_s": 10.0} -> {"ok": true, "t_s": [...], "i_ua": [...], "end_s": 12.5}
     {"op": "cut", "after_s": 10.0}     -> {"ok": true, "t_s": 10.0019}   (HV enable falling; null: none)
+    {"op": "drive", "after_s": 10.0}   -> {"ok": true, "t_s": 10.0181}   (the bridge driving; null: not since)
     {"op": "output_safe"}              -> {"ok": true, "safe": true}
 
 These make a served board (either tier) its own measuring and fault rig for the HIL
@@ -99,6 +100,8 @@ def handle(emu, oncpu: _OnCpu, msg: dict) -> dict:
             return {"ok": True, **oncpu.run(lambda: _capture(emu, float(msg["since_s"])))}
         if op == "cut":
             return {"ok": True, **oncpu.run(lambda: _cut(emu, float(msg["after_s"])))}
+        if op == "drive":
+            return {"ok": True, "t_s": oncpu.run(lambda: PlantRig(emu).drive_s(float(msg["after_s"])))}
         if op == "output_safe":
             return {"ok": True, "safe": oncpu.run(emu.output_is_safe)}
         if op == "set_load":
