@@ -294,3 +294,69 @@ def test_a_stop_while_a_checkpoint_holds_the_output_ramps_down_and_never_switche
             assert "incomplete" not in b.record(1)
         finally:
             b.close()
+
+
+# ---- blinded study arms -------------------------------------------------------------------------
+
+def test_a_blinded_arms_checkpoint_stays_sealed_and_alike_for_sham_and_active():
+    """A power cut 75 s into a blinded arm: the incomplete record opens only with the study's
+    token, and its head says the same for the sham and the active arm."""
+    from test_study import LIGHT, TOKEN, WAVE, blinded
+    active = {"phases": [{"duration_s": 45, "current_pct": 100, **WAVE, **LIGHT},
+                         {"duration_s": 45, "current_pct": 80, **WAVE, **LIGHT}]}
+    sham = {"phases": [{"duration_s": 8, "current_pct": 100, **WAVE, **LIGHT}, {"duration_s": 82, **LIGHT}]}
+    heads, opened = [], []
+    for prog in (sham, active):
+        b = Bench()
+        try:
+            assert b.request("program_write", name="study-x", program=blinded(prog))["ok"]
+            assert b.request("start", program="study-x", ua=200)["ok"]
+            b.run(75)
+            b.emu.set_fault("power_loss")
+            b.run(0.1)
+            image = b.emu.fs.image_bytes()
+        finally:
+            b.close()
+        after = boot(image)
+        try:
+            (head,) = after.request("log_list")["records"]
+            sealed = after.request("log_read", n=1)["record"]
+            assert sealed == head and "charge_uc" not in sealed and "samples" not in sealed
+            heads.append({k: v for k, v in head.items() if k != "start_s" and k != "end_s"}
+                         | {"length_s": head["end_s"] - head["start_s"]})
+            opened.append(after.request("log_read", n=1, study=TOKEN)["record"])
+        finally:
+            after.close()
+    assert heads[0] == heads[1] and heads[0]["incomplete"] is True and heads[0]["blinded"] is True
+    assert 59 <= heads[0]["length_s"] <= 60                                # the checkpoint at ~60 s
+    assert opened[0]["charge_uc"] < opened[1]["charge_uc"] and opened[1]["incomplete"] is True
+
+
+def test_a_checkpoint_due_in_a_pause_is_written_at_once_and_the_resume_ramps_from_the_minimum():
+    b = Bench()
+    try:
+        cp = supervisor(b).checkpoints
+        cp.interval_ms = 4000
+        ops = watch_flash(b)
+        t0 = b.emu.clock.now_ns
+        r = b.request("start", program="lift", ua=300, duration_s=20)
+        assert r["ok"]
+        b.run(2)
+        t_pause = b.emu.clock.now_ns
+        assert b.request("pause")["ok"]
+        b.run(4)
+        t_resume = b.emu.clock.now_ns
+        assert b.request("resume")["ok"]
+        b.run(24)
+        assert b.request("status")["state"] == "done" and b.faults() == []
+        first = writes(ops)[0]
+        assert 4 * S <= first[0][0] - t0 <= 4 * S + 30 * MS              # due at 4 s, paused: at once
+        assert {op[1:] for op in ops} == {(0, 0, 0)}
+        case = Case("pio", 300, 20, _lift_wave({}), None, 0, "pause", 0, 0)
+        at = {"fault": None, "stop": None, "pause": t_pause, "resume": t_resume}
+        end = t0 + 20 * S + (t_resume - t_pause) + 1500 * MS + case.period_ns() + 50 * MS
+        assert judge(b, case, t0, r["setpoint_ua"], at, [end]) == []
+        rec = b.record(1)
+        assert "incomplete" not in rec and [m["mark"] for m in rec["marks"]].count("resume") == 1
+    finally:
+        b.close()
