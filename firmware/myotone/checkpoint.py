@@ -57,10 +57,10 @@ class Checkpoints:
         self.n = 0                  # the session's record number, once a checkpoint allocated it
         self.due_ms = INTERVAL_MS
         self.held = False           # this checkpoint closed the stage: it switches it on again ...
-        self._written = False       # ... once written, and ...
-        self._reopen_at = 0         # ... no sooner than this (ticks_ms)
+        self._written = False       # ... once written, and no sooner than _reopen_at
         self._pairs = -1            # the pulse back-end's pair count, as last seen ...
-        self._pair_at = 0           # ... and when (a main-loop pass late at most)
+        self._pair_at = time.ticks_ms()     # ... and when (a main-loop pass late at most)
+        self._reopen_at = self._pair_at     # switched on again no sooner than this (ticks_ms)
 
     def begin(self):
         self.n = 0
