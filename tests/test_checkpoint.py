@@ -360,3 +360,20 @@ def test_a_checkpoint_due_in_a_pause_is_written_at_once_and_the_resume_ramps_fro
         assert "incomplete" not in rec and [m["mark"] for m in rec["marks"]].count("resume") == 1
     finally:
         b.close()
+
+
+def test_a_record_says_whether_the_device_clock_was_set():
+    """No fake date: a record written on a clock nobody set says so (`clock_set: false`); one set
+    by the host (`clock_set`, as the myotone command does on connect) is dated from it."""
+    b = Bench()
+    try:
+        assert b.request("start", program="lift", ua=200, duration_s=3)["ok"]
+        b.run(6)
+        assert b.request("clock_set", time_s=1_796_558_400)["ok"]
+        assert b.request("start", program="lift", ua=200, duration_s=3)["ok"]
+        b.run(6)
+        first, second = b.request("log_list")["records"]
+        assert first["clock_set"] is False and first["start_s"] < 1_767_225_600
+        assert second["clock_set"] is True and second["start_s"] >= 1_796_558_400
+    finally:
+        b.close()
