@@ -40,7 +40,8 @@ class FakeDevice:
         rid, cmd = msg.get("id"), msg.get("cmd")
         if cmd == "log_list":
             return {"id": rid, "ok": True, "records": [
-                {k: r[k] for k in ("n", "start_s", "end_s", "program", "faults")} for r in self.records.values()]}
+                {k: r[k] for k in ("n", "start_s", "end_s", "program", "faults", "clock_set", "incomplete") if k in r}
+                for r in self.records.values()]}
         if cmd == "log_read":
             if msg["n"] not in self.records:
                 return {"id": rid, "ok": False, "error": "out_of_range", "message": "no log %d" % msg["n"]}
@@ -81,6 +82,18 @@ def test_logs_list_text_and_json(device):
     assert r.stdout.splitlines()[1].split()[0] == "7"
     r = cli("logs", "list", "--port", "fake", "--json")
     assert [x["n"] for x in json.loads(r.stdout)["records"]] == [7, 8, 9]
+
+
+def test_logs_list_says_what_an_incomplete_record_and_an_unset_clock_mean(device):
+    device.records[10] = {**make_record(10), "incomplete": True, "clock_set": False, "start_s": 1_609_459_200,
+                          "end_s": 1_609_459_320}
+    r = cli("logs", "list", "--port", "fake")
+    assert r.exit_code == 0, r.output
+    row = next(line for line in r.stdout.splitlines() if line.split()[:1] == ["10"])
+    assert "(incomplete)" in row and "clock not set" in row and "2021" not in row and "120 s" in row
+    assert "incomplete: the device lost power or reset during this session" in r.stdout
+    assert "clock not set: the device's clock was never set" in r.stdout
+    assert r.stdout.count("(incomplete)") == 1 and r.stdout.count("incomplete: the device") == 1
 
 
 def test_logs_pull_export_and_delete(device, tmp_path):

@@ -215,10 +215,17 @@ class Runner:
         sess = self.session
         if not sess.resume():
             return False
-        if self.mc_on:                     # off: a phase without current (LED only)
-            # the soft-start current is on the DAC before the first pair (as at start)
-            self.stage.switch_on(self.stage.table, sess.target_na // 1000, self.period_us())
+        # the soft-start current is on the DAC before the first pair (as at start)
+        self.reopen()
         return True
+
+    def reopen(self):
+        """The phase's waveform on again from its first pair, at the session's target (a
+        resume; after a checkpoint held the output: checkpoint.py). Nothing in a phase
+        without current; the stage refuses unless the session ramps or runs, with no fault."""
+        if not self.mc_on:
+            return False
+        return self.stage.switch_on(self.stage.table, self.session.target_na // 1000, self.period_us())
 
     def period_us(self):
         """The period of the waveform of the phase under way (its last pair's deadline)."""

@@ -7,8 +7,10 @@
 # The bookkeeping tick calls add(): it only adds small integers to
 # counters that wrap at 2**29 (no allocation, nothing reset), and the main
 # loop reads their differences once a second in sample() -- so neither side
-# ever has to wait for the other. The record is assembled and written after
-# the session, from the main loop (store.log_append). The main loop also calls
+# ever has to wait for the other. The record is assembled and written from the
+# main loop with the output stage off: at intervals during the session as a
+# checkpoint marked incomplete (checkpoint.py), and after it, complete, under
+# the same number (store.log_append, store.log_write). The main loop also calls
 # watch() on every pass: it compares four small values with the last ones and
 # appends a mark only when one changed.
 import micropython
@@ -139,9 +141,9 @@ class SessionLog:
         if reason not in self.faults:
             self.faults.append(reason)
 
-    def sample(self, t_ms, final=False):
-        """Fold the counters; t_ms is the time since begin() (once a second, and at the end)."""
-        self.next_ms += 1000
+    def fold(self):
+        """Fold the tick's counters into the totals (the charge so far), the sample window and
+        the trend bucket, taking no sample: a checkpoint's record has the charge up to now."""
         d = self._read()
         self.ticks += d[0]
         self.on += d[1]
@@ -150,6 +152,11 @@ class SessionLog:
             self._win[i] += d[i]
         self._min[0] += d[5]
         self._min[1] += d[3]
+
+    def sample(self, t_ms, final=False):
+        """Fold the counters; t_ms is the time since begin() (once a second, and at the end)."""
+        self.next_ms += 1000
+        self.fold()
         if final or t_ms >= self._next_trend_ms:
             self._next_trend_ms += self._trend_ms
             if self._min[0]:
@@ -180,17 +187,25 @@ class SessionLog:
         self.n = half
         self.every *= 2
 
-    def record(self, end_s, dose_uj, led_on_s, led_stop, session_s=0):
-        """(head, write_body) for store.log_append; closes the log. A blinded arm's head
+    def record(self, end_s, dose_uj, led_on_s, led_stop, session_s=0, final=True, clock_set=True):
+        """(head, write_body) for store.log_append / log_write. `final`: the session's end,
+        which closes the log; else a checkpoint of the session so far (main loop, output
+        stage off), its head marked `incomplete` -- what stays on the flash if the power goes
+        before the end. `clock_set`: whether the device's clock was set (else the times count
+        from the port's power-on date: lengths are right, dates are not). A blinded arm's head
         ends at its start plus the session's time (`session_s`), the same for every arm run
         to its end; the output went off later by the arm's last ramp-down (`off_s`, sealed)."""
-        self.open = False
+        if final:
+            self.open = False
         body = {}
         if self.study is not None:   # log_read gives the measurements only for this token
             body["study"] = self.study
             body["off_s"] = end_s
             end_s = self.start_s + session_s
-        head = {"start_s": self.start_s, "end_s": end_s, "program": self.program, "faults": self.faults}
+        head = {"start_s": self.start_s, "end_s": end_s, "program": self.program, "faults": self.faults,
+                "clock_set": clock_set}
+        if not final:
+            head["incomplete"] = True
         if self.study is not None:
             head["blinded"] = True
         charge_uc = self.sum_ua / self.tick_hz

@@ -164,6 +164,13 @@ class OutputStage:
         self.close_by = (now_ms + self._pair_ms) & 0x3FFFFFFF
         self.state = CLOSING
 
+    def keep_on(self):
+        """Main loop: a close asked for a checkpoint (checkpoint.py) is taken back while the
+        pair under way still plays (CLOSING -> ON): a stop or a pause came meanwhile, and its
+        ramp-down is carried by the pairs that follow. Nothing once the stage is off."""
+        if self.state == CLOSING:
+            self.state = ON
+
     @micropython.native
     def closed(self, now_ms, in_pair, pairs):
         """CLOSING (tick): cut once the pair is over, or at the deadline regardless; True when off."""

@@ -8,8 +8,9 @@
 # no protocol command can name a file.
 #
 # Flash writes block interrupts on the RP2040 (XIP is off while it
-# programs), so nothing here may run during a session: the supervisor calls
-# it from the main loop with the output off.
+# programs), so nothing here may run while the output stage is on: the
+# supervisor calls it from the main loop with the output stage off (after a
+# session, or at a session's checkpoint: checkpoint.py).
 import json
 import os
 from micropython import const
@@ -119,6 +120,13 @@ def log_append(head, write_body):
     nums = log_numbers()
     n = max(nums[-1] if nums else 0, _last_seq()) + 1
     trim_log(LOG_MAX - 1)
+    log_write(n, head, write_body)
+    return n
+
+
+def log_write(n, head, write_body):
+    """Write record n (new, or replacing it whole: a session's checkpoints and its final
+    record share one number), atomically: a power loss leaves the old record or the new."""
     head["n"] = n
 
     def write(f):
@@ -127,7 +135,6 @@ def log_append(head, write_body):
         write_body(f)
         f.write("}")
     write_atomic(_log_path(n), write)
-    return n
 
 
 def log_head(n):

@@ -1,7 +1,8 @@
 # The supervisor: a ~1 kHz timer tick that samples, ramps, trips and drives
 # the LED, and a main loop that serves the protocol, runs the program's
 # phases, the button and the status LED, emits events, writes the session
-# log after a session, and feeds the watchdog.
+# log (at checkpoints during a session and after it, always with the output
+# stage off), and feeds the watchdog.
 #
 # The tick is a soft timer callback: it preempts the main loop between
 # bytecodes, so a long command never delays a trip. It allocates nothing.
@@ -20,6 +21,7 @@ from myotone.filecmds import FileCommands, program_error
 from myotone.programs import ProgramError
 from myotone.pulse import TimingUnsupported
 from myotone.sessionlog import SessionLog
+from myotone.checkpoint import Checkpoints
 from myotone.standalone import Panel
 from myotone.measure import Measure
 from myotone.fastpath import FastPath
@@ -67,6 +69,9 @@ class Supervisor:
                                  self.sense.floor_ua)
         self.runner = R.Runner(self.session, self.stage, self.pulse, self.led, self.monitor, self.rebaseline)
         self.log = SessionLog(self.hz, board["name"], hw.unit_id)   # counters from the fast path, at hz
+        # the session's record at intervals, written with the output stage off (checkpoint.py)
+        self.checkpoints = Checkpoints(self.stage, self.session, self.pulse, self.runner,
+                                       self._checkpoint)
         try:
             store.recover()
         except OSError:
@@ -391,6 +396,7 @@ class Supervisor:
         self.log.begin(name, min(plan.base_ua, plan.density_ua) if plan.microcurrent else 0, clock.now_s(),
                        plan.duration_ms, prog.get("study"), [p.get("label", "") for p in prog["phases"]])
         self._log_t0 = now
+        self.checkpoints.begin()
         self.runner.begin(plan, now)
         return plan
 
@@ -469,6 +475,8 @@ class Supervisor:
             self.log.watch(t, s.state, self.runner.k, s.setpoint_ua, self.fault)
             if t >= self.log.next_ms and s.active():
                 self.log.sample(t)
+            if s.active():
+                self.checkpoints.poll(t, now)
         self._emit_events()
         if self.ticks != self._fed_at_tick:     # the tick is alive: feed
             self._fed_at_tick = self.ticks
@@ -481,15 +489,32 @@ class Supervisor:
         if self.fault is not None:
             log.fault(self.fault)
         self.runner.end()
+        n = self._write_log(True)
+        if n:
+            self.console.write_line(P.event("log", n=n))
+
+    def _checkpoint(self):
+        """During a session, from the main loop with the output stage off (checkpoint.py):
+        its record so far, marked incomplete."""
+        self.log.fold()
+        self._write_log(False)
+
+    def _write_log(self, final):
+        """The session's record: its first write allocates the number, the later ones replace
+        that record whole. Returns the number, or 0 (and an event) if the flash refused."""
         led = self.led
-        head, body = log.record(clock.now_s(), led.dose_uj, round(led.on_ticks / led.tick_hz, 1), led.stopped,
-                                self.session.elapsed_ms // 1000)
+        cp = self.checkpoints
+        head, body = self.log.record(clock.now_s(), led.dose_uj, round(led.on_ticks / led.tick_hz, 1),
+                                     led.stopped, self.session.elapsed_ms // 1000, final, clock.is_set())
         try:
-            n = store.log_append(head, body)
+            if cp.n:
+                store.log_write(cp.n, head, body)
+            else:
+                cp.n = store.log_append(head, body)
         except (OSError, ValueError) as e:
             self.console.write_line(P.event("log", error=str(e)))
-            return
-        self.console.write_line(P.event("log", n=n))
+            return 0
+        return cp.n
 
     def _emit_events(self):
         con = self.console

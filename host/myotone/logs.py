@@ -1,7 +1,8 @@
 """`myotone logs`: the session logs the device keeps (list, pull, export,
 delete). Device protocol (docs/protocol.md):
 
-    {"cmd": "log_list"}           -> {"records": [{"n", "start_s", "end_s", "program", "faults"}, ...]}
+    {"cmd": "log_list"}           -> {"records": [{"n", "start_s", "end_s", "program", "faults", "clock_set",
+                                       "incomplete" (only when true)}, ...]}
     {"cmd": "log_read", "n": 7}   -> {"record": {"n", "start_s", "end_s", "program", "setpoint_ua",
                                        "charge_uc", "avg_ua", "impedance_ohm": [...], "led_dose_j_cm2",
                                        "faults": [...], "samples": [{"t_s", "ua", "ohm", "led_pct"}, ...]}}
@@ -131,12 +132,27 @@ def when(seconds, zone: bool = False) -> str:
     return f"t={seconds} s"
 
 
+INCOMPLETE = ("incomplete: the device lost power or reset during this session (or it is still running); "
+              "the record holds it up to its last checkpoint, at most a minute before")
+CLOCK_UNSET = ("clock not set: the device's clock was never set when it wrote this record, so its start is "
+               "no real date (its length is right); `myotone clock set` sets it")
+
+
 def format_list(records: list) -> str:
     if not records:
         return "no session logs on the device"
     lines = ["   n  start              length  program   faults"]
+    notes = []
     for r in records:
         length = (r.get("end_s") or 0) - (r.get("start_s") or 0)
         faults = ", ".join(reason for _, reason in fault_events(r)) or "-"
-        lines.append(f"{r['n']:>4}  {when(r.get('start_s')):<17}  {length:>5} s  {r.get('program', '?'):<8}  {faults}")
+        start = "clock not set" if r.get("clock_set") is False else when(r.get("start_s"))
+        line = f"{r['n']:>4}  {start:<17}  {length:>5} s  {r.get('program', '?'):<8}  {faults}"
+        if r.get("incomplete"):
+            line += "  (incomplete)"
+            notes.append(INCOMPLETE)
+        if r.get("clock_set") is False:
+            notes.append(CLOCK_UNSET)
+        lines.append(line)
+    lines += sorted(set(notes), key=notes.index)
     return "\n".join(lines)

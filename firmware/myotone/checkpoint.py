@@ -1,0 +1,106 @@
+# Checkpoints: a running session's record written at intervals, so that a
+# power loss, a brown-out or a watchdog reset mid-session leaves its progress
+# on the flash -- charge, LED dose, duration, marks, samples and faults up to
+# the last checkpoint -- as the session's one record, its head marked
+# `incomplete`. The first checkpoint allocates the record's number; the later
+# ones and the final record replace it whole under that number, atomically
+# (store.log_write), so there is nothing to repair at boot.
+#
+# Nothing writes flash while the output stage is on (SAFETY.md "The output
+# stage": on the RP2040 a flash erase or program stops interrupts and XIP for
+# tens of ms, and with them the fast path). A checkpoint due while the stage
+# is on therefore holds the output: it asks the stage to close after the pair
+# under way (CLOSING, every trip armed, as at a pause: no net charge left
+# behind), writes once the stage is off, and asks the runner to switch the
+# phase's waveform on again from its first pair at the session's target (the
+# stage re-checks the latched fault and that the session still ramps or
+# runs) -- no sooner than one period after the last pair began, so the next
+# pair never comes earlier than the waveform would have played it. The output
+# sees the waveform's own off time between two pairs, lengthened by the write
+# (on the chip) and a main-loop pass; a rising ramp waits meanwhile
+# (Session.step). A ramp-down (stop, pause, the
+# end) is never cut short for a checkpoint: one due then waits for the stage
+# to be off by itself; none holds the output within a period and a second of
+# the session's end; a stop or pause that comes while the held pair still
+# plays takes the close back (OutputStage.keep_on), so its ramp-down is
+# carried by the pairs that follow. If the session was paused, stopped,
+# ended or tripped once the stage is off, or entered a phase without
+# current, nothing is switched on again. Due while the stage is off already (a pause, an LED-only phase): it
+# is written at once.
+#
+# Flash wear: one record rewrite per INTERVAL_MS of session, the record up
+# to ~15 kB (320 samples) -- at most 60 rewrites and ~240 4 kB blocks per
+# hour of sessions, which littlefs's copy-on-write spreads over the free
+# blocks (docs/safety.md gives the arithmetic). Main loop only.
+import time
+from micropython import const
+from myotone.stage import ON, OFF, CLOSING
+from myotone.session import RAMP, RUN
+
+INTERVAL_MS = const(60000)      # session time (the log's clock, pauses included) between checkpoints
+_END_MARGIN_MS = const(1000)    # no hold this close (plus a period) to the session's planned end
+
+
+class Checkpoints:
+    """The checkpoint schedule of one session, with what it needs: the output stage (its
+    state, close), the session (its state), the pulse back-end (when a pair began), the
+    runner (switching the phase on again, its period) and `write()`, which writes the
+    record as it stands (the supervisor, output stage off)."""
+
+    def __init__(self, stage, session, pulse, runner, write):
+        self._stage = stage
+        self._session = session
+        self._pulse = pulse
+        self._runner = runner
+        self._write = write
+        self.interval_ms = INTERVAL_MS
+        self.n = 0                  # the session's record number, once a checkpoint allocated it
+        self.due_ms = INTERVAL_MS
+        self.held = False           # this checkpoint closed the stage: it switches it on again ...
+        self._written = False       # ... once written, and no sooner than _reopen_at
+        self._pairs = -1            # the pulse back-end's pair count, as last seen ...
+        self._pair_at = time.ticks_ms()     # ... and when (a main-loop pass late at most)
+        self._reopen_at = self._pair_at     # switched on again no sooner than this (ticks_ms)
+
+    def begin(self):
+        self.n = 0
+        self.due_ms = self.interval_ms
+        self.held = False
+
+    def poll(self, t_ms, now_ms):
+        """Main loop, every pass while the session is active (`t_ms`: the log's time)."""
+        pairs = self._pulse.pairs
+        if pairs != self._pairs:
+            self._pairs = pairs
+            self._pair_at = now_ms
+        stage = self._stage
+        sess = self._session
+        st = sess.state
+        if self.held:
+            if self._written:
+                if time.ticks_diff(now_ms, self._reopen_at) >= 0:
+                    self.held = False
+                    self._runner.reopen()   # refused unless the session still ramps or runs
+                return
+            if st != RAMP and st != RUN and stage.state == CLOSING and self._runner.mc_on:
+                stage.keep_on()     # a stop or pause came: its ramp-down needs the pairs
+                self.held = False
+        if t_ms < self.due_ms:
+            return
+        if stage.state == ON:
+            period_ms = (self._runner.period_us() + 999) // 1000
+            if st != RAMP and st != RUN or sess.duration_ms - sess.elapsed_ms <= period_ms + _END_MARGIN_MS:
+                return              # a ramp-down plays out, or the end is near: wait for the stage off
+            # the next pair no sooner than the waveform would have begun it (rounded up)
+            self._reopen_at = time.ticks_add(self._pair_at, period_ms)
+            stage.close(now_ms)     # the pair under way ends first (at once if none plays)
+            self.held = True
+            self._written = False
+        if stage.state != OFF:
+            return                  # closing: the last pair plays, every trip armed
+        self.due_ms = t_ms + self.interval_ms
+        self._write()               # the output stage is off: the flash may be written
+        self._written = True
+        if self.held and time.ticks_diff(now_ms, self._reopen_at) >= 0:
+            self.held = False
+            self._runner.reopen()
