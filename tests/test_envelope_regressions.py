@@ -56,6 +56,15 @@ REGRESSIONS = {   # id: (the class that must be gone, the minimal case)
     # polarity reversed at once (alternation, no off-time) on the PIO back-end: both bridge pins
     # high -- in the emulator's PIO model only, which passed one instruction's pins on one by one
     "reversal_without_dead_time": ("shoot_through", case("pio", 100, wave(50, 10000, 0, True))),
+    # 25 Hz with a 0.65 ms off time no 10 ms slice sees: the amplitude changed only every second
+    # pair, so a stop's ramp-down fell 23.5 uA between two pairs 39 ms apart (it now changes at
+    # each new pair when the off time is too short to show to every period's slice)
+    "ramp_down_without_a_visible_off_time": ("ramp_down_rate", case("rmt", 390, wave(25.351, 19187, 421, True),
+                                                                   control="stop", control_at_s=3.476, duration_s=6)),
+    # the same waveform class on the timer back-end: every second pair carried two ramp steps inside
+    # it, one polarity always the larger (2.3 % net in the first 0.3 s)
+    "ramp_start_without_a_visible_off_time": ("charge_balance", case("timer", 259, wave(91.743, 4300, 0, True),
+                                                                    duration_s=3)),
 }
 
 
