@@ -227,11 +227,6 @@ class Runner:
             return False
         return self.stage.switch_on(self.stage.table, self.session.target_na // 1000, self.period_us())
 
-    def rest_us(self):
-        """The off time after each pair of the phase's waveform (0: none, or no waveform)."""
-        wave = self.plan.phases[self.k][1] if self.plan is not None else None
-        return 0 if wave is None else wave.period_us - 2 * wave.phase_us - wave.gap_us
-
     def period_us(self):
         """The period of the waveform of the phase under way (its last pair's deadline)."""
         wave = self.plan.phases[self.k][1] if self.plan is not None else None

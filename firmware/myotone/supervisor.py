@@ -29,7 +29,6 @@ from myotone import service
 from myotone import stage as ST
 from myotone.stage import ON as STAGE_ON, OFF as STAGE_OFF, CLOSING as STAGE_CLOSING
 
-_OFF_SEEN_US = const(12000)     # an off time this long holds an output slice (10 ms, +-2) every period
 BOOKKEEPING_SLICES = const(4)   # output, environment, books, LED: one per bookkeeping call
 _DAC_CHECK_EVERY = const(10)    # output slices (100 Hz) between two DAC checks: 10 Hz
 _LOOP_MS = const(20)
@@ -85,7 +84,7 @@ class Supervisor:
         self._was_run = False
         self._pairs_at_set = -1
         self._pairs_seen = -1
-        self._pair_gap = 2
+        self._pairs_off = -1            # the pair count when a slice last saw an off time
         self._dac_n = 0
         self.reader = P.LineReader()
         self._rx_ms = 0              # when input last arrived
@@ -179,10 +178,10 @@ class Supervisor:
             sess.request_stop()
         live = stage.state == STAGE_ON
         if live and not sess.live:
-            self._pairs_at_set = pulse.pairs    # switched on at the target: the first pair is whole
-            # an off time an output slice lands in every period: changes wait for it (a whole
-            # pair may go by first); else they come at each new pair, one step inside it
-            self._pair_gap = 2 if self.runner.rest_us() >= _OFF_SEEN_US else 1
+            # switched on at the target: the first pair is whole
+            self._pairs_at_set = self._pairs_off = pulse.pairs
+        if not pulse.in_pair:
+            self._pairs_off = pulse.pairs       # an off time this slice saw
         target = sess.step(now, live)
         if sess.state == S.RUN and not self._was_run and sess.target_na >= limits.PROGRAM_MIN_UA * 1000:
             self._was_run = True
@@ -195,11 +194,11 @@ class Supervisor:
             stage.close(now)
             if stage.state == STAGE_OFF and sess.state == S.DONE:
                 self._ended()
-        elif not pulse.in_pair or ((pulse.pairs - self._pairs_at_set) & 0xFFFF) >= self._pair_gap:
+        elif not pulse.in_pair or (pulse.pairs != self._pairs_at_set
+                                   and ((pulse.pairs - self._pairs_off) & 0xFFFF) >= 2):
             # amplitude changes only between pairs (ramps stay charge-balanced): in an off
-            # time; a waveform whose off time a slice may miss changes at each new pair (one
-            # ramp step inside it: every pair carries the ramp), one that shows it to every
-            # period's slice only once a whole pair went by without one
+            # time a slice sees; when a whole pair went by without one (no off time, or one
+            # too short for the 10 ms slices) at each new pair, one ramp step inside it
             self._pairs_at_set = pulse.pairs
             cap = self.monitor.scale(sess.setpoint_ua)
             if cap < sess.setpoint_ua and cap < target:
