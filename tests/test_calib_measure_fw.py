@@ -138,6 +138,7 @@ def test_output_limit_code_over_the_whole_calibration_range(fw):
             assert out.ua_for_code(out.limit_code) <= 500          # floor on the calibrated transfer
             assert out.code_for_ua(10_000) == out.limit_code
             assert out.code_for_ua(0) == 0 and out.code_for_ua(-3) == 0
+            assert out.code_for_na(0) == 0 and out.code_for_na(-400) == 0     # the tick's path too
             assert out.ua_for_code(0) == 0
 
 

@@ -1,7 +1,7 @@
 # The DAC clamp and the output pins: the one and only place that writes the
 # DAC. Only the output stage (stage.py) calls it, and safe_boot / safe_off.
 #
-# SAFETY.md "DAC clamp": every write goes through Output.set_ua(), which
+# SAFETY.md "DAC clamp": every write goes through Output.write_code(), which
 # clamps to `limit_code`, computed from the board limit (already clamped to
 # limits.ABS_CEILING_UA by board.check) whenever the transfer is set. No
 # other code path holds the DAC driver.
@@ -62,23 +62,18 @@ class Output:
         # faster than the target: on a unit that is in fact nominal, the current would too
         self.ramp_permille = min(1000, fs * 1000 // self._nominal_fs_ua)
 
-    @micropython.native
     def code_for_ua(self, ua):
-        """The highest DAC code that commands at most `ua` on the calibrated transfer (rounded
-        down, never up), clamped to 0..limit_code."""
-        if ua <= 0:
-            return 0
-        code = (ua - self._off_ua) * self._max_code // self._fs_ua
-        if code > self.limit_code:
-            return self.limit_code
-        if code < 0:
-            return 0
-        return code
+        """code_for_na for a target in whole uA (main loop: soft start, ceiling, switch-on)."""
+        return self.code_for_na(ua * 1000)
 
     @micropython.native
     def code_for_na(self, na):
-        """code_for_ua for a target in nA: a ramp's slow steps are delivered in DAC steps,
-        not in whole uA (at 25 uA/s a whole uA is 4 codes of the Pico's DAC in one step)."""
+        """The highest DAC code that commands at most `na` on the calibrated transfer (rounded
+        down, never up), clamped to 0..limit_code; 0 for a target of 0 or less, whatever the
+        offset. In nA, so a ramp's slow steps are delivered in DAC steps, not in whole uA (at
+        25 uA/s a whole uA is 4 codes of the Pico's DAC in one step)."""
+        if na <= 0:
+            return 0
         v = (na - self._off_na) // 125
         if v <= 0:
             return 0
