@@ -85,3 +85,42 @@ def test_native_code_differs_per_arch(tmp_path):
         blobs[arch] = out.read_bytes()
         assert blobs[arch][2] == ARCHES[arch] << 2 | 3, (arch, blobs[arch][:4])
     assert blobs["armv6m"] != blobs["xtensawin"]
+
+
+def _viper_pointer_misuses(source: str) -> list[str]:
+    """ptr8/16/32 casts outside a @micropython.viper function, or on a number (an address).
+
+    The emulator and the WebAssembly VM run a viper function as Python, where a pointer cast
+    gives the buffer itself: right for the firmware's own arrays, meaningless for an address or
+    outside viper (a NameError on the device). This keeps every cast one those tiers model."""
+    import ast
+    tree = ast.parse(source)
+    found = []
+
+    def viper(fn) -> bool:
+        return any(ast.unparse(d) == "micropython.viper" for d in fn.decorator_list)
+
+    def walk(node, in_viper):
+        for child in ast.iter_child_nodes(node):
+            inside = in_viper
+            if isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                inside = viper(child)
+            if (isinstance(child, ast.Call) and isinstance(child.func, ast.Name)
+                    and child.func.id in ("ptr8", "ptr16", "ptr32")):
+                if not in_viper:
+                    found.append(f"line {child.lineno}: {child.func.id} outside a viper function")
+                elif child.args and isinstance(child.args[0], ast.Constant):
+                    found.append(f"line {child.lineno}: {child.func.id} of an address")
+            walk(child, inside)
+    walk(tree, False)
+    return found
+
+
+def test_viper_pointers_are_cast_only_from_arrays_inside_viper_functions():
+    bad = {p.relative_to(FIRMWARE_DIR).as_posix(): m for p in firmware_files()
+           if (m := _viper_pointer_misuses(p.read_text()))}
+    assert not bad, bad
+    assert _viper_pointer_misuses("def f(a):\n    return ptr32(a)\n") == ["line 2: ptr32 outside a viper function"]
+    assert _viper_pointer_misuses("import micropython\n@micropython.viper\ndef f():\n    p = ptr32(0xd0000004)\n") \
+        == ["line 4: ptr32 of an address"]
+    assert _viper_pointer_misuses("import micropython\n@micropython.viper\ndef f(a):\n    p = ptr32(a)\n") == []

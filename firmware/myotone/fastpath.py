@@ -51,6 +51,53 @@ _PHASE_SAMPLES_MAX = const(4096) # a phase's mean from its first 4096 samples (i
 _POLARITY_MIN_UA = const(40)
 _POLARITY_SAMPLES = const(3)
 
+# The path's state: one preallocated int array, read and written in place by the viper
+# interrupt (a ptr32 load or store is one instruction; an attribute of self is a hash lookup,
+# ~1.8 us on the RP2040). Slots 0..8 are the wrapping counters take() hands out.
+_N = const(0)          # samples
+_N_ON = const(1)       # settled samples with a current path
+_S_UA = const(2)       # sum of current on every sample with a current path (charge moved)
+_S_ZUA = const(3)      # ... on settled ones, and their voltage (impedance)
+_S_MV = const(4)
+_POS_M = const(5)      # charge balance: each phase's mean current (1/16 uA), summed per polarity
+_POS_K = const(6)      # over whole pairs, and how many (a phase ends when the pins leave its
+_NEG_M = const(7)      # polarity; an edge sample does not end it)
+_NEG_K = const(8)
+_COUNTERS = const(9)
+_OVER = const(9)       # the rules' consecutive-sample counts
+_DENSE = const(10)
+_OPEN = const(11)
+_IDLE = const(12)
+_BAD_N = const(13)
+_WRONG = const(14)
+_BAD_MS = const(15)    # when sense_fault's condition began (ticks_ms), -1: it does not stand
+_PH = const(16)        # the polarity of the phase under way (0: none)
+_PH_UA = const(17)     # ... its samples' current and count
+_PH_N = const(18)
+_HELD = const(19)      # the first phase of a pair, waiting for its partner: polarity
+_HELD_M = const(20)    # ... and mean
+_ARMED = const(21)
+_OVER_UA = const(22)   # the Monitor's levels and limits' counts, copied once (monitor.py, limits.py)
+_OPEN1_OHM = const(23)
+_COMPLIANCE_MV = const(24)
+_SENSE_MIN_UA = const(25)
+_OVER_SAMPLES = const(26)
+_CONTACT_SAMPLES = const(27)
+_PROGRAM_MIN_UA = const(28)
+_SENSE_PERCENT = const(29)
+_SENSE_MS = const(30)
+_IDLE_UA = const(31)
+_SLOTS = const(32)
+
+# what run() found, as a small int (a viper function keeps ints unboxed); _REASONS names it
+_REASONS = (None, OVER_CURRENT, HIGH_DENSITY, CONTACT_LOST, SENSE_FAULT, CHARGING, CHARGE_IMBALANCE)
+_R_OVER = const(1)
+_R_DENSE = const(2)
+_R_CONTACT = const(3)
+_R_SENSE = const(4)
+_R_CHARGING = const(5)
+_R_POLARITY = const(6)
+
 
 def unsupervised(wave, hz):
     """Why the fast path, sampling at `hz`, cannot supervise `wave` (a message), or None.
@@ -82,229 +129,210 @@ class FastPath:
         self._session = session
         self.interrupted = False     # Ctrl-C landed here: the main loop raises it
         self.reason = None           # the trip this path cut for, until the bookkeeping tick takes it
-        self.n = 0                   # samples
-        self.n_on = 0                # settled samples with a current path
-        self.s_ua = 0                # sum of current on every sample with a current path (charge moved)
-        self.s_zua = 0               # ... on settled ones, and their voltage (impedance)
-        self.s_mv = 0
-        # charge balance: each phase's mean current (1/16 uA), summed per polarity over whole
-        # pairs, and how many; a phase ends when the pins leave its polarity (an edge sample
-        # does not end it)
-        self.pos_m = self.pos_k = 0
-        self.neg_m = self.neg_k = 0
-        self._ph = 0                 # the polarity of the phase under way (0: none)
-        self._ph_ua = 0              # ... its samples' current and count
-        self._ph_n = 0
-        self._held = 0               # the first phase of a pair, waiting for its partner: polarity
-        self._held_m = 0             # ... and mean
-        self._last = array("i", [0] * 9)   # the counters at the last take()
-        self.armed = False
-        self._thresholds()
+        self._st = array("i", [0] * _SLOTS)
+        self._last = array("i", [0] * _COUNTERS)   # the counters at the last take()
+        st = self._st
+        st[_OVER_UA] = monitor.over_current_ua
+        st[_OPEN1_OHM] = monitor.open_ohm + 1
+        st[_COMPLIANCE_MV] = monitor.compliance_mv
+        st[_SENSE_MIN_UA] = monitor.sense_min_ua
+        st[_OVER_SAMPLES] = limits.OVER_CURRENT_SAMPLES
+        st[_CONTACT_SAMPLES] = limits.CONTACT_SAMPLES
+        st[_PROGRAM_MIN_UA] = limits.PROGRAM_MIN_UA
+        st[_SENSE_PERCENT] = limits.SENSE_FAULT_PERCENT
+        st[_SENSE_MS] = limits.SENSE_FAULT_MS
+        st[_IDLE_UA] = limits.SENSE_IDLE_UA
         self.begin()
-        self.armed = False
-
-    def _thresholds(self):
-        mon = self._mon
-        self._over_ua = mon.over_current_ua
-        self._open1_ohm = mon.open_ohm + 1
-        self._compliance_mv = mon.compliance_mv
-        self._sense_min_ua = mon.sense_min_ua
+        self.disarm()
 
     def begin(self):
         """A session starts: every rule forgets, and the path is armed."""
-        self._over = self._dense = self._open = self._idle = self._bad_n = self._wrong = 0
-        self._bad_ms = -1
-        self._ph = self._ph_ua = self._ph_n = self._held = 0
+        st = self._st
+        for i in range(_OVER, _ARMED):
+            st[i] = 0
+        st[_BAD_MS] = -1
         self.reason = None
-        self.armed = True
+        st[_ARMED] = 1
 
-    @micropython.native
+    def disarm(self):
+        """Samples are counted, no rule is judged (no session, or a cut was made)."""
+        self._st[_ARMED] = 0
+
+    @property
+    def armed(self):
+        return self._st[_ARMED] != 0
+
+    @property
+    def n(self):
+        """Samples taken (wraps at 2**30)."""
+        return self._st[_N]
+
+    @micropython.viper
     def take(self, d):
         """The bookkeeping tick: what was summed since the last take, into `d` (an array):
         samples, settled on-samples, charge moved (uA x samples), their current and voltage,
         POL_A phases' means (1/16 uA) and count, POL_B likewise. Each counter is read once."""
-        last = self._last
-        v = self.n
-        d[0] = (v - last[0]) & MASK
-        last[0] = v
-        v = self.n_on
-        d[1] = (v - last[1]) & MASK
-        last[1] = v
-        v = self.s_ua
-        d[2] = (v - last[2]) & MASK
-        last[2] = v
-        v = self.s_zua
-        d[3] = (v - last[3]) & MASK
-        last[3] = v
-        v = self.s_mv
-        d[4] = (v - last[4]) & MASK
-        last[4] = v
-        v = self.pos_m
-        d[5] = (v - last[5]) & MASK
-        last[5] = v
-        v = self.pos_k
-        d[6] = (v - last[6]) & MASK
-        last[6] = v
-        v = self.neg_m
-        d[7] = (v - last[7]) & MASK
-        last[7] = v
-        v = self.neg_k
-        d[8] = (v - last[8]) & MASK
-        last[8] = v
+        st = ptr32(self._st)
+        last = ptr32(self._last)
+        out = ptr32(d)
+        i = 0
+        while i < _COUNTERS:
+            v = st[i]
+            out[i] = (v - last[i]) & MASK
+            last[i] = v
+            i += 1
 
     # ---- the interrupt ----------------------------------------------------
-    @micropython.native
+    @micropython.viper
     def run(self, _timer):
         try:
-            a = self._a()
-            b = self._b()
-            ua = self._read_ua()
+            a = int(self._a())
+            b = int(self._b())
+            ua = int(self._read_ua())
             # the comparator of the direction the bridge drives, read with the current
-            fl = self._fa() if a else (self._fb() if b else 0)
-            mv = self._read_mv()
-            if self._a() != a or self._b() != b:
+            fl = 0
+            if a:
+                fl = int(self._fa())
+            elif b:
+                fl = int(self._fb())
+            mv = int(self._read_mv())
+            br = 0                           # the bridge state: 0 off, 1 POL_A, 2 POL_B, -1 at an
+            if int(self._a()) != a or int(self._b()) != b:   # edge (both high is no valid state either)
                 br = -1
-            elif a:                          # the bridge state: 0 off, 1 POL_A, 2 POL_B, -1 at an
-                br = -1 if b else 1          # edge (both high is no valid state either)
-            else:
-                br = 2 if b else 0
-            self.n = (self.n + 1) & MASK
+            elif a:
+                br = -1 if b else 1
+            elif b:
+                br = 2
+            st = ptr32(self._st)
+            st[_N] = (st[_N] + 1) & MASK
             if br:
-                self.s_ua = (self.s_ua + ua) & MASK
-            if not self.armed:
+                st[_S_UA] = (st[_S_UA] + ua) & MASK
+            if not st[_ARMED]:
                 return
             # charging: a charger or a computer on USB (mains leakage): off within 2 ms
-            reason = CHARGING if self._vbus() else None
-            if br >= 0 and br != self._ph:
-                r = self._phase_end(br)
-                if reason is None:
-                    reason = r
-            if br > 0 and reason is None:
-                self.n_on = (self.n_on + 1) & MASK
-                self.s_zua = (self.s_zua + ua) & MASK
-                self.s_mv = (self.s_mv + mv) & MASK
-                if self._ph_n < _PHASE_SAMPLES_MAX:
-                    self._ph_ua += ua
-                    self._ph_n += 1
-                reason = self._on(ua, mv, fl)
-                m = self._measure
-                if m.active and self._session.state == RUN:
-                    m.add(br, ua, mv, self._out.code)
+            reason = _R_CHARGING if int(self._vbus()) else 0
+            if br >= 0 and br != st[_PH]:
+                # the pins left the phase's polarity: the phase ends (docs below)
+                n = st[_PH_N]
+                ph = st[_PH]
+                if n:
+                    r = 0
+                    if st[_OVER]:
+                        r = _R_OVER
+                    elif st[_OPEN] >= n:
+                        r = _R_CONTACT
+                    elif st[_BAD_N] >= n:
+                        r = _R_SENSE
+                    elif st[_WRONG]:
+                        r = _R_POLARITY
+                    if reason == 0:
+                        reason = r
+                    m = (st[_PH_UA] << 4) // n
+                    held = st[_HELD]
+                    if held == 0 or held == ph:
+                        st[_HELD] = ph
+                        st[_HELD_M] = m
+                    else:
+                        if ph == 1:
+                            st[_POS_M] = (st[_POS_M] + m) & MASK
+                            st[_NEG_M] = (st[_NEG_M] + st[_HELD_M]) & MASK
+                        else:
+                            st[_POS_M] = (st[_POS_M] + st[_HELD_M]) & MASK
+                            st[_NEG_M] = (st[_NEG_M] + m) & MASK
+                        st[_POS_K] = (st[_POS_K] + 1) & MASK
+                        st[_NEG_K] = (st[_NEG_K] + 1) & MASK
+                        st[_HELD] = 0
+                st[_PH] = br
+                st[_PH_UA] = 0
+                st[_PH_N] = 0
+                st[_WRONG] = 0               # the next phase has the other comparator
+            if br > 0 and reason == 0:
+                st[_N_ON] = (st[_N_ON] + 1) & MASK
+                st[_S_ZUA] = (st[_S_ZUA] + ua) & MASK
+                st[_S_MV] = (st[_S_MV] + mv) & MASK
+                if st[_PH_N] < _PHASE_SAMPLES_MAX:
+                    st[_PH_UA] += ua
+                    st[_PH_N] += 1
+                # the rules of a sample taken while current flows (`fl`: the comparator of the
+                # direction the bridge drives); the first that trips names the reason
+                st[_IDLE] = 0
+                if ua > st[_OVER_UA]:
+                    st[_OVER] += 1
+                    if st[_OVER] >= st[_OVER_SAMPLES]:
+                        reason = _R_OVER
+                else:
+                    st[_OVER] = 0
+                if ua > int(self._mon.density_ua):   # set by the session's plan (monitor.begin)
+                    st[_DENSE] += 1
+                    if st[_DENSE] >= st[_OVER_SAMPLES] and reason == 0:
+                        reason = _R_DENSE
+                else:
+                    st[_DENSE] = 0
+                # a DC fault: current the sense is sure of that does not flow the way the bridge
+                # drives it (reversed, or bypassing the electrodes); a smaller reading judges nothing
+                if ua >= _POLARITY_MIN_UA:
+                    if fl:
+                        st[_WRONG] = 0
+                    else:
+                        st[_WRONG] += 1
+                        if st[_WRONG] >= _POLARITY_SAMPLES and reason == 0:
+                            reason = _R_POLARITY
+                cmd_ua = int(self._stage.out_ua)
+                if cmd_ua < st[_PROGRAM_MIN_UA]:
+                    st[_OPEN] = 0                # too little current to judge contact or sense
+                    st[_BAD_N] = 0
+                elif ((mv >= st[_COMPLIANCE_MV] and ua * 10 < cmd_ua * 9)
+                      or (ua > 0 and mv * 1000 >= st[_OPEN1_OHM] * ua)):
+                    # contact_lost: compliance reached below the setpoint, or impedance above open_ohm
+                    st[_OPEN] += 1
+                    if st[_OPEN] >= st[_CONTACT_SAMPLES] and reason == 0:
+                        reason = _R_CONTACT
+                    st[_BAD_MS] = -1
+                else:
+                    st[_OPEN] = 0
+                    # sense_fault: commanded >= 50 uA (and twice the sense's floor), measured
+                    # < 20 % of it, contact good, for 50 ms
+                    if cmd_ua >= st[_SENSE_MIN_UA] and ua * 100 < cmd_ua * st[_SENSE_PERCENT]:
+                        st[_BAD_N] += 1
+                        now = int(time.ticks_ms())  # pyright: ignore[reportArgumentType] (a viper cast)
+                        if st[_BAD_MS] < 0:
+                            st[_BAD_MS] = now
+                        elif int(_ticks_diff(now, st[_BAD_MS])) >= st[_SENSE_MS] and reason == 0:
+                            reason = _R_SENSE
+                    else:
+                        st[_BAD_MS] = -1
+                        st[_BAD_N] = 0
+                meas = self._measure
+                if meas.active and int(self._session.state) == int(RUN):
+                    meas.add(br, ua, mv, self._out.code)
             elif br == 0:
                 # no current path: what the sense reads must be ~0
-                if ua > limits.SENSE_IDLE_UA:
-                    self._idle += 1
-                    if self._idle >= _IDLE_SAMPLES:
-                        reason = SENSE_FAULT
+                if ua > st[_IDLE_UA]:
+                    st[_IDLE] += 1
+                    if st[_IDLE] >= _IDLE_SAMPLES:
+                        reason = _R_SENSE
                 else:
-                    self._idle = 0
-            stage = self._stage
-            if reason is not None:
-                self.reason = reason
-                self.armed = False
-                stage.fast_cut(reason)
-            elif stage.state == CLOSING and _ticks_diff(time.ticks_ms(), stage.close_by) >= 0:
-                stage.fast_cut(None)         # the last pair's hard deadline: off regardless
+                    st[_IDLE] = 0
+            if reason:
+                st[_ARMED] = 0
+                self._cut(reason)
+            elif int(self._stage.state) == int(CLOSING):
+                self._deadline()
         except KeyboardInterrupt:
             self.interrupted = True
         except Exception:
             # a failing sense must not leave output unsupervised
-            self.reason = SENSE_FAULT
-            self.armed = False
-            self._stage.fast_cut(SENSE_FAULT)
+            ptr32(self._st)[_ARMED] = 0
+            self._cut(_R_SENSE)
 
-    @micropython.native
-    def _phase_end(self, br):
-        """The pins left the phase's polarity. Phases are judged in pairs (two opposite
-        phases in a row: the same amplitude by construction), so a ramp never weighs one
-        polarity with a newer amplitude than the other; a phase whose partner was not
-        sampled is replaced by the next of its polarity.
-        A phase of current that ends with a trip's condition standing confirms that trip
-        (its reason is returned, else None): over_current's and the polarity's (a DC fault)
-        on its last sample, contact_lost's and sense_fault's on every sample it had."""
-        n = self._ph_n
-        ph = self._ph
-        reason = None
-        if n:
-            if self._over:
-                reason = OVER_CURRENT
-            elif self._open >= n:
-                reason = CONTACT_LOST
-            elif self._bad_n >= n:
-                reason = SENSE_FAULT
-            elif self._wrong:
-                reason = CHARGE_IMBALANCE
-            m = (self._ph_ua << 4) // n
-            held = self._held
-            if held == 0 or held == ph:
-                self._held = ph
-                self._held_m = m
-            else:
-                if ph == 1:
-                    self.pos_m = (self.pos_m + m) & MASK
-                    self.neg_m = (self.neg_m + self._held_m) & MASK
-                else:
-                    self.pos_m = (self.pos_m + self._held_m) & MASK
-                    self.neg_m = (self.neg_m + m) & MASK
-                self.pos_k = (self.pos_k + 1) & MASK
-                self.neg_k = (self.neg_k + 1) & MASK
-                self._held = 0
-        self._ph = br
-        self._ph_ua = 0
-        self._ph_n = 0
-        self._wrong = 0                  # the next phase has the other comparator
-        return reason
+    def _cut(self, code):
+        """A trip: name it, cut through GPIO now (stage.fast_cut)."""
+        reason = _REASONS[code]
+        self.reason = reason
+        self._stage.fast_cut(reason)
 
-    @micropython.native
-    def _on(self, ua, mv, fl):
-        """The rules of a sample taken while current flows (`fl`: the comparator of the
-        direction the bridge drives); a reason, or None."""
-        self._idle = 0
-        if ua > self._over_ua:
-            self._over += 1
-            if self._over >= limits.OVER_CURRENT_SAMPLES:
-                return OVER_CURRENT
-        else:
-            self._over = 0
-        if ua > self._mon.density_ua:            # set by the session's plan (monitor.begin)
-            self._dense += 1
-            if self._dense >= limits.OVER_CURRENT_SAMPLES:
-                return HIGH_DENSITY
-        else:
-            self._dense = 0
-        # a DC fault: current the sense is sure of that does not flow the way the bridge drives
-        # it (reversed, or bypassing the electrodes); a smaller reading judges nothing
-        if ua >= _POLARITY_MIN_UA:
-            if fl:
-                self._wrong = 0
-            else:
-                self._wrong += 1
-                if self._wrong >= _POLARITY_SAMPLES:
-                    return CHARGE_IMBALANCE
-        cmd_ua = self._stage.out_ua
-        if cmd_ua < limits.PROGRAM_MIN_UA:
-            self._open = self._bad_n = 0     # too little current to judge contact or sense
-            return None
-        # contact_lost: compliance reached below the setpoint, or impedance above open_ohm
-        open_circuit = ((mv >= self._compliance_mv and ua * 10 < cmd_ua * 9)
-                        or (ua > 0 and mv * 1000 >= self._open1_ohm * ua))
-        if open_circuit:
-            self._open += 1
-            if self._open >= limits.CONTACT_SAMPLES:
-                return CONTACT_LOST
-            self._bad_ms = -1
-            return None
-        self._open = 0
-        # sense_fault: commanded >= 50 uA (and twice the sense's floor), measured < 20 % of it,
-        # contact good, for 50 ms
-        if cmd_ua >= self._sense_min_ua and ua * 100 < cmd_ua * limits.SENSE_FAULT_PERCENT:
-            self._bad_n += 1
-            now = time.ticks_ms()
-            if self._bad_ms < 0:
-                self._bad_ms = now
-            elif _ticks_diff(now, self._bad_ms) >= limits.SENSE_FAULT_MS:
-                return SENSE_FAULT
-        else:
-            self._bad_ms = -1
-            self._bad_n = 0
-        return None
+    def _deadline(self):
+        """The closing window's hard deadline: off regardless, no fault."""
+        stage = self._stage
+        if _ticks_diff(time.ticks_ms(), stage.close_by) >= 0:
+            stage.fast_cut(None)

@@ -270,7 +270,7 @@ class Supervisor:
 
     def _ended(self):
         """The session is done and the output stage off: latch a pending fault, or none."""
-        self.fast.armed = False
+        self.fast.disarm()
         pending = self._pending_fault
         self._pending_fault = None
         self.led.off()
@@ -281,7 +281,7 @@ class Supervisor:
 
     def _trip(self, reason):
         self._pending_fault = None
-        self.fast.armed = False
+        self.fast.disarm()
         self.stage.trip(reason)
 
     def _end_now(self):

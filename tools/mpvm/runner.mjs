@@ -50,11 +50,12 @@ const mp = await loadMicroPython({
   stderr: (bytes) => { for (const b of bytes) captured.push(b); },
 });
 
-// The WebAssembly port has no native emitter: there `@micropython.native` is a SyntaxError
-// ("invalid micropython decorator"). Those decorator lines are blanked (line numbers kept):
-// the function runs as bytecode, the same code at another speed -- what a port without
-// native code would run. Nothing else of the firmware is changed.
-const NATIVE = /^[ \t]*@micropython\.native[ \t]*$/gm;
+// The WebAssembly port has no native emitter: there `@micropython.native` and `.viper` are a
+// SyntaxError ("invalid micropython decorator"). Those decorator lines are blanked (line numbers
+// kept): the function runs as bytecode, the same code at another speed -- what a port without
+// native code would run. A viper function's ptr8/16/32(buf) casts become builtins that give the
+// buffer itself (the firmware points them only at its own arrays). Nothing else is changed.
+const NATIVE = /^[ \t]*@micropython\.(native|viper)[ \t]*$/gm;
 const firmwareTop = new Set();
 for (const rel of opts.files) {
   const dest = "/" + rel.split("\\").join("/");
@@ -70,6 +71,10 @@ for (const rel of opts.files) {
 // heap_unlock() returns the depth we started with.)
 mp.runPython(`
 import builtins, gc, micropython, sys
+
+def _mpvm_pointer(buf):
+    return buf
+builtins.ptr8 = builtins.ptr16 = builtins.ptr32 = _mpvm_pointer
 
 def _mpvm_unlock_all():
     micropython.heap_lock()

@@ -43,6 +43,12 @@ def compile_cached(source: bytes, filename: str) -> types.CodeType:
     return code
 
 
+def _viper_pointer(buf):
+    if isinstance(buf, int):
+        raise TypeError("a viper pointer to an address has no meaning in the emulator")
+    return buf
+
+
 class Runtime:
     def __init__(self, mcu: Mcu, console: Console, fs):
         self.mcu = mcu
@@ -66,6 +72,11 @@ class Runtime:
         self.builtins["open"] = vfs.make_open(self.fs)
         self.builtins["print"] = self._print
         self.builtins["input"] = None
+        # a @micropython.viper function runs here as Python: its ptr8/16/32(buf) casts give the
+        # buffer itself, whose items are what the pointer reads (the firmware points them only at
+        # its own arrays, never at an address: tools/typecheck_firmware.py)
+        for cast in ("ptr8", "ptr16", "ptr32"):
+            self.builtins[cast] = _viper_pointer
         self.builtins["__repl_print__"] = pyexec.make_repl_print(self.write_text, self.builtins)
         self.main_ns = {"__name__": "__main__", "__builtins__": self.builtins}
 
