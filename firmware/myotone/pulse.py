@@ -23,6 +23,18 @@ IN_PAIR = const(4)    # flag: inside a biphasic pair (first phase .. second phas
 PAIR_START = const(8) # flag: the first phase of a pair
 MAX_SEGMENTS = const(8)
 SETTLE_US = const(20)  # samples this close to an edge are not attributed to a state
+# Playhead._h's slots
+_H_POS = const(0)       # where the cycle under way is (back-end units)
+_H_LAST_US = const(1)   # ticks_us at the last advance
+_H_UNIT = const(2)      # the table's length (units)
+_H_CYCLE = const(3)     # a whole cycle: the unit, or a burst's units and its off time
+_H_REPS = const(4)      # units per burst (0: continuous) ...
+_H_OFF = const(5)       # ... and the burst's off time
+_H_PPU = const(6)
+_H_PPC = const(7)
+_H_BASE = const(8)
+_H_PLAYING = const(9)
+_H_SLOTS = const(10)
 
 
 class WaveformError(ValueError):
@@ -139,15 +151,13 @@ class Playhead:
         self.in_pair = 0
         self.pairs = 0
         self.settled = 0
-        self._t = None
-        self._pos = 0
-        self._last_us = 0
-        self._unit = 1
-        self._cycle = 1
+        self._dur = array("i", [0] * MAX_SEGMENTS)   # the table's arrays: segment durations,
+        self._seg = bytearray(MAX_SEGMENTS)           # states
+        # the schedule and where it is, in one int array (advance() is viper: a ptr32 slot
+        # is one load, an attribute a hash lookup)
+        self._h = array("i", [0] * _H_SLOTS)
+        self._h[_H_UNIT] = self._h[_H_CYCLE] = 1
         self._pstart = array("i", [0] * MAX_SEGMENTS)   # where the unit's pairs begin
-        self._ppu = 0            # pairs per unit
-        self._ppc = 0            # pairs per cycle (a burst's units)
-        self._base = 0           # pairs begun before the cycle under way
 
     def start(self, table, now_us):
         unit = 0
@@ -157,53 +167,66 @@ class Playhead:
                 self._pstart[ppu] = unit
                 ppu += 1
             unit += table.dur[i]
-        self._t = table
-        self._unit = unit
-        self._cycle = unit * table.reps + table.off if table.reps else unit
-        self._ppu = ppu
-        self._ppc = ppu * table.reps if table.reps else ppu
-        self._base = self.pairs
-        self._pos = 0
-        self._last_us = now_us
+        h = self._h
+        h[_H_UNIT] = unit
+        h[_H_CYCLE] = unit * table.reps + table.off if table.reps else unit
+        h[_H_REPS] = table.reps
+        h[_H_OFF] = table.off
+        h[_H_PPU] = ppu                                  # pairs per unit
+        h[_H_PPC] = ppu * table.reps if table.reps else ppu   # pairs per cycle (a burst's units)
+        h[_H_BASE] = self.pairs                          # pairs begun before the cycle under way
+        h[_H_POS] = 0
+        h[_H_LAST_US] = now_us
+        self._dur = table.dur
+        self._seg = table.state
+        h[_H_PLAYING] = 1
 
     def stop(self):
-        self._t = None
+        self._h[_H_PLAYING] = 0
         self.state = OFF
         self.in_pair = 0
         self.settled = 1
 
-    @micropython.native
+    @micropython.viper
     def advance(self, now_us):
-        t = self._t
-        if t is None:
+        h = ptr32(self._h)
+        if not h[_H_PLAYING]:
             return
-        pos = self._pos + ((now_us - self._last_us) & 0x3FFFFFFF)
-        self._last_us = now_us
-        if pos >= self._cycle:
-            k = pos // self._cycle
-            self._base = (self._base + k * self._ppc) & 0xFFFF
-            pos -= k * self._cycle
-        self._pos = pos
-        unit = self._unit
-        if t.reps and pos >= unit * t.reps:
+        now = int(now_us)
+        pos = h[_H_POS] + ((now - h[_H_LAST_US]) & 0x3FFFFFFF)
+        h[_H_LAST_US] = now
+        cycle = h[_H_CYCLE]
+        if pos >= cycle:
+            k = pos // cycle
+            h[_H_BASE] = (h[_H_BASE] + k * h[_H_PPC]) & 0xFFFF
+            pos -= k * cycle
+        h[_H_POS] = pos
+        unit = h[_H_UNIT]
+        reps = h[_H_REPS]
+        if reps and pos >= unit * reps:
             self.state = OFF
             self.in_pair = 0
-            self.pairs = (self._base + self._ppc) & 0xFFFF
-            u = pos - unit * t.reps
-            self.settled = 1 if SETTLE_US <= u <= t.off - SETTLE_US else 0
+            self.pairs = (h[_H_BASE] + h[_H_PPC]) & 0xFFFF
+            u = pos - unit * reps
+            self.settled = 1 if SETTLE_US <= u and u <= h[_H_OFF] - SETTLE_US else 0
             return
         u = pos % unit
-        n = (pos // unit) * self._ppu
-        for j in range(self._ppu):
-            if self._pstart[j] <= u:
+        ppu = h[_H_PPU]
+        n = (pos // unit) * ppu
+        pstart = ptr32(self._pstart)
+        j = 0
+        while j < ppu:
+            if pstart[j] <= u:
                 n += 1
-        self.pairs = (self._base + n) & 0xFFFF
+            j += 1
+        self.pairs = (h[_H_BASE] + n) & 0xFFFF
+        dur = ptr32(self._dur)
         i = 0
-        while u >= t.dur[i]:
-            u -= t.dur[i]
+        while u >= dur[i]:
+            u -= dur[i]
             i += 1
-        s = t.state[i]
+        s = int(ptr8(self._seg)[i])
         # the hardware's edges and this schedule agree to a few us: keep clear of edges
-        self.settled = 1 if SETTLE_US <= u <= t.dur[i] - SETTLE_US else 0
+        self.settled = 1 if SETTLE_US <= u and u <= dur[i] - SETTLE_US else 0
         self.state = s & BRIDGE
         self.in_pair = s & IN_PAIR
