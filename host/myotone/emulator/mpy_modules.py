@@ -92,7 +92,7 @@ class _Stdin:
     def __init__(self, runtime):
         self._con = runtime.console
         self._clock = runtime.clock
-        self.buffer = types.SimpleNamespace(read=self._read_bytes)
+        self.buffer = types.SimpleNamespace(read=self._read_bytes, readinto=self._readinto)
 
     def _read_bytes(self, n=1):
         out = bytearray()
@@ -100,6 +100,12 @@ class _Stdin:
             self._clock.wait(1 << 62, self._con.rx_ready)
             out += self._con.read_available(n - len(out))
         return bytes(out)
+
+    def _readinto(self, buf):
+        """Fill `buf` (blocking, like MicroPython's stdin); the number of bytes read."""
+        data = self._read_bytes(len(buf))
+        buf[:len(data)] = data
+        return len(data)
 
     def read(self, n=1):
         return self._read_bytes(n).decode("utf-8", "replace")
