@@ -57,6 +57,21 @@ def one_line_error(result, *fragments):
     return err
 
 
+def usage_error(result, command, *fragments):
+    """A usage mistake (click's or ours): exit code 2 and exactly one line on stderr,
+    `Error: COMMAND: … (see COMMAND --help)`, nothing on stdout, no traceback."""
+    assert result.exit_code == 2, result.output
+    assert "Traceback" not in result.output, result.output
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].strip(), result.stderr
+    line = lines[0]
+    assert line.startswith(f"Error: {command}: ") and line.endswith(f" (see {command} --help)"), line
+    assert result.stdout == "", result.stdout
+    for f in fragments:
+        assert f in line, line
+    return line
+
+
 def copy_tree(tmp_path: Path) -> Path:
     """A private copy of firmware/ and boards/ (MYOTONE_ROOT) to change files in."""
     root = tmp_path / "repo"

@@ -7,7 +7,7 @@ from urllib.parse import urlparse
 
 import pytest
 
-from cli_helpers import Served, cli, one_line_error
+from cli_helpers import Served, cli, one_line_error, usage_error
 from myotone.link import Link
 from test_cli_session import wait_state
 
@@ -102,7 +102,7 @@ def test_settings_read_and_change(served):
     assert r.exit_code == 0 and r.stdout.startswith("default program glow, level 3 of 5 (1: 100 µA"), r.output
     assert json.loads(cli("settings", "--port", served.url, "--json").stdout)["level"] == 3
     one_line_error(cli("settings", "--port", served.url, "--default-program", "nope"), "out_of_range")
-    assert cli("settings", "--port", served.url, "--level", "9").exit_code == 2
+    usage_error(cli("settings", "--port", served.url, "--level", "9"), "myotone settings", "--level")
 
 
 def test_reset_hard_and_soft(served):

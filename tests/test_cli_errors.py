@@ -6,7 +6,7 @@ import socket
 import pytest
 import serial
 
-from cli_helpers import cli, one_line_error
+from cli_helpers import cli, one_line_error, usage_error
 
 
 @pytest.fixture
@@ -64,10 +64,10 @@ def test_json_error_for_a_missing_port(tmp_path):
     assert r.exit_code == 1 and json.loads(r.stdout)["ok"] is False
 
 
-def test_usage_errors_exit_2():
-    assert cli("session", "start", "--port", "emu").exit_code == 2            # --ua missing
-    assert cli("selftest", "--port", "emu", "--load", "5x").exit_code == 2
-    assert cli("logs", "pull", "--port", "emu").exit_code == 2
+def test_usage_errors_are_one_line_and_exit_2():
+    usage_error(cli("session", "start", "--port", "emu"), "myotone session start", "give --program")
+    usage_error(cli("selftest", "--port", "emu", "--load", "5x"), "myotone selftest", "comma-separated ohms")
+    usage_error(cli("logs", "pull", "--port", "emu"), "myotone logs pull", "give log numbers")
 
 
 def test_flash_to_a_busy_or_missing_port_is_a_clear_result(pty_path, tmp_path):

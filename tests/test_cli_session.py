@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from cli_helpers import REPO, Served, cli, json_lines, one_line_error
+from cli_helpers import REPO, Served, cli, json_lines, one_line_error, usage_error
 from myotone.link import Link
 
 
@@ -71,8 +71,8 @@ def test_watched_session_that_faults_exits_non_zero(monkeypatch):
 
 
 def test_explicit_waveform_needs_hz_and_phase():
-    r = cli("session", "start", "--port", "emu", "--ua", "100", "--hz", "10")
-    assert r.exit_code == 2 and "--phase-us" in r.output
+    usage_error(cli("session", "start", "--port", "emu", "--ua", "100", "--hz", "10"), "myotone session start",
+                "--phase-us")
 
 
 def test_start_pause_resume_stop_on_one_served_board(served):

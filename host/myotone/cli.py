@@ -4,7 +4,7 @@ Common to every command: `--port` (a device path, a pyserial URL, or
 emu[:BOARD]; after the command or before it) defaulting to $MYOTONE_PORT,
 else the one board plugged in; `--json`; exit code 0 only on success, 128 +
 the signal when interrupted (interrupt.py); user mistakes as one line
-(docs/cli.md).
+(docs/cli.md), usage mistakes too (exit code 2, cli_usage.py).
 """
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ import sys
 import click
 
 from .cli_paths import ImageFile, InFile, OutFile, PathProblem, file_errors, written_whole
+from .cli_usage import OneLineUsageGroup
 from .link import DeviceError, Link, LinkError
 
 PORT_HELP = ("Device path, pyserial URL (socket://…) or emu[:BOARD]; also before the command. "
@@ -135,10 +136,11 @@ def connect(port) -> Link:
     return link
 
 
-class MyotoneGroup(click.Group):
+class MyotoneGroup(OneLineUsageGroup):
     """The top level: an interruption (Ctrl-C, SIGTERM, SIGHUP, a closed pipe) that a
     command has already dealt with (device safe, port closed) ends here, in one line
-    and the shell's exit code, instead of click's bare "Aborted!"."""
+    and the shell's exit code, instead of click's bare "Aborted!"; so does every usage
+    error, in one line too (cli_usage.py)."""
 
     def invoke(self, ctx):
         from . import interrupt
@@ -151,7 +153,7 @@ class MyotoneGroup(click.Group):
             ctx.exit(interrupt.exit_code(exc))
 
 
-@click.group(cls=MyotoneGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.group("myotone", cls=MyotoneGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="myotone")
 @click.option("--port", "-p", "global_port", default=None, metavar="PORT", shell_complete=complete_port,
               help="The port for the command that follows (as its own --port).")

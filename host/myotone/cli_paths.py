@@ -2,11 +2,11 @@
 starts (a session, a scenario, a pull), and refused in one line in the user's
 terms: `Error: cannot write out.png: the folder results/ does not exist`.
 
-click.Path's own refusals are usage errors (three lines, exit 2); a path is
-a value, not a usage mistake, so these are one line and exit 1 like every
-other bad file (docs/cli.md, exit codes). `file_errors` is the net under
-them: an OSError with a file name that still happens while writing (a full
-disk, a folder removed meanwhile) becomes the same kind of line.
+click.Path's own refusals are usage errors (exit 2, cli_usage.py); a path is
+a value, not a usage mistake, so these are exit 1 like every other bad file
+(docs/cli.md, exit codes). `file_errors` is the net under them: an OSError
+with a file name that still happens while writing (a full disk, a folder
+removed meanwhile) becomes the same kind of line.
 """
 from __future__ import annotations
 
