@@ -42,15 +42,18 @@ def test_led_tick_at_the_dose_cap_allocates_nothing(mpvm):
 
 def test_session_log_add_allocates_nothing(mpvm):
     setup = """
-from myotone.sessionlog import SessionLog
+from array import array
+from myotone.sessionlog import SessionLog, C_UA
 log = SessionLog(1000)
-log.c_ua = (1 << 29) - 100          # the counters wrap inside the tick
+log.c[C_UA] = (1 << 29) - 100       # the counters wrap inside the tick
+d = array("i", [10, 0, 2500, 0, 2500, 0, 0, 0, 0])   # fastpath.take's sums
 """
     # ten samples per bookkeeping tick, (i % 3) of them on
-    out = mpvm.assert_no_alloc(setup, "log.add(10, _mpvm_i % 3, 2500, (_mpvm_i % 3) * 250, 2500, 65535)",
-                               repeat=21000, after="print(log.c_ticks, log.c_on, log.c_zua, log.c_led)")
-    ticks, on, zua, led = (int(x) for x in out.split())
+    out = mpvm.assert_no_alloc(setup, "d[1] = _mpvm_i % 3; d[3] = d[1] * 250; log.add(d, 65535)",
+                               repeat=21000, after="print(*log.counters())")
+    ticks, on, ua, mv, led, zua = (int(x) for x in out.split())
     assert ticks == 210000 and on == 21000 and zua == 21000 * 250, out
+    assert ua == ((1 << 29) - 100 + 21000 * 2500) & 0x1FFFFFFF and mv == 21000 * 2500, out
     assert led == (210000 * 4095) & 0x1FFFFFFF, out                 # wrapped, as the main loop expects
 
 
@@ -151,7 +154,7 @@ sup.begin("vm", prog, 300, False, 1000)
 
 
 def test_the_whole_supervisor_tick_with_led_and_log_allocates_nothing(mpvm):
-    after = "print(sup.session.state, sup.output.code, led.on_ticks, sup.log.c_on, sup.fault)"
+    after = "print(sup.session.state, sup.output.code, led.on_ticks, sup.log.counters()[1], sup.fault)"
     # the pulse moves on every millisecond; the fast path samples it; the bookkeeping tick
     # (two halves) runs every fifth millisecond
     step = "sup.pulse.sample()\nsup.fast.run(None)\nif _mpvm_i % 5 == 0: sup.tick(None)"

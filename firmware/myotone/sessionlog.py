@@ -5,8 +5,9 @@
 # (firmware, board, unit id).
 #
 # The bookkeeping tick calls add(): it only adds small integers to
-# counters that wrap at 2**29 (no allocation, nothing reset), and the main
-# loop reads their differences once a second in sample() -- so neither side
+# counters that wrap at 2**29 (no allocation, nothing reset; one int array
+# the viper add() writes in place), and the main loop reads their
+# differences once a second in sample() -- so neither side
 # ever has to wait for the other. The record is assembled and written from the
 # main loop with the output stage off: at intervals during the session as a
 # checkpoint marked incomplete (checkpoint.py), and after it, complete, under
@@ -24,6 +25,13 @@ _MASK = const(0x1FFFFFFF)
 MAX_SAMPLES = const(320)       # then every other sample goes and the interval doubles:
                                # a 20 min session keeps one sample per 4 s at worst
 TREND_POINTS = const(10)       # impedance trend: one value per 10 % of the planned session
+# add()'s counters, slots of SessionLog.c
+C_TICKS = const(0)      # samples
+C_ON = const(1)         # settled on-samples
+C_UA = const(2)         # every sample with a current path: the charge moved
+C_ZUA = const(3)        # settled on-samples only: current and voltage for the impedance
+C_MV = const(4)
+C_LED = const(5)        # the LED duty, weighed by the samples it covered
 MAX_MARKS = const(48)          # then later marks are counted (`marks_dropped`), not kept:
                                # 8 phases with a waveform swap each (phase + 2 setpoints) and
                                # 10 pause / resume pairs still fit
@@ -37,32 +45,42 @@ class SessionLog:
         self._ua = array("i", [0] * MAX_SAMPLES)
         self._ohm = array("i", [0] * MAX_SAMPLES)
         self._led = array("i", [0] * MAX_SAMPLES)
-        # tick-side counters (wrapping)
-        self.c_ticks = 0
-        self.c_on = 0
-        self.c_ua = 0           # every sample with a current path: the charge moved
-        self.c_zua = 0          # settled on-samples only: current and voltage for the impedance
-        self.c_mv = 0
-        self.c_led = 0
+        self.c = array("i", [0] * 6)    # tick-side counters (wrapping): C_TICKS .. C_LED
         self.open = False
 
     # ---- the bookkeeping tick ----
-    @micropython.native
-    def add(self, n, n_on, s_ua, s_zua, s_mv, led_duty):
-        """What the fast path summed since the last call (fastpath.take): `n` samples,
-        `n_on` settled on-samples, the current of every sample with a current path (edges
-        included: the ADC read the current there was), the settled ones' current and
-        voltage; and the LED duty now, weighed by the samples it covered."""
-        self.c_ticks = (self.c_ticks + n) & _MASK
-        self.c_led = (self.c_led + (led_duty >> 4) * n) & _MASK
-        self.c_ua = (self.c_ua + s_ua) & _MASK
-        self.c_on = (self.c_on + n_on) & _MASK
-        self.c_zua = (self.c_zua + s_zua) & _MASK
-        self.c_mv = (self.c_mv + s_mv) & _MASK
+    @micropython.viper
+    def add(self, d, led_duty: int):
+        """What the fast path summed since the last call (`d`: fastpath.take's array): samples,
+        settled on-samples, the current of every sample with a current path (edges included:
+        the ADC read the current there was), the settled ones' current and voltage; and the LED
+        duty now, weighed by the samples it covered."""
+        c = ptr32(self.c)
+        s = ptr32(d)
+        n = s[0]
+        c[C_TICKS] = (c[C_TICKS] + n) & _MASK
+        c[C_LED] = (c[C_LED] + (led_duty >> 4) * n) & _MASK
+        c[C_UA] = (c[C_UA] + s[2]) & _MASK
+        c[C_ON] = (c[C_ON] + s[1]) & _MASK
+        c[C_ZUA] = (c[C_ZUA] + s[3]) & _MASK
+        c[C_MV] = (c[C_MV] + s[4]) & _MASK
+
+    def counters(self):
+        """(samples, on-samples, charge moved, voltage sum, LED, settled current sum) now."""
+        c = self.c
+        return (c[C_TICKS], c[C_ON], c[C_UA], c[C_MV], c[C_LED], c[C_ZUA])
 
     # ---- main loop ----
+    def on_sums(self, last):
+        """(settled on-samples, their current sum, their voltage sum) since `last` (an array
+        of 3 this updates): the telemetry's means, from the same counters."""
+        c = self.c
+        out = ((c[C_ON] - last[0]) & _MASK, (c[C_ZUA] - last[1]) & _MASK, (c[C_MV] - last[2]) & _MASK)
+        last[0], last[1], last[2] = c[C_ON], c[C_ZUA], c[C_MV]
+        return out
+
     def _read(self):
-        now = (self.c_ticks, self.c_on, self.c_ua, self.c_mv, self.c_led, self.c_zua)
+        now = self.counters()
         d = [(now[i] - self._last[i]) & _MASK for i in range(6)]
         self._last = now
         return d
@@ -78,7 +96,7 @@ class SessionLog:
         self.setpoint_ua = setpoint_ua
         self.start_s = start_s
         self.faults = []
-        self._last = (self.c_ticks, self.c_on, self.c_ua, self.c_mv, self.c_led, self.c_zua)
+        self._last = self.counters()
         self.ticks = self.on = self.sum_ua = 0     # totals (main-loop ints, may grow)
         self._win = [0, 0, 0, 0, 0, 0]             # the current sample window
         self._min = [0, 0]                         # this trend bucket's on-current and on-voltage sums

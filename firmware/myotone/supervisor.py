@@ -28,9 +28,10 @@ from myotone.fastpath import FastPath
 from myotone import service
 from myotone import stage as ST
 from myotone.stage import ON as STAGE_ON, OFF as STAGE_OFF, CLOSING as STAGE_CLOSING
+from myotone.session import RAMP, RUN, DONE, PAUSED   # one global lookup each on the tick path
 
 BOOKKEEPING_SLICES = const(4)   # output, environment, books, LED: one per bookkeeping call
-_DAC_CHECK_EVERY = const(10)    # output slices (100 Hz) between two DAC checks: 10 Hz
+_DAC_CHECK_EVERY = const(10)    # environment slices (100 Hz) between two DAC checks: 10 Hz
 _LOOP_MS = const(20)
 _POLL_LINES = const(4)       # lines handled per main-loop pass ...
 _POLL_BYTES = const(1024)    # ... and bytes read
@@ -100,9 +101,7 @@ class Supervisor:
         self._telemetry_ms = 1000
         self._telemetry_at = 0
         self._log_t0 = 0
-        self._sum_ua = 0
-        self._sum_mv = 0
-        self._n_on = 0
+        self._tel_last = array("i", [0] * 3)   # the log's on-sample sums at the last telemetry
         self.last_ua = 0
         self.last_ohm = 0
         self.measure = Measure()
@@ -130,14 +129,13 @@ class Supervisor:
             if self.stage.halted:
                 self._finish_cut()
                 return
-            now = time.ticks_ms()
             k = self.ticks & 3
             if k == 0:
-                self._output_slice(now)
+                self._output_slice(time.ticks_ms())
             elif k == 1:
                 self._environment_slice()
             elif k == 2:
-                self._books_slice(now)
+                self._books_slice(time.ticks_ms())
             else:
                 self._led_slice()
         except KeyboardInterrupt:
@@ -183,16 +181,16 @@ class Supervisor:
         if not pulse.in_pair:
             self._pairs_off = pulse.pairs       # an off time this slice saw
         target = sess.step(now, live)
-        if sess.state == S.RUN and not self._was_run and sess.target_na >= limits.PROGRAM_MIN_UA * 1000:
+        if sess.state == RUN and not self._was_run and sess.target_na >= limits.PROGRAM_MIN_UA * 1000:
             self._was_run = True
             self.monitor.capture_baseline()
         if stage.state != STAGE_ON:
-            if sess.state == S.DONE and stage.state == STAGE_OFF:
+            if sess.state == DONE and stage.state == STAGE_OFF:
                 self._ended()
-        elif sess.state == S.DONE or sess.state == S.PAUSED:
+        elif sess.state == DONE or sess.state == PAUSED:
             # the end or a pause: the pair under way finishes (no net charge left behind)
             stage.close(now)
-            if stage.state == STAGE_OFF and sess.state == S.DONE:
+            if stage.state == STAGE_OFF and sess.state == DONE:
                 self._ended()
         elif not pulse.in_pair or (pulse.pairs != self._pairs_at_set
                                    and ((pulse.pairs - self._pairs_off) & 0xFFFF) >= 2):
@@ -211,10 +209,6 @@ class Supervisor:
             out = self.output
             if pulse.in_pair and out.code > out.pair_code:
                 out.pair_code = out.code        # written inside the pair under way: it plays it
-        self._dac_n += 1
-        if self._dac_n >= _DAC_CHECK_EVERY:
-            self._dac_n = 0
-            stage.verify_dac()              # a DAC that left the bus is a fault within 100 ms
 
     @micropython.native
     def _environment_slice(self):
@@ -224,16 +218,18 @@ class Supervisor:
         # every trip stays armed until the output stage is off, the last pair included
         if env is not None and (self.session.active() or self.stage.state == STAGE_CLOSING):
             self._trip(env)
+            return
+        self._dac_n += 1
+        if self._dac_n >= _DAC_CHECK_EVERY:
+            self._dac_n = 0
+            self.stage.verify_dac()         # a DAC that left the bus is a fault within 100 ms
 
     @micropython.native
     def _books_slice(self, now):
         d = self._d
         self.fast.take(d)
-        self._n_on += d[1]
-        self._sum_ua += d[3]
-        self._sum_mv += d[4]
         led = self.led
-        self.log.add(d[0], d[1], d[2], d[3], d[4], led.red_duty if led.red_duty >= led.nir_duty else led.nir_duty)
+        self.log.add(d, led.red_duty if led.red_duty >= led.nir_duty else led.nir_duty)
         if not self.session.active() and self.stage.state != STAGE_CLOSING:
             return
         mon = self.monitor
@@ -246,7 +242,7 @@ class Supervisor:
     def _led_slice(self):
         sess = self.session
         if sess.active():
-            self.led.tick(self.temp_raw, sess.state == S.RAMP or sess.state == S.RUN)
+            self.led.tick(self.temp_raw, sess.state == RAMP or sess.state == RUN)
 
     def state_code(self):
         """The session state as the host sees it: a session (or a pause) whose last pair
@@ -553,8 +549,7 @@ class Supervisor:
             self._finish_log()
 
     def _telemetry(self, now):
-        n, sum_ua, sum_mv = self._n_on, self._sum_ua, self._sum_mv
-        self._n_on = self._sum_ua = self._sum_mv = 0
+        n, sum_ua, sum_mv = self.log.on_sums(self._tel_last)
         if n:
             self.last_ua = sum_ua // n
             self.last_ohm = sum_mv * 1000 // sum_ua if sum_ua else 0
