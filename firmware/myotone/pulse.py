@@ -146,11 +146,14 @@ class Playhead:
     see: calls 10 ms apart on a 4.7 ms period often land in the same segment.
     """
 
-    def __init__(self):
+    def __init__(self, owner=None):
         self.state = OFF
         self.in_pair = 0
         self.pairs = 0
         self.settled = 0
+        # where advance() writes state, in_pair, pairs, settled: here, or the back-end that
+        # follows its hardware with this playhead (one store each, no copy on every call)
+        self._out = self if owner is None else owner
         self._dur = array("i", [0] * MAX_SEGMENTS)   # the table's arrays: segment durations,
         self._seg = bytearray(MAX_SEGMENTS)           # states
         # the schedule and where it is, in one int array (advance() is viper: a ptr32 slot
@@ -174,7 +177,7 @@ class Playhead:
         h[_H_OFF] = table.off
         h[_H_PPU] = ppu                                  # pairs per unit
         h[_H_PPC] = ppu * table.reps if table.reps else ppu   # pairs per cycle (a burst's units)
-        h[_H_BASE] = self.pairs                          # pairs begun before the cycle under way
+        h[_H_BASE] = self._out.pairs                     # pairs begun before the cycle under way
         h[_H_POS] = 0
         h[_H_LAST_US] = now_us
         self._dur = table.dur
@@ -183,13 +186,15 @@ class Playhead:
 
     def stop(self):
         self._h[_H_PLAYING] = 0
-        self.state = OFF
-        self.in_pair = 0
-        self.settled = 1
+        out = self._out
+        out.state = OFF
+        out.in_pair = 0
+        out.settled = 1
 
     @micropython.viper
     def advance(self, now_us):
         h = ptr32(self._h)
+        out = self._out
         if not h[_H_PLAYING]:
             return
         now = int(now_us)
@@ -204,11 +209,11 @@ class Playhead:
         unit = h[_H_UNIT]
         reps = h[_H_REPS]
         if reps and pos >= unit * reps:
-            self.state = OFF
-            self.in_pair = 0
-            self.pairs = (h[_H_BASE] + h[_H_PPC]) & 0xFFFF
+            out.state = OFF
+            out.in_pair = 0
+            out.pairs = (h[_H_BASE] + h[_H_PPC]) & 0xFFFF
             u = pos - unit * reps
-            self.settled = 1 if SETTLE_US <= u and u <= h[_H_OFF] - SETTLE_US else 0
+            out.settled = 1 if SETTLE_US <= u and u <= h[_H_OFF] - SETTLE_US else 0
             return
         u = pos % unit
         ppu = h[_H_PPU]
@@ -219,7 +224,7 @@ class Playhead:
             if pstart[j] <= u:
                 n += 1
             j += 1
-        self.pairs = (h[_H_BASE] + n) & 0xFFFF
+        out.pairs = (h[_H_BASE] + n) & 0xFFFF
         dur = ptr32(self._dur)
         i = 0
         while u >= dur[i]:
@@ -227,6 +232,6 @@ class Playhead:
             i += 1
         s = int(ptr8(self._seg)[i])
         # the hardware's edges and this schedule agree to a few us: keep clear of edges
-        self.settled = 1 if SETTLE_US <= u and u <= dur[i] - SETTLE_US else 0
-        self.state = s & BRIDGE
-        self.in_pair = s & IN_PAIR
+        out.settled = 1 if SETTLE_US <= u and u <= dur[i] - SETTLE_US else 0
+        out.state = s & BRIDGE
+        out.in_pair = s & IN_PAIR

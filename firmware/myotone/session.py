@@ -75,7 +75,9 @@ class Session:
         self._down_asked = False     # a stop or pause asked: its ramp-down is set at the next step
 
     def active(self):
-        return self.state in (RAMP, RUN, RAMP_DOWN, PAUSING, PAUSED)
+        """A session is under way: RAMP, RUN, RAMP_DOWN, PAUSING or PAUSED (not IDLE, DONE, FAULT)."""
+        st = self.state
+        return RAMP <= st <= RAMP_DOWN or st >= PAUSING
 
     def start_ua(self):
         """The ramp's first target: the soft start as the output delivers it (rounded down,
@@ -220,9 +222,9 @@ class Session:
     def step(self, now_ms, live=True):
         """Advance by the time since the last step; return the target in uA. `live`: the
         output stage is on (a rising ramp waits while it is not)."""
-        dt = _ticks_diff(now_ms, self._last_ms)
-        if dt < 0:
-            dt = 0
+        dt = (now_ms - self._last_ms) & 0x3FFFFFFF     # ticks wrap at 2**30 ...
+        if dt & 0x20000000:
+            dt = 0                                        # ... and time never runs back
         self._last_ms = now_ms
         rising = live and self.live
         self.live = live

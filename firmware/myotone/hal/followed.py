@@ -9,7 +9,7 @@ from myotone.pulse import Playhead, OFF
 class FollowedPulse:
     def __init__(self):
         self.running = False
-        self.head = Playhead()
+        self.head = Playhead(self)
         self.state = OFF
         self.in_pair = 0
         self.pairs = 0
@@ -18,12 +18,7 @@ class FollowedPulse:
     @micropython.native
     def sample(self):
         """Bridge state and pair flags now (once per supervisor tick; allocates nothing)."""
-        h = self.head
-        h.advance(time.ticks_us())
-        self.state = h.state
-        self.in_pair = h.in_pair
-        self.pairs = h.pairs
-        self.settled = h.settled
+        self.head.advance(time.ticks_us())   # sets state, in_pair, pairs, settled here
 
     def _played_out(self):
         """The hardware no longer plays: nothing to follow."""
