@@ -19,6 +19,19 @@
 # that says the sense reads high is left out (a reading that is too high
 # trips early: safe), one that says it reads low is applied.
 import micropython
+from array import array
+from micropython import const
+
+# the transfer, slots of Sense._k (read_ua / read_mv are viper: a slot is one load)
+_K_CAL = const(0)        # 1: the microvolt path (ESP32)
+_K_FLOOR_I = const(1)    # read_uv() with nothing on the pin, per channel
+_K_FLOOR_V = const(2)
+_K_R16 = const(3)        # R_sense x 16 / gain (1/16 ohm)
+_K_I_SCALE = const(4)    # linear path: full scale << 14 / 65535
+_K_I_OFF = const(5)      # this unit's offset (uA, >= 0)
+_K_V_SCALE = const(6)
+_K_DIVIDER = const(7)
+_K_SLOTS = const(8)
 
 
 def _scale(full_scale, shift):
@@ -34,16 +47,17 @@ class Sense:
         self._adc_v = adc_voltage
         self._cal = calibrated
         self._r_sense = r_sense_ohm
-        self._divider = divider
+        k = self._k = array("i", [0] * _K_SLOTS)
+        k[_K_CAL] = 1 if calibrated else 0
+        k[_K_DIVIDER] = divider
         # current: V_sense / R_sense; full scale in uA
         self._i_fs_ua = adc_vref_mv * 1000 // r_sense_ohm
-        self._floor_i = self._floor_v = 0
         if calibrated:
-            self._floor_i = adc_current.read_uv()
-            self._floor_v = adc_voltage.read_uv()
+            k[_K_FLOOR_I] = adc_current.read_uv()
+            k[_K_FLOOR_V] = adc_voltage.read_uv()
         self.calibrate(1.0, 0)
         # electrode voltage: ADC volts x divider; full scale in mV
-        self._v_scale = _scale(adc_vref_mv * divider, 14)
+        k[_K_V_SCALE] = _scale(adc_vref_mv * divider, 14)
 
     def calibrate(self, gain, offset_ua):
         """This unit's sense: true uA = gain x reading + offset (floats here, never in the tick),
@@ -52,26 +66,31 @@ class Sense:
             gain = 1.0
         if offset_ua < 0:
             offset_ua = 0
-        self._i_scale = _scale(int(self._i_fs_ua * gain + 0.5), 14)
+        k = self._k
+        k[_K_I_SCALE] = _scale(int(self._i_fs_ua * gain + 0.5), 14)
         # microvolt path: uA = uV x 16 / (R_sense x 16 / gain), in 1/16 ohm (uV x 16 < 2**30)
-        self._r16 = max(1, int(self._r_sense * 16 / gain + 0.5))
-        self._i_off = int(offset_ua + 0.5) if offset_ua >= 0 else -int(-offset_ua + 0.5)
+        r16 = k[_K_R16] = max(1, int(self._r_sense * 16 / gain + 0.5))
+        k[_K_I_OFF] = int(offset_ua + 0.5)
         # the smallest current read as more than 0 (0 on a linear ADC)
-        self.floor_ua = (self._floor_i * 16 + (self._r16 >> 1)) // self._r16 if self._cal else 0
+        self.floor_ua = (k[_K_FLOOR_I] * 16 + (r16 >> 1)) // r16 if self._cal else 0
 
-    @micropython.native
-    def read_ua(self):
-        if self._cal:
-            uv = self._adc_i.read_uv()
-            ua = 0 if uv <= self._floor_i else (uv * 16 + (self._r16 >> 1)) // self._r16
+    @micropython.viper
+    def read_ua(self) -> int:
+        k = ptr32(self._k)
+        if k[_K_CAL]:
+            uv = int(self._adc_i.read_uv())
+            ua = 0
+            if uv > k[_K_FLOOR_I]:
+                ua = (uv * 16 + (k[_K_R16] >> 1)) // k[_K_R16]
         else:
-            ua = (self._adc_i.read_u16() * self._i_scale + 8192) >> 14
-        ua += self._i_off
+            ua = (int(self._adc_i.read_u16()) * k[_K_I_SCALE] + 8192) >> 14
+        ua += k[_K_I_OFF]
         return ua if ua > 0 else 0
 
-    @micropython.native
-    def read_mv(self):
-        if self._cal:
-            uv = self._adc_v.read_uv()
-            return 0 if uv <= self._floor_v else uv * self._divider // 1000
-        return (self._adc_v.read_u16() * self._v_scale + 8192) >> 14
+    @micropython.viper
+    def read_mv(self) -> int:
+        k = ptr32(self._k)
+        if k[_K_CAL]:
+            uv = int(self._adc_v.read_uv())
+            return 0 if uv <= k[_K_FLOOR_V] else uv * k[_K_DIVIDER] // 1000
+        return (int(self._adc_v.read_u16()) * k[_K_V_SCALE] + 8192) >> 14
