@@ -212,7 +212,13 @@ class FastPath:
             # charging: a charger or a computer on USB (mains leakage): off within 2 ms
             reason = _R_CHARGING if int(self._vbus()) else 0
             if br >= 0 and br != st[_PH]:
-                # the pins left the phase's polarity: the phase ends (docs below)
+                # -- phase end: the pins left the phase's polarity. A phase of current that
+                # ends with a trip's condition standing confirms that trip: over_current's and
+                # the polarity's (a DC fault) on its last sample, contact_lost's and
+                # sense_fault's on every sample it had. Phases are judged in pairs (two
+                # opposite phases in a row: the same amplitude by construction), so a ramp
+                # never weighs one polarity with a newer amplitude than the other; a phase
+                # whose partner was not sampled is replaced by the next of its polarity.
                 n = st[_PH_N]
                 ph = st[_PH]
                 if n:
@@ -253,8 +259,8 @@ class FastPath:
                 if st[_PH_N] < _PHASE_SAMPLES_MAX:
                     st[_PH_UA] += ua
                     st[_PH_N] += 1
-                # the rules of a sample taken while current flows (`fl`: the comparator of the
-                # direction the bridge drives); the first that trips names the reason
+                # -- on-sample rules: a sample taken while current flows (`fl`: the comparator
+                # of the direction the bridge drives); the first that trips names the reason
                 st[_IDLE] = 0
                 if ua > st[_OVER_UA]:
                     st[_OVER] += 1
