@@ -16,6 +16,8 @@ analysed and then trimmed after each session, so an 8-hour run is flat.
 """
 from __future__ import annotations
 
+import itertools
+
 import array
 import json
 import os
@@ -71,47 +73,78 @@ def world_bytes(runtime) -> int:
     return total
 
 
-def ideal_edges(table, t0_ns: int, pin_a: int, pin_b: int, count: int) -> list[tuple[int, int, int]]:
-    """The first `count` bridge edges the table should produce from t0 (first segment's start)."""
+def _ideal_iter(table, t0_ns: int, pin_a: int, pin_b: int):
+    """The bridge edges the table should produce from t0 (first segment's start), without end."""
     segs = [(table.dur[i], table.state[i] & 3) for i in range(table.n)]
     cycle = segs * table.reps + [(table.off, 0)] if table.reps else segs
-    out: list[tuple[int, int, int]] = []
     a = b = 0
     t = t0_ns
-    while len(out) < count:
+    while True:
         for dur_us, state in cycle:
             na, nb = state & 1, (state >> 1) & 1
             # break-before-make order, as the bridge drivers do: a falling pin first
             for pin, old, new in sorted(((pin_a, a, na), (pin_b, b, nb)), key=lambda x: x[2]):
                 if old != new:
-                    out.append((t, pin, new))
+                    yield (t, pin, new)
             a, b = na, nb
             t += dur_us * NS_PER_US
-            if len(out) >= count:
-                break
-    return out[:count]
 
 
-def edge_errors_ns(edges, table, pin_a: int, pin_b: int, signed: bool = False) -> list[int]:
+def ideal_edges(table, t0_ns: int, pin_a: int, pin_b: int, count: int) -> list[tuple[int, int, int]]:
+    """The first `count` bridge edges the table should produce from t0 (first segment's start)."""
+    return list(itertools.islice(_ideal_iter(table, t0_ns, pin_a, pin_b), count))
+
+
+def edge_errors_ns(edges, table, pin_a: int, pin_b: int, signed: bool = False,
+                   restarts: list | None = None, glitches: list | None = None) -> list[int]:
     """|error| (or, signed, edge - ideal) in ns of each bridge edge of one session against the table's
     schedule from its first edge.
 
     `edges` are (t_ns, pin, level) of pins a and b, in order. The stop's own
     edges (those at the time of the last edge) end the schedule and are not
     checked. An edge on the wrong pin or to the wrong level raises SoakError.
+
+    A checkpoint (firmware/myotone/checkpoint.py) stops the table after a pair and
+    starts it again from its first pair, never sooner than the schedule's next one: a
+    pair's first edge that comes later than the schedule (or where the schedule has
+    another edge) with the bridge off begins the schedule again there, and its time goes
+    to `restarts` (when given; else it is an error like any other). An edge earlier than
+    the schedule is always one.
+
+    With `glitches` given, a pin that rises and falls at the same instant (a close that lands
+    at the very start of a pair on the RMT back-end: no current flows) is not a pulse: both
+    edges leave the schedule and their time goes to `glitches`.
     """
     if not edges:
         raise SoakError("no bridge edges in a session")
     t_stop = edges[-1][0]
     edges = [e for e in edges if e[0] < t_stop]
+    if glitches is not None:
+        kept: list = []
+        for e in edges:
+            if kept and e[2] == 0 and kept[-1] == (e[0], e[1], 1):
+                glitches.append(kept.pop()[0])
+            else:
+                kept.append(e)
+        edges = kept
     if not edges:
         raise SoakError("no bridge edges before the stop")
-    ideal = ideal_edges(table, edges[0][0], pin_a, pin_b, len(edges))
+    first = table.state[0] & 3
+    first_pin = pin_a if first & 1 else pin_b
+    ideal = _ideal_iter(table, edges[0][0], pin_a, pin_b)
+    level = {pin_a: 0, pin_b: 0}
     errs = []
-    for got, want in zip(edges, ideal):
+    for got in edges:
+        want = next(ideal)
+        if (restarts is not None and (got[0] > want[0] or got[1:] != want[1:]) and got[0] >= want[0]
+                and got[1:] == (first_pin, 1) and not level[pin_a] and not level[pin_b]):
+            restarts.append(got[0])
+            ideal = _ideal_iter(table, got[0], pin_a, pin_b)
+            want = next(ideal)
         if got[1:] != want[1:]:
             raise SoakError(f"edge {got} where the schedule has {want}")
         errs.append(got[0] - want[0] if signed else abs(got[0] - want[0]))
+        level[got[1]] = got[2]
     return errs
 
 

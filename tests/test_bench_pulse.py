@@ -63,3 +63,30 @@ def test_signed_errors_say_early_or_late(table):
     edges[1] = (edges[1][0] - 2000, *edges[1][1:])
     edges[2] = (edges[2][0] + 1000, *edges[2][1:])
     assert edge_errors_ns(edges, table, A, B, signed=True) == [0, -2000, 1000, 0, 0]
+
+
+def test_a_checkpoints_restart_begins_the_schedule_again_and_an_early_one_is_an_error(table):
+    edges = ideal_edges(table, 0, A, B, 40)
+    # the table stops after a pair (edges 0..7: two pairs, alternating) and starts again from its
+    # first pair 37 ms after the schedule's next pair
+    again = ideal_edges(table, edges[8][0] + 37_000_000, A, B, 32)
+    stop = (again[-1][0] + 300_000, A, 0)
+    restarts: list[int] = []
+    errs = edge_errors_ns(edges[:8] + again + [stop], table, A, B, restarts=restarts)
+    assert restarts == [again[0][0]] and len(errs) == 40 and max(errs) == 0
+    # not asked to see restarts: the restart is 37 ms of error
+    assert max(edge_errors_ns(edges[:8] + again + [stop], table, A, B)) == 37_000_000
+    early = ideal_edges(table, edges[8][0] - 1_000_000, A, B, 32)   # sooner than the schedule: never a restart
+    restarts = []
+    errs = edge_errors_ns(edges[:8] + early + [stop], table, A, B, signed=True, restarts=restarts)
+    assert restarts == [] and min(errs) == -1_000_000
+
+
+def test_a_zero_width_pulse_is_counted_apart_when_asked(table):
+    edges = ideal_edges(table, 0, A, B, 8)
+    blip = [(edges[-1][0] + 5_000_000, A, 1), (edges[-1][0] + 5_000_000, A, 0)]
+    stop = (edges[-1][0] + 9_000_000, A, 0)
+    glitches: list[int] = []
+    errs = edge_errors_ns(edges + blip + [stop], table, A, B, glitches=glitches)
+    assert glitches == [blip[0][0]] and len(errs) == 8 and max(errs) == 0
+    assert max(edge_errors_ns(edges + blip + [stop], table, A, B)) > 0   # not asked: judged as edges
