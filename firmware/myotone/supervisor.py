@@ -86,6 +86,8 @@ class Supervisor:
         self._pairs_at_set = -1
         self._pairs_seen = -1
         self._pairs_off = -1            # the pair count when a slice last saw an off time
+        self._set_na = -1               # the target the last amplitude slice set, and the code it
+        self._set_code = -1             # left on the DAC (an unchanged pair needs no transfer)
         self._dac_n = 0
         self.reader = P.LineReader()
         self._rx_ms = 0              # when input last arrived
@@ -178,6 +180,7 @@ class Supervisor:
         if live and not sess.live:
             # switched on at the target: the first pair is whole
             self._pairs_at_set = self._pairs_off = pulse.pairs
+            self._set_na = -1                   # the stage wrote its own first code
         if not pulse.in_pair:
             self._pairs_off = pulse.pairs       # an off time this slice saw
         target = sess.step(now, live)
@@ -205,8 +208,12 @@ class Supervisor:
                 # is a ramp down, not a cap.)
                 sess.limit_to(cap)
                 target = cap
-            stage.set_na(sess.target_na)
+            na = sess.target_na
             out = self.output
+            if na != self._set_na or out.code != self._set_code:
+                stage.set_na(na)
+                self._set_na = na
+                self._set_code = out.code
             if pulse.in_pair and out.code > out.pair_code:
                 out.pair_code = out.code        # written inside the pair under way: it plays it
 
