@@ -40,6 +40,9 @@ def test_hello_status_and_programs_in_text_and_json():
     assert {p["name"] for p in json.loads(r.stdout)["programs"]} >= {"lift", "contour", "gentle"}
     r = cli("programs", "show", "contour", "--port", "emu")
     assert r.exit_code == 0 and "burst_on_ms   500" in r.stdout
+    lines = {line.split()[0]: line for line in cli("programs", "list", "--port", "emu").stdout.splitlines()}
+    assert "10 Hz  phase   40000 µs  gap   200 µs" in lines["lift"]
+    assert "LED only, no current" in lines["glow"] and " Hz" not in lines["glow"]    # not "0 Hz, phase 0 µs"
     one_line_error(cli("programs", "show", "nope", "--port", "emu"), "no program 'nope'", "lift")
 
 

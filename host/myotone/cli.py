@@ -195,6 +195,8 @@ def status(port, as_json):
 def _program_line(p: dict) -> str:
     if p.get("blinded"):
         return f"{p['name']:<10} {'(blinded study arm)':<42}  {p['minutes']} min"
+    if not p.get("hz") or not p.get("phase_us"):          # light only: there is no waveform to show
+        return f"{p['name']:<10} {'LED only, no current':<42}  {p['minutes']} min  {p['description']}"
     burst = f", bursts {p['burst_on_ms']}/{p['burst_off_ms']} ms" if p.get("burst_on_ms") else ""
     return (f"{p['name']:<10} {p['hz']:>7g} Hz  phase {p['phase_us']:>7} µs  gap {p['gap_us']:>5} µs"
             f"{burst}  {p['minutes']} min  {p['description']}")
