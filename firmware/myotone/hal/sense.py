@@ -45,7 +45,6 @@ class Sense:
     def __init__(self, adc_current, adc_voltage, r_sense_ohm, divider, adc_vref_mv, calibrated=False):
         self._adc_i = adc_current
         self._adc_v = adc_voltage
-        self._cal = calibrated
         self._r_sense = r_sense_ohm
         k = self._k = array("i", [0] * _K_SLOTS)
         k[_K_CAL] = 1 if calibrated else 0
@@ -72,7 +71,7 @@ class Sense:
         r16 = k[_K_R16] = max(1, int(self._r_sense * 16 / gain + 0.5))
         k[_K_I_OFF] = int(offset_ua + 0.5)
         # the smallest current read as more than 0 (0 on a linear ADC)
-        self.floor_ua = (k[_K_FLOOR_I] * 16 + (r16 >> 1)) // r16 if self._cal else 0
+        self.floor_ua = (k[_K_FLOOR_I] * 16 + (r16 >> 1)) // r16 if k[_K_CAL] else 0
 
     @micropython.viper
     def read_ua(self) -> int:
