@@ -185,7 +185,8 @@ class Runner:
     def step(self, now_ms):
         """Main loop: follow the session's time through the phases."""
         sess = self.session
-        if self.plan is None or sess.state not in (S.RAMP, S.RUN):
+        st = sess.state
+        if self.plan is None or (st != S.RAMP and st != S.RUN):   # (a tuple here: 16 B a pass)
             return
         if self._swap and self.stage.state == STAGE_OFF:
             self._swap = False         # the old waveform is off: the new one from nothing
