@@ -44,8 +44,12 @@ class Bench:
     def request(self, cmd, **args):
         rid = len(self.log) + 1000
         self.emu.send({"id": rid, "cmd": cmd, **args})
-        self.run(0.005)
-        return next(m for _, m in self.log if m.get("id") == rid)
+        for _ in range(40):        # 5 ms, or later (a garbage collection runs: heap.py), up to 200 ms
+            self.run(0.005)
+            reply = next((m for _, m in self.log if m.get("id") == rid), None)
+            if reply is not None:
+                return reply
+        raise AssertionError(f"no reply to {cmd} within 200 ms")
 
     def start(self, ua=300, **args):
         args.setdefault("program", "lift")

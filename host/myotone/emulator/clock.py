@@ -53,6 +53,9 @@ class Clock:
         self.effects_at_ns = 0   # in a charged tick (cost.py): when its outputs take effect
         self.busy_until_ns = 0   # ... and when the last charged tick ends (the next starts then)
         self.tick_start_ns = 0   # ... and when the last one started (or will: it waits for the CPU)
+        self.soft_held_until_ns = 0   # a garbage collection runs: no soft callback until then (heap.py)
+        self.soft_deferred = 0        # soft callbacks queued meanwhile ...
+        self.soft_dropped = 0         # ... and lost, the queue full (since power-on)
 
     # ---- scheduling (CPU thread, or before it starts) ----
     def schedule(self, t_ns: int, fn) -> Event:

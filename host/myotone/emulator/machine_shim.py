@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import types
 
+from .heap import SCHEDULER_DEPTH
 from .machine_io import make_io
 from .mcu import (BROWNOUT_RESET, DEEPSLEEP_RESET, HARD_RESET, PWRON_RESET, SOFT_RESET,
                   WDT_RESET, MachineReset, Mcu)
@@ -74,6 +75,15 @@ def make_machine_module(mcu: Mcu) -> types.ModuleType:
                     mcu.timers.remove(self)
             if self._cb is None:
                 return
+            if not self._hard and clock.soft_held_until_ns > clock.now_ns:
+                # a garbage collection runs: MicroPython queues the callback (heap.py) and
+                # runs it once the collection ends, if the scheduler's queue had room
+                if clock.soft_deferred < SCHEDULER_DEPTH:
+                    clock.soft_deferred += 1
+                    clock.schedule(clock.soft_held_until_ns, self._run_deferred)
+                else:
+                    clock.soft_dropped += 1     # the queue is full: this call is lost
+                return
             cost = mcu.cost
             if cost is not None and self._period_ns == cost.tick_period_ns:   # the supervisor tick, charged:
                 start = max(clock.now_ns, clock.busy_until_ns)   # after the tick still running, if any
@@ -86,6 +96,10 @@ def make_machine_module(mcu: Mcu) -> types.ModuleType:
                 # it reads the ADC this far in, and its outputs take effect at its end
                 clock.schedule(start + cost.sample_ns[on], lambda: self._run(end))
                 return
+            self._run(0)
+
+        def _run_deferred(self):
+            clock.soft_deferred -= 1
             self._run(0)
 
         def _run(self, effects_at_ns):

@@ -77,6 +77,7 @@ class _Stdout:
         self.buffer = types.SimpleNamespace(write=self._write_raw)
 
     def write(self, text):
+        self._rt.heap.wrote(text)        # the garbage the firmware made to say it (heap.py)
         self._rt.write_text(text)
         return len(text)
 
@@ -188,16 +189,6 @@ def make_select(console, clock) -> types.ModuleType:
     sel.poll = Poll
     return sel
 
-
-def make_gc() -> types.ModuleType:
-    g = types.ModuleType("gc")
-    g.collect = lambda: None
-    g.enable = g.disable = lambda: None
-    g.isenabled = lambda: True
-    g.mem_free = lambda: 150_000
-    g.mem_alloc = lambda: 40_000
-    g.threshold = lambda *a: -1
-    return g
 
 
 def make_port_module(runtime, name: str) -> types.ModuleType:

@@ -14,6 +14,7 @@ import traceback
 import types
 
 from .clock import EmulatorStopped
+from .heap import Heap
 from .console import Console
 from .machine_shim import make_machine_module
 from .mcu import POWER_OFF, MachineReset, Mcu
@@ -67,6 +68,7 @@ class Runtime:
     # ---- interpreter state ----
     def reset_interpreter(self) -> None:
         self.modules: dict[str, types.ModuleType] = {}
+        self.heap = Heap(self.clock, lambda: self.mcu.plant)     # a fresh heap at every boot
         self.builtins = dict(vars(builtins))
         self.builtins["__import__"] = self._import
         self.builtins["open"] = vfs.make_open(self.fs)
@@ -87,7 +89,7 @@ class Runtime:
             "micropython": lambda: mpy_modules.make_micropython(self),
             "sys": lambda: mpy_modules.make_sys(self),
             "select": lambda: mpy_modules.make_select(self.console, self.clock),
-            "gc": mpy_modules.make_gc,
+            "gc": self.heap.module,
             "os": lambda: vfs.make_os_module(self.fs),
             "vfs": lambda: vfs.make_vfs_module(self.fs),
             "hashlib": mpy_stdlib.make_hashlib_module,
