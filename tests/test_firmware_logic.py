@@ -321,6 +321,10 @@ ESP32_RMT = {"mcu": "esp32", "dac": {"kind": "esp32", "pin": 25, "bits": 8, "vre
     (lambda b: b.update(hw_limit_ua=600), "caps at 533 uA at 0 C and -3 %, not 5 % above .* 560 uA"),
     (lambda b: b.update(hw_limit_tol_pct=10), "caps at 558 uA at 0 C and -10 %"),
     (lambda b: b.update(hw_limit_ppm_per_c=-1), "hw_limit_ppm_per_c must be >= 0"),
+    # a collection holds a soft-timer fast path off ~20 ms: the ESP32 collects only with the output off
+    (lambda b: b.update(ESP32_RMT, supervisor={**b["supervisor"], "gc": "auto"}),
+     r'supervisor.gc must be "output_off" \(a collection'),
+    (lambda b: b["supervisor"].update(gc="never"), 'supervisor.gc must be "output_off" or "auto"'),
 ])
 def test_board_files_that_would_break_a_bound_are_refused(fw, mutate, msg):
     import json

@@ -205,6 +205,7 @@ class _FakeConsole:
     def __init__(self, data):
         self.rx = list(data)
         self.out = []
+        self.lines = self.bytes = 0      # what heap.py counts (console.py)
 
     def wait(self, ms):
         return bool(self.rx)

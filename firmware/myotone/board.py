@@ -150,6 +150,13 @@ def check(raw):
     if hz < min_hz or hz > _SUPERVISOR_MAX_HZ:
         raise BoardError("board: supervisor.hz must be %d..%d (over_current: %d samples within %d ms)"
                          % (min_hz, _SUPERVISOR_MAX_HZ, OVER_CURRENT_SAMPLES, OVER_CURRENT_STOP_MS))
+    # garbage collection (heap.py): "output_off" collects only with the output stage off; "auto"
+    # leaves it to MicroPython, which only a hard-interrupt fast path (rp2) rides through
+    gc_mode = raw["supervisor"].get("gc", "auto" if raw["mcu"] == "rp2040" else "output_off")
+    if gc_mode not in ("auto", "output_off") or (gc_mode == "auto" and raw["mcu"] != "rp2040"):
+        raise BoardError("board: supervisor.gc must be \"output_off\"%s (a collection holds a soft-timer"
+                         " fast path off for ~20 ms)" % (" or \"auto\"" if raw["mcu"] == "rp2040" else ""))
+    raw["supervisor"]["gc"] = gc_mode
     _positive(raw, "open_ohm", "")
     therm = _need(raw, "thermistor", dict, "")
     _need(therm, "adc", int, "thermistor.")

@@ -28,6 +28,10 @@
 # current, nothing is switched on again. Due while the stage is off already (a pause, an LED-only phase): it
 # is written at once.
 #
+# The same hold serves the heap (heap.py): garbage is collected only with the
+# output stage off, so a hold also comes when the heap's budget runs low, and
+# every hold collects once the stage is off (after the write, if one is due).
+#
 # Flash wear: one record rewrite per INTERVAL_MS of session, the record up
 # to ~15 kB (320 samples) -- at most 60 rewrites and ~240 4 kB blocks per
 # hour of sessions, which littlefs's copy-on-write spreads over the free
@@ -44,20 +48,22 @@ _END_MARGIN_MS = const(1000)    # no hold this close (plus a period) to the sess
 class Checkpoints:
     """The checkpoint schedule of one session, with what it needs: the output stage (its
     state, close), the session (its state), the pulse back-end (when a pair began), the
-    runner (switching the phase on again, its period) and `write()`, which writes the
-    record as it stands (the supervisor, output stage off)."""
+    runner (switching the phase on again, its period), `write(due_ms)`, which writes the
+    record as it stands (the supervisor, output stage off), and the heap (heap.py: is
+    its budget low, collect)."""
 
-    def __init__(self, stage, session, pulse, runner, write):
+    def __init__(self, stage, session, pulse, runner, write, heap):
         self._stage = stage
         self._session = session
         self._pulse = pulse
         self._runner = runner
         self._write = write
+        self._heap = heap
         self.interval_ms = INTERVAL_MS
         self.n = 0                  # the session's record number, once a checkpoint allocated it
         self.due_ms = INTERVAL_MS
-        self.held = False           # this checkpoint closed the stage: it switches it on again ...
-        self._written = False       # ... once written, and no sooner than _reopen_at
+        self.held = False           # this hold closed the stage: it switches it on again ...
+        self._done = False          # ... once written and collected, and no sooner than _reopen_at
         self._pairs = -1            # the pulse back-end's pair count, as last seen ...
         self._pair_at = time.ticks_ms()     # ... and when (a main-loop pass late at most)
         self._reopen_at = self._pair_at     # switched on again no sooner than this (ticks_ms)
@@ -77,7 +83,7 @@ class Checkpoints:
         sess = self._session
         st = sess.state
         if self.held:
-            if self._written:
+            if self._done:
                 if time.ticks_diff(now_ms, self._reopen_at) >= 0:
                     self.held = False
                     self._runner.reopen()   # refused unless the session still ramps or runs
@@ -85,7 +91,8 @@ class Checkpoints:
             if st != RAMP and st != RUN and stage.state == CLOSING and self._runner.mc_on:
                 stage.keep_on()     # a stop or pause came: its ramp-down needs the pairs
                 self.held = False
-        if t_ms < self.due_ms:
+        due = t_ms >= self.due_ms
+        if not due and not self._heap.low(now_ms):
             return
         if stage.state == ON:
             period_ms = (self._runner.period_us() + 999) // 1000
@@ -95,12 +102,14 @@ class Checkpoints:
             self._reopen_at = time.ticks_add(self._pair_at, period_ms)
             stage.close(now_ms)     # the pair under way ends first (at once if none plays)
             self.held = True
-            self._written = False
+            self._done = False
         if stage.state != OFF:
             return                  # closing: the last pair plays, every trip armed
-        self.due_ms = t_ms + self.interval_ms
-        self._write()               # the output stage is off: the flash may be written
-        self._written = True
+        if due:
+            self._write(self.due_ms)    # the output stage is off: the flash may be written ...
+            self.due_ms = t_ms + self.interval_ms
+        self._heap.collect(now_ms)  # ... and the heap collected
+        self._done = True
         if self.held and time.ticks_diff(now_ms, self._reopen_at) >= 0:
             self.held = False
             self._runner.reopen()

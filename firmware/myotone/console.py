@@ -15,6 +15,8 @@ class Console:
         self._one = bytearray(1)
         self._poll = select.poll()
         self._poll.register(sys.stdin, select.POLLIN)
+        self.lines = 0              # lines written and bytes read or written: what the main
+        self.bytes = 0              # loop allocates for (heap.py estimates from them)
 
     def wait(self, ms):
         """Wait up to `ms` for input; True if a byte is ready."""
@@ -25,13 +27,19 @@ class Console:
     def read_byte(self):
         if self._in.readinto(self._one) != 1:
             return -1
+        self.bytes += 1
         return self._one[0]
 
     def write_line(self, text):
         """One line; `text` may be a tuple of pieces (a large reply, not copied)."""
+        n = 1
         if isinstance(text, tuple):
             for piece in text:
                 sys.stdout.write(piece)
+                n += len(piece)
         else:
             sys.stdout.write(text)
+            n += len(text)
         sys.stdout.write("\n")
+        self.lines += 1
+        self.bytes += n

@@ -22,6 +22,7 @@ from myotone.programs import ProgramError
 from myotone.pulse import TimingUnsupported
 from myotone.sessionlog import SessionLog
 from myotone.checkpoint import Checkpoints
+from myotone.heap import Heap
 from myotone.standalone import Panel
 from myotone.measure import Measure
 from myotone.fastpath import FastPath
@@ -70,9 +71,12 @@ class Supervisor:
                                  self.sense.floor_ua)
         self.runner = R.Runner(self.session, self.stage, self.pulse, self.led, self.monitor, self.rebaseline)
         self.log = SessionLog(self.hz, board["name"], hw.unit_id)   # counters from the fast path, at hz
-        # the session's record at intervals, written with the output stage off (checkpoint.py)
+        # garbage collected only with the output stage off (heap.py)
+        self.heap = Heap(console, board["supervisor"]["gc"] == "output_off")
+        # the session's record at intervals, written with the output stage off (checkpoint.py);
+        # its holds collect the heap too
         self.checkpoints = Checkpoints(self.stage, self.session, self.pulse, self.runner,
-                                       self._checkpoint)
+                                       self._checkpoint, self.heap)
         try:
             store.recover()
         except OSError:
@@ -313,6 +317,8 @@ class Supervisor:
             if req_id is None:
                 req_id = P.request_id(line)
             return P.error(req_id, e.code, e.message)
+        except MemoryError:          # the heap's estimate fell short: run() collects (heap.py)
+            raise
         except Exception as e:       # a bug must not stop the device serving: fail safe, say so
             if not self.session.active():
                 self.stage.cut()
@@ -486,9 +492,25 @@ class Supervisor:
             if s.active():
                 self.checkpoints.poll(t, now)
         self._emit_events()
+        self._collect_if_due(now)
         if self.ticks != self._fed_at_tick:     # the tick is alive: feed
             self._fed_at_tick = self.ticks
             self.hw.feed_watchdog()
+
+    def _collect_if_due(self, now, failed=False):
+        """The heap's budget spent: collect with the output stage off (in a session with the
+        output on, the checkpoints' hold does: checkpoint.py); where no hold comes in time (a
+        ramp-down, the session's end) below the floor, or after an allocation failed
+        (`failed`), at once, and say so (heap.py)."""
+        heap = self.heap
+        if not failed and not heap.low(now):
+            return
+        if self.stage.state == ST.OFF:
+            heap.collect(now)
+        elif failed or heap.exhausted(now):
+            heap.collect(now, True)
+            self.console.write_line(P.event("gc", output=self.stage.name(), forced=heap.forced,
+                                            free_b=heap.free_b))
 
     def _finish_log(self):
         """After a session, from the main loop with the output off: write its record."""
@@ -501,19 +523,22 @@ class Supervisor:
         if n:
             self.console.write_line(P.event("log", n=n))
 
-    def _checkpoint(self):
+    def _checkpoint(self, due_ms):
         """During a session, from the main loop with the output stage off (checkpoint.py):
-        its record so far, marked incomplete."""
+        its record so far, marked incomplete. A blinded arm's ends at the time the checkpoint
+        was due (`due_ms`, the log's time), the same for every arm: when it was written
+        depends on the arm's waveform (a hold waits for the pair under way)."""
         self.log.fold()
-        self._write_log(False)
+        self._write_log(False, due_ms // 1000)
 
-    def _write_log(self, final):
+    def _write_log(self, final, session_s=-1):
         """The session's record: its first write allocates the number, the later ones replace
         that record whole. Returns the number, or 0 (and an event) if the flash refused."""
         led = self.led
         cp = self.checkpoints
         head, body = self.log.record(clock.now_s(), led.dose_uj, round(led.on_ticks / led.tick_hz, 1),
-                                     led.stopped, self.session.elapsed_ms // 1000, final, clock.is_set())
+                                     led.stopped, self.session.elapsed_ms // 1000 if session_s < 0 else session_s,
+                                     final, clock.is_set())
         try:
             if cp.n:
                 store.log_write(cp.n, head, body)
@@ -575,10 +600,18 @@ class Supervisor:
         self.fast.interrupted = value
 
     def run(self):
+        self.heap.start(time.ticks_ms())     # from here on, collections only as heap.py says
         self.hw.start_ticks(self._fast_cb, self._tick_cb, BOOKKEEPING_SLICES * limits.BOOKKEEPING_HZ)
         self.console.write_line(P.event("ready", firmware=VERSION, board=self.board["name"],
                                         reset_cause=self.hw.reset_cause))
-        while True:
-            if self.interrupted:
-                raise KeyboardInterrupt
-            self.poll()
+        try:
+            while True:
+                if self.interrupted:
+                    raise KeyboardInterrupt
+                try:
+                    self.poll()
+                except MemoryError:
+                    # the heap's estimate fell short (heap.py): collect now, whatever the output does
+                    self._collect_if_due(time.ticks_ms(), True)
+        finally:
+            self.heap.stop()                 # the REPL after us collects as MicroPython does
