@@ -11,9 +11,9 @@ from . import paths
 
 
 @functools.cache
-def constants() -> dict[str, int]:
-    """Every `NAME = const(N)` of the firmware's limits.py."""
-    tree = ast.parse((paths.firmware_dir() / "myotone" / "limits.py").read_text(encoding="utf-8"))
+def constants(module: str = "limits") -> dict[str, int]:
+    """Every `NAME = const(N)` of the firmware's limits.py (or another of its modules)."""
+    tree = ast.parse((paths.firmware_dir() / "myotone" / f"{module}.py").read_text(encoding="utf-8"))
     out = {}
     for node in tree.body:
         if (isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name)
