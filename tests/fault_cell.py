@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 
 from myotone.emulator import Emulator
+from emu_lines import json_messages
 
 MS = 1_000_000
 SESSION = {"program": "lift", "ua": 300, "duration_s": 60, "heartbeat": True}
@@ -30,12 +31,8 @@ class Cell:
 
     # ---- host side ----
     def _drain(self) -> None:
-        for line in self.emu.read().split(b"\r\n"):
-            if line.startswith(b"{"):
-                try:
-                    self.log.append((self.emu.clock.now_ns, json.loads(line)))
-                except ValueError:
-                    pass
+        for m in json_messages(self.emu, strict=False):
+            self.log.append((self.emu.clock.now_ns, m))
 
     def run(self, seconds: float, heartbeat: bool = False) -> None:
         """Let `seconds` pass; a host that heartbeats sends one every second."""

@@ -22,6 +22,7 @@ import re
 from hypothesis import strategies as st
 
 from myotone.emulator import Emulator
+from emu_lines import json_messages
 
 CTRL_C = 3
 
@@ -407,10 +408,7 @@ class Target:
             raise FuzzFailure(f"current {peak} uA above the limit {limit}")
 
     def drain(self) -> list[dict]:
-        out = []
-        for raw in self.emu.read().split(b"\r\n"):
-            if raw.startswith(b"{"):
-                out.append(json.loads(raw))
+        out = json_messages(self.emu)
         self.events += [m for m in out if "ev" in m]
         return out
 

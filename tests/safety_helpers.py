@@ -4,6 +4,7 @@ import json
 from myotone.emulator import Emulator
 from myotone.emulator import bench as truth
 from myotone.emulator.board import load_board
+from emu_lines import json_messages
 
 MS = 1_000_000
 
@@ -33,9 +34,8 @@ class Bench:
         self.emu.close()
 
     def _drain(self):
-        for line in self.emu.read().decode().splitlines():
-            if line.startswith("{"):
-                self.log.append((self.emu.clock.now_ns, json.loads(line)))
+        for m in json_messages(self.emu):
+            self.log.append((self.emu.clock.now_ns, m))
 
     def run(self, seconds):
         self.emu.run_for(seconds)

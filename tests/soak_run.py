@@ -25,6 +25,7 @@ import sys
 import time
 
 from myotone.emulator import Emulator
+from emu_lines import json_messages
 
 NS_PER_US = 1000
 # program, current, how the session ends: "end" (its duration), "stop" (host stop half-way)
@@ -186,7 +187,7 @@ class Soak:
         self.emu.close()
 
     def messages(self) -> list[dict]:
-        return [json.loads(x) for x in self.emu.read().split(b"\r\n") if x.startswith(b"{")]
+        return json_messages(self.emu)
 
     def _table(self, program: str):
         fw = self.emu.runtime.modules

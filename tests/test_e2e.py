@@ -8,13 +8,14 @@ from click.testing import CliRunner
 
 from myotone.cli import main
 from myotone.link import Link
+from emu_lines import json_messages
 
 
 def messages(emu):
     """Everything the device said since the last call (and what request() set aside)."""
     out = getattr(emu, "seen", [])
     emu.seen = []
-    return out + [json.loads(l) for l in emu.read().decode().splitlines() if l.startswith("{")]
+    return out + json_messages(emu)
 
 
 def request(emu, cmd, dt=0.05, **args):

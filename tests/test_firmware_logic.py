@@ -325,6 +325,10 @@ ESP32_RMT = {"mcu": "esp32", "dac": {"kind": "esp32", "pin": 25, "bits": 8, "vre
     (lambda b: b.update(ESP32_RMT, supervisor={**b["supervisor"], "gc": "auto"}),
      r'supervisor.gc must be "output_off" \(a collection'),
     (lambda b: b["supervisor"].update(gc="never"), 'supervisor.gc must be "output_off" or "auto"'),
+    # an unpaced console write holds a soft-timer fast path off (~30 ms for a status reply on the ESP32)
+    (lambda b: b.update(ESP32_RMT), "missing console \\(tx_fifo_b, tx_bytes_per_s\\)"),
+    (lambda b: b.update(console={"tx_fifo_b": 8, "tx_bytes_per_s": 11520}), "console.tx_fifo_b must be 32..4096"),
+    (lambda b: b.update(console={"tx_fifo_b": 128}), "missing console.tx_bytes_per_s"),
 ])
 def test_board_files_that_would_break_a_bound_are_refused(fw, mutate, msg):
     import json

@@ -15,7 +15,8 @@ def run():
     board = board_mod.load()
     cal, source = calib.load(limit_ua=board["limit_ua"])
     _hw = Hardware(board, cal, source)
-    supervisor = Supervisor(board, _hw, Console())
+    pace = board.get("console", {})          # a UART console is paced (console.py)
+    supervisor = Supervisor(board, _hw, Console(pace.get("tx_fifo_b", 0), pace.get("tx_bytes_per_s", 0)))
     supervisor.run()
 
 

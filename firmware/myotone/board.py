@@ -87,6 +87,24 @@ def _positive(d, key, where):
     return v
 
 
+
+def _check_console(raw):
+    """A console whose writes block in C (the ESP32's REPL UART) is paced by the firmware
+    (console.py): its TX FIFO and drain rate are the board's. Where the fast path is a soft
+    callback (not rp2) that pacing is required: an unpaced reply held it ~30 ms."""
+    con = raw.get("console")
+    if con is None:
+        if raw["mcu"] != "rp2040":
+            raise BoardError("board: missing console (tx_fifo_b, tx_bytes_per_s): the %s's console"
+                             " writes block the fast path unless paced" % raw["mcu"])
+        return
+    if not isinstance(con, dict):
+        raise BoardError("board: console must be an object")
+    fifo = _need(con, "tx_fifo_b", int, "console.")
+    rate = _need(con, "tx_bytes_per_s", int, "console.")
+    if not 32 <= fifo <= 4096 or not 1000 <= rate <= 1000000:
+        raise BoardError("board: console.tx_fifo_b must be 32..4096 and console.tx_bytes_per_s 1000..1000000")
+
 def check(raw):
     """Return the board dict with limits clamped; raise BoardError if unusable."""
     if not isinstance(raw, dict):
@@ -157,6 +175,7 @@ def check(raw):
         raise BoardError("board: supervisor.gc must be \"output_off\"%s (a collection holds a soft-timer"
                          " fast path off for ~20 ms)" % (" or \"auto\"" if raw["mcu"] == "rp2040" else ""))
     raw["supervisor"]["gc"] = gc_mode
+    _check_console(raw)
     _positive(raw, "open_ohm", "")
     therm = _need(raw, "thermistor", dict, "")
     _need(therm, "adc", int, "thermistor.")

@@ -65,6 +65,13 @@ class Clock:
         heapq.heappush(self._heap, (t_ns, next(self._seq), ev))
         return ev
 
+    def hold_soft(self, ns: int) -> None:
+        """CPU thread, main code: C code runs for `ns` (a garbage collection, a blocking console
+        write): time passes, hard interrupts run, soft callbacks wait (machine_shim) until it ends."""
+        end = self.now_ns + ns
+        self.soft_held_until_ns = max(self.soft_held_until_ns, end)
+        self.wait(end)
+
     def reschedule(self, ev: Event, t_ns: int) -> Event:
         """Queue an event that has run (or was cancelled) again at t_ns: a periodic timer."""
         if t_ns < self.now_ns:

@@ -65,11 +65,12 @@ class Heap:
         self._accrue()
         return self.total_b - self.live_b - self.garbage_b
 
-    def wrote(self, text: str) -> None:
-        """The firmware wrote `text` to the console: the garbage it made doing so."""
-        if not text:
+    def wrote(self, text) -> None:
+        """The firmware wrote `text` (str or bytes) to the console: the garbage it made doing so."""
+        if not len(text):
             return
-        self.allocate(self.byte_b * len(text) + (self.line_b if text.endswith("\n") else 0))
+        end = text[-1:]
+        self.allocate(self.byte_b * len(text) + (self.line_b if end in ("\n", b"\n") else 0))
 
     def allocate(self, n_b: int) -> None:
         if self.free_b() >= n_b:
@@ -89,9 +90,7 @@ class Heap:
                                            plant.current_ua(), automatic))
         self._accrue()
         self.garbage_b = 0
-        end = clock.now_ns + self.pause_ns
-        clock.soft_held_until_ns = end
-        clock.wait(end)                   # hard interrupts run meanwhile; soft ones wait (machine_shim)
+        clock.hold_soft(self.pause_ns)    # hard interrupts run meanwhile; soft ones wait (machine_shim)
 
     def module(self) -> types.ModuleType:
         g = types.ModuleType("gc")

@@ -78,10 +78,14 @@ class _Stdout:
 
     def write(self, text):
         self._rt.heap.wrote(text)        # the garbage the firmware made to say it (heap.py)
+        self._rt.console_tx(len(text.encode("utf-8", "replace")))
         self._rt.write_text(text)
         return len(text)
 
     def _write_raw(self, data):
+        data = bytes(data)
+        self._rt.heap.wrote(data)
+        self._rt.console_tx(len(data))
         self._rt.console.write(bytes(data))
         return len(data)
 

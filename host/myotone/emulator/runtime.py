@@ -15,6 +15,7 @@ import types
 
 from .clock import EmulatorStopped
 from .heap import Heap
+from .repl_uart import ReplUart
 from .console import Console
 from .machine_shim import make_machine_module
 from .mcu import POWER_OFF, MachineReset, Mcu
@@ -69,6 +70,7 @@ class Runtime:
     def reset_interpreter(self) -> None:
         self.modules: dict[str, types.ModuleType] = {}
         self.heap = Heap(self.clock, lambda: self.mcu.plant)     # a fresh heap at every boot
+        self.repl_uart = ReplUart() if self.port == "esp32" else None   # rp2: USB CDC
         self.builtins = dict(vars(builtins))
         self.builtins["__import__"] = self._import
         self.builtins["open"] = vfs.make_open(self.fs)
@@ -171,6 +173,14 @@ class Runtime:
         return self.modules[_ALIASES.get(name, name).split(".")[0]]
 
     # ---- console output ----
+    def console_tx(self, n_b: int) -> None:
+        """The firmware writes `n_b` bytes to sys.stdout: on the ESP32 that blocks in C while the
+        REPL UART's FIFO is full (repl_uart.py)."""
+        if self.repl_uart is not None and not self.clock.in_interrupt:
+            held = self.repl_uart.write(self.clock.now_ns, n_b)
+            if held:
+                self.clock.hold_soft(held)
+
     def write_text(self, text: str) -> None:
         self.console.write(text.replace("\r\n", "\n").replace("\n", "\r\n").encode("utf-8", "replace"))
 
