@@ -9,6 +9,10 @@
   clamped DAC writer (output.py), the drivers and the wiring, no code calls
   a switching method on the DAC, the rail, the bridge or the pulse
   back-end (SAFETY.md "The output stage").
+* The supervisor is no hub: it hands each part (report, service, the panel,
+  the runner, the file commands, the checkpoints ...) the collaborators it
+  needs, never itself, and no module but the wiring takes or reaches
+  through a supervisor.
 """
 import ast
 from pathlib import Path
@@ -118,3 +122,89 @@ def test_safety_numbers_are_named_only_in_limits():
             if isinstance(node, ast.Assign):
                 again += [f"{name}.{t.id}" for t in node.targets if isinstance(t, ast.Name) and t.id in names]
     assert again == [], again
+
+
+# ---- the supervisor is no shared-state hub ---------------------------------------------
+HUB = "myotone.supervisor"
+HUB_NAMES = {"sup", "supervisor", "_sup", "_supervisor"}
+MAY_BUILTINS = {"getattr"}        # handle(): `cmd_` + name looked up on the supervisor itself
+
+
+def _takes_or_reaches_the_hub(tree):
+    """Where a module takes a supervisor or reaches through one: a parameter named for it,
+    an attribute chain through such a name (`sup.x`, `self._sup.x`), an import of the
+    supervisor module or of the wiring that holds the running one (app.supervisor)."""
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)):
+            a = node.args
+            for arg in a.posonlyargs + a.args + a.kwonlyargs + [a.vararg, a.kwarg]:
+                if arg is not None and arg.arg in HUB_NAMES:
+                    found.append(f"{node.lineno}: parameter {arg.arg}")
+        elif isinstance(node, ast.Attribute):
+            v = node.value
+            if ((isinstance(v, ast.Name) and v.id in HUB_NAMES)
+                    or (isinstance(v, ast.Attribute) and v.attr in HUB_NAMES)):
+                found.append(f"{node.lineno}: .{node.attr} through {ast.unparse(v)}")
+        elif isinstance(node, ast.Import):
+            found += [f"{node.lineno}: import {a.name}" for a in node.names if a.name in (HUB, "myotone.app")]
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            names = {f"{node.module}.{a.name}" for a in node.names} | {node.module}
+            found += [f"{node.lineno}: imports {n}" for n in sorted(names) if n in (HUB, "myotone.app")]
+    return found
+
+
+def _hands_itself_out(tree):
+    """Where the supervisor gives another object itself: `self` passed to a call (but
+    getattr), stored into something else, or returned."""
+    found = []
+
+    def is_self(n):
+        return isinstance(n, ast.Name) and n.id == "self"
+
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call):
+            name = node.func.id if isinstance(node.func, ast.Name) else ""
+            if name not in MAY_BUILTINS and (any(is_self(a) for a in node.args)
+                                             or any(is_self(k.value) for k in node.keywords)):
+                found.append(f"{node.lineno}: {ast.unparse(node.func)}(self)")
+        elif isinstance(node, (ast.Assign, ast.AnnAssign)) and is_self(node.value):
+            found.append(f"{node.lineno}: {ast.unparse(node)}")
+        elif isinstance(node, ast.Return) and is_self(node.value):
+            found.append(f"{node.lineno}: return self")
+    return found
+
+
+def test_no_module_takes_or_reaches_into_the_supervisor():
+    """report, service, the panel, the runner, the file commands, the checkpoints ... are
+    built with narrow collaborators: none takes the supervisor, and it never hands itself out."""
+    mods = _modules()
+    assert HUB in mods and {"myotone.report", "myotone.service", "myotone.standalone"} <= set(mods)
+    offenders = []
+    for name, tree in mods.items():
+        if name in (HUB, "myotone.app", "main"):     # the hub, the wiring that builds it, main.py runs it
+            continue
+        offenders += [f"{name}:{f}" for f in _takes_or_reaches_the_hub(tree)]
+    offenders += [f"{HUB}:{f}" for f in _hands_itself_out(mods[HUB])]
+    assert offenders == [], offenders
+
+
+def test_the_hub_check_sees_a_violation():
+    """Not vacuous: yesterday's shapes -- a report function taking `sup`, a panel keeping the
+    supervisor it was given, a supervisor passing itself -- are each found."""
+    reaching = ast.parse(
+        "def status(sup):\n    return sup.session.state\n"
+        "class Panel:\n    def __init__(self, owner):\n        self._sup = owner\n"
+        "    def poll(self, now):\n        return self._sup.fault\n"
+        "from myotone.supervisor import Supervisor\n")
+    found = _takes_or_reaches_the_hub(reaching)
+    assert any("parameter sup" in f for f in found) and any(".session through sup" in f for f in found)
+    assert any(".fault through self._sup" in f for f in found) and any("myotone.supervisor" in f for f in found)
+    hub = ast.parse(
+        "class Supervisor:\n"
+        "    def __init__(self):\n        self.panel = Panel(self.stop)\n        self.files.owner = self\n"
+        "    def cmd_status(self, args):\n        return report.status(self)\n"
+        "    def cmd_board(self, args):\n        return service.board(board=self)\n"
+        "    def handle(self, cmd):\n        return getattr(self, 'cmd_' + cmd)\n")
+    out = _hands_itself_out(hub)
+    assert len(out) == 3 and not any("getattr" in f or "Panel" in f for f in out), out

@@ -1,7 +1,5 @@
 """What the device says about itself (firmware/myotone/report.py) is true now:
 no measured current once the output is off, no temperature where none was read."""
-from types import SimpleNamespace
-
 import pytest
 
 from myotone.emulator.board import load_board
@@ -39,15 +37,12 @@ def test_measured_current_reads_zero_after_a_session_ends(bench):
     assert _telemetry(bench, "done")[-1]["measured_ua"] == 0
 
 
-def _sup(raw):
-    return SimpleNamespace(temp_raw=raw, board=load_board("pico-mcp4725"))
-
-
 def test_temperature_is_null_where_no_temperature_was_read(fw):
     report = fw("myotone.report")
-    assert report._temp_c(_sup(65535)) is None   # the supervisor's value before its first reading; open
-    assert report._temp_c(_sup(0)) is None       # shorted
-    assert report._temp_c(_sup(30000)) == pytest.approx(27, abs=3)
+    therm = load_board("pico-mcp4725")["thermistor"]
+    assert report.temp_c(therm, 65535) is None   # the supervisor's value before its first reading; open
+    assert report.temp_c(therm, 0) is None       # shorted
+    assert report.temp_c(therm, 30000) == pytest.approx(27, abs=3)
 
 
 def test_an_open_thermistor_reports_null_not_minus_99(bench):

@@ -68,27 +68,40 @@ class Button:
 
 
 class Panel:
-    """The button and the status LED, wired to the supervisor's actions."""
+    """The button and the status LED. It acts through what it is given: the session
+    (active, state), the output stage (its latched fault), the runner (a level steps the
+    setpoint), `start(name, ua)` (the `start` command's checks, then the program),
+    `stop()`, `fault_clear()` (refused while the condition lasts), `state_name()` (the
+    state as the host sees it) and `say(line)` (the console)."""
 
-    def __init__(self, button_pin, status_pin, limit_ua, settings):
+    def __init__(self, button_pin, status_pin, limit_ua, settings, session, stage, runner,
+                 start, stop, fault_clear, state_name, say):
         self._pin = button_pin
         self._status = status_pin
         self._limit_ua = limit_ua
         self.settings = settings    # default_program and level, as /settings.json holds them
+        self._session = session
+        self._stage = stage
+        self._runner = runner
+        self._start = start
+        self._stop = stop
+        self._fault_clear = fault_clear
+        self._state_name = state_name
+        self._say = say
         self.button = Button()
         self._shown = -1
         self.run_level = 1          # the running session's level (the button steps it)
 
-    def poll(self, sup, now_ms):
+    def poll(self, now_ms):
         if self._pin is not None:
             action = self.button.update(now_ms, self._pin.value() == 0)
             if action is not None:
-                self.act(sup, action)
+                self.act(action)
         if self._status is not None:
-            if sup.fault is not None:
+            if self._stage.fault is not None:
                 kind = FAULT
             else:
-                kind = RUNNING if sup.session.active() else IDLE
+                kind = RUNNING if self._session.active() else IDLE
             level = status_level(kind, now_ms)
             if level != self._shown:
                 self._shown = level
@@ -106,28 +119,27 @@ class Panel:
                 "level": self.level(session_active), "levels": LEVELS,
                 "level_ua": [level_ua(self._limit_ua, k) for k in range(1, LEVELS + 1)]}
 
-    def act(self, sup, action):
+    def act(self, action):
         """What a press does (see the table at the top)."""
-        s = sup.session
+        s = self._session
         try:
-            if sup.fault is not None:
+            if self._stage.fault is not None:
                 if action == LONG:
-                    sup.cmd_fault_clear({})
+                    self._fault_clear()
             elif s.active():
                 if action == LONG:
-                    sup.cmd_stop({})
+                    self._stop()
                 elif s.state != RAMP_DOWN:
                     nxt = self.run_level % LEVELS + 1
-                    if sup.runner.set_base_ua(level_ua(self._limit_ua, nxt)):
+                    if self._runner.set_base_ua(level_ua(self._limit_ua, nxt)):
                         self.run_level = nxt
             elif action == LONG:
-                sup.cmd_stop({})           # the last pair of a session that ended: off now
+                self._stop()               # the last pair of a session that ended: off now
             elif action == SHORT:
-                sup.check_can_start()
                 name = self.settings.get("default_program", programs.DEFAULT)
-                sup.begin(name, sup.files.load_program(name), level_ua(self._limit_ua, self.level(False)), False, 1000)
+                self._start(name, level_ua(self._limit_ua, self.level(False)))
         except P.ProtocolError as e:
-            sup.console.write_line(P.event("button", action=action, refused=e.code, message=e.message))
+            self._say(P.event("button", action=action, refused=e.code, message=e.message))
             return
-        sup.console.write_line(P.event("button", action=action, state=sup.state_name(),
-                                       level=self.level(sup.session.active())))
+        self._say(P.event("button", action=action, state=self._state_name(),
+                          level=self.level(s.active())))

@@ -16,7 +16,7 @@ from myotone import protocol as P
 from myotone import session as S
 from myotone import monitor as M
 from myotone import runner as R
-from myotone import thermal, report, clock
+from myotone import thermal, clock
 from myotone.filecmds import FileCommands, program_error
 from myotone.programs import ProgramError
 from myotone.pulse import TimingUnsupported
@@ -24,9 +24,10 @@ from myotone.sessionlog import SessionLog
 from myotone.checkpoint import Checkpoints
 from myotone.heap import Heap
 from myotone.standalone import Panel
+from myotone.report import Report
 from myotone.measure import Measure
 from myotone.fastpath import FastPath
-from myotone import service
+from myotone.service import PauseResume, Unit, Measuring, ClockSet
 from myotone import stage as ST
 from myotone.stage import ON as STAGE_ON, OFF as STAGE_OFF, CLOSING as STAGE_CLOSING
 from myotone.session import RAMP, RUN, DONE, PAUSED   # one global lookup each on the tick path
@@ -81,9 +82,23 @@ class Supervisor:
             store.recover()
         except OSError:
             pass                     # a read-only or full flash: sessions still work, logs do not
-        self.panel = Panel(hw.button, hw.status_led, self.limit_ua, store.settings_load())
+        self.panel = Panel(hw.button, hw.status_led, self.limit_ua, store.settings_load(), self.session,
+                           self.stage, self.runner, self.start_program, self.stop, self.fault_clear,
+                           self.state_name, console.write_line)
         self.files = FileCommands(self.check_output_off, self.output_busy, self.plan_program, self.limit_ua,
                                   self.session, self.panel)
+        # what the host sees (hello, status, telemetry, the state shown) and the service commands
+        self.report = Report(board, hw, self.session, self.stage, self.runner, self.led, self.monitor,
+                             self.output, self.panel, self.log, self.environment)
+        self.measure = Measure()
+        self.measuring = Measuring(self.measure, self.session, self.output, self.stage, self.report,
+                                   console.write_line, self.files.load_program, self.cmd_start, self.limit_ua,
+                                   _MEASURE)
+        # where handle() looks for a command after the supervisor's own cmd_*
+        self._commands = (self.files, PauseResume(self.session, self.stage, self.runner, self.report,
+                                                  self.check_output_allowed),
+                          Unit(board, hw, self.output, self.check_output_off), self.measuring,
+                          ClockSet(hw, self.log))
         self.env = None              # charging / over_temp right now (refuses starts)
         self.temp_raw = 65535
         self._was_run = False
@@ -100,17 +115,12 @@ class Supervisor:
         self.ticks = 0
         self._fed_at_tick = -1
         self._state_sent = -1
-        self._shown_sent = None      # the state name last sent (report.state_shown)
-        self.blind_ua = None         # a blinded study arm's session (report.py): the setpoint asked for
+        self._shown_sent = None      # the state name last sent (Report.state_shown)
         self._hb_ms = 0
         self._heartbeat = False
         self._telemetry_ms = 1000
         self._telemetry_at = 0
         self._log_t0 = 0
-        self._tel_last = array("i", [0] * 3)   # the log's on-sample sums at the last telemetry
-        self.last_ua = 0
-        self.last_ohm = 0
-        self.measure = Measure()
         self.fast = FastPath(self.sense, hw.bridge.pin_a, hw.bridge.pin_b, hw.flow_a, hw.flow_b, hw.vbus,
                              self.output, self.stage, self.monitor, self.measure, self.session)
         self._d = array("i", [0] * 9)   # the fast path's sums since the last bookkeeping tick
@@ -255,21 +265,18 @@ class Supervisor:
         if sess.active():
             self.led.tick(self.temp_raw, sess.state == RAMP or sess.state == RUN)
 
-    def state_code(self):
-        """The session state as the host sees it: a session (or a pause) whose last pair
-        still plays is still ramping down, and says `done` (`paused`) only once the output is off."""
-        st = self.session.state
-        if self.stage.state == ST.CLOSING:
-            if st == S.DONE:
-                return S.RAMP_DOWN
-            if st == S.PAUSED:
-                return S.PAUSING
-        return st
-
     def state_name(self):
-        """The state as the host sees it (report.state_shown: a blinded arm's is `run` between)."""
-        return report.state_shown(self, self.state_code())
+        """The state as the host sees it (Report.state_shown: a blinded arm's is `run` between)."""
+        return self.report.state_name()
 
+    def environment(self):
+        """The environment slice's last reading: (thermistor raw, charging / over_temp or None)."""
+        return self.temp_raw, self.env
+
+    # MicroPython: on a class with a property every `self.x = ...` first looks x up in the
+    # class's own table (a setter?), and a miss costs more the fuller that table is. The
+    # bookkeeping tick stores to self on every call: one method more here once filled the
+    # table and cost the tick ~50 us. Measure it (benchmarks/bench_silicon.py) after adding one.
     @property
     def fault(self):
         """The latched fault (the output stage holds it)."""
@@ -306,7 +313,12 @@ class Supervisor:
         req_id = None
         try:
             req_id, cmd, args = P.parse(line)
-            fn = getattr(self, "cmd_" + cmd, None) or getattr(self.files, "cmd_" + cmd, None)
+            name = "cmd_" + cmd
+            fn = getattr(self, name, None)
+            for part in self._commands:
+                if fn is not None:
+                    break
+                fn = getattr(part, name, None)
             if fn is None:
                 raise P.ProtocolError(P.UNKNOWN_CMD, "unknown command " + P.shown(cmd))
             out = fn(args)
@@ -328,11 +340,11 @@ class Supervisor:
 
     def cmd_hello(self, args):
         P.check_args(args, _NONE)
-        return report.hello(self)
+        return self.report.hello()
 
     def cmd_status(self, args):
         P.check_args(args, _NONE)
-        return report.status(self)
+        return self.report.status()
 
     def plan_program(self, name, prog, ua):
         return R.plan(self.led, self.pulse, self.board["electrode_area_cm2"], self.limit_ua, self.hz,
@@ -348,7 +360,7 @@ class Supervisor:
             raise program_error(e)
         telemetry_ms = P.in_range("telemetry_ms", args.get("telemetry_ms", 1000), 100, 60000, " ms")
         plan = self.begin(args["program"], prog, args.get("ua"), args.get("heartbeat", False), telemetry_ms)
-        hide = report.blinded(self)
+        hide = self.report.blinded()
         return {"state": self.state_name(), "program": plan.name,
                 "setpoint_ua": plan.base_ua if hide else min(plan.base_ua, plan.density_ua) if plan.microcurrent else 0,
                 "duration_s": plan.duration_ms // 1000,
@@ -405,7 +417,7 @@ class Supervisor:
         self._telemetry_at = time.ticks_add(now, telemetry_ms)
         self.session.clear()
         self.fast.begin()
-        self.blind_ua = plan.base_ua if blind else None
+        self.report.begin(plan.base_ua if blind else None)
         self.panel.run_level = self.panel.level(False)
         self.log.begin(name, min(plan.base_ua, plan.density_ua) if plan.microcurrent else 0, clock.now_s(),
                        plan.duration_ms, prog.get("study"), [p.get("label", "") for p in prog["phases"]])
@@ -414,12 +426,21 @@ class Supervisor:
         self.runner.begin(plan, now)
         return plan
 
+    def start_program(self, name, ua):
+        """The button's start: the `start` command's checks, then program `name` at `ua`
+        (no heartbeat, telemetry every second)."""
+        self.check_can_start()
+        return self.begin(name, self.files.load_program(name), ua, False, 1000)
+
     def cmd_stop(self, args):
         P.check_args(args, _NONE)
+        return self.stop()
+
+    def stop(self):
         self.session.request_stop()
         self._end_now()
         # the state as it is, blinded arm or not: every arm ramps down from a stop
-        return {"state": S.NAMES[self.state_code()]}
+        return {"state": S.NAMES[self.report.state_code()]}
 
     def cmd_heartbeat(self, args):
         P.check_args(args, _NONE)
@@ -428,6 +449,10 @@ class Supervisor:
 
     def cmd_fault_clear(self, args):
         P.check_args(args, _NONE)
+        return self.fault_clear()
+
+    def fault_clear(self):
+        """Clear the latched fault; refused while its condition lasts or the DAC does not answer."""
         if self.env is not None:
             raise P.ProtocolError(P.CONDITION_PRESENT, "cannot clear: " + self.env.replace("_", " ") + " still present")
         self._end_now()
@@ -437,27 +462,6 @@ class Supervisor:
         self._fault_sent = False
         self.session.clear()
         return {"state": self.state_name()}
-
-    def cmd_pause(self, args):
-        return service.pause(self, args)
-
-    def cmd_resume(self, args):
-        return service.resume(self, args)
-
-    def cmd_board(self, args):
-        return service.board(self, args)
-
-    def cmd_calib_get(self, args):
-        return service.calib_get(self, args)
-
-    def cmd_calib_set(self, args):
-        return service.calib_set(self, args)
-
-    def cmd_measure(self, args):
-        return service.measure(self, args, _MEASURE)
-
-    def cmd_clock_set(self, args):
-        return service.clock_set(self, args)
 
     # ---- main loop ------------------------------------------------------
     def poll(self, wait_ms=_LOOP_MS):
@@ -482,7 +486,7 @@ class Supervisor:
             con.write_line(P.event("dropped", reason="partial_line", bytes=self.reader.drop()))
         now = time.ticks_ms()
         self.runner.step(now)
-        self.panel.poll(self, now)
+        self.panel.poll(now)
         if self.log.open:
             t = time.ticks_diff(now, self._log_t0)
             s = self.session
@@ -559,35 +563,30 @@ class Supervisor:
         if self.fault is not None and not self._fault_sent:
             self._fault_sent = True
             con.write_line(P.event("fault", reason=self.fault))
-        st = self.state_code()
+        rep = self.report
+        st = rep.state_code()
         if st != self._state_sent:
             self._state_sent = st
             shown = self.state_name()
             if shown != self._shown_sent:          # a blinded arm's state changes only as its arms' do
                 self._shown_sent = shown
-                con.write_line(P.event("state", state=shown, setpoint_ua=report.setpoint_shown(self)))
+                con.write_line(P.event("state", state=shown, setpoint_ua=rep.setpoint_shown()))
             if st in (S.DONE, S.FAULT):
                 self._telemetry(time.ticks_ms())
                 if self.measure.active:
-                    service.measure_done(self)
+                    self.measuring.done()
         if active:
             now = time.ticks_ms()
             if time.ticks_diff(now, self._telemetry_at) >= 0:
                 self._telemetry_at = time.ticks_add(self._telemetry_at, self._telemetry_ms)
                 # a blinded arm's last ramp-down lasts as long as its last phase had current: unshown
-                if st != S.RAMP_DOWN or not report.blinded(self):
+                if st != S.RAMP_DOWN or not rep.blinded():
                     self._telemetry(now)
         elif self.log.open and self.stage.state == ST.OFF:   # the output is off: the flash may be written
             self._finish_log()
 
     def _telemetry(self, now):
-        n, sum_ua, sum_mv = self.log.on_sums(self._tel_last)
-        if n:
-            self.last_ua = sum_ua // n
-            self.last_ohm = sum_mv * 1000 // sum_ua if sum_ua else 0
-        else:
-            self.last_ua = 0
-        self.console.write_line(report.telemetry(self, now))
+        self.console.write_line(self.report.telemetry(now))
 
     @property
     def interrupted(self):
