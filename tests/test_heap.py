@@ -46,11 +46,11 @@ def test_under_heavy_traffic_every_collection_is_made_with_the_output_off(backen
     try:
         h = heap(b)
         assert h.auto is False and len(h.collections) == 1     # off, from a collected heap
-        r = b.request("start", program="lift", ua=300, duration_s=12)
+        r = b.request("start", program="lift", ua=300, duration_s=20)
         assert r["ok"], r
         t0 = b.emu.clock.now_ns
-        flood(b, 10)
-        b.run(4)
+        flood(b, 10)                    # (traffic into the last second, where no hold comes: the
+        b.run(12)                       # ramp-down test below)
         during = [c for c in h.collections if c.t_ns >= t0]
         assert not [c for c in during if output_on(c)], [c for c in during if output_on(c)][:3]
         assert len(during) >= 2, len(during)

@@ -26,7 +26,7 @@ _MARGIN_B = const(8)        # written short of the FIFO's size: a byte or two of
 class Console:
     def __init__(self, tx_fifo_b=0, tx_bytes_per_s=0):
         self._in = sys.stdin.buffer
-        self._out = sys.stdout.buffer
+        self._tx = sys.stdout.buffer
         self._one = bytearray(1)
         self._poll = select.poll()
         self._poll.register(sys.stdin, select.POLLIN)
@@ -90,18 +90,18 @@ class Console:
         if level < 0:
             level = 0
         room = self._fifo_b - level
-        out = self._out
+        tx = self._tx
         while q and room > 0:
             b = q[0]
             h = self._head
             n = len(b) - h
             if n <= room:
-                out.write(b if h == 0 else memoryview(b)[h:])
+                tx.write(b if h == 0 else memoryview(b)[h:])
                 q.pop(0)
                 self._head = 0
             else:
                 n = room
-                out.write(memoryview(b)[h:h + n])
+                tx.write(memoryview(b)[h:h + n])
                 self._head = h + n
             room -= n
             level += n
