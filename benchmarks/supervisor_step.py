@@ -46,7 +46,7 @@ def measure(vm, quick: bool) -> dict:
                 micropython.heap_unlock()
             return False
         alloc = allocates(2000)
-        print(repr((best, alloc, sup.fault, sup.session.state)))
+        print(repr((best, alloc, sup.stage.fault, sup.session.state)))
         '''))
     best, alloc, fault, state = eval(out.strip().splitlines()[-1], {})     # noqa: S307 (our own repr)
     if fault is not None or state not in (1, 2):

@@ -208,3 +208,14 @@ def test_the_hub_check_sees_a_violation():
         "    def handle(self, cmd):\n        return getattr(self, 'cmd_' + cmd)\n")
     out = _hands_itself_out(hub)
     assert len(out) == 3 and not any("getattr" in f or "Panel" in f for f in out), out
+
+
+def test_the_supervisor_class_has_no_properties():
+    """On MicroPython a class with a property makes every `self.x = ...` look x up in the class's
+    table first, and the bookkeeping tick stores to self on every call: with two properties the
+    tick cost ~50 us more on the chip (docs/architecture.md)."""
+    tree = _modules()["myotone.supervisor"]
+    (cls,) = [n for n in tree.body if isinstance(n, ast.ClassDef) and n.name == "Supervisor"]
+    decorated = [f"{f.name} @{ast.unparse(d)}" for f in cls.body if isinstance(f, ast.FunctionDef)
+                 for d in f.decorator_list if "property" in ast.unparse(d) or "setter" in ast.unparse(d)]
+    assert decorated == []

@@ -154,7 +154,7 @@ sup.begin("vm", prog, 300, False, 1000)
 
 
 def test_the_whole_supervisor_tick_with_led_and_log_allocates_nothing(mpvm):
-    after = "print(sup.session.state, sup.output.code, led.on_ticks, sup.log.counters()[1], sup.fault)"
+    after = "print(sup.session.state, sup.output.code, led.on_ticks, sup.log.counters()[1], sup.stage.fault)"
     # the pulse moves on every millisecond; the fast path samples it; the bookkeeping tick
     # (two halves) runs every fifth millisecond
     step = "sup.pulse.sample()\nsup.fast.run(None)\nif _mpvm_i % 5 == 0: sup.tick(None)"

@@ -273,14 +273,10 @@ class Supervisor:
         """The environment slice's last reading: (thermistor raw, charging / over_temp or None)."""
         return self.temp_raw, self.env
 
-    # MicroPython: on a class with a property every `self.x = ...` first looks x up in the
-    # class's own table (a setter?), and a miss costs more the fuller that table is. The
-    # bookkeeping tick stores to self on every call: one method more here once filled the
-    # table and cost the tick ~50 us. Measure it (benchmarks/bench_silicon.py) after adding one.
-    @property
-    def fault(self):
-        """The latched fault (the output stage holds it)."""
-        return self.stage.fault
+    # No properties on this class (tests/test_layers.py): on MicroPython a class with one makes
+    # every `self.x = ...` first look x up in the class's table (a setter?), which the
+    # bookkeeping tick pays on each of its stores -- ~50 us a call with `fault` and
+    # `interrupted` as properties. The latched fault is self.stage.fault.
 
     def _ended(self):
         """The session is done and the output stage off: latch a pending fault, or none."""
@@ -490,7 +486,7 @@ class Supervisor:
         if self.log.open:
             t = time.ticks_diff(now, self._log_t0)
             s = self.session
-            self.log.watch(t, s.state, self.runner.k, s.setpoint_ua, self.fault)
+            self.log.watch(t, s.state, self.runner.k, s.setpoint_ua, self.stage.fault)
             if t >= self.log.next_ms and s.active():
                 self.log.sample(t)
             if s.active():
@@ -520,8 +516,9 @@ class Supervisor:
         """After a session, from the main loop with the output off: write its record."""
         log = self.log
         log.sample(time.ticks_diff(time.ticks_ms(), self._log_t0), True)
-        if self.fault is not None:
-            log.fault(self.fault)
+        fault = self.stage.fault
+        if fault is not None:
+            log.fault(fault)
         self.runner.end()
         n = self._write_log(True)
         if n:
@@ -560,9 +557,10 @@ class Supervisor:
         # session seen ended here has its fault seen below, and a trip landing later leaves
         # `active` true for this pass -- the record is never written before the fault's event
         active = s.active()
-        if self.fault is not None and not self._fault_sent:
+        fault = self.stage.fault
+        if fault is not None and not self._fault_sent:
             self._fault_sent = True
-            con.write_line(P.event("fault", reason=self.fault))
+            con.write_line(P.event("fault", reason=fault))
         rep = self.report
         st = rep.state_code()
         if st != self._state_sent:
@@ -588,15 +586,9 @@ class Supervisor:
     def _telemetry(self, now):
         self.console.write_line(self.report.telemetry(now))
 
-    @property
     def interrupted(self):
         """Ctrl-C landed in the fast path or the bookkeeping tick."""
         return self._interrupted or self.fast.interrupted
-
-    @interrupted.setter
-    def interrupted(self, value):
-        self._interrupted = value
-        self.fast.interrupted = value
 
     def run(self):
         self.heap.start(time.ticks_ms())     # from here on, collections only as heap.py says
@@ -605,7 +597,7 @@ class Supervisor:
                                         reset_cause=self.hw.reset_cause))
         try:
             while True:
-                if self.interrupted:
+                if self.interrupted():
                     raise KeyboardInterrupt
                 try:
                     self.poll()
