@@ -6,9 +6,10 @@ waits here, on the emulator, for the rest of its line."""
 import json
 
 
-def json_messages(emu, strict: bool = True) -> list[dict]:
-    """Every whole JSON line since the last call (`strict` False: lines that do not parse are
-    skipped rather than raised)."""
+def json_messages(emu, strict: bool = True, garbled: list | None = None) -> list[dict]:
+    """Every whole JSON line since the last call. `strict` False: a line that does not parse (a
+    reset cut the line under way, and the next boot's output ran on from it, as on a serial port)
+    is skipped, and kept in `garbled` when given, rather than raised."""
     data = getattr(emu, "_partial_line", b"") + emu.read()
     *lines, emu._partial_line = data.split(b"\n")
     out = []
@@ -20,4 +21,6 @@ def json_messages(emu, strict: bool = True) -> list[dict]:
             except ValueError:
                 if strict:
                     raise
+                if garbled is not None:
+                    garbled.append(line)
     return out
