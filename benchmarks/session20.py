@@ -8,11 +8,11 @@ section checks its bridge edges against the ideal schedule.
 """
 from __future__ import annotations
 
-import json
 import resource
 import time
 
 from myotone.emulator import Emulator
+from emu_lines import json_messages
 from safety_helpers import BACKEND_BOARDS, board_for
 
 SESSION_S = 1200
@@ -49,12 +49,10 @@ def run(backend: str, session_s: int = SESSION_S) -> dict:
             if emu.clock.now_ns - v0 > (session_s + 10) * 1_000_000_000:
                 raise RuntimeError(f"{backend}: the session did not end (states {states})")
             emu.run_for(1.0)
-            for line in emu.read().split(b"\r\n"):
-                if line.startswith(b"{"):
-                    m = json.loads(line)
-                    msgs.append(m)
-                    if m.get("ev") == "state":
-                        states.append(m["state"])
+            for m in json_messages(emu):           # whole lines (a paced one may come in two reads)
+                msgs.append(m)
+                if m.get("ev") == "state":
+                    states.append(m["state"])
         wall, cpu, virt = time.perf_counter() - w0, _cpu_s() - c0, (emu.clock.now_ns - v0) / 1e9
         reply = next(m for m in msgs if m.get("id") == 1)
         if not reply.get("ok"):

@@ -441,8 +441,12 @@ class Target:
 
     def hello(self) -> dict:
         self.emu.send({"id": "still-there", "cmd": "hello"})
-        self.emu.run_for(0.01)
-        got = [m for m in self.drain() if m.get("id") == "still-there"]
+        got: list = []
+        for _ in range(50):         # the reply takes ~0.1 s at the ESP32 UART's rate (console.py)
+            self.emu.run_for(0.01)
+            got += [m for m in self.drain() if m.get("id") == "still-there"]
+            if got:
+                break
         if not (got and got[0].get("ok") and got[0].get("protocol")):
             raise FuzzFailure(f"hello no longer answers: {got}")
         return got[0]

@@ -46,12 +46,14 @@ class Bench:
     def request(self, cmd, **args):
         rid = len(self.log) + 1000
         self.emu.send({"id": rid, "cmd": cmd, **args})
-        for _ in range(40):        # 5 ms, or later (a garbage collection runs: heap.py), up to 200 ms
+        # 5 ms, or later: a garbage collection runs (heap.py), or a long reply goes out at the
+        # ESP32 UART's ~11 kB/s (console.py); up to 2 s
+        for _ in range(400):
             self.run(0.005)
             reply = next((m for _, m in self.log if m.get("id") == rid), None)
             if reply is not None:
                 return reply
-        raise AssertionError(f"no reply to {cmd} within 200 ms")
+        raise AssertionError(f"no reply to {cmd} within 2 s")
 
     def start(self, ua=300, **args):
         args.setdefault("program", "lift")

@@ -243,8 +243,13 @@ class Soak:
         self._trim()
         emu.run_for(1.0)                        # idle between sessions, a host asking as hosts do
         emu.send({"id": "s", "cmd": "status"})
-        emu.run_for(0.01)
-        st = next(m for m in self.messages() if m.get("id") == "s")
+        got: list = []
+        for _ in range(50):         # the reply takes ~40 ms at the ESP32 UART's rate (console.py)
+            emu.run_for(0.01)
+            got += [m for m in self.messages() if m.get("id") == "s"]
+            if got:
+                break
+        st = got[0]
         if st["state"] != "done" or st["fault"] is not None:
             raise SoakError(f"session {k}: status after it {st}")
         rec = {"n": k, "program": program, "ua": ua, "end": how, "edges": n, "max_edge_err_us": err_ns / 1000,

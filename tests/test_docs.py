@@ -390,6 +390,45 @@ def test_other_docs_reference_real_files_and_tests(doc):
     assert check_references(_read(doc)) == []
 
 
+_CLASS_MEMBER = re.compile(r"`([A-Z][A-Za-z0-9]*)\.([A-Za-z_][A-Za-z0-9_]*)(?:\(\))?`")
+
+
+def _firmware_classes() -> dict[str, set[str]]:
+    """Every firmware class with the names it has: methods, and attributes set on self."""
+    out: dict[str, set[str]] = {}
+    for path in (ROOT / "firmware").rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ClassDef):
+                names = out.setdefault(node.name, set())
+                for n in ast.walk(node):
+                    if isinstance(n, ast.FunctionDef):
+                        names.add(n.name)
+                    elif isinstance(n, ast.Attribute) and isinstance(n.value, ast.Name) and n.value.id == "self":
+                        names.add(n.attr)
+                    elif isinstance(n, ast.Assign):
+                        names.update(t.id for t in n.targets if isinstance(t, ast.Name))
+    return out
+
+
+def check_code_names(text: str, classes: dict[str, set[str]]) -> list[str]:
+    """Every `Class.member` a page names, for a firmware class, exists (a rule's place in the
+    code must be findable: a renamed method had left docs/safety.md pointing at nothing)."""
+    return [f"line {n}: {m.group(1)}.{m.group(2)} does not exist"
+            for n, line in enumerate(text.splitlines(), 1) for m in _CLASS_MEMBER.finditer(line)
+            if m.group(1) in classes and m.group(2) not in classes[m.group(1)]]
+
+
+@pytest.mark.parametrize("doc", ["safety.md", "architecture.md", "performance.md", "micropython.md", "porting.md"])
+def test_docs_name_only_firmware_methods_that_exist(doc):
+    assert check_code_names(_read(doc), _firmware_classes()) == []
+
+
+def test_code_name_check_catches_a_renamed_method():
+    classes = _firmware_classes()
+    assert check_code_names("`OutputStage.set_na()` and `Supervisor.tick`", classes) == []
+    assert check_code_names("`Supervisor._output_half()`", classes) == ["line 1: Supervisor._output_half does not exist"]
+
+
 def test_reference_check_catches_a_renamed_test_and_a_missing_file():
     bad = ("| x | y | `tests/test_safety.py::test_no_such_thing`, `::test_over_current_cuts_within_2_ms_and_latches` |\n"
            "see docs/nowhere.md and `test_safety.py::test_board_file_cannot_raise_the_ceiling`\n"

@@ -66,7 +66,7 @@ class Console:
                 b = piece.encode()
                 q.append(b)
                 n += len(b)
-            q.append(b"\n")
+            q.append(b"\r\n")       # as the cooked sys.stdout.write ends a line
             self.flush()
         else:
             for piece in pieces:
