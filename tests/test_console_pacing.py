@@ -6,6 +6,8 @@ a 450-byte `status` reply held every soft callback -- the ESP32's fast path amon
 The firmware's console (firmware/myotone/console.py) therefore writes no more than the FIFO
 takes, from what it estimates has drained at the board's `console.tx_bytes_per_s`, and keeps the
 rest for the next main-loop pass. Judged on the plant."""
+import json
+
 import pytest
 
 from myotone.emulator.repl_uart import ReplUart
@@ -62,3 +64,41 @@ def test_a_session_on_the_esp32_under_traffic_never_blocks_on_the_console_and_lo
         assert b.request("status")["state"] == "done" and b.faults() == []
     finally:
         b.close()
+
+
+def test_a_long_request_while_the_output_is_on_is_refused_unparsed_with_its_id():
+    """A 1.4 kB program_write during a session: `busy` with the request's id, without json.loads
+    of the whole line (one C call of ~7 ms on the RP2040 that the ESP32's fast path would wait
+    for: protocol.quick_id); short requests go on as ever, and the same line is served once the
+    output is off."""
+    b = Bench("esp32-devkit")
+    try:
+        prog = {"description": "x" * 40, "phases": [
+            {"duration_s": 60, "hz": 10, "phase_us": 40000, "gap_us": 200, "alternate": True,
+             "burst_on_ms": 0, "burst_off_ms": 0, "current_pct": 100, "red_pct": 0, "nir_pct": 0,
+             "label": "p%d" % k} for k in range(6)]}
+        line = {"id": "w-1", "cmd": "program_write", "name": "long-one", "program": prog}
+        assert len(json.dumps(line)) > 1000
+        b.start(ua=300, duration_s=4)
+        b.run(2.5)
+        b.emu.send(line)
+        b.run(0.2)
+        (r,) = [m for _, m in b.log if m.get("id") == "w-1"]
+        assert r["error"] == "busy" and "longer than 256 bytes" in r["message"]
+        assert b.request("status")["output"] == "on"
+        b.run(4)
+        assert b.request("status")["output"] == "off"
+        b.emu.send(line)
+        b.run(0.5)
+        assert [m for _, m in b.log if m.get("id") == "w-1"][-1]["ok"] is True
+    finally:
+        b.close()
+
+
+@pytest.mark.parametrize("text,rid", [(b'{"id": 7, "cmd": "x", "a": "' + b"y" * 900 + b'"}', 7),
+                                      (b'{"cmd": "x", "id": "abc"}', "abc"),
+                                      (b'{"cmd": "x", "a": 1}', None),
+                                      (b'{"id": true, "cmd": "x"}', None),
+                                      (b'{"id": ' + b"9" * 60 + b', "cmd": "x"}', None)])
+def test_quick_id_reads_the_id_of_a_line_it_does_not_parse(fw, text, rid):
+    assert fw("myotone.protocol").quick_id(text) == rid

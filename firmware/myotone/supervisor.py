@@ -306,6 +306,11 @@ class Supervisor:
 
     # ---- commands (main loop) -------------------------------------------
     def handle(self, line):
+        if len(line) > P.LIVE_MAX_LINE and self.stage.state != ST.OFF:
+            # parsing it would hold the ESP32's fast path off for ms (protocol.quick_id), and
+            # nothing that long runs while the output is on: the flash commands wait for it off
+            return P.error(P.quick_id(line), P.BUSY, "the output is on: a request longer than %d bytes"
+                           " waits until it is off" % P.LIVE_MAX_LINE)
         req_id = None
         try:
             req_id, cmd, args = P.parse(line)
