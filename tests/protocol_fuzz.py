@@ -451,7 +451,15 @@ class Target:
             raise FuzzFailure(f"{len(lines)} lines got {len(replies)} replies: {data!r} -> {replies}")
         for line, reply in zip(lines, replies):
             check_reply(line, reply, self.codes)
-        if any(m.get("ev") == "state" and m.get("state") not in ("idle", "done", "fault") for m in out):
+
+        def started():
+            return any(m.get("ev") == "state" and m.get("state") not in ("idle", "done", "fault") for m in out)
+        for _ in range(40):         # a start's state event comes in its reply's pass, or a collection later
+            if started() or self.output_off():
+                break
+            self.emu.run_for(dt_s)
+            out += self.drain()
+        if started():
             # a valid start got through
             self.sessions += 1
             self.end_session()
