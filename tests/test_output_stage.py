@@ -306,3 +306,37 @@ def test_a_trip_during_a_heartbeat_lost_ramp_down_leaves_nothing_pending(bench):
     assert bench.faults() == ["charging"], "a spurious fault latched at the end of a healthy session"
     assert states(bench)[-1] == "done"
     assert bench.record()["faults"] == []
+
+
+@pytest.mark.parametrize("backend", ["pio", "rmt"])
+@pytest.mark.parametrize("into_ms", [0.1, 0.5, 1.5, 3.0])
+def test_a_close_from_the_main_loop_lets_a_pair_just_begun_finish(backend, into_ms):
+    """A hold (checkpoint.py: a checkpoint, the heap's collection) closes the stage from the main
+    loop, where the tick's last look at the back-end may be 10 ms old: a pair begun since had
+    been cut short (a lone 0.4 ms phase on the RMT in the 20-minute bench: net charge). The
+    stage asks the back-end where it is first; every phase of the session is whole."""
+    b = Bench(board_for(backend))
+    try:
+        sup = app(b).supervisor
+        assert b.request("start", program="lift", ua=300, duration_s=30, hz=20, phase_us=2000, gap_us=200)["ok"]
+        b.run(3)
+        a, bpin = b.emu.board["bridge"]["pol_a"], b.emu.board["bridge"]["pol_b"]
+        n = len(b.emu.mcu.edges)
+        while not [e for e in b.emu.mcu.edges[n:] if e[1] in (a, bpin) and e[2] == 1]:
+            b.run(0.0001)
+        b.run(into_ms / 1000)
+        ticks_ms = b.emu.runtime.modules["time"].ticks_ms       # the firmware's clock
+        b.emu.faults.injector.post(lambda: sup.stage.close(ticks_ms()))
+        b.run(0.2)
+        ups = {}
+        widths = []
+        for t, pin, level in b.emu.mcu.edges:
+            if pin in (a, bpin):
+                if level:
+                    ups[pin] = t
+                elif pin in ups:
+                    widths.append(t - ups.pop(pin))
+        assert widths and all(w == 2000_000 for w in widths), sorted(set(widths))
+        assert sup.stage.name() == "off"
+    finally:
+        b.close()

@@ -52,6 +52,9 @@ class FakePulse:
     def start(self, table):
         self.running = True
 
+    def sample(self):
+        """The bridge state now (the stage asks before it closes)."""
+
     def stop(self):
         if self.fail_stop:
             raise RuntimeError("back-end stuck")
@@ -203,6 +206,8 @@ class Pulse:
         self.pairs = 0
     def start(self, t):
         self.running = True
+    def sample(self):
+        pass
     def stop(self):
         self.running = False
 class Led:

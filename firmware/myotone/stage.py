@@ -157,7 +157,8 @@ class OutputStage:
                 self.cut()
             return
         p = self._pulse
-        if not p.running or not p.in_pair:
+        p.sample()          # where the pair is now: from the main loop, the tick's last look is up
+        if not p.running or not p.in_pair:   # to 10 ms old, and a pair begun since was cut short
             self.cut()
             return
         self.close_pairs = p.pairs
