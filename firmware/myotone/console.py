@@ -76,10 +76,6 @@ class Console:
         self.lines += 1
         self.bytes += n
 
-    def pending(self):
-        """Paced output not yet written."""
-        return len(self._queue) > 0
-
     def flush(self):
         """Write as much of the queue as the TX FIFO takes without waiting (main loop)."""
         q = self._queue

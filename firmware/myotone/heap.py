@@ -46,7 +46,6 @@ class Heap:
         self._con = console
         self.output_off = output_off
         self.free_b = 0             # measured after the last collection
-        self.collections = 0
         self.forced = 0             # collections with the output stage not off
         self._lines = 0
         self._bytes = 0
@@ -57,7 +56,6 @@ class Heap:
         if self.output_off:
             gc.disable()
             self.collect(now_ms)
-            self.collections = 0
 
     def stop(self):
         """Automatic collection on again (the firmware ends: the REPL follows)."""
@@ -86,6 +84,5 @@ class Heap:
         self._lines = con.lines
         self._bytes = con.bytes
         self._at_ms = now_ms
-        self.collections += 1
         if forced:
             self.forced += 1
