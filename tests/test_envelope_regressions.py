@@ -65,6 +65,15 @@ REGRESSIONS = {   # id: (the class that must be gone, the minimal case)
     # it, one polarity always the larger (2.3 % net in the first 0.3 s)
     "ramp_start_without_a_visible_off_time": ("charge_balance", case("timer", 259, wave(91.743, 4300, 0, True),
                                                                     duration_s=3)),
+    # the soft start rounded down is 9.8 uA on the Pico, under the 10 uA from which contact was
+    # judged at all: with 20 pairs of ramp at ~0.4 pairs/s an open electrode ran 4 s untripped
+    # (compliance reached now says an open electrode at any current)
+    "electrode_off_at_the_soft_start": ("trip_late", case("pio", 29, wave(1.148, 1177, 0, False, 1175, 1296),
+                                                          "electrode_off", 3.738976, duration_s=4)),
+    # ... and in a stop's ramp-down tail (bursts: the ramp-down lasts two pair intervals, ~5 s)
+    "electrode_off_in_a_ramp_down": ("trip_late", case("pio", 276, wave(3.162, 3075, 22922, True, 2430, 2719),
+                                                       "electrode_off", 3.298862, control="stop",
+                                                       control_at_s=2.053923, duration_s=3)),
 }
 
 

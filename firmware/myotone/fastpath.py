@@ -284,16 +284,20 @@ class FastPath:
                         if st[_WRONG] >= _POLARITY_SAMPLES and reason == 0:
                             reason = _R_POLARITY
                 cmd_ua = int(self._stage.out_ua)
-                if cmd_ua < st[_PROGRAM_MIN_UA]:
-                    st[_OPEN] = 0                # too little current to judge contact or sense
-                    st[_BAD_N] = 0
-                elif ((mv >= st[_COMPLIANCE_MV] and ua * 10 < cmd_ua * 9)
-                      or (ua > 0 and mv * 1000 >= st[_OPEN1_OHM] * ua)):
+                # below PROGRAM_MIN_UA (the soft start rounded down, a ramp-down's tail) the
+                # sense is too coarse for an impedance or a low reading; compliance reached
+                # still says an open electrode at any current
+                judged = cmd_ua >= st[_PROGRAM_MIN_UA]
+                if cmd_ua > 0 and ((mv >= st[_COMPLIANCE_MV] and ua * 10 < cmd_ua * 9)
+                                   or (judged and ua > 0 and mv * 1000 >= st[_OPEN1_OHM] * ua)):
                     # contact_lost: compliance reached below the setpoint, or impedance above open_ohm
                     st[_OPEN] += 1
                     if st[_OPEN] >= st[_CONTACT_SAMPLES] and reason == 0:
                         reason = _R_CONTACT
                     st[_BAD_MS] = -1
+                elif not judged:
+                    st[_OPEN] = 0
+                    st[_BAD_N] = 0
                 else:
                     st[_OPEN] = 0
                     # sense_fault: commanded >= 50 uA (and twice the sense's floor), measured
