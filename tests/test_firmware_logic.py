@@ -129,6 +129,28 @@ def test_stop_ramps_down_over_at_least_1_s(fw):
     assert targets[-1][2] == S.DONE and targets[-1][1] == 0
 
 
+def test_a_ramp_down_spends_at_least_1_s_above_the_soft_start(fw):
+    """From any amplitude, also one just above the soft start, the part above it takes the whole
+    ramp-down; only the soft start itself goes off in one step (as a ramp-up begins with one).
+    From 12 uA a fall to zero over 1.5 s had crossed the soft start (10 uA) in 0.25 s."""
+    S = fw("myotone.session")
+    for setpoint, stop_at in ((300, 5000), (12, 1500), (12, 30_000)):
+        s = S.Session(500)
+        s.begin(setpoint, 60_000, 0)
+        t = 0
+        while t < stop_at:
+            t += 1
+            s.step(t)
+        s.request_stop()
+        soft_na = s.min_ua * 1000
+        assert s.target_na > soft_na
+        while s.target_na > soft_na:
+            t += 1
+            s.step(t)
+        assert t - stop_at >= 1000, (setpoint, stop_at, t)
+        assert s.target_na == 0 and s.state == S.DONE
+
+
 def test_session_ends_by_itself_at_its_duration(fw):
     S = fw("myotone.session")
     s, targets = run_session(S, 100, 10_000)
