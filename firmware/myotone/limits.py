@@ -14,6 +14,9 @@ RAMP_STEP_MAX_MS = const(10)        # a ramp moves at most one output slice's ti
 RAMP_MIN_PAIRS = const(20)          # a rising ramp is carried by >= 20 pulse pairs (each step
                                     # <= 5 % of the span): at a low frequency or with bursts it
                                     # lasts 20 pair intervals (project choice, docs/safety.md)
+IN_PAIR_NET_PERMILLE = const(10)    # a ramp's rises written inside a pair (no off time the
+                                    # output slice sees): worst-case net <= 1 % of the charge
+                                    # moved since switch-on, half charge_imbalance's 2 %
 FREQ_MIN_MHZ = const(100)           # 0.1 Hz, in mHz
 FREQ_MAX_MHZ = const(1000000)       # 1000 Hz, in mHz
 PHASE_MIN_US = const(20)

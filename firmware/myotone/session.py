@@ -189,6 +189,13 @@ class Session:
         self._rate_pa_per_ms = ramp_down_rate_pa_per_ms(max(0, self.target_na - self._floor_na), self.pair_ms)
         self._frac_pa = 0
 
+    def hold_at(self, na):
+        """A rising ramp waits at `na` (what the output last wrote): its step could not be
+        delivered this slice (Supervisor._rise_fits). Anything else goes on."""
+        if self.state == RAMP and 0 <= na < self.target_na:
+            self.target_na = na
+            self._frac_pa = 0
+
     def request_stop(self):
         """Ramp down to zero (ramp_down_rate_pa_per_ms; paused: already at zero, done on the
         next step)."""

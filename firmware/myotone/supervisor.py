@@ -38,6 +38,11 @@ _LOOP_MS = const(20)
 _POLL_LINES = const(4)       # lines handled per main-loop pass ...
 _POLL_BYTES = const(1024)    # ... and bytes read
 _LINE_IDLE_MS = const(2000)  # an unfinished line idle this long is dropped (resync)
+_LEDGER_FULL_UA = const(1 << 22)   # moved charge (uA x phases) past which no in-pair rise can
+                                   # reach 1 % (all of them: < 1000 uA x phases): the ledger stops
+_L_MOVED_UA = const(0)             # the in-pair ledger's slots (Supervisor._rise_fits)
+_L_IN_PAIR_NA = const(1)
+_L_PAIRS = const(2)
 
 _START = {
     "program": ("str", True), "ua": ("int", False), "duration_s": ("int", False),
@@ -107,6 +112,12 @@ class Supervisor:
         self._pairs_off = -1            # the pair count when a slice last saw an off time
         self._set_na = -1               # the target the last amplitude slice set, and the code it
         self._set_code = -1             # left on the DAC (an unchanged pair needs no transfer)
+        # the in-pair ledger since the stage switched on: the charge the pairs moved (uA x
+        # phases, saturating) and the worst-case net of the rises written inside a pair (nA x
+        # phases: a rise written in the gap between a pair's phases puts it all in one polarity)
+        # (one array, not three attributes: every attribute the Supervisor adds makes each of its
+        # lookups dearer on MicroPython -- three cost the bookkeeping tick 14 us a call)
+        self._ledger = array("i", [0, 0, 0])    # _L_MOVED_UA, _L_IN_PAIR_NA, _L_PAIRS
         self._dac_n = 0
         self.reader = P.LineReader()
         self._rx_ms = 0              # when input last arrived
@@ -195,6 +206,14 @@ class Supervisor:
             # switched on at the target: the first pair is whole
             self._pairs_at_set = self._pairs_off = pulse.pairs
             self._set_na = -1                   # the stage wrote its own first code
+            lg = self._ledger
+            lg[_L_MOVED_UA] = lg[_L_IN_PAIR_NA] = 0
+            lg[_L_PAIRS] = pulse.pairs
+        if live and sess.state == RAMP:
+            lg = self._ledger
+            if lg[_L_MOVED_UA] < _LEDGER_FULL_UA:
+                lg[_L_MOVED_UA] += ((pulse.pairs - lg[_L_PAIRS]) & 0xFFFF) * 2 * stage.out_ua
+            lg[_L_PAIRS] = pulse.pairs
         if not pulse.in_pair:
             self._pairs_off = pulse.pairs       # an off time this slice saw
         target = sess.step(now, live)
@@ -225,11 +244,32 @@ class Supervisor:
             na = sess.target_na
             out = self.output
             if na != self._set_na or out.code != self._set_code:
+                if pulse.in_pair and not self._rise_fits(out, na):
+                    sess.hold_at(out.na_for_code(out.code))   # the rise waits: a later pair, an off time
+                    return
                 stage.set_na(na)
                 self._set_na = na
                 self._set_code = out.code
             if pulse.in_pair and out.code > out.pair_code:
                 out.pair_code = out.code        # written inside the pair under way: it plays it
+
+    def _rise_fits(self, out, na):
+        """A rise written inside a pair leaves up to its step x one phase of net charge: it is
+        written only while the ledger's rises stay within IN_PAIR_NET_PERMILLE of the charge
+        the pairs moved since switch-on (an 8-bit DAC's first step from the soft start is 50 %
+        of it: one in the first pairs was 3 % of a 10 s window). Falls always fit: they undo
+        the rises' net (the later phase carries the newer amplitude) or end the output."""
+        code = out.code_for_na(na)
+        if code <= out.code:
+            return True
+        lg = self._ledger
+        if lg[_L_MOVED_UA] >= _LEDGER_FULL_UA:
+            return True
+        rise = out.na_for_code(code) - out.na_for_code(out.code)
+        if lg[_L_IN_PAIR_NA] + rise > lg[_L_MOVED_UA] * limits.IN_PAIR_NET_PERMILLE:
+            return False
+        lg[_L_IN_PAIR_NA] += rise
+        return True
 
     @micropython.native
     def _environment_slice(self):
