@@ -86,6 +86,11 @@ REGRESSIONS = {   # id: (the class that must be gone, the minimal case)
     # charge_imbalance trip of the firmware's own
     "early_step_inside_a_pair_pico": ("charge_balance", case("pio", 433, wave(64.269, 5570, 1641, False),
                                                              duration_s=3)),
+    # a stop 2 ms into the session at 208 Hz (pairs 4.8 ms apart): with a ramp-down that ended at the
+    # soft start in one step, the close, seen by the 10 ms output slice only after the next pair
+    # began, cut that pair at 9.8 uA (5.9 % of the window); the ramp-down's tail now falls to zero
+    "stop_at_the_start_short_off_time": ("charge_balance", case("timer", 242, wave(208.333, 1400, 100, True),
+                                                               control="stop", control_at_s=0.002129, duration_s=6)),
 }
 
 

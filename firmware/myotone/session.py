@@ -41,14 +41,17 @@ def ramp_rate_pa_per_ms(span_na, permille=1000, min_ms=limits.RAMP_MIN_MS):
     return max(1, rate * permille // 1000)
 
 
-def ramp_down_rate_pa_per_ms(span_na, pair_ms=0):
-    """stop / pause: down `span_na` (from the amplitude delivered to the soft start, below
-    which the output goes off in one step, as a ramp-up begins with one) over RAMP_DOWN_MS
-    (>= 1 s), or two pair intervals (`pair_ms`) when longer: the next pair comes at most
-    half-way down, so at a low frequency the pair under way is followed by a lower one before
-    zero (the ramp-down is carried by pairs, not by the end of the last one). At >= 1.4 Hz it
-    is RAMP_DOWN_MS."""
-    return max(1, span_na * 1000 // max(limits.RAMP_DOWN_MS, 2 * pair_ms))
+def ramp_down_ms(pair_ms=0):
+    """stop / pause: RAMP_DOWN_MS (>= 1 s), or two pair intervals (`pair_ms`) when longer: the
+    next pair comes at most half-way down, so at a low frequency the pair under way is followed
+    by a lower one before zero (the ramp-down is carried by pairs, not by the end of the last
+    one). At >= 1.4 Hz it is RAMP_DOWN_MS."""
+    return max(limits.RAMP_DOWN_MS, 2 * pair_ms)
+
+
+def ramp_down_rate_pa_per_ms(span_na, ms):
+    """A fall over `span_na` in `ms`, in pA per ms (at least 1)."""
+    return max(1, span_na * 1000 // max(1, ms))
 
 
 class Session:
@@ -65,7 +68,8 @@ class Session:
         self.elapsed_ms = 0
         self._rate_pa_per_ms = 0
         self._frac_pa = 0            # what the ramp moved below 1 nA, carried to the next step
-        self._floor_na = 0           # a ramp-down ends here, at the soft start, with a step to zero
+        self._floor_na = 0           # a ramp-down's first part ends at the soft start ...
+        self._tail_rate = 0          # ... and its tail falls from there to zero at this rate
         self._last_ms = 0
         self.paused_ms = 0
         # the longest time between two pulse pairs of the waveform under way (its period, plus a
@@ -183,10 +187,17 @@ class Session:
             na = out.na_for_code(min(out.code, out.pair_code))
             if na < self.target_na:
                 self.target_na = na
-        # the part above the soft start takes the whole ramp-down: from 11.7 uA a fall to zero
-        # over 1.5 s had crossed the soft start (9.8 uA) in 0.25 s
-        self._floor_na = self.start_ua() * 1000
-        self._rate_pa_per_ms = ramp_down_rate_pa_per_ms(max(0, self.target_na - self._floor_na), self.pair_ms)
+        # the part above the soft start takes 9/10 of the ramp-down (from 11.7 uA a fall to
+        # zero over 1.5 s had crossed the soft start, 9.8 uA, in 0.25 s), the tail below it the
+        # last tenth: the pair the output ends in carries next to nothing (a close that comes
+        # late may still cut it short: docs/safety.md)
+        ms = ramp_down_ms(self.pair_ms)
+        floor = self._floor_na = min(self.target_na, self.start_ua() * 1000)
+        self._tail_rate = ramp_down_rate_pa_per_ms(floor, ms // 10)
+        if self.target_na > floor:
+            self._rate_pa_per_ms = ramp_down_rate_pa_per_ms(self.target_na - floor, ms - ms // 10)
+        else:
+            self._rate_pa_per_ms = self._tail_rate
         self._frac_pa = 0
 
     def hold_at(self, na):
@@ -270,6 +281,8 @@ class Session:
         elif st == RAMP_DOWN or st == PAUSING:
             self.target_na -= step
             if self.target_na <= self._floor_na:
+                self._rate_pa_per_ms = self._tail_rate
+            if self.target_na <= 0:
                 self.target_na = 0
                 self.state = DONE if st == RAMP_DOWN else PAUSED
         elif st == PAUSED:
