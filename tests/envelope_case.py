@@ -276,7 +276,9 @@ def judge(b: Bench, case: Case, t_start: int, setpoint: float, at: dict, bounds:
 
     # ramp rules and charge balance on what came before any fault
     cut = at["fault"] if at["fault"] is not None else t_end + 1
-    clean = [p for p in all_pairs if p.t1 <= cut]
+    # a pair ending at the fault's instant was ended by it (an electrode lifted mid-phase): the
+    # plant's, not the firmware's, imbalance
+    clean = [p for p in all_pairs if p.t1 < cut]
     if at["fault"] is not None and clean and not clean[-1].whole and \
             clean[-1].t1 + case.wave["gap_us"] * 1000 + J.MS >= cut:
         clean.pop()                                 # its partner phase would have come after the fault
