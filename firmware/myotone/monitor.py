@@ -114,10 +114,14 @@ class Monitor:
         between pairs).
         """
         b = self._b
-        self._pos[b] += pos_m
-        self._posk[b] += pos_k
-        self._neg[b] += neg_m
-        self._negk[b] += neg_k
+        # phases too small to judge stay out of the window, numerator and denominator: the soft
+        # start's pair had held a 0.19 Hz window's mean under judge_ua for 5 s after a 20 %
+        # asymmetry began (only the window's mean was held against it)
+        if pos_k and neg_k and pos_m // pos_k + neg_m // neg_k >= (2 * self.judge_ua) << 4:
+            self._pos[b] += pos_m
+            self._posk[b] += pos_k
+            self._neg[b] += neg_m
+            self._negk[b] += neg_k
         if ((now_ms - self._b_ms) & 0x3FFFFFFF) < limits.CHARGE_BUCKET_MS:
             return None
         self._b_ms = now_ms
