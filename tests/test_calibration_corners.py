@@ -92,9 +92,9 @@ def run_corner(board_name, cal, calibration_true):
 @pytest.mark.parametrize("calibration_true", [False, True], ids=["unit-nominal", "calibration-true"])
 @pytest.mark.parametrize("board_name", ["pico-mcp4725", "esp32-devkit"])
 def test_every_corner_of_the_calibration_bounds_keeps_trips_soft_start_and_ramps(fw, board_name, calibration_true):
-    """Every corner, on both boards. The ESP32's sense reads 0 below ~47 uA, ~59 uA on a unit whose
-    sense truly reads 10 uA low: sense_fault judges only from twice that floor (Monitor.sense_min_ua),
-    so a ramp crossing it is no false sense_fault (those corners had been left out)."""
+    """Every corner, on both boards. The ESP32's ADC reads 0 below ~142 mV: its sense's bias (U3B,
+    sense.bias_mv) makes it read from 0 uA, also on a unit whose sense truly reads 10 uA low, so
+    sense_fault judges from 50 uA with no false trip while a ramp crosses the old floor."""
     ran = 0
     for cal in corners(fw):
         run_corner(board_name, cal, calibration_true)

@@ -101,6 +101,10 @@ REGRESSIONS = {   # id: (the class that must be gone, the minimal case)
     # came 4.8 s after the plant's window passed 2 % (phases under the level now stay out of the window)
     "asymmetry_behind_the_soft_start": ("trip_late", case("pio", 430, wave(0.192, 5838, 0, True), "bridge_asymmetry",
                                                           2.932507, duration_s=6)),
+    # esp32: an ADC stuck (at ~0) during the soft start; the sense read 0 below ~47 uA, so sense_fault judged only
+    # from 94 uA commanded: cut 484 ms after the plant passed 50 uA (the sense's bias now reads from 0 uA)
+    "adc_stuck_under_the_esp32_floor": ("trip_late", case("rmt", 259, wave(6.31, 8604, 200, False), "adc_stuck",
+                                                          0.433612, duration_s=6)),
 }
 
 

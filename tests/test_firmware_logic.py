@@ -272,6 +272,24 @@ def test_board_files_in_repo_are_valid(fw):
         assert b["limit_ua"] == 500
 
 
+def test_an_esp32_board_without_the_sense_bias_is_refused(fw):
+    """The ESP32's ADC reads 0 below ~142 mV (~47 uA on the 3 kOhm sense): without U10's bias
+    sense_fault's low reading is blind under ~94 uA and a stuck ADC runs unseen there."""
+    import json
+    from myotone import paths
+    B = fw("myotone.board")
+    raw = json.loads((paths.boards_dir() / "esp32-devkit.json").read_text())
+    assert B.check(json.loads(json.dumps(raw)))
+    for bias in (None, 0, 140):
+        bad = json.loads(json.dumps(raw))
+        if bias is None:
+            del bad["sense"]["bias_mv"]
+        else:
+            bad["sense"]["bias_mv"] = bias
+        with pytest.raises(B.BoardError, match="bias_mv must be >= 180"):
+            B.check(bad)
+
+
 @pytest.mark.parametrize("mutate,msg", [
     (lambda b: b.pop("bridge"), "missing bridge"),
     (lambda b: b.update(limit_ua="500"), "integer"),
@@ -281,7 +299,10 @@ def test_board_files_in_repo_are_valid(fw):
     (lambda b: b.update(dac={"kind": "esp32", "pin": 25, "bits": 8, "vref_mv": 3300}), "esp32 only"),
     (lambda b: b.update(pulse={"backend": "rmt"}), "esp32 only"),
     (lambda b: b.update(mcu="esp32", dac={"kind": "esp32", "pin": 25, "bits": 8, "vref_mv": 3300},
-                        pulse={"backend": "timer", "timer_id": 0, "hard": True, "tick_us": 100}), "soft"),
+                        pulse={"backend": "timer", "timer_id": 0, "hard": True, "tick_us": 100},
+                        sense=dict(b["sense"], bias_mv=200)), "soft"),
+    (lambda b: b["sense"].update(bias_mv=600), "bias_mv"),
+    (lambda b: b["sense"].update(bias_mv="200"), "bias_mv"),
     (lambda b: b["bridge"].update(pol_b=b["bridge"]["pol_a"] + 2), "pol_a \\+ 1"),
 ])
 def test_bad_board_files_are_refused(fw, mutate, msg):

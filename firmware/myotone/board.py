@@ -42,6 +42,14 @@ _SENSE_MAX_FS_UA = const(4096)
 # a sense reading 5 % low (the most the sense calibration corrects) still sees the trip level.
 _LIMITER_T_MIN_C = const(0)
 _LIMITER_MARGIN_PERMILLE = const(1050)
+# The ESP32's ADC reads 0 below ~142 mV at 11 dB (~47 uA on a 3 kOhm sense): sense_fault's 50 uA
+# and charge balance need the current channel lifted above that dead zone by a bias (U10,
+# docs/hardware.md), with room for its tolerance and the ADC's offset spread between chips.
+_ESP32_BIAS_MIN_MV = const(180)
+_BIAS_MAX_MV = const(500)
+# A sense that reads a pair's phases too coarsely for 2 % below some current names it
+# (sense.charge_judge_ua); above this, charge balance would be judged on too little of a session.
+_CHARGE_JUDGE_MAX_UA = const(150)
 # Every role that takes a GPIO: (where, key) -- no two may share a pin.
 _PIN_ROLES = (("", "hv_enable"), ("", "vbus_pin"), ("", "button_pin"), ("", "status_led_pin"),
               ("bridge.", "pol_a"), ("bridge.", "pol_b"), ("dac.", "pin"), ("dac.", "sda"), ("dac.", "scl"),
@@ -140,6 +148,12 @@ def check(raw):
         _need(sense, key, int, "sense.")
     for key in ("r_sense_ohm", "divider", "adc_vref_mv"):
         _positive(sense, key, "sense.")
+    bias = raw["sense"].get("bias_mv", 0)
+    if type(bias) is not int or not 0 <= bias <= _BIAS_MAX_MV:
+        raise BoardError("board: sense.bias_mv must be an integer 0..%d" % _BIAS_MAX_MV)
+    judge = raw["sense"].get("charge_judge_ua", 0)
+    if type(judge) is not int or not 0 <= judge <= _CHARGE_JUDGE_MAX_UA:
+        raise BoardError("board: sense.charge_judge_ua must be an integer 0..%d" % _CHARGE_JUDGE_MAX_UA)
     _check_sense(raw)
     pulse = _need(raw, "pulse", dict, "")
     if _need(pulse, "backend", str, "pulse.") not in _PULSE_BACKENDS:
@@ -193,6 +207,10 @@ def check(raw):
         raise BoardError("board: watchdog_ms must be >= %d (a flash write must not reset the board)"
                          % _WATCHDOG_MIN_MS)
     _check_pins(raw)
+    if raw["mcu"] == "esp32" and bias < _ESP32_BIAS_MIN_MV:
+        raise BoardError("board: the ESP32's ADC reads 0 below ~142 mV: sense.bias_mv must be >= %d (the"
+                         " current sense's bias, docs/hardware.md), or sense_fault cannot see 50 uA"
+                         % _ESP32_BIAS_MIN_MV)
     return raw
 
 
@@ -243,9 +261,9 @@ def _check_v_to_i(raw, max_code):
 
 
 def sense_full_scale_ua(board):
-    """Current at the current ADC's full scale: Vref / R_sense, in uA."""
+    """Current at the current ADC's full scale: (Vref - the sense's bias) / R_sense, in uA."""
     s = board["sense"]
-    return s["adc_vref_mv"] * 1000 // s["r_sense_ohm"]
+    return (s["adc_vref_mv"] - s.get("bias_mv", 0)) * 1000 // s["r_sense_ohm"]
 
 
 def _check_sense(raw):

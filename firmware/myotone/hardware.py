@@ -139,7 +139,8 @@ class Hardware:
         adc_i = make_adc(board, Pin(s["current_adc"]))
         adc_v = make_adc(board, Pin(s["voltage_adc"]))
         calibrated = board["mcu"] == "esp32"      # the ESP32 ADC is not linear: read_uv()
-        self.sense = Sense(adc_i, adc_v, s["r_sense_ohm"], s["divider"], s["adc_vref_mv"], calibrated)
+        self.sense = Sense(adc_i, adc_v, s["r_sense_ohm"], s["divider"], s["adc_vref_mv"], calibrated,
+                           s.get("bias_mv", 0) > 0)
         # the polarity comparators (FLOW_A: current E1 -> E2, FLOW_B: E2 -> E1; docs/hardware.md)
         self.flow_a = Pin(s["flow_a_pin"], Pin.IN)
         self.flow_b = Pin(s["flow_b_pin"], Pin.IN)

@@ -50,7 +50,10 @@ class Monitor:
         # charge balance is judged only on currents the sense reads without bias: above
         # SENSE_IDLE_UA, and above twice the ADC's floor (ESP32: a current near its floor
         # reads 0 or the floor by noise, and the two polarities' means differ by chance)
-        self.judge_ua = max(limits.SENSE_IDLE_UA, 2 * sense_floor_ua)
+        # ... and from the board's sense.charge_judge_ua, where its sense reads a pair's two
+        # phases less finely than 2 % of them below that (docs/hardware.md)
+        self.judge_ua = max(limits.SENSE_IDLE_UA, 2 * sense_floor_ua,
+                            board.get("sense", {}).get("charge_judge_ua", 0))
         # sense_fault's low reading means something only where the sense reads at all: from
         # SENSE_FAULT_MIN_UA, and from twice the ADC's floor (ESP32: ~47 uA reads 0, ~59 uA on a
         # unit whose sense reads 10 uA low; a ramp crossing them was a false sense_fault)

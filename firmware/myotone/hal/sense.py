@@ -6,7 +6,10 @@
 # (`read_uv()`) instead of assuming a linear 0..adc_vref_mv ADC -- the
 # ESP32's ADC has an offset (its code 0 means "below ~140 mV") and a bent
 # top. The floor, what read_uv() returns with nothing on the pin, is read
-# once at construction (output off) and reads as 0.
+# once at construction (output off) and reads as 0. With `biased` (the
+# board's sense.bias_mv: U10 lifts the current channel by ~200 mV, above
+# the dead zone) that reading is the zero, subtracted from every reading,
+# so the sense reads from 0 uA instead of from ~47 uA.
 #
 # The current channel also takes this unit's calibration (calib.py, set by
 # `calibrate()`): true uA = gain x reading + offset, the gain folded into
@@ -31,7 +34,9 @@ _K_I_SCALE = const(4)    # linear path: full scale << 14 / 65535
 _K_I_OFF = const(5)      # this unit's offset (uA, >= 0)
 _K_V_SCALE = const(6)
 _K_DIVIDER = const(7)
-_K_SLOTS = const(8)
+_K_BIASED = const(8)     # 1: the current channel has a bias: _K_FLOOR_I is its zero
+_K_SLOTS = const(9)
+_ZERO_READS = const(16)  # readings averaged for the bias's zero (at construction, output off)
 
 
 def _scale(full_scale, shift):
@@ -42,7 +47,8 @@ def _scale(full_scale, shift):
 
 
 class Sense:
-    def __init__(self, adc_current, adc_voltage, r_sense_ohm, divider, adc_vref_mv, calibrated=False):
+    def __init__(self, adc_current, adc_voltage, r_sense_ohm, divider, adc_vref_mv, calibrated=False,
+                 biased=False):
         self._adc_i = adc_current
         self._adc_v = adc_voltage
         self._r_sense = r_sense_ohm
@@ -52,7 +58,11 @@ class Sense:
         # current: V_sense / R_sense; full scale in uA
         self._i_fs_ua = adc_vref_mv * 1000 // r_sense_ohm
         if calibrated:
-            k[_K_FLOOR_I] = adc_current.read_uv()
+            if biased:
+                k[_K_BIASED] = 1
+                k[_K_FLOOR_I] = sum(adc_current.read_uv() for _ in range(_ZERO_READS)) // _ZERO_READS
+            else:
+                k[_K_FLOOR_I] = adc_current.read_uv()
             k[_K_FLOOR_V] = adc_voltage.read_uv()
         self.calibrate(1.0, 0)
         # electrode voltage: ADC volts x divider; full scale in mV
@@ -70,8 +80,8 @@ class Sense:
         # microvolt path: uA = uV x 16 / (R_sense x 16 / gain), in 1/16 ohm (uV x 16 < 2**30)
         r16 = k[_K_R16] = max(1, int(self._r_sense * 16 / gain + 0.5))
         k[_K_I_OFF] = int(offset_ua + 0.5)
-        # the smallest current read as more than 0 (0 on a linear ADC)
-        self.floor_ua = (k[_K_FLOOR_I] * 16 + (r16 >> 1)) // r16 if k[_K_CAL] else 0
+        # the smallest current read as more than 0 (0 on a linear ADC, or with a bias)
+        self.floor_ua = (k[_K_FLOOR_I] * 16 + (r16 >> 1)) // r16 if k[_K_CAL] and not k[_K_BIASED] else 0
 
     @micropython.viper
     def read_ua(self) -> int:
@@ -79,7 +89,11 @@ class Sense:
         if k[_K_CAL]:
             uv = int(self._adc_i.read_uv())
             ua = 0
-            if uv > k[_K_FLOOR_I]:
+            if k[_K_BIASED]:
+                uv -= k[_K_FLOOR_I]
+                if uv > 0:
+                    ua = (uv * 16 + (k[_K_R16] >> 1)) // k[_K_R16]
+            elif uv > k[_K_FLOOR_I]:
                 ua = (uv * 16 + (k[_K_R16] >> 1)) // k[_K_R16]
         else:
             ua = (int(self._adc_i.read_u16()) * k[_K_I_SCALE] + 8192) >> 14

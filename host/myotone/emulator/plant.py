@@ -106,6 +106,7 @@ class Plant:
         self._pick = self.rng.getrandbits
         self.now_ns = lambda: 0       # the emulator wires its clock here
         self._r_sense = float(board["sense"]["r_sense_ohm"])
+        self._bias_v = board["sense"].get("bias_mv", 0) / 1000.0    # U10's lift of the current channel
         self._v_comp = float(board["compliance_v"])
         # the present constant-drive interval, solved in closed form
         self._t0 = 0
@@ -258,7 +259,7 @@ class Plant:
         if channel == "i":
             i_ua = self._bypass_ua if self._bypass_ua else abs(self.current_ua(t_ns))
             ua = i_ua * self.sense_gain + self.sense_offset_ua
-            return max(0.0, ua) * 1e-6 * self._r_sense
+            return max(0.0, ua) * 1e-6 * self._r_sense + self._bias_v
         if channel == "v":
             return self.electrode_mv(t_ns) / 1000.0 / self.board["sense"]["divider"]
         return self.thermistor_v()
