@@ -12,6 +12,8 @@ core 1: real silicon is somewhat slower than these figures.
 * tick: every call of the scheduled supervisor callback (MicroPython runs soft-timer
   callbacks through mp_call_function_1_protected, timed from entry to return with the ELF's
   symbols), idle and in a `lift` session: mean, max, CPU share;
+* soft-callback wait: timer alarm to the scheduled callback's run with the HV rail on, under
+  20 `status` requests/s, with supervisor.gc "output_off" (what holds the ESP32's fast path);
 * status: round trip of `status` during a session; the highest request rate sustained
   for the run without a watchdog reset;
 * over_current: DAC stuck high at onsets 0.37 ms apart (every phase of the ticks), onset (plant
@@ -212,22 +214,65 @@ def collections(board: str, seconds: float, rate: float = 20.0) -> dict:
         fw.close()
 
 
+def _pico_with_gc(tmp: str, policy: str) -> str:
+    """The Pico's board file with `supervisor.gc` = `policy`, written in directory `tmp`: its path."""
+    from pathlib import Path
+
+    from myotone.emulator.board import load_board
+    board = load_board("pico-mcp4725")
+    board["supervisor"]["gc"] = policy
+    path = Path(tmp) / f"pico-mcp4725-{policy}.json"
+    path.write_text(json.dumps(board))
+    return str(path)
+
+
 def gc_policies(seconds: float) -> list[dict]:
     """collections() with the Pico's default (`supervisor.gc` "auto": MicroPython collects when it
     must; the fast path is a hard interrupt) and with the ESP32's ("output_off": heap.py)."""
     import tempfile
-    from pathlib import Path
-
-    from myotone.emulator.board import load_board
-    rows = []
     with tempfile.TemporaryDirectory() as tmp:
-        for policy in ("auto", "output_off"):
-            board = load_board("pico-mcp4725")
-            board["supervisor"]["gc"] = policy
-            path = Path(tmp) / f"pico-mcp4725-{policy}.json"
-            path.write_text(json.dumps(board))
-            rows.append({"gc": policy, **collections(str(path), seconds)})
-    return rows
+        return [{"gc": policy, **collections(_pico_with_gc(tmp, policy), seconds)}
+                for policy in ("auto", "output_off")]
+
+
+def soft_waits(seconds: float, rate: float = 20.0) -> dict:
+    """How long a soft callback waits from its timer alarm to its run with the HV rail on (the
+    bookkeeping tick here; on the ESP32 the fast path is one too: docs/safety.md "What else holds
+    soft callbacks off"), under `status` at `rate` per second through a `lift` session, on the Pico
+    with the ESP32's `supervisor.gc` "output_off" (no collection with the rail on): what holds them
+    is the main loop's C calls and bytecode between jumps. Every alarm that only scheduled its
+    callback (alarm_callback shorter than DISPATCH_ONLY_US) to the next callback run."""
+    import bisect
+    import tempfile
+    with tempfile.TemporaryDirectory() as tmp:
+        fw = Fw(probe=(BOOK_PROBE, FAST_PROBE), board=_pico_with_gc(tmp, "output_off"))
+        try:
+            b = fw.b
+            assert fw.request("start", **SESSION)["ok"]
+            fw.run(SETTLE_S)
+            nb, na = len(b.probe_calls[BOOK_PROBE]), len(b.probe_calls[FAST_PROBE])
+            for i in range(int(seconds * rate)):
+                b.send({"id": 70000 + i, "cmd": "status"})
+                fw.run(1 / rate)
+            runs = [t for t, _ in b.probe_calls[BOOK_PROBE][nb:]]
+            alarms = [t for t, d in b.probe_calls[FAST_PROBE][na:] if d < DISPATCH_ONLY_US * 1000]
+            hv = b.board["hv_enable"]
+            rail = [(t, level) for t, gpio, level in b.edges if gpio == hv]
+            resets = bool(b.resets)
+        finally:
+            fw.close()
+
+    def rail_on(t: int) -> int:
+        return next((lv for tr, lv in reversed(rail) if tr <= t), 0)
+    waits = []
+    for t in alarms:
+        j = bisect.bisect_left(runs, t)
+        if j < len(runs) and rail_on(t) and rail_on(runs[j]):
+            waits.append((runs[j] - t) / 1000)
+    waits.sort()
+    return {"seconds": seconds, "rate": rate, "waits": len(waits), "max_us": waits[-1],
+            "p99_us": waits[int(0.99 * (len(waits) - 1))], "median_us": statistics.median(waits),
+            "over_500_us": sum(w > 500 for w in waits), "watchdog_reset": resets}
 
 
 def onsets_ms(n: int) -> list[float]:
@@ -289,6 +334,7 @@ def measure(quick: bool = False) -> report.Section:
     gc_rows = gc_policies(3.0 if quick else 20.0)
     off = next(r for r in gc_rows if r["gc"] == "output_off")
     tick_rows = ticks(0.3 if quick else 2.0)
+    waits = soft_waits(1.0 if quick else 6.0)
     rate_rows, best = status_rate([3.0] if quick else [1.0, 3.0, 10.0, 20.0], 3.0 if quick else 60.0)
     offsets = onsets_ms(2 if quick else 32)
     lat = over_current(offsets)
@@ -312,6 +358,10 @@ def measure(quick: bool = False) -> report.Section:
             {"figure": "bookkeeping tick in a session: mean", "value": books_row["mean_us"], "unit": "us"},
             {"figure": "bookkeeping tick in a session: max", "value": books_row["max_us"], "unit": "us"},
             {"figure": "bookkeeping tick in a session: CPU share", "value": books_row["cpu_share"], "unit": "of 1"},
+            {"figure": f"longest soft-callback wait (alarm to run) with the HV rail on under "
+                       f"{waits['rate']:g} status requests/s, supervisor.gc output_off ({waits['waits']} waits)",
+             "value": waits["max_us"] / 1000, "unit": f"ms (p99 {waits['p99_us'] / 1000:.2f}, "
+                                                     f"{waits['over_500_us']} over 0.5 ms)"},
             {"figure": "status round trip in a session (median)", "value": rate_rows[0]["status_rt_median_ms"],
              "unit": "ms"},
             {"figure": "highest request rate without a watchdog reset", "value": best, "unit": "per s"},
@@ -339,7 +389,8 @@ def measure(quick: bool = False) -> report.Section:
                "garbage: gc.mem_alloc() after Ctrl-C, runs alike but for 10 status round trips or telemetry "
                "every 100 ms (automatic collection is off in the firmware: heap.py); collections: every "
                "gc_collect of the VM (ELF symbol), judged against the HV rail pin"],
-        more=[("tick", tick_rows), ("request rate", rate_rows), ("garbage collection", gc_rows),
+        more=[("tick", tick_rows), ("soft-callback waits with the HV rail on", [waits]),
+              ("request rate", rate_rows), ("garbage collection", gc_rows),
               ("over_current latency per onset (ms): the chip, and the fast tier with chip time (cost.py)",
                [{"onset": k, "offset_ms": off, "silicon_ms": v, "fast_tier_ms": f}
                 for k, (off, v, f) in enumerate(zip(offsets, lat, fast))])])

@@ -303,7 +303,7 @@ def policy_board_file(tmp_path) -> str:
 
 def test_a_burst_of_host_requests_during_a_session_does_not_starve_the_watchdog_nor_collect_with_output_on(
         tmp_path):
-    """20 requests a second for 3 s fill the heap (each `status` leaves ~1.2 kB of garbage):
+    """20 requests a second for 3 s fill the heap (each `status` leaves ~1.35 kB of garbage):
     MicroPython's own gc_collect runs, every time with the HV rail off (heap.py: the output stage
     closes after its pair first), never forced (`ev: gc`), and no watchdog reset."""
     fw = Fw(probe="gc_collect", board=policy_board_file(tmp_path))

@@ -57,13 +57,14 @@ class Console:
         return self._one[0]
 
     def write_line(self, text):
-        """One line; `text` may be a tuple of pieces (a large reply, not copied)."""
+        """One line; `text` (str or bytes: protocol.dumps) may be a tuple of pieces (a large
+        reply, not copied)."""
         n = 1
         pieces = text if isinstance(text, tuple) else (text,)
         if self._fifo_b:
             q = self._queue
             for piece in pieces:
-                b = piece.encode()
+                b = piece if isinstance(piece, bytes) else piece.encode()
                 q.append(b)
                 n += len(b)
             q.append(b"\r\n")       # as the cooked sys.stdout.write ends a line

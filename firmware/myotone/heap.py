@@ -20,8 +20,10 @@
 # allocations are estimated from its console traffic -- every line read or
 # written and its bytes, which is what it allocates for (requests, replies,
 # events) -- at a bound measured on the silicon tier: a status round trip
-# allocates ~1.2 kB for ~420 bytes of traffic, a telemetry event ~0.7 kB for
-# ~330 (docs/performance.md); LINE_B + BYTE_B x bytes is 1.6 and 2.3 times that.
+# allocates ~1.35 kB for ~390 bytes of traffic, a telemetry event ~0.77 kB for
+# ~330 (bench_silicon.garbage(), with supervisor.gc "output_off"; protocol.dumps
+# writes a line a value at a time: +0.14 kB); LINE_B + BYTE_B x bytes is 1.3 and
+# 2 times that.
 # Main loop only.
 import gc
 import time

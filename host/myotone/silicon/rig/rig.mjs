@@ -44,6 +44,8 @@ const uf2 = fs.readFileSync(args.uf2);
 const fsPath = args.fs;
 const fsOffset = Number(args['fs-offset'] ?? 0xa0000);
 // functions whose calls are timed (`call T DURATION_NS K`, K: the probe's index), outermost only
+// (a call ends at its return address at its entry's stack depth, not where an interrupt nested
+// inside it passes the same address)
 const probes = args.probe ? args.probe.split(',').map(Number) : [];
 const flash = new Uint8Array(2 * 1024 * 1024).fill(0xff);
 for (let off = 0; off + 512 <= uf2.length; off += 512) {
@@ -305,7 +307,7 @@ function advanceTo(t) {
 
 // ---- the run loop -----------------------------------------------------------------------
 let busyNs = 0;
-const callT0 = probes.map(() => 0), callRet = probes.map(() => -1);     // busy: executing instructions or stalled on flash
+const callT0 = probes.map(() => 0), callRet = probes.map(() => -1), callSp = probes.map(() => 0);     // busy: executing instructions or stalled on flash
 function run(until) {
   while (clock.nanos < until) {
     if (resetPending) { const reason = resetPending; boot(reason); send(`reset ${Math.round(clock.nanos)} ${reason === WATCHDOG_REASON_FORCE ? 'force' : 'watchdog'}`); continue; }
@@ -321,8 +323,8 @@ function run(until) {
     }
     for (let k = 0; k < probes.length; k++) {
       const pc = core.PC;
-      if (pc === probes[k] && callRet[k] < 0) { callT0[k] = clock.nanos; callRet[k] = core.registers[14] & ~1; }
-      else if (pc === callRet[k]) { send(`call ${Math.round(callT0[k])} ${Math.round(clock.nanos - callT0[k])} ${k}`); callRet[k] = -1; }
+      if (pc === probes[k] && callRet[k] < 0) { callT0[k] = clock.nanos; callRet[k] = core.registers[14] & ~1; callSp[k] = core.SP; }
+      else if (pc === callRet[k] && core.SP >= callSp[k]) { send(`call ${Math.round(callT0[k])} ${Math.round(clock.nanos - callT0[k])} ${k}`); callRet[k] = -1; }
     }
     const cycles = core.executeInstruction();
     const t = clock.nanos + cycles * CYCLE_NS;
