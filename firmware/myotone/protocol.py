@@ -264,12 +264,13 @@ def dumps(obj):
     Here each C call writes one value, the loop jumps between them, a key's text is made
     once and kept, and on MicroPython the line is bytes (a new str would be looked up). The
     stream is kept and grows once: a line leaves only itself as garbage, as json.dumps did."""
+    # (seek, tell and read are in MicroPython's objstringio.c; its type stubs leave them out)
     out = _OUT
-    out.seek(0)
+    out.seek(0)  # pyright: ignore[reportAttributeAccessIssue]
     _dump(obj, out)
-    n = out.tell()
-    out.seek(0)
-    return out.read(n)
+    n = out.tell()  # pyright: ignore[reportAttributeAccessIssue]
+    out.seek(0)  # pyright: ignore[reportAttributeAccessIssue]
+    return out.read(n)  # pyright: ignore[reportAttributeAccessIssue]
 
 
 def _dump(obj, out):

@@ -104,9 +104,13 @@ class Plant:
         # (random.gauss per conversion was a tenth of the emulator's time)
         self._unit_noise = [self.rng.gauss(0.0, 1.0) for _ in range(1 << _NOISE_BITS)]
         self._pick = self.rng.getrandbits
+        # the thermistor draws from its own stream: its readings then follow its own conversions,
+        # not how many current and voltage conversions the firmware made before (a sham and an
+        # active arm of a blinded study read the same skin the same way)
+        self._pick_t = random.Random(seed * 1_000_003 + 17).getrandbits
         self.now_ns = lambda: 0       # the emulator wires its clock here
         self._r_sense = float(board["sense"]["r_sense_ohm"])
-        self._bias_v = board["sense"].get("bias_mv", 0) / 1000.0    # U10's lift of the current channel
+        self._bias_v = board["sense"].get("bias_mv", 0) / 1000.0    # U3B's lift of the current channel (the ESP32)
         self._v_comp = float(board["compliance_v"])
         # the present constant-drive interval, solved in closed form
         self._t0 = 0
@@ -270,7 +274,8 @@ class Plant:
         stuck = "adc_stuck" in self.faults
         if stuck and channel in self._stuck:
             return self._stuck[channel] >> (12 - bits)
-        noise_lsb = self._unit_noise[self._pick(_NOISE_BITS)] * self.adc_noise_lsb
+        pick = self._pick_t if channel == "t" else self._pick
+        noise_lsb = self._unit_noise[pick(_NOISE_BITS)] * self.adc_noise_lsb
         raw = self.adc.raw(self.channel_volts(channel, t_ns), noise_lsb, atten)
         if stuck:
             self._stuck[channel] = raw               # it keeps returning what it read first
