@@ -210,6 +210,9 @@ class _FakeConsole:
     def wait(self, ms):
         return bool(self.rx)
 
+    def has_input(self):
+        return bool(self.rx)
+
     def read_byte(self):
         return self.rx.pop(0)
 

@@ -141,6 +141,8 @@ class Hw:
 class Console:
     def write_line(self, text):
         pass
+    def has_input(self):
+        return False
 board = {"name": "vm", "limit_ua": 500, "supervisor": {"hz": 1000, "gc": "output_off"}, "open_ohm": 100000, "compliance_v": 24,
          "electrode_area_cm2": 4.0, "thermistor": {"r_pullup_ohm": 10000, "r25_ohm": 10000, "beta": 3950},
          "led": {"red_pin": 1, "pwm_hz": 2000, "red_mw_cm2_at_100": 15.0}}

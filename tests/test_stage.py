@@ -55,6 +55,16 @@ class FakePulse:
     def sample(self):
         """The bridge state now (the stage asks before it closes)."""
 
+    def finish(self, left_ms=0):
+        self.finishing = True
+
+    def finished(self, left_ms=0):
+        """The back-end ended by itself after the pair (here: when the test says so)."""
+        return not self.running or getattr(self, "ended", False)
+
+    def unfinish(self):
+        return self.running and not getattr(self, "ended", False)
+
     def stop(self):
         if self.fail_stop:
             raise RuntimeError("back-end stuck")
@@ -158,20 +168,25 @@ def test_a_dac_write_that_fails_in_the_tick_is_dac_fault(fw):
     assert sess.state == fw("myotone.session").FAULT
 
 
-def test_closing_ends_at_the_pair_or_at_the_deadline(fw):
+def test_closing_ends_when_the_back_end_ended_after_the_pair_or_at_the_deadline(fw):
     ST, stage, dac, bridge, hv, pulse, led, sess = make(fw)
     assert stage.switch_on(object(), 100, 100_000)
     pulse.in_pair, pulse.pairs = 1, 7
     stage.close(1000)
-    assert stage.state == ST.CLOSING
-    assert not stage.closed(1050, 1, 7)              # the pair plays on
-    assert stage.closed(1060, 1, 8) and stage.state == ST.OFF and hv.level == 0   # next pair: off
+    assert stage.state == ST.CLOSING and pulse.finishing     # the back-end is asked to end after it
+    pulse.pairs = 8                                   # a slice's look: the next pair's count ...
+    assert not stage.closed(1050)                     # ... is no reason to cut: the back-end says
+    assert stage.keep_on() and stage.state == ST.ON   # taken back while the pair plays
+    stage.close(1060)
+    pulse.ended = True
+    assert not stage.keep_on()                        # committed: no taking back
+    assert stage.closed(1070) and stage.state == ST.OFF and hv.level == 0
     ST, stage, dac, bridge, hv, pulse, led, sess = make(fw)
     assert stage.switch_on(object(), 100, 100_000)
     pulse.in_pair, pulse.pairs = 1, 7
     stage.close(1000)
-    assert not stage.closed(1000 + 100 + 9, 1, 7)    # never seen to end ...
-    assert stage.closed(1000 + 100 + 10, 1, 7)       # ... cut at one period + the margin
+    assert not stage.closed(1000 + 100 + 9)           # never seen to end ...
+    assert stage.closed(1000 + 100 + 10)              # ... cut at one period + the margin
     assert _output_off(dac, bridge, hv, pulse)
 
 
@@ -208,6 +223,12 @@ class Pulse:
         self.running = True
     def sample(self):
         pass
+    def finish(self, left_ms=0):
+        pass
+    def finished(self, left_ms=0):
+        return not self.in_pair
+    def unfinish(self):
+        return self.running
     def stop(self):
         self.running = False
 class Led:
@@ -235,7 +256,7 @@ pulse.in_pair = i & 4
 pulse.pairs = i >> 3
 if i % 50 == 0:
     stage.close(i)
-if stage.state == 3 and stage.closed(i, pulse.in_pair, pulse.pairs):
+if stage.state == 3 and stage.closed(i):
     n[0] += 1
 if i % 97 == 0:
     stage.trip('over_current')

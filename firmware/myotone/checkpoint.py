@@ -52,13 +52,15 @@ class Checkpoints:
     record as it stands (the supervisor, output stage off), and the heap (heap.py: is
     its budget low, collect)."""
 
-    def __init__(self, stage, session, pulse, runner, write, heap):
+    def __init__(self, stage, session, pulse, runner, write, heap, input_waiting=None):
         self._stage = stage
         self._session = session
         self._pulse = pulse
         self._runner = runner
         self._write = write
         self._heap = heap
+        # a request waiting on the console (a stop, a pause): the reopen waits a pass for it
+        self._input_waiting = input_waiting or (lambda: False)
         self.interval_ms = INTERVAL_MS
         self.n = 0                  # the session's record number, once a checkpoint allocated it
         self.due_ms = INTERVAL_MS
@@ -110,6 +112,8 @@ class Checkpoints:
             self.due_ms = t_ms + self.interval_ms
         self._heap.collect(now_ms)  # ... and the heap collected
         self._done = True
-        if self.held and time.ticks_diff(now_ms, self._reopen_at) >= 0:
+        # a request that came during the write or the collection (which hold the main loop
+        # ~20 ms) is handled before the output comes back: a stop sent in the gap keeps it off
+        if self.held and time.ticks_diff(now_ms, self._reopen_at) >= 0 and not self._input_waiting():
             self.held = False
             self._runner.reopen()

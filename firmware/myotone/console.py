@@ -39,6 +39,12 @@ class Console:
         self._level_b = 0           # bytes in the TX FIFO, as estimated ...
         self._at_us = time.ticks_us()   # ... at this time
 
+    def has_input(self):
+        """A byte is ready now (no wait, no output flushed)."""
+        for _ in self._poll.ipoll(0):
+            return True
+        return False
+
     def wait(self, ms):
         """Wait up to `ms` for input; True if a byte is ready. Paced output waiting: written
         first, and the wait no longer than the FIFO takes to half drain."""

@@ -164,18 +164,25 @@ class OutputStage:
         self.close_pairs = p.pairs
         self.close_by = (now_ms + self._pair_ms) & 0x3FFFFFFF
         self.state = CLOSING
+        p.finish(self._pair_ms)   # the back-end ends by itself after this pair: none begins
 
     def keep_on(self):
         """Main loop: a close asked for a checkpoint (checkpoint.py) is taken back while the
         pair under way still plays (CLOSING -> ON): a stop or a pause came meanwhile, and its
-        ramp-down is carried by the pairs that follow. Nothing once the stage is off."""
-        if self.state == CLOSING:
+        ramp-down is carried by the pairs that follow. False once the back-end has committed
+        to ending after the pair (docs/safety.md, Known limits), or the stage is off."""
+        if self.state == CLOSING and self._pulse.unfinish():
             self.state = ON
+            return True
+        return False
 
     @micropython.native
-    def closed(self, now_ms, in_pair, pairs):
-        """CLOSING (tick): cut once the pair is over, or at the deadline regardless; True when off."""
-        if not in_pair or pairs != self.close_pairs or _ticks_diff(now_ms, self.close_by) >= 0:
+    def closed(self, now_ms):
+        """CLOSING (tick): cut once the back-end ended after the pair, or at the deadline
+        regardless; True when off. (Cutting when a 10 ms slice saw the pair over had cut the
+        next one short where the off time after a pair is shorter than a slice.)"""
+        left = _ticks_diff(self.close_by, now_ms)
+        if left <= 0 or self._pulse.finished(left):
             self.cut()
             return True
         return False

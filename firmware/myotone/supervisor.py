@@ -82,7 +82,7 @@ class Supervisor:
         # the session's record at intervals, written with the output stage off (checkpoint.py);
         # its holds collect the heap too
         self.checkpoints = Checkpoints(self.stage, self.session, self.pulse, self.runner,
-                                       self._checkpoint, self.heap)
+                                       self._checkpoint, self.heap, console.has_input)
         try:
             store.recover()
         except OSError:
@@ -192,7 +192,7 @@ class Supervisor:
         sess = self.session
         stage = self.stage
         active = sess.active()
-        if stage.state == STAGE_CLOSING and stage.closed(now, pulse.in_pair, pulse.pairs) and not active:
+        if stage.state == STAGE_CLOSING and stage.closed(now) and not active:
             self._ended()
             return
         if not active:

@@ -10,12 +10,16 @@
 import rp2
 import time
 from micropython import const
-from myotone.pulse import Table, BRIDGE
+from myotone.pulse import Table, BRIDGE, IN_PAIR, PAIR_START
 from myotone.hal.followed import FollowedPulse
 
 _OVERHEAD_US = const(6)    # cycles per segment besides the count loop
 _FIFO_DEPTH = const(8)     # TX FIFO joined
 _MOV_PINS_NULL = const(0xA003)   # `mov(pins, null)`: every OUT pin low
+_PULL_NOBLOCK = const(0x8080)    # `pull(noblock)`: forced, it drops the FIFO's next word
+_RING = const(16)                # flags of the last words fed (> FIFO depth + 1)
+_LONG_OFF = const(0x80)          # ring flag: an off time long enough to drop words in
+_LONG_OFF_US = const(200)        # (the refill interrupt and the forced pulls: tens of us)
 
 
 @rp2.asm_pio(out_init=(rp2.PIO.OUT_LOW, rp2.PIO.OUT_LOW), out_shiftdir=rp2.PIO.SHIFT_RIGHT,
@@ -46,6 +50,13 @@ class PioPulse(FollowedPulse):
         self._i = 0
         self._rep = 0
         self._stopped = False
+        # finish(): which word plays is fed - in the FIFO - 1; the ring keeps each fed word's
+        # pair flags, so the IRQ knows when the pair under way is in its last segment
+        self._ring = bytearray(_RING)
+        self._fed = 0
+        self._finish = 0           # 1: finishing; 2: the FIFO drained, the pair's last plays;
+                                   # 3: starved into "off" (halted at the next segment's end)
+        self._done = 0
         self._feed_cb = self._feed         # bound once: the IRQ must not allocate
 
     def prepare(self, wave):
@@ -69,12 +80,87 @@ class PioPulse(FollowedPulse):
                     self._i = 0
                     return (t.off - _OVERHEAD_US) << 2
         self._i = i + 1
-        return ((t.dur[i] - _OVERHEAD_US) << 2) | (t.state[i] & BRIDGE)
+        d = t.dur[i]
+        st = t.state[i]
+        self._ring[self._fed % _RING] = st | _LONG_OFF if d >= _LONG_OFF_US and not st & IN_PAIR else st
+        return ((d - _OVERHEAD_US) << 2) | (st & BRIDGE)
 
     def _feed(self, _sm):
         sm = self._sm
+        if self._finish:
+            self._finishing(sm)
+            return
         while sm.tx_fifo() < _FIFO_DEPTH:
+            self._ring[self._fed % _RING] = _LONG_OFF  # a burst's off time (_word sets table words)
             sm.put(self._word())
+            self._fed += 1
+
+    def _finishing(self, sm):
+        """finish(), at each segment's end (and once when asked): in the off time after the
+        pair, halt; where none follows it (or a short one), drop the words queued after the
+        pair's last segment while it plays, so the state machine starves into "off" (the
+        program plays X = 0 then) right after it, and halt once that has played."""
+        if self._finish == 3:               # the starved "off" word played: halt
+            self.halt()
+            self._done = 1
+            self._finish = 0
+            return
+        if self._finish == 2:               # the pair's last segment ended: the state machine
+            self._finish = 3                # plays "off" now by itself, at the program's time
+            return
+        queued = sm.tx_fifo()
+        playing = self._fed - queued - 1
+        now = self._ring[playing % _RING]
+        nxt = self._ring[(playing + 1) % _RING]
+        if now & IN_PAIR and nxt & IN_PAIR and not nxt & PAIR_START:
+            return                                     # the pair goes on: wait for its last
+        if now & IN_PAIR and nxt & _LONG_OFF:
+            return          # a long off time follows the pair: halt in it (no forced pull
+                            # lengthens the pair's last phase)
+        if not now & IN_PAIR:
+            self.halt()                                # an off time plays: nothing to wait for
+            self._done = 1
+            self._finish = 0
+            return
+        dropped = 0
+        while sm.tx_fifo():
+            sm.exec(_PULL_NOBLOCK)
+            dropped += 1
+        if dropped < queued and nxt & PAIR_START:
+            # the pair's last segment ended meanwhile and the next pair's first began: halt
+            # now (a few us of it) rather than let it play alone
+            self.halt()
+            self._done = 1
+            self._finish = 0
+            return
+        self._finish = 2
+
+    def finish(self, left_ms=0):
+        """End by itself after the pair under way (OutputStage.close): no word of a later pair
+        is played; halted at the end of the pair's last segment. Main loop."""
+        import machine                 # here: the interrupt-side code runs without it (bench VM)
+        irq = machine.disable_irq()
+        try:
+            self._finish = 1
+            self._finishing(self._sm)
+        finally:
+            machine.enable_irq(irq)
+
+    def finished(self, left_ms=0):
+        """True once it halted after finish() (or was stopped)."""
+        return self._done or not self.running
+
+    def unfinish(self):
+        """Take finish() back while no word was dropped yet: True if it could. Main loop."""
+        import machine
+        irq = machine.disable_irq()
+        try:
+            if self._finish == 1 and not self._done:
+                self._finish = 0
+                return True
+            return False
+        finally:
+            machine.enable_irq(irq)
 
     def start(self, table):
         if self.running:
@@ -90,6 +176,8 @@ class PioPulse(FollowedPulse):
         self._i = 0
         self._rep = 0
         self._pending = False
+        self._fed = 0
+        self._finish = self._done = 0
         # Re-init for every start: it clears the TX FIFO (restart() does not, and
         # words left from the last run would play first, out of step with the
         # playhead) and hands the pins back to the PIO (stop() made them GPIO).

@@ -6,7 +6,7 @@
 import esp32
 import time
 from micropython import const
-from myotone.pulse import Table, TimingUnsupported, BRIDGE, OFF, POS, NEG
+from myotone.pulse import Table, TimingUnsupported, BRIDGE, OFF, POS, NEG, PAIR_START, IN_PAIR
 from myotone.hal.followed import FollowedPulse
 
 _CLOCK_DIV = const(80)        # 80 MHz APB / 80 = 1 us per tick
@@ -54,6 +54,12 @@ class RmtPulse(FollowedPulse):
         self._tables = (Table(), Table())
         self._t = self._tables[0]
         self._lists = None
+        self._pairs_per_cycle = 1
+        self._pair_ms = 0
+        self._period_ms = 0
+        self._pairs0 = 0
+        self._close_pairs = 0
+        self._looped_off = 0
 
     def prepare(self, wave):
         table = self._tables[1] if self._t is self._tables[0] else self._tables[0]
@@ -73,6 +79,16 @@ class RmtPulse(FollowedPulse):
         if self.running:
             raise TimingUnsupported("the rmt back-end cannot change a running waveform")
         self._t = table
+        # the channels loop the whole cycle (a burst's units and its off time): its pairs, and
+        # how long one pair lasts (its phases and the gap between them), rounded up
+        self._pairs_per_cycle = sum(1 for i in range(table.n) if table.state[i] & PAIR_START) * (table.reps or 1)
+        self._pair_ms = (sum(table.dur[i] for i in range(table.n) if table.state[i] & IN_PAIR)
+                         // max(1, self._pairs_per_cycle // (table.reps or 1)) + 999) // 1000
+        # ... and one period (a unit's length per pair)
+        unit_pairs = max(1, self._pairs_per_cycle // (table.reps or 1))
+        self._period_ms = (sum(table.dur[i] for i in range(table.n)) // unit_pairs + 999) // 1000
+        self._pairs0 = self.pairs
+        self._looped_off = 0
         rmt = []
         for k in range(2):
             r = esp32.RMT(self._channels[k], pin=self._pins[k], clock_div=_CLOCK_DIV, idle_level=False)
@@ -84,6 +100,44 @@ class RmtPulse(FollowedPulse):
             durations, levels = self._lists[k]
             rmt[k].write_pulses(durations, levels)
         self.running = True
+
+    def finish(self, left_ms=0x3FFFFFFF):
+        """End by itself after the pair under way (OutputStage.close; `left_ms` until its
+        deadline). The channels loop the table's whole cycle: when the pair under way is the
+        cycle's last, loop(False) lets the hardware finish it (and its off time) and stop."""
+        self._close_pairs = self.pairs
+        self._looped_off = 0
+        self._loop_off_if_last(left_ms)
+
+    def _loop_off_if_last(self, left_ms):
+        """loop(False) if the loop's pairs from the one under way to its last end before
+        `left_ms` (with alternation the loop is two pairs: the second follows the first)."""
+        if self._rmt is None or not self.in_pair:
+            return
+        after = (self._pairs_per_cycle - ((self.pairs - self._pairs0) & 0xFFFF) % self._pairs_per_cycle) \
+            % self._pairs_per_cycle                # pairs of the loop still to begin
+        if after * self._period_ms + self._pair_ms >= left_ms:
+            return
+        for r in self._rmt:
+            r.loop(False)
+        self._looped_off = 1
+
+    def finished(self, left_ms=0x3FFFFFFF):
+        """After finish(): True once the hardware stopped (loop off), or, where the loop goes on
+        past the pair, once the playhead shows it over. A later pair seen begun is finished in
+        hardware if it is the loop's last and ends in time; otherwise it is cut (True)."""
+        if not self.running:
+            return True
+        if self._looped_off:                 # the loop's last pair over (its off time plays), or all done
+            return not self.in_pair or (all(r.wait_done() for r in self._rmt) if self._rmt is not None else True)
+        if self.pairs == self._close_pairs:
+            return not self.in_pair
+        self._loop_off_if_last(left_ms)
+        return not self._looped_off
+
+    def unfinish(self):
+        """Take finish() back: True unless the channels' loop was already turned off."""
+        return self.running and not self._looped_off
 
     def halt(self):
         """The fast path's cut (the ESP32 runs it from a soft timer): stop() itself."""

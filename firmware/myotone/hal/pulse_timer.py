@@ -29,6 +29,7 @@ class TimerPulse:
         self.in_pair = 0           # non-zero inside a biphasic pair
         self.pairs = 0             # pairs started (wraps harmlessly as a small int)
         self.settled = 1           # 0 during the first tick of a segment (edge just made)
+        self._finish = 0           # finish(): end at the end of the pair under way
         self._cb = self._tick      # bound once
 
     def prepare(self, wave):
@@ -44,6 +45,7 @@ class TimerPulse:
             return
         self._t = table
         self._pending = False
+        self._finish = 0
         self._i = -1
         self._left = 1
         self._rep = 0
@@ -55,6 +57,22 @@ class TimerPulse:
 
     def sample(self):
         """Nothing to do: the interrupt keeps state / in_pair / pairs current."""
+
+    def finish(self, left_ms=0):
+        """End by itself at the end of the pair under way (OutputStage.close): the interrupt
+        stops at the first segment that is no longer that pair's, to the tick."""
+        self._finish = 1
+
+    def finished(self, left_ms=0):
+        """True once it stopped after finish() (or was stopped)."""
+        return not self.running
+
+    def unfinish(self):
+        """Take finish() back while the pair still plays: True if it could."""
+        if not self.running:
+            return False
+        self._finish = 0
+        return True
 
     def stop(self):
         """Stop and deinitialise the timer; bridge off."""
@@ -101,6 +119,9 @@ class TimerPulse:
             elif t.reps:
                 self._rep += 1
                 if self._rep >= t.reps:   # burst off
+                    if self._finish:
+                        self.stop()
+                        return
                     self._rep = 0
                     self._bridge(OFF)
                     self.in_pair = 0
@@ -108,6 +129,9 @@ class TimerPulse:
                     self._i = -1
                     return
         s = t.state[i]
+        if self._finish and (s & PAIR_START or not s & IN_PAIR):
+            self.stop()                   # the pair under way is over: nothing more begins
+            return
         self._bridge(s & BRIDGE)
         self.in_pair = s & IN_PAIR
         if s & PAIR_START:

@@ -210,9 +210,14 @@ class StateMachineSim(PioInstructions):
             self.cycle = self.cycle_after(t_ns)
 
     def exec(self, word, t_ns):
-        """Execute one instruction word next cycle (now, if the SM is stopped)."""
+        """Execute one instruction word next cycle (now, if the SM is stopped). An earlier
+        exec() still waiting runs first, a cycle before it: MicroPython's calls on the chip are
+        microseconds apart, each SM cycle (1 us at 1 MHz) apart at least."""
         instr = self._decode(word)
         self.advance_to(t_ns)
+        if self.active and self._pending is not None and not self._stalled:
+            c = self.cycle
+            self._issue(self._pending, c, self.t_of(c), self.t_of(c))
         self._pending, self._stalled = instr, False
         if self.active:
             self.cycle = self.cycle_after(t_ns)
