@@ -319,28 +319,36 @@ def test_a_close_from_the_main_loop_lets_a_pair_just_begun_finish(backend, into_
     try:
         sup = app(b).supervisor
         assert b.request("start", program="lift", ua=300, duration_s=30, hz=20, phase_us=2000, gap_us=200)["ok"]
-        b.run(3)
-        a, bpin = b.emu.board["bridge"]["pol_a"], b.emu.board["bridge"]["pol_b"]
-        n = len(b.emu.mcu.edges)
-        while not [e for e in b.emu.mcu.edges[n:] if e[1] in (a, bpin) and e[2] == 1]:
-            b.run(0.0001)
-        b.run(into_ms / 1000)
-        ticks_ms = b.emu.runtime.modules["time"].ticks_ms       # the firmware's clock
-        b.emu.faults.injector.post(lambda: sup.stage.close(ticks_ms()))
-        b.run(0.2)
-        ups = {}
-        widths = []
-        for t, pin, level in b.emu.mcu.edges:
-            if pin in (a, bpin):
-                if level:
-                    ups[pin] = t
-                elif pin in ups:
-                    widths.append(t - ups.pop(pin))
+        widths, _, _ = _close_into_a_pair(b, sup, into_ms * 1000)
         longest = 2000_000 + (8_000 if backend == "pio" else 0)   # PIO: a cycle per dropped word
         assert widths and all(2000_000 <= w <= longest for w in widths), sorted(set(widths))
         assert sup.stage.name() == "off"
     finally:
         b.close()
+
+
+def _close_into_a_pair(b, sup, into_us):
+    """3 s into the session, close the stage from the main loop `into_us` after a phase began;
+    run 0.2 s more. (every phase's width in ns, when the close was made, the last falling edge)."""
+    b.run(3)
+    pins = b.emu.board["bridge"]["pol_a"], b.emu.board["bridge"]["pol_b"]
+    n = len(b.emu.mcu.edges)
+    while not [e for e in b.emu.mcu.edges[n:] if e[1] in pins and e[2] == 1]:
+        b.run(0.00005)
+    b.run(into_us / 1e6)
+    ticks_ms = b.emu.runtime.modules["time"].ticks_ms       # the firmware's clock
+    t_close = b.emu.clock.now_ns
+    b.emu.faults.injector.post(lambda: sup.stage.close(ticks_ms()))
+    b.run(0.2)
+    ups, widths, last_down = {}, [], None
+    for t, pin, level in b.emu.mcu.edges:
+        if pin in pins:
+            if level:
+                ups[pin] = t
+            elif pin in ups:
+                widths.append(t - ups.pop(pin))
+                last_down = t
+    return widths, t_close, last_down
 
 
 @pytest.mark.parametrize("backend", ["pio", "rmt", "timer"])
@@ -360,27 +368,10 @@ def test_a_close_with_an_off_time_shorter_than_a_slice_ends_after_the_pair(backe
         sup = app(b).supervisor
         assert b.request("start", program="lift", ua=300, duration_s=30, hz=200, phase_us=2000, gap_us=200,
                          alternate=alternate)["ok"]
-        b.run(3)
-        a, bpin = b.emu.board["bridge"]["pol_a"], b.emu.board["bridge"]["pol_b"]
-        n = len(b.emu.mcu.edges)
-        while not [e for e in b.emu.mcu.edges[n:] if e[1] in (a, bpin) and e[2] == 1]:
-            b.run(0.00005)
-        b.run(into_us / 1e6)
-        ticks_ms = b.emu.runtime.modules["time"].ticks_ms       # the firmware's clock
-        t_close = b.emu.clock.now_ns
-        b.emu.faults.injector.post(lambda: sup.stage.close(ticks_ms()))
-        b.run(0.2)
-        ups, widths = {}, []
-        for t, pin, level in b.emu.mcu.edges:
-            if pin in (a, bpin):
-                if level:
-                    ups[pin] = t
-                elif pin in ups:
-                    widths.append(t - ups.pop(pin))
+        widths, t_close, last_down = _close_into_a_pair(b, sup, into_us)
         longest = 2000_000 + (8_000 if backend == "pio" else 0)
         assert widths and all(2000_000 <= w <= longest for w in widths), sorted(set(widths))
         assert sup.stage.name() == "off"
-        last_down = max(t for t, pin, level in b.emu.mcu.edges if pin in (a, bpin) and not level)
         # the pair under way, or (rmt, alternating) the loop's second pair: within the deadline
         assert last_down - t_close <= (5_000_000 if backend != "rmt" or not alternate else 15_000_000), \
             (last_down - t_close) / 1e6
