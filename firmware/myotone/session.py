@@ -189,8 +189,7 @@ class Session:
                 self.target_na = na
         # the part above the soft start takes 9/10 of the ramp-down (from 11.7 uA a fall to
         # zero over 1.5 s had crossed the soft start, 9.8 uA, in 0.25 s), the tail below it the
-        # last tenth: the pair the output ends in carries next to nothing (a close that comes
-        # late may still cut it short: docs/safety.md)
+        # last tenth: the pair the output ends in carries next to nothing
         ms = ramp_down_ms(self.pair_ms)
         floor = self._floor_na = min(self.target_na, self.start_ua() * 1000)
         self._tail_rate = ramp_down_rate_pa_per_ms(floor, ms // 10)

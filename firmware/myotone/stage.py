@@ -53,8 +53,7 @@ class OutputStage:
         self.dac_ok = 1            # 0 once the DAC failed to answer, until a write succeeds
         self.out_ua = 0            # what the DAC commands now (calibrated transfer)
         self.table = None          # the table last switched on (resume plays it again)
-        self.close_pairs = 0       # CLOSING: the pair count when it began ...
-        self.close_by = 0          # ... and the deadline (ticks_ms)
+        self.close_by = 0          # CLOSING: the deadline (ticks_ms)
         self._pair_ms = 0          # one period of the playing waveform + margin
         self.halted = 0            # 1: the fast path cut (rail, bridge); the DAC is not 0 yet
 
@@ -161,7 +160,6 @@ class OutputStage:
         if not p.running or not p.in_pair:   # to 10 ms old, and a pair begun since was cut short
             self.cut()
             return
-        self.close_pairs = p.pairs
         self.close_by = (now_ms + self._pair_ms) & 0x3FFFFFFF
         self.state = CLOSING
         p.finish(self._pair_ms)   # the back-end ends by itself after this pair: none begins
