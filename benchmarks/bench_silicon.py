@@ -75,28 +75,32 @@ def boot_and_heap() -> tuple[list[dict], float]:
 
 def garbage() -> dict:
     """What the main loop leaves on the heap on the chip (bytes): per `status` round trip and per
-    telemetry event, from gc.mem_alloc() after Ctrl-C of runs alike but for that traffic (automatic
-    collection is off from the start: heap.py; none of these runs spends its budget), and the
+    telemetry event, from gc.mem_alloc() after Ctrl-C of runs alike but for that traffic, on the
+    Pico's board set to supervisor.gc "output_off" (automatic collection off from the start:
+    heap.py; none of these runs spends its budget; with "auto" a collection in one run made the
+    figures negative), and the
     traffic itself, the firmware's estimate of it (heap.LINE_B, BYTE_B) beside."""
     def run(n_status: int, telemetry_ms: int) -> tuple[int, int, int]:
-        fw = Fw()
-        try:
-            t_end = fw.b.clock.now_ns + 2_000_000_000
-            assert fw.request("start", program=SESSION["program"], ua=SESSION["ua"], duration_s=600,
-                              telemetry_ms=telemetry_ms)["ok"]
-            fw.run(0.3)
-            sent = 0
-            for _ in range(n_status):
-                line = '{"id": 7, "cmd": "status"}'
-                fw.b.write(line.encode() + b"\n")
-                sent += len(line) + 1
-                fw.run(0.05)
-            fw.run(max(0.0, (t_end - fw.b.clock.now_ns) / 1e9))
-            replies = [m for _, m in fw.log if m.get("id") == 7]
-            traffic = sent + sum(len(json.dumps(m)) + 1 for m in replies)
-            return int(fw.b.exec_raw("import gc; print(gc.mem_alloc())")), len(fw.events("telemetry")), traffic
-        finally:
-            fw.close()
+        import tempfile
+        with tempfile.TemporaryDirectory() as tmp:
+            fw = Fw(board=_pico_with_gc(tmp, "output_off"))    # no automatic collection
+            try:
+                t_end = fw.b.clock.now_ns + 2_000_000_000
+                assert fw.request("start", program=SESSION["program"], ua=SESSION["ua"], duration_s=600,
+                                  telemetry_ms=telemetry_ms)["ok"]
+                fw.run(0.3)
+                sent = 0
+                for _ in range(n_status):
+                    line = '{"id": 7, "cmd": "status"}'
+                    fw.b.write(line.encode() + b"\n")
+                    sent += len(line) + 1
+                    fw.run(0.05)
+                fw.run(max(0.0, (t_end - fw.b.clock.now_ns) / 1e9))
+                replies = [m for _, m in fw.log if m.get("id") == 7]
+                traffic = sent + sum(len(json.dumps(m)) + 1 for m in replies)
+                return int(fw.b.exec_raw("import gc; print(gc.mem_alloc())")), len(fw.events("telemetry")), traffic
+            finally:
+                fw.close()
     from myotone.fwlimits import constants
     base, tel0, _ = run(0, 60000)
     status, _, traffic = run(10, 60000)
