@@ -43,7 +43,7 @@ _SENSE_MAX_FS_UA = const(4096)
 _LIMITER_T_MIN_C = const(0)
 _LIMITER_MARGIN_PERMILLE = const(1050)
 # The ESP32's ADC reads 0 below ~142 mV at 11 dB (~47 uA on a 3 kOhm sense): sense_fault's 50 uA
-# and charge balance need the current channel lifted above that dead zone by a bias (U10,
+# and charge balance need the current channel lifted above that dead zone by a bias (U3B,
 # docs/hardware.md), with room for its tolerance and the ADC's offset spread between chips.
 _ESP32_BIAS_MIN_MV = const(180)
 _BIAS_MAX_MV = const(500)

@@ -101,9 +101,7 @@ class PioPulse(FollowedPulse):
         pair's last segment while it plays, so the state machine starves into "off" (the
         program plays X = 0 then) right after it, and halt once that has played."""
         if self._finish == 3:               # the starved "off" word played: halt
-            self.halt()
-            self._done = 1
-            self._finish = 0
+            self._halted()
             return
         if self._finish == 2:               # the pair's last segment ended: the state machine
             self._finish = 3                # plays "off" now by itself, at the program's time
@@ -118,9 +116,7 @@ class PioPulse(FollowedPulse):
             return          # a long off time follows the pair: halt in it (no forced pull
                             # lengthens the pair's last phase)
         if not now & IN_PAIR:
-            self.halt()                                # an off time plays: nothing to wait for
-            self._done = 1
-            self._finish = 0
+            self._halted()                             # an off time plays: nothing to wait for
             return
         dropped = 0
         while sm.tx_fifo():
@@ -129,11 +125,15 @@ class PioPulse(FollowedPulse):
         if dropped < queued and nxt & PAIR_START:
             # the pair's last segment ended meanwhile and the next pair's first began: halt
             # now (a few us of it) rather than let it play alone
-            self.halt()
-            self._done = 1
-            self._finish = 0
+            self._halted()
             return
         self._finish = 2
+
+    def _halted(self):
+        """finish() is done: halted, the bridge off."""
+        self.halt()
+        self._done = 1
+        self._finish = 0
 
     def finish(self, left_ms=0):
         """End by itself after the pair under way (OutputStage.close): no word of a later pair

@@ -79,13 +79,12 @@ class RmtPulse(FollowedPulse):
         if self.running:
             raise TimingUnsupported("the rmt back-end cannot change a running waveform")
         self._t = table
-        # the channels loop the whole cycle (a burst's units and its off time): its pairs, and
-        # how long one pair lasts (its phases and the gap between them), rounded up
-        self._pairs_per_cycle = sum(1 for i in range(table.n) if table.state[i] & PAIR_START) * (table.reps or 1)
+        # the channels loop the whole cycle (a burst's units and its off time): its pairs, how
+        # long one pair lasts (its phases and the gap between them) and one period, rounded up
+        unit_pairs = max(1, sum(1 for i in range(table.n) if table.state[i] & PAIR_START))
+        self._pairs_per_cycle = unit_pairs * (table.reps or 1)
         self._pair_ms = (sum(table.dur[i] for i in range(table.n) if table.state[i] & IN_PAIR)
-                         // max(1, self._pairs_per_cycle // (table.reps or 1)) + 999) // 1000
-        # ... and one period (a unit's length per pair)
-        unit_pairs = max(1, self._pairs_per_cycle // (table.reps or 1))
+                         // unit_pairs + 999) // 1000
         self._period_ms = (sum(table.dur[i] for i in range(table.n)) // unit_pairs + 999) // 1000
         self._pairs0 = self.pairs
         self._looped_off = 0
@@ -103,8 +102,9 @@ class RmtPulse(FollowedPulse):
 
     def finish(self, left_ms=0x3FFFFFFF):
         """End by itself after the pair under way (OutputStage.close; `left_ms` until its
-        deadline). The channels loop the table's whole cycle: when the pair under way is the
-        cycle's last, loop(False) lets the hardware finish it (and its off time) and stop."""
+        deadline). The channels loop the table's whole cycle: when the loop's pairs from the one
+        under way to its last end in time, loop(False) lets the hardware finish them (and the
+        off time) and stop."""
         self._close_pairs = self.pairs
         self._looped_off = 0
         self._loop_off_if_last(left_ms)

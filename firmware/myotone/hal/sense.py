@@ -7,7 +7,7 @@
 # ESP32's ADC has an offset (its code 0 means "below ~140 mV") and a bent
 # top. The floor, what read_uv() returns with nothing on the pin, is read
 # once at construction (output off) and reads as 0. With `biased` (the
-# board's sense.bias_mv: U10 lifts the current channel by ~200 mV, above
+# board's sense.bias_mv: U3B lifts the current channel by ~200 mV, above
 # the dead zone) that reading is the zero, subtracted from every reading,
 # so the sense reads from 0 uA instead of from ~47 uA.
 #
@@ -89,11 +89,8 @@ class Sense:
         if k[_K_CAL]:
             uv = int(self._adc_i.read_uv())
             ua = 0
-            if k[_K_BIASED]:
-                uv -= k[_K_FLOOR_I]
-                if uv > 0:
-                    ua = (uv * 16 + (k[_K_R16] >> 1)) // k[_K_R16]
-            elif uv > k[_K_FLOOR_I]:
+            if uv > k[_K_FLOOR_I]:              # the floor: a dead zone, or (biased) the zero
+                uv -= k[_K_FLOOR_I] * k[_K_BIASED]
                 ua = (uv * 16 + (k[_K_R16] >> 1)) // k[_K_R16]
         else:
             ua = (int(self._adc_i.read_u16()) * k[_K_I_SCALE] + 8192) >> 14
