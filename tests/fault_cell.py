@@ -158,7 +158,8 @@ class Cell:
             t = tr.t_ns[k]
             if t >= self.t_fault and abs(tr.i_ua[k]) > above_ua:
                 return t
-        return None
+        # cut in the fault's own instant (a zero-time fast path sampled then): no segment above
+        return self.t_fault if self.cut_ns() == self.t_fault else None
 
     def off_since_ns(self) -> int | None:
         """Start of the span, up to now, in which the electrode current is below 10 uA."""

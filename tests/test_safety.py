@@ -207,25 +207,40 @@ def test_high_density_trip_in_the_fast_path(fw):
     assert line.cuts == [M.HIGH_DENSITY]
 
 
+def test_over_current_is_confirmed_by_a_second_conversion_in_the_same_pass(fw):
+    """SAFETY.md: 2 consecutive samples above the level. The second is converted at once, in the
+    same pass, so an onset is cut one sample period after it at most (at 1 kHz on the ESP32 two
+    passes were the whole 2 ms bound, with nothing left for the path or a hold-off); one noisy
+    conversion still trips nothing, nor does a pass whose pins changed between the two."""
+    M, fp, line = _fast_path(fw, 500, 500)
+    assert line.sample(1, 700) == M.OVER_CURRENT and line.cuts == [M.OVER_CURRENT]
+    M, fp, line = _fast_path(fw, 500, 500)
+    for bridge, ua, then in ((1, 700, (300,)), (2, 300, ()), (2, 700, (520,)), (1, 300, ()), (1, 700, (300,))):
+        assert line.sample(bridge, ua, then_ua=then) is None       # the second conversion reads below
+    assert line.cuts == []
+    M, fp, line = _fast_path(fw, 500, 500)
+    conversions = []
+
+    def read_ua():
+        conversions.append(700)
+        if len(conversions) == 2:
+            line.bridge = 0              # the phase ends between the two conversions
+        return 700
+    fp._read_ua = read_ua
+    assert line.sample(1, 700) is None and len(conversions) == 2 and line.cuts == []
+
+
 def test_a_sample_with_the_bridge_off_neither_confirms_nor_resets_over_current(fw):
-    """SAFETY.md: a trip rule counts only samples taken while current should flow."""
+    """SAFETY.md: a trip rule counts only samples taken while current should flow: current read
+    with the bridge off is not over_current (it is the idle rule's: sense_fault on 10 samples)."""
     M, fp, line = _fast_path(fw, 500, 500)
-    for bridge, ua in ((1, 700), (0, 0), (0, 0), (2, 700)):      # above, off, off, above: 2 on-samples
-        line.bridge, line.ua, line.mv = bridge, ua, ua * 10
-        fp.run(None)
-    assert fp.reason == M.OVER_CURRENT and line.cuts == [M.OVER_CURRENT]
-    M, fp, line = _fast_path(fw, 500, 500)
-    for bridge, ua in ((1, 700), (1, 300), (0, 700), (0, 700), (2, 700)):  # an on-sample below resets
-        line.bridge, line.ua, line.mv = bridge, ua, ua * 10
-        fp.run(None)
-    assert fp.reason is None and line.cuts == []
+    for _ in range(9):
+        assert line.sample(0, 700) is None
+    assert line.cuts == []
+    assert line.sample(0, 700) == M.SENSE_FAULT
 
 
 @pytest.mark.parametrize("samples,reason", [
-    # over_current: the phase ends with its last sample above the level (one sample: a short phase)
-    (((1, 700, 7000),), "over_current"),
-    (((1, 300, 3000), (1, 700, 7000)), "over_current"),
-    (((1, 700, 7000), (1, 300, 3000)), None),
     # contact_lost: every sample of the phase open (100 uA at 15 V: 150 kohm, above open_ohm)
     (((1, 100, 15000),), "contact_lost"),
     (((1, 100, 15000), (1, 100, 15000)), "contact_lost"),
@@ -236,9 +251,9 @@ def test_a_sample_with_the_bridge_off_neither_confirms_nor_resets_over_current(f
 ])
 def test_a_phase_that_ends_with_a_trip_condition_standing_confirms_it(fw, samples, reason):
     """A short phase at a low frequency carries one or two samples and its partner may come
-    seconds later: the phase's end confirms over_current (its last sample above the level),
-    contact_lost and sense_fault (all of its samples), so the cut comes at the phase's end
-    instead of a period later."""
+    seconds later: the phase's end confirms contact_lost and sense_fault (all of its samples),
+    so the cut comes at the phase's end instead of a period later (over_current needs no phase
+    end: its second sample is taken in the same pass)."""
     M, fp, line = _fast_path(fw, 500, 300)
     for bridge, ua, mv in samples:
         assert line.sample(bridge, ua, mv) is None        # not within the phase: too few samples
@@ -722,3 +737,32 @@ def test_no_false_dc_trip_at_the_comparators_worst_threshold(backend):
             assert b.faults() == [], (program, ua, b.faults())
         finally:
             b.close()
+
+
+@pytest.mark.parametrize("hold_at_us", [0, 250, 500, 750, 900, 1000, 1250, 1500, 1750])
+def test_over_current_on_the_esp32_is_cut_within_2_ms_with_its_soft_path_held_off(hold_at_us):
+    """The ESP32's fast path is a soft timer at 1 kHz: one C call in the main loop holds it off
+    (a `gc_alloc` in a fragmented heap: up to 0.95 ms measured on the RP2040, docs/safety.md).
+    A DAC sticks 50 us after a sample -- the worst moment -- and a 0.9 ms hold-off begins at
+    moments across the next 2 ms: the cut still comes within 2 ms of the onset. Two samples a
+    pass apart took the whole bound at 1 kHz: a hold-off over the second made it 2.15-2.65 ms."""
+    b = Bench("esp32-devkit")
+    try:
+        b.start(ua=300, duration_s=30)
+        b.run(3)
+        b.run_until_bridge_on()
+        b.run(0.002)
+        period_ns = 1_000_000_000 // b.emu.board["supervisor"]["hz"]
+        (fast,) = [t for t in b.emu.mcu.timers if t._period_ns == period_ns]
+        t_fault = fast._event.t_ns + 50_000                     # just after the next sample
+        b.emu.clock.hold_soft_at(t_fault + hold_at_us * 1000, 900_000)
+        b.emu.clock.run_until(t_fault)
+        b.emu.set_fault("dac_stuck_high")
+        b.run(0.05)
+        onset = b.onset_ns(t_fault, 500 * 1.1 + 10)
+        cut = b.cut_time_ns(t_fault)
+        assert onset is not None and cut is not None
+        assert cut - onset <= 2 * MS, f"cut {(cut - onset) / MS:.2f} ms after onset"
+        assert b.faults() == ["over_current"]
+    finally:
+        b.close()

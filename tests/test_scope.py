@@ -16,7 +16,7 @@ SCENARIO = Path(__file__).resolve().parent.parent / "docs" / "scenarios" / "dac-
 
 @pytest.fixture(scope="module")
 def stuck_dac():
-    """dac-stuck-high: the DAC sticks at 30 s, the fast path trips 1 ms later."""
+    """dac-stuck-high: the DAC sticks at 30 s, the fast path trips at its next sample, 0.5 ms later."""
     return scenario.run(str(SCENARIO))
 
 
@@ -31,11 +31,11 @@ def test_a_zoomed_scope_reads_in_ms_from_the_window_start_and_marks_the_trip(stu
     assert labels and not any("e" in s or "+" in s for s in labels)     # no offset, no exponent
     for ax in (ax_i, ax_b):
         assert vlines(ax, "inject") == [pytest.approx(1.0)]                 # 30.000 s
-        assert vlines(ax, "trip") == [pytest.approx(2.0)]                   # output off at 30.001 s
+        assert vlines(ax, "trip") == [pytest.approx(1.5)]                   # output off at 30.0005 s
         ((a, b),) = spans(ax, "trip")
-        assert (a, b) == (pytest.approx(1.0), pytest.approx(2.0))
+        assert (a, b) == (pytest.approx(1.0), pytest.approx(1.5))
     (trip,) = texts(ax_i, "trip")
-    assert "over_current" in trip and "1.000 ms" in trip
+    assert "over_current" in trip and "0.500 ms" in trip
     lo, hi = ax_i.get_ylim()
     assert lo < 0 and hi > data_max(ax_i, "current") * 1.1
 

@@ -12,7 +12,7 @@
 import json
 from micropython import const
 from myotone.limits import (LED_PWM_MIN_HZ, LED_IRRADIANCE_MAX_MW_CM2, ABS_CEILING_UA, WATCHDOG_MAX_MS,
-                            OVER_CURRENT_PERMILLE, OVER_CURRENT_MARGIN_UA, OVER_CURRENT_SAMPLES,
+                            OVER_CURRENT_PERMILLE, OVER_CURRENT_MARGIN_UA,
                             OVER_CURRENT_STOP_MS, SOFT_START_PERCENT)
 
 BOARD_PATH = "board.json"
@@ -177,11 +177,13 @@ def check(raw):
     sup = _need(raw, "supervisor", dict, "")
     _need(sup, "timer_id", int, "supervisor.")
     hz = _positive(sup, "hz", "supervisor.")
-    # over_current needs OVER_CURRENT_SAMPLES samples inside OVER_CURRENT_STOP_MS of an onset
-    min_hz = OVER_CURRENT_SAMPLES * 1000 // OVER_CURRENT_STOP_MS
+    # over_current: a sample within half its bound of an onset (its confirming conversion is taken in
+    # the same pass); the other half is the margin for the path's own time and its hold-offs
+    min_hz = 2 * 1000 // OVER_CURRENT_STOP_MS
     if hz < min_hz or hz > _SUPERVISOR_MAX_HZ:
-        raise BoardError("board: supervisor.hz must be %d..%d (over_current: %d samples within %d ms)"
-                         % (min_hz, _SUPERVISOR_MAX_HZ, OVER_CURRENT_SAMPLES, OVER_CURRENT_STOP_MS))
+        raise BoardError("board: supervisor.hz must be %d..%d (over_current: a sample within %d ms of an"
+                         " onset, half its %d ms bound)" % (min_hz, _SUPERVISOR_MAX_HZ, 1000 // min_hz,
+                                                            OVER_CURRENT_STOP_MS))
     # garbage collection (heap.py): "output_off" collects only with the output stage off; "auto"
     # leaves it to MicroPython, which only a hard-interrupt fast path (rp2) rides through
     gc_mode = raw["supervisor"].get("gc", "auto" if raw["mcu"] == "rp2040" else "output_off")

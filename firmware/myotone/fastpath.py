@@ -17,9 +17,8 @@
 #     and stops a session when a charger appears (charging),
 #     counting only samples taken while current should flow (a sample with
 #     the bridge off neither confirms nor resets an on-state rule); a phase
-#     that ends with over_current's or the polarity's condition standing on
-#     its last sample, or with contact_lost's or sense_fault's on every sample
-#     it had, trips
+#     that ends with the polarity's condition standing on its last sample,
+#     or with contact_lost's or sense_fault's on every sample it had, trips
 #     when it ends (a short phase at a low frequency carries one or two
 #     samples, and its partner may come seconds later: unsupervised() refuses
 #     phases too short to carry one);
@@ -64,8 +63,7 @@ _POS_K = const(6)      # over whole pairs, and how many (a phase ends when the p
 _NEG_M = const(7)      # polarity; an edge sample does not end it)
 _NEG_K = const(8)
 _COUNTERS = const(9)
-_OVER = const(9)       # the rules' consecutive-sample counts
-_DENSE = const(10)
+_DENSE = const(10)     # the rules' consecutive-sample counts
 _OPEN = const(11)
 _IDLE = const(12)
 _BAD_N = const(13)
@@ -81,7 +79,7 @@ _OVER_UA = const(22)   # the Monitor's levels and limits' counts, copied once (m
 _OPEN1_OHM = const(23)
 _COMPLIANCE_MV = const(24)
 _SENSE_MIN_UA = const(25)
-_OVER_SAMPLES = const(26)
+_DENSE_SAMPLES = const(26)
 _CONTACT_SAMPLES = const(27)
 _PROGRAM_MIN_UA = const(28)
 _SENSE_PERCENT = const(29)
@@ -136,7 +134,7 @@ class FastPath:
         st[_OPEN1_OHM] = monitor.open_ohm + 1
         st[_COMPLIANCE_MV] = monitor.compliance_mv
         st[_SENSE_MIN_UA] = monitor.sense_min_ua
-        st[_OVER_SAMPLES] = limits.OVER_CURRENT_SAMPLES
+        st[_DENSE_SAMPLES] = limits.OVER_CURRENT_SAMPLES
         st[_CONTACT_SAMPLES] = limits.CONTACT_SAMPLES
         st[_PROGRAM_MIN_UA] = limits.PROGRAM_MIN_UA
         st[_SENSE_PERCENT] = limits.SENSE_FAULT_PERCENT
@@ -148,7 +146,7 @@ class FastPath:
     def begin(self):
         """A session starts: every rule forgets, and the path is armed."""
         st = self._st
-        for i in range(_OVER, _ARMED):
+        for i in range(_DENSE, _ARMED):
             st[i] = 0
         st[_BAD_MS] = -1
         self.reason = None
@@ -213,8 +211,8 @@ class FastPath:
             reason = _R_CHARGING if int(self._vbus()) else 0
             if br >= 0 and br != st[_PH]:
                 # -- phase end: the pins left the phase's polarity. A phase of current that
-                # ends with a trip's condition standing confirms that trip: over_current's and
-                # the polarity's (a DC fault) on its last sample, contact_lost's and
+                # ends with a trip's condition standing confirms that trip: the polarity's (a DC
+                # fault) on its last sample, contact_lost's and
                 # sense_fault's on every sample it had. Phases are judged in pairs (two
                 # opposite phases in a row: the same amplitude by construction), so a ramp
                 # never weighs one polarity with a newer amplitude than the other; a phase
@@ -223,9 +221,7 @@ class FastPath:
                 ph = st[_PH]
                 if n:
                     r = 0
-                    if st[_OVER]:
-                        r = _R_OVER
-                    elif st[_OPEN] >= n:
+                    if st[_OPEN] >= n:
                         r = _R_CONTACT
                     elif st[_BAD_N] >= n:
                         r = _R_SENSE
@@ -263,14 +259,15 @@ class FastPath:
                 # of the direction the bridge drives); the first that trips names the reason
                 st[_IDLE] = 0
                 if ua > st[_OVER_UA]:
-                    st[_OVER] += 1
-                    if st[_OVER] >= st[_OVER_SAMPLES]:
+                    # over_current's second sample, converted at once in this pass (pins
+                    # unchanged): one noisy conversion trips nothing, and an onset is cut one
+                    # sample period after it at most, leaving half the 2 ms bound for hold-offs
+                    # of a soft-timer path (the ESP32) and the path's own time
+                    if int(self._read_ua()) > st[_OVER_UA] and int(self._a()) == a and int(self._b()) == b:
                         reason = _R_OVER
-                else:
-                    st[_OVER] = 0
                 if ua > int(self._mon.density_ua):   # set by the session's plan (monitor.begin)
                     st[_DENSE] += 1
-                    if st[_DENSE] >= st[_OVER_SAMPLES] and reason == 0:
+                    if st[_DENSE] >= st[_DENSE_SAMPLES] and reason == 0:
                         reason = _R_DENSE
                 else:
                     st[_DENSE] = 0

@@ -28,7 +28,9 @@ LED_DOSE_MAX_MJ_CM2 = const(10000)  # per-session LED dose cap, red + NIR: 10 J/
 LED_IRRADIANCE_MAX_MW_CM2 = const(100)  # a board's calibration above this is refused (a typo, not a mask)
 OVER_CURRENT_PERMILLE = const(1100) # trip above limit x 1.10 ...
 OVER_CURRENT_MARGIN_UA = const(10)  # ... + 10 uA
-OVER_CURRENT_SAMPLES = const(2)     # on 2 consecutive supervisor samples
+OVER_CURRENT_SAMPLES = const(2)     # on 2 consecutive supervisor samples (over_current's second is
+                                    # converted at once in the same pass: fastpath.py; high_density's
+                                    # 2 in a row)
 HEARTBEAT_TIMEOUT_MS = const(5000)  # host-driven session without heartbeat
 CONTACT_SAMPLES = const(3)          # contact_lost: 3 consecutive samples (stop <= 10 ms)
 COMPLIANCE_PERMILLE = const(900)    # "compliance reached": electrode V >= 90 % of the rail

@@ -24,12 +24,16 @@ def cut_ns(emu, after_ns: int) -> int | None:
 
 
 def onset_ns(emu, after_ns: int, above_ua: float) -> int | None:
-    """When |electrode current| first exceeded `above_ua` at or after `after_ns`."""
+    """When |electrode current| first exceeded `above_ua` at or after `after_ns`.
+
+    A fault that starts at `after_ns` exactly when a zero-time fast path samples (the fast tier
+    without chip time) is cut in the same instant: the plant's trace keeps no segment of zero
+    length, so the onset is that instant, the cut's."""
     tr = emu.plant.trace
     for t, i in zip(tr.t_ns, tr.i_ua):
         if t >= after_ns and abs(i) > above_ua:
             return t
-    return None
+    return after_ns if cut_ns(emu, after_ns) == after_ns else None
 
 
 def drive_ns(emu, after_ns: int) -> int | None:
