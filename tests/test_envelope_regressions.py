@@ -105,6 +105,10 @@ REGRESSIONS = {   # id: (the class that must be gone, the minimal case)
     # from 94 uA commanded: cut 484 ms after the plant passed 50 uA (the sense's bias now reads from 0 uA)
     "adc_stuck_under_the_esp32_floor": ("trip_late", case("rmt", 259, wave(6.31, 8604, 200, False), "adc_stuck",
                                                           0.433612, duration_s=6)),
+    # esp32: an ADC stuck at a ramp-down's reading (~190 uA) with off times (631 / 249 us) shorter than a
+    # sample period: each on-sample restarted the idle rule's count; charge_imbalance came 665 ms later
+    "adc_stuck_high_short_off_times": ("trip_late", case("rmt", 464, wave(214.783, 1888, 631, True), "adc_stuck",
+                                                         2.828352, "stop", 2.155867, duration_s=4)),
 }
 
 

@@ -240,6 +240,24 @@ def test_a_sample_with_the_bridge_off_neither_confirms_nor_resets_over_current(f
     assert line.sample(0, 700) == M.SENSE_FAULT
 
 
+def test_the_idle_rule_counts_bridge_off_samples_across_phases_of_current(fw):
+    """A stuck-high ADC where the off times are shorter than a sample period: the bridge-off
+    samples are few, each between phases of current. A sample with current neither confirms nor
+    resets the idle rule (on the ESP32 at 214 Hz, 249/631 us off times, every on-sample had
+    restarted the count and nothing tripped for 665 ms); an off-sample reading ~0 resets it."""
+    M, fp, line = _fast_path(fw, 500, 300)
+    for k in range(9):
+        assert line.sample(1 + k % 2, 300) is None
+        assert line.sample(0, 300) is None             # the ADC still reads the phase's current
+        assert line.sample(2 - k % 2, 300) is None
+    assert line.sample(0, 300) == M.SENSE_FAULT and line.cuts == [M.SENSE_FAULT]
+    M, fp, line = _fast_path(fw, 500, 300)
+    for k in range(30):                                # healthy: off-samples read ~0
+        assert line.sample(1 + k % 2, 300) is None
+        assert line.sample(0, 300 if k % 5 else 0) is None
+    assert line.cuts == []
+
+
 @pytest.mark.parametrize("samples,reason", [
     # contact_lost: every sample of the phase open (100 uA at 15 V: 150 kohm, above open_ohm)
     (((1, 100, 15000),), "contact_lost"),

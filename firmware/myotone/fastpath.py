@@ -257,7 +257,9 @@ class FastPath:
                     st[_PH_N] += 1
                 # -- on-sample rules: a sample taken while current flows (`fl`: the comparator
                 # of the direction the bridge drives); the first that trips names the reason
-                st[_IDLE] = 0
+                # (the idle rule below counts bridge-off samples only: one with current neither
+                # confirms nor resets it -- off times shorter than a sample period had let a
+                # stuck-high ADC go unseen, each on-sample restarting its count)
                 if ua > st[_OVER_UA]:
                     # over_current's second sample, converted at once in this pass (pins
                     # unchanged): one noisy conversion trips nothing, and an onset is cut one
