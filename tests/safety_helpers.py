@@ -126,7 +126,9 @@ class FastLine:
         self.then_ua = []            # what the sample's further current conversions read (else `ua`)
         self.conversions = 0
         ns = types.SimpleNamespace
-        sense = ns(read_ua=self._read_ua, read_mv=lambda: self.mv)
+        self.stuck = False           # the ADC keeps its last conversions (else its noise moves them)
+        self.conv = None
+        sense = ns(read_ua=self._read_ua, read_mv=lambda: self.mv, conversions=self._conversions(fw))
         self.stage = ns(state=2, out_ua=out_ua, close_by=0, fast_cut=self.cuts.append)
         self.flow = None             # the polarity comparators: None = the way the bridge drives
         self.fp = F.FastPath(sense, self._pin(1), self._pin(2), self._flow(1), self._flow(2), ns(value=lambda: 0),
@@ -134,8 +136,15 @@ class FastLine:
         self.fp.begin()
         self._d = [0] * 9
 
+    def _conversions(self, fw):
+        from array import array
+        self.conv = array("i", [0, 0])
+        return self.conv
+
     def _read_ua(self):
         self.conversions += 1
+        if not self.stuck:
+            self.conv[0] = (self.conv[0] + 1) & 0xFF
         return self.then_ua.pop(0) if self.conversions > 1 and self.then_ua else self.ua
 
     def _pin(self, pol):

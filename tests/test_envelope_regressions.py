@@ -109,6 +109,12 @@ REGRESSIONS = {   # id: (the class that must be gone, the minimal case)
     # sample period: each on-sample restarted the idle rule's count; charge_imbalance came 665 ms later
     "adc_stuck_high_short_off_times": ("trip_late", case("rmt", 464, wave(214.783, 1888, 631, True), "adc_stuck",
                                                          2.828352, "stop", 2.155867, duration_s=4)),
+    # issue 17 item 3: no off time at all (500 Hz, 1 ms phases, no gap): the idle rule has nothing to count, and an
+    # ADC stuck at the setpoint's reading ran 3.3 s, to the session's end (the frozen-ADC rule now)
+    "adc_stuck_without_off_time": ("trip_late", case("pio", 300, wave(500, 1000, 0, True), "adc_stuck", 3.0)),
+    # a long phase (240 ms at 2 Hz): the stuck ADC was seen only in the next off time, 385 ms later
+    "adc_stuck_in_a_long_phase": ("trip_late", case("pio", 300, wave(2, 240000, 200, True), "adc_stuck", 3.1,
+                                                    duration_s=6)),
 }
 
 

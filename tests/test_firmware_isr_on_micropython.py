@@ -58,6 +58,7 @@ from myotone.monitor import Monitor
 from myotone.fastpath import FastPath
 from myotone.measure import Measure
 from myotone.session import Session
+from array import array
 board = {"open_ohm": 100000, "compliance_v": 24}
 mon = Monitor(board, 500, 20000)
 mon.begin(400)
@@ -80,7 +81,10 @@ class Vbus:
 class Sense:
     def __init__(self, line):
         self.line = line
+        self.conversions = array("i", [0, 0])   # the raw conversions: a live ADC's noise moves them
     def read_ua(self):
+        c = self.conversions
+        c[0] = (c[0] + 1) & 0xFF
         return self.line.ua if self.line.bridge else 0
     def read_mv(self):
         return self.line.ua * 10 if self.line.bridge else 0

@@ -240,6 +240,37 @@ def test_a_sample_with_the_bridge_off_neither_confirms_nor_resets_over_current(f
     assert line.sample(0, 700) == M.SENSE_FAULT
 
 
+def test_an_adc_that_keeps_its_conversions_is_a_sense_fault_without_any_off_time(fw):
+    """A waveform without off time (500 Hz, 1 ms phases, no gap) gives the idle rule nothing:
+    an ADC stuck at a plausible reading was seen by no rule for seconds. Its raw conversions
+    unchanged on 50 judged on-samples in a row is sense_fault (25 ms at 2 kHz); one live
+    conversion restarts the count, and samples below the program minimum judge nothing."""
+    M, fp, line = _fast_path(fw, 500, 300)
+    for k in range(60):
+        assert line.sample(1 + k % 2, 300) is None         # live: the noise moves the conversions
+    line.stuck = True
+    for k in range(49):
+        assert line.sample(1 + k % 2, 300) is None
+        if k == 20:
+            assert line.sample(0, 0) is None                # a bridge-off sample: neither way
+    assert line.sample(1, 300) == M.SENSE_FAULT and line.cuts == [M.SENSE_FAULT]
+    M, fp, line = _fast_path(fw, 500, 300)
+    line.stuck = True
+    for k in range(120):
+        if k % 40 == 39:
+            line.stuck = False                              # one live conversion in 40
+            line.sample(1, 300)
+            line.stuck = True
+        else:
+            assert line.sample(1 + k % 2, 300) is None
+    assert line.cuts == []
+    M, fp, line = _fast_path(fw, 500, 5)                    # the soft start's tail: not judged
+    line.stuck = True
+    for k in range(120):
+        assert line.sample(1 + k % 2, 5) is None
+    assert line.cuts == []
+
+
 def test_the_idle_rule_counts_bridge_off_samples_across_phases_of_current(fw):
     """A stuck-high ADC where the off times are shorter than a sample period: the bridge-off
     samples are few, each between phases of current. A sample with current neither confirms nor

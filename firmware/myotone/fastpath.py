@@ -10,7 +10,8 @@
 #     current bypassing the electrodes through a shorted bridge leg -- looks
 #     balanced to it);
 #   * decides every per-sample trip: over_current, high_density,
-#     contact_lost, sense_fault (low reading, or current with the bridge off),
+#     contact_lost, sense_fault (low reading, current with the bridge off, or
+#     conversions frozen),
 #     charge_imbalance for a DC fault (current the sense is sure of, not
 #     flowing the way the bridge drives it, on _POLARITY_SAMPLES samples or on
 #     a phase's last one),
@@ -49,6 +50,14 @@ _PHASE_SAMPLES_MAX = const(4096) # a phase's mean from its first 4096 samples (i
 # free on the tick path (a limits.X lookup is not).
 _POLARITY_MIN_UA = const(40)
 _POLARITY_SAMPLES = const(3)
+# An ADC that keeps its last conversion (SAFETY.md "ADC stuck"): the current's and the voltage's
+# raw conversions (read_u16 / read_uv, before any rounding to uA or mV: Sense.conversions)
+# unchanged on 50 judged on-samples in a row (25 ms at 2 kHz, 50 ms at 1 kHz). A live ADC's
+# noise (the RP2040's and the ESP32's: more than 1 LSB rms; the plant's 1 LSB) changes one of
+# them on ~9 of 10 samples; rounded to whole uA the ESP32's did not (55 uA on 50 samples in a
+# row). The idle rule sees a stuck ADC only in off times; a waveform without any (500 Hz, 1 ms
+# phases, no gap) or a long phase (240 ms at 2 Hz) had hidden one for seconds.
+_FROZEN_SAMPLES = const(50)
 
 # The path's state: one preallocated int array, read and written in place by the viper
 # interrupt (a ptr32 load or store is one instruction; an attribute of self is a hash lookup,
@@ -63,7 +72,8 @@ _POS_K = const(6)      # over whole pairs, and how many (a phase ends when the p
 _NEG_M = const(7)      # polarity; an edge sample does not end it)
 _NEG_K = const(8)
 _COUNTERS = const(9)
-_DENSE = const(10)     # the rules' consecutive-sample counts
+_FROZEN = const(9)     # the rules' consecutive-sample counts
+_DENSE = const(10)
 _OPEN = const(11)
 _IDLE = const(12)
 _BAD_N = const(13)
@@ -85,7 +95,9 @@ _PROGRAM_MIN_UA = const(28)
 _SENSE_PERCENT = const(29)
 _SENSE_MS = const(30)
 _IDLE_UA = const(31)
-_SLOTS = const(32)
+_LAST_I = const(32)    # the frozen-ADC rule: the last judged on-sample's raw conversions
+_LAST_V = const(33)
+_SLOTS = const(34)
 
 # what run() found, as a small int (a viper function keeps ints unboxed); _REASONS names it
 _REASONS = (None, OVER_CURRENT, HIGH_DENSITY, CONTACT_LOST, SENSE_FAULT, CHARGING, CHARGE_IMBALANCE)
@@ -115,6 +127,7 @@ class FastPath:
     def __init__(self, sense, pin_a, pin_b, flow_a, flow_b, vbus, output, stage, monitor, measure, session):
         self._read_ua = sense.read_ua
         self._read_mv = sense.read_mv
+        self._conv = sense.conversions   # slots 0, 1: the raw conversions of the last reads
         self._a = pin_a.value
         self._b = pin_b.value
         self._fa = flow_a.value          # 1 while current flows the POL_A way (E1 -> E2)
@@ -146,7 +159,7 @@ class FastPath:
     def begin(self):
         """A session starts: every rule forgets, and the path is armed."""
         st = self._st
-        for i in range(_DENSE, _ARMED):
+        for i in range(_FROZEN, _ARMED):
             st[i] = 0
         st[_BAD_MS] = -1
         self.reason = None
@@ -311,6 +324,18 @@ class FastPath:
                     else:
                         st[_BAD_MS] = -1
                         st[_BAD_N] = 0
+                    # sense_fault: a frozen ADC (both raw conversions as on the last judged
+                    # on-sample; the current's is the first read's: over_current's second read
+                    # comes only above the trip level)
+                    conv = ptr32(self._conv)
+                    if conv[0] == st[_LAST_I] and conv[1] == st[_LAST_V]:
+                        st[_FROZEN] += 1
+                        if st[_FROZEN] >= _FROZEN_SAMPLES and reason == 0:
+                            reason = _R_SENSE
+                    else:
+                        st[_FROZEN] = 0
+                        st[_LAST_I] = conv[0]
+                        st[_LAST_V] = conv[1]
                 meas = self._measure
                 if meas.active and int(self._session.state) == int(RUN):
                     meas.add(br, ua, mv, self._out.code)

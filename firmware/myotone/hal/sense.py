@@ -26,16 +26,18 @@ from array import array
 from micropython import const
 
 # the transfer, slots of Sense._k (read_ua / read_mv are viper: a slot is one load)
-_K_CAL = const(0)        # 1: the microvolt path (ESP32)
-_K_FLOOR_I = const(1)    # read_uv() with nothing on the pin, per channel
-_K_FLOOR_V = const(2)
-_K_R16 = const(3)        # R_sense x 16 / gain (1/16 ohm)
-_K_I_SCALE = const(4)    # linear path: full scale << 14 / 65535
-_K_I_OFF = const(5)      # this unit's offset (uA, >= 0)
-_K_V_SCALE = const(6)
-_K_DIVIDER = const(7)
-_K_BIASED = const(8)     # 1: the current channel has a bias: _K_FLOOR_I is its zero
-_K_SLOTS = const(9)
+_K_RAW_I = const(0)      # the last conversion of each channel, as the port gave it (read_u16 or
+_K_RAW_V = const(1)      # read_uv): the fast path's frozen-ADC rule (Sense.conversions)
+_K_CAL = const(2)        # 1: the microvolt path (ESP32)
+_K_FLOOR_I = const(3)    # read_uv() with nothing on the pin, per channel
+_K_FLOOR_V = const(4)
+_K_R16 = const(5)        # R_sense x 16 / gain (1/16 ohm)
+_K_I_SCALE = const(6)    # linear path: full scale << 14 / 65535
+_K_I_OFF = const(7)      # this unit's offset (uA, >= 0)
+_K_V_SCALE = const(8)
+_K_DIVIDER = const(9)
+_K_BIASED = const(10)    # 1: the current channel has a bias: _K_FLOOR_I is its zero
+_K_SLOTS = const(11)
 _ZERO_READS = const(16)  # readings averaged for the bias's zero (at construction, output off)
 
 
@@ -53,6 +55,7 @@ class Sense:
         self._adc_v = adc_voltage
         self._r_sense = r_sense_ohm
         k = self._k = array("i", [0] * _K_SLOTS)
+        self.conversions = k        # slots 0, 1: the last raw conversion of current and voltage
         k[_K_CAL] = 1 if calibrated else 0
         k[_K_DIVIDER] = divider
         # current: V_sense / R_sense; full scale in uA
@@ -88,12 +91,15 @@ class Sense:
         k = ptr32(self._k)
         if k[_K_CAL]:
             uv = int(self._adc_i.read_uv())
+            k[_K_RAW_I] = uv
             ua = 0
             if uv > k[_K_FLOOR_I]:              # the floor: a dead zone, or (biased) the zero
                 uv -= k[_K_FLOOR_I] * k[_K_BIASED]
                 ua = (uv * 16 + (k[_K_R16] >> 1)) // k[_K_R16]
         else:
-            ua = (int(self._adc_i.read_u16()) * k[_K_I_SCALE] + 8192) >> 14
+            raw = int(self._adc_i.read_u16())
+            k[_K_RAW_I] = raw
+            ua = (raw * k[_K_I_SCALE] + 8192) >> 14
         ua += k[_K_I_OFF]
         return ua if ua > 0 else 0
 
@@ -102,5 +108,8 @@ class Sense:
         k = ptr32(self._k)
         if k[_K_CAL]:
             uv = int(self._adc_v.read_uv())
+            k[_K_RAW_V] = uv
             return 0 if uv <= k[_K_FLOOR_V] else uv * k[_K_DIVIDER] // 1000
-        return (int(self._adc_v.read_u16()) * k[_K_V_SCALE] + 8192) >> 14
+        raw = int(self._adc_v.read_u16())
+        k[_K_RAW_V] = raw
+        return (raw * k[_K_V_SCALE] + 8192) >> 14
