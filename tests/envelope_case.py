@@ -29,12 +29,18 @@ FAULTS = {
     "electrode_short": (None, None, None),
     "adc_stuck": ("sense_fault", 100 * J.MS, "flow_50ua"),
     "bridge_asymmetry": ("charge_imbalance", 1000 * J.MS, "window"),
+    # a DC fault (SAFETY.md "Polarity is measured"): a bridge leg fails short, so POL_B phases bypass
+    # the electrodes (the sense still reads the source's current) or drive them the POL_A way
+    "bridge_leg_short": ("charge_imbalance", 1000 * J.MS, "window"),
+    "bridge_leg_reversed": ("charge_imbalance", 1000 * J.MS, "window"),
     "over_temp": ("over_temp", 1000 * J.MS, "fault"),
     "thermistor_open": ("temp_sensor_fault", 1000 * J.MS, "fault"),
     "vbus": ("charging", 2 * J.MS, "fault"),
     "dac_off_bus": (None, None, None),          # dac_fault at the next DAC write: SAFETY.md names no bound
     "firmware_hang": ("watchdog", 1000 * J.MS, "fault"),
 }
+# a fault that is the emulator's under another name with plant settings: (its fault, the plant's attributes)
+PLANT_VARIANTS = {"bridge_leg_reversed": ("bridge_leg_short", {"leg_short_reverse": True})}
 CONTROLS = ("none", "stop", "pause")
 RAMP_DOWN_NS = 1500 * J.MS                  # the firmware's ramp-down (limits.RAMP_DOWN_MS), or two pair
                                             # intervals when longer (Case.ramp_down_ns)
@@ -189,7 +195,10 @@ def _run(b: Bench, case: Case) -> Outcome:
         now = emu.clock.now_ns
         if kind == "fault":
             at["fault"] = now
-            emu.set_fault(case.fault)
+            name, plant_attrs = PLANT_VARIANTS.get(case.fault, (case.fault, {}))
+            for attr, value in plant_attrs.items():
+                setattr(emu.plant, attr, value)
+            emu.set_fault(name)
         elif kind == "stop":
             if _ask(b, "stop")["ok"]:
                 at["stop"] = now
