@@ -79,6 +79,17 @@ class Bench:
     def onset_ns(self, after_ns, above_ua):
         return truth.onset_ns(self.emu, after_ns, above_ua)
 
+    def stuck_dac_cut_ns(self, run_s=0.05, limit_ua=500):
+        """The DAC sticks at full scale now: run `run_s`, and return how long after |I| passed the
+        over_current level (limit x 1.10 + 10 uA) the output was cut, and when it was cut."""
+        t_fault = self.emu.clock.now_ns
+        self.emu.set_fault("dac_stuck_high")
+        self.run(run_s)
+        onset = self.onset_ns(t_fault, limit_ua * 1.1 + 10)
+        cut = self.cut_time_ns(t_fault)
+        assert onset is not None and cut is not None, (onset, cut)
+        return cut - onset, cut
+
     def output_is_safe(self):
         """SAFETY.md safe state, on the plant and the LED pins: DAC 0, bridge off, rail off, dark."""
         return truth.output_is_safe(self.emu)
