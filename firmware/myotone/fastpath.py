@@ -325,8 +325,7 @@ class FastPath:
                         st[_BAD_MS] = -1
                         st[_BAD_N] = 0
                     # sense_fault: a frozen ADC (both raw conversions as on the last judged
-                    # on-sample; the current's is the first read's: over_current's second read
-                    # comes only above the trip level)
+                    # on-sample; the current's is its last: over_current's second, where taken)
                     conv = ptr32(self._conv)
                     if conv[0] == st[_LAST_I] and conv[1] == st[_LAST_V]:
                         st[_FROZEN] += 1
