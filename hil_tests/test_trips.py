@@ -50,8 +50,10 @@ def assert_over_current_cut_in_time(dut, lim, since):
     dut.wait(0.05)
     cap = dut.rig.capture(t_fault)
     onset = cap.first_above(lim * LIMIT_TOLERANCE + LIMIT_MARGIN_UA)
-    assert onset is not None, "the fault never drove the current over the trip level"
     cut = cut_after(dut, t_fault)
+    if onset is None and cut - t_fault <= dut.rig.resolution_s:
+        onset = t_fault         # cut in the fault's own instant (an emulator's zero-time sample): nothing rose
+    assert onset is not None, "the fault never drove the current over the trip level"
     assert cut - onset <= 0.002 + dut.rig.resolution_s, f"cut {(cut - onset) * 1e3:.2f} ms after onset"
     dut.expect("fault", 1, since=since, reason="over_current")
 
