@@ -1,5 +1,6 @@
 """Shared helpers for the safety tests: drive the emulator, read the plant's truth."""
 import json
+from array import array
 
 from myotone.emulator import Emulator
 from myotone.emulator import bench as truth
@@ -138,19 +139,14 @@ class FastLine:
         self.conversions = 0
         ns = types.SimpleNamespace
         self.stuck = False           # the ADC keeps its last conversions (else its noise moves them)
-        self.conv = None
-        sense = ns(read_ua=self._read_ua, read_mv=lambda: self.mv, conversions=self._conversions(fw))
+        self.conv = array("i", [0, 0])   # Sense.conversions: the raw current and voltage conversions
+        sense = ns(read_ua=self._read_ua, read_mv=lambda: self.mv, conversions=self.conv)
         self.stage = ns(state=2, out_ua=out_ua, close_by=0, fast_cut=self.cuts.append)
         self.flow = None             # the polarity comparators: None = the way the bridge drives
         self.fp = F.FastPath(sense, self._pin(1), self._pin(2), self._flow(1), self._flow(2), ns(value=lambda: 0),
                              ns(code=0), self.stage, self.mon, ns(active=False), ns(state=2))
         self.fp.begin()
         self._d = [0] * 9
-
-    def _conversions(self, fw):
-        from array import array
-        self.conv = array("i", [0, 0])
-        return self.conv
 
     def _read_ua(self):
         self.conversions += 1
