@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 
 from myotone.emulator import Emulator
+from myotone.emulator import bench as truth
 from emu_lines import json_messages
 
 MS = 1_000_000
@@ -153,13 +154,8 @@ class Cell:
         return any(level.values())
 
     def onset_over_ns(self, above_ua: float) -> int | None:
-        tr = self.emu.plant.trace
-        for k in range(len(tr.t_ns)):
-            t = tr.t_ns[k]
-            if t >= self.t_fault and abs(tr.i_ua[k]) > above_ua:
-                return t
-        # cut in the fault's own instant (a zero-time fast path sampled then): no segment above
-        return self.t_fault if self.cut_ns() == self.t_fault else None
+        """When |I| first exceeded `above_ua` after the fault (the plant's truth: bench.onset_ns)."""
+        return truth.onset_ns(self.emu, self.t_fault, above_ua)
 
     def off_since_ns(self) -> int | None:
         """Start of the span, up to now, in which the electrode current is below 10 uA."""
