@@ -311,7 +311,8 @@ def trip_onset_ns(how, segs, edges, hv, bridge, level, pair_list, t_fault):
     instant after it with |I| above limit x 1.1 + 10 uA (see envelope_judge.over_limit); `drive` the
     first instant from it on at which the rail is on and the bridge drives the electrodes; `flow_50ua`
     the first instant from it on with |I| >= 50 uA (sense_fault judges commands >= 50 uA); `window`
-    the first end of a pair at which the plant's 10 s window of whole pairs exceeds 2 %."""
+    the first instant a pair's charge is known (its end; a lone phase's partner due) at which the
+    plant's 10 s window of whole pairs exceeds 2 %."""
     if how == "fault":
         return t_fault
     if how == "over_level":

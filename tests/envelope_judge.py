@@ -160,6 +160,12 @@ class Pulse:
     moved_nc: float
     sign: int = 0
     whole: bool = True        # a pair with both its phases (False: a phase left without its partner)
+    due_ns: int | None = None  # a lone phase: when its partner was due (its end + the gap); until
+                               # then it is a healthy pair's first phase, by design unbalanced
+
+    def known_ns(self) -> int:
+        """When the plant shows this pulse's net charge: a pair's end, a lone phase's partner due."""
+        return self.t1 if self.due_ns is None else max(self.t1, self.due_ns)
 
 
 def _charge_nc(seg, a, b) -> float:
@@ -213,7 +219,7 @@ def pairs(phase_list: list[Pulse], gap_ns: int, tol_ns: int = 1 * MS) -> list[Pu
             out.append(Pulse(p.t0, q.t1, max(p.amp_ua, q.amp_ua), p.net_nc + q.net_nc, p.moved_nc + q.moved_nc))
             k += 2
         else:
-            out.append(Pulse(p.t0, p.t1, p.amp_ua, p.net_nc, p.moved_nc, whole=False))
+            out.append(Pulse(p.t0, p.t1, p.amp_ua, p.net_nc, p.moved_nc, whole=False, due_ns=p.t1 + gap_ns))
             k += 1
     return out
 
@@ -222,7 +228,9 @@ def pairs(phase_list: list[Pulse], gap_ns: int, tol_ns: int = 1 * MS) -> list[Pu
 
 def charge_windows(pair_list: list[Pulse], from_ns: int = 0):
     """Net and moved charge over each 10 s window of whole pairs, one window ending at each pair's
-    end: the pairs that begin no earlier than 10 s before it. Yields (end_ns, net_nc, moved_nc)."""
+    end: the pairs that begin no earlier than 10 s before it. Yields (end_ns, net_nc, moved_nc):
+    end_ns is when the window's last pulse's charge is known (`Pulse.known_ns`: a lone phase's
+    imbalance shows when its partner fails to begin, not at its own end)."""
     lo = 0
     net = moved = 0.0
     for hi, p in enumerate(pair_list):
@@ -232,8 +240,8 @@ def charge_windows(pair_list: list[Pulse], from_ns: int = 0):
             net -= pair_list[lo].net_nc
             moved -= pair_list[lo].moved_nc
             lo += 1
-        if p.t1 >= from_ns:
-            yield p.t1, net, moved
+        if p.known_ns() >= from_ns:
+            yield p.known_ns(), net, moved
 
 
 def imbalanced(net_nc: float, moved_nc: float) -> bool:

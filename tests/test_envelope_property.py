@@ -119,6 +119,17 @@ def test_phases_and_pairs_find_a_pair_cut_in_half_and_split_back_to_back_phases(
     assert [(p.t0 // MS, p.t1 // MS) for p in J.pairs(J.phases(alt, 1 * MS), 0)] == [(0, 2), (2, 4), (4, 6)]
 
 
+def test_a_lone_phases_imbalance_shows_when_its_partner_was_due_not_at_its_own_end():
+    """A pair 1.2 s apart (gap 1.2 s): its first phase is unbalanced by design until the second is due;
+    a DC fault that drops the second shows there (envelope case 492 had counted 1.2 s early)."""
+    gap_ms = 1200
+    healthy = J.pairs(J.phases(pulsed([100, 100], gap_ms=gap_ms, period_ms=3000)), gap_ms * MS)
+    assert [p.whole for p in healthy] == [True, True] and J.imbalance_onset(healthy, 0) is None
+    lone = J.pairs(J.phases(pulsed([100], gap_ms=gap_ms, period_ms=3000)[:2] + [seg(1201, 3000, 0)]), gap_ms * MS)
+    assert [p.whole for p in lone] == [False]
+    assert J.imbalance_onset(lone, 0) == (1 + gap_ms) * MS          # its end (1 ms) + the gap
+
+
 def test_ramp_up_judges_soft_start_step_and_duration_on_the_delivered_pairs():
     def train(amps, period_ms):
         return J.pairs(J.phases(pulsed(amps, period_ms=period_ms)), 0)
