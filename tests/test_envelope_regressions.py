@@ -115,6 +115,12 @@ REGRESSIONS = {   # id: (the class that must be gone, the minimal case)
     # a long phase (240 ms at 2 Hz): the stuck ADC was seen only in the next off time, 385 ms later
     "adc_stuck_in_a_long_phase": ("trip_late", case("pio", 300, wave(2, 240000, 200, True), "adc_stuck", 3.1,
                                                     duration_s=6)),
+    # a DC fault in a ramp's first pair at a low rate: the soft start (7.8 uA on the ESP32, 9.8 on the
+    # Pico) read under the 40 uA polarity gate, and the next pair came more than 1 s later
+    "dc_fault_at_the_soft_start_esp32": ("trip_late", case("rmt", 320, wave(0.887, 1295, 887583, True),
+                                                           "bridge_leg_short", 0.1, duration_s=3)),
+    "dc_fault_at_the_soft_start_pico": ("trip_late", case("pio", 482, wave(0.251, 1190, 0, False),
+                                                          "bridge_leg_short", 0.1, duration_s=5)),
 }
 
 

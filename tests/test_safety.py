@@ -718,7 +718,7 @@ def test_a_dc_fault_trips_charge_imbalance_within_1_s_of_its_onset(backend, spee
         b = Bench(board_for(backend))
         try:
             # high: at the setpoint; low: a ramp over 20 pairs (limits.RAMP_MIN_PAIRS): at 0.1 Hz the
-            # third pair (20 s) plays 10 + 2 x 490 / 20 = 59 uA, judged (fastpath._POLARITY_MIN_UA)
+            # third pair (20 s) plays 10 + 2 x 490 / 20 = 59 uA, judged (fastpath._POLARITY_ABOVE_ZERO_UA)
             b.start(ua=300 if speed == "high" else 500, duration_s=60, **wave)
             b.run(3.0 if speed == "high" else 20.5)
             b.emu.run_for(moment * period_ns / 1e9)
@@ -742,6 +742,34 @@ def test_a_dc_fault_trips_charge_imbalance_within_1_s_of_its_onset(backend, spee
             b.close()
 
 
+@pytest.mark.parametrize("reverse", [False, True], ids=["bypass", "reverse"])
+@pytest.mark.parametrize("backend", ["pio", "rmt", "timer"])
+def test_a_dc_fault_at_the_soft_starts_level_trips_within_1_s(backend, reverse):
+    """A session set to 10 uA (the soft start's level; 7.8 uA delivered on the ESP32): its polarity
+    is judged against what this unit's sense reads with no current (fastpath._POLARITY_ABOVE_ZERO_UA).
+    The envelope property's DC cases at the soft start (a ramp's first pair at 0.1-1 Hz) had run
+    untripped for seconds under the old 40 uA gate."""
+    wave = DC_WAVES[backend][0]
+    b = Bench(board_for(backend))
+    try:
+        b.start(ua=10, duration_s=60, **wave)
+        b.run(3.0)
+        assert b.faults() == []
+        b.emu.plant.leg_short_reverse = reverse
+        t_fault = b.emu.clock.now_ns
+        b.emu.set_fault("bridge_leg_short")
+        b.run(0.1)
+        onset = _pol_b_on_ns(b.emu, t_fault)
+        assert onset is not None
+        b.run(1.2)
+        assert b.faults() == ["charge_imbalance"], b.faults()
+        cut = b.cut_time_ns(t_fault)
+        assert cut is not None and cut - onset <= 1000 * MS, (cut - onset) / MS
+        assert b.emu.plant.current_ua() == 0 and not b.emu.plant.hv_on
+    finally:
+        b.close()
+
+
 def test_the_dc_fault_is_seen_by_the_polarity_check_not_by_the_magnitude():
     """The same fault with the comparators saying "the bridge's way" (a sensor that would see
     nothing): no trip -- so the trip above is the measured polarity's, and the magnitude-only
@@ -763,15 +791,20 @@ def test_the_dc_fault_is_seen_by_the_polarity_check_not_by_the_magnitude():
 
 @pytest.mark.parametrize("backend", ["pio", "rmt", "timer"])
 def test_no_false_dc_trip_at_the_comparators_worst_threshold(backend):
-    """Healthy sessions judged with the comparators at their highest switching point (20 uA,
+    """Healthy sessions judged with the comparators at their highest switching point (2.3 uA,
     docs/hardware.md) and a unit whose sense reads high (gain 1.05, +10 uA, calib.py's
-    bounds): ramps from the soft start, currents near fastpath._POLARITY_MIN_UA and the ESP32's sense
-    floor, a pause and resume, bursts (contour) and 0.5 Hz (gentle): no trip."""
-    for program, ua in (("lift", 45), ("gentle", 60), ("contour", 500), ("lift", 500)):
+    bounds): ramps from the soft start, currents near the polarity gate (5 uA above the zero) and the
+    ESP32's sense floor, a pause and resume, ramp-down tails, bursts (contour) and 0.5 Hz (gentle):
+    no trip."""
+    runs = [(program, ua, 1.05, 10.0) for program, ua in (("lift", 12), ("lift", 45), ("gentle", 15),
+                                                          ("contour", 500), ("lift", 500))]
+    # a unit that reads its design at zero: the gate is 5 uA above its zero (ramp tails cross it)
+    runs += [("lift", 10, 1.05, 0.0), ("gentle", 12, 1.0, 0.0)]
+    for program, ua, gain, offset_ua in runs:
         b = Bench(board_for(backend))
         try:
-            b.emu.plant.flow_threshold_ua = 20.0
-            b.emu.plant.sense_gain, b.emu.plant.sense_offset_ua = 1.05, 10.0
+            b.emu.plant.flow_threshold_ua = 2.3
+            b.emu.plant.sense_gain, b.emu.plant.sense_offset_ua = gain, offset_ua
             b.start(ua=ua, program=program, duration_s=20)
             b.run(4)
             assert b.request("pause")["ok"]

@@ -44,11 +44,18 @@ MASK = const(0x3FFFFFFF)         # counters wrap at 2**30: small ints, no alloca
 _IDLE_SAMPLES = const(10)        # current with the bridge off on 10 samples: sense_fault
 _PHASE_SAMPLES_MAX = const(4096) # a phase's mean from its first 4096 samples (its sum x 16 stays small)
 # A DC fault (SAFETY.md: polarity measured, charge_imbalance <= 1 s): judged on samples whose current
-# reads >= 40 uA -- a true current above the polarity comparators' highest switching point (20 uA,
-# docs/hardware.md) at every sense calibration corner ((40 - 10) / 1.05 = 28.6 uA) -- and tripped
-# on 3 consecutive such samples against the bridge, or on a phase's last one. Module constants:
+# reads >= 5 uA above what this unit's sense reads with no current (its bridge-off samples: the
+# highest at once, a lower one as a mean), i.e. a true current of (5 - noise) / 1.05 > 2.3 uA, the
+# polarity comparators' highest switching point (docs/hardware.md), while two samples' noise
+# differs by under 2.5 uA; the soft start (10 uA on the Pico, 7.8 on the ESP32) is judged. The
+# offset is measured, not assumed at its worst: a static gate had to sit above the sense's
+# offset bound (10 / 0.95 = 10.5 uA) plus noise, and at 13 uA a unit reading 10.5 uA high
+# false-tripped at a calibration corner (1.7 uA true read 13). Until a bridge-off sample is seen
+# the zero is taken as 13 uA (that bound plus 2.5 uA of noise): an 18 uA gate. Tripped on 3
+# consecutive judged samples against the bridge, or on a phase's last one. Module constants:
 # free on the tick path (a limits.X lookup is not).
-_POLARITY_MIN_UA = const(40)
+_POLARITY_ABOVE_ZERO_UA = const(5)
+_ZERO16_START = const(208)       # 13 uA x 16
 _POLARITY_SAMPLES = const(3)
 # An ADC that keeps its last conversion (SAFETY.md "ADC stuck"): the current's and the voltage's
 # raw conversions (read_u16 / read_uv, before any rounding to uA or mV: Sense.conversions)
@@ -97,7 +104,8 @@ _SENSE_MS = const(30)
 _IDLE_UA = const(31)
 _LAST_I = const(32)    # the frozen-ADC rule: the last judged on-sample's raw conversions
 _LAST_V = const(33)
-_SLOTS = const(34)
+_ZERO16 = const(34)    # the sense's reading with no current, x 16 (a mean of bridge-off samples)
+_SLOTS = const(35)
 
 # what run() found, as a small int (a viper function keeps ints unboxed); _REASONS names it
 _REASONS = (None, OVER_CURRENT, HIGH_DENSITY, CONTACT_LOST, SENSE_FAULT, CHARGING, CHARGE_IMBALANCE)
@@ -153,6 +161,7 @@ class FastPath:
         st[_SENSE_PERCENT] = limits.SENSE_FAULT_PERCENT
         st[_SENSE_MS] = limits.SENSE_FAULT_MS
         st[_IDLE_UA] = limits.SENSE_IDLE_UA
+        st[_ZERO16] = _ZERO16_START
         self.begin()
         self.disarm()
 
@@ -218,6 +227,14 @@ class FastPath:
             st[_N] = (st[_N] + 1) & MASK
             if br:
                 st[_S_UA] = (st[_S_UA] + ua) & MASK
+            elif ua <= st[_IDLE_UA]:
+                # no current path: this unit's zero reading (x 16). A higher one is taken at once
+                # (it raises the polarity gate: the safe side), a lower one as a mean over ~16
+                zero16 = st[_ZERO16]
+                if (ua << 4) > zero16:
+                    st[_ZERO16] = ua << 4
+                else:
+                    st[_ZERO16] = zero16 + ua - (zero16 >> 4)
             if not st[_ARMED]:
                 return
             # charging: a charger or a computer on USB (mains leakage): off within 2 ms
@@ -288,7 +305,7 @@ class FastPath:
                     st[_DENSE] = 0
                 # a DC fault: current the sense is sure of that does not flow the way the bridge
                 # drives it (reversed, or bypassing the electrodes); a smaller reading judges nothing
-                if ua >= _POLARITY_MIN_UA:
+                if (ua << 4) >= st[_ZERO16] + (_POLARITY_ABOVE_ZERO_UA << 4):
                     if fl:
                         st[_WRONG] = 0
                     else:

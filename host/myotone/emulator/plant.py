@@ -62,8 +62,8 @@ class Load:
 
 _NOISE_BITS = 12
 # the polarity comparators' switching point (docs/hardware.md, "Polarity sense"): the
-# reference design switches between 8 and 20 uA over its tolerances; the model at 14 uA
-FLOW_THRESHOLD_UA = 14.0
+# reference design switches high between 1.2 and 2.3 uA over its tolerances; the model at 1.7 uA
+FLOW_THRESHOLD_UA = 1.7
 
 
 class Plant:
