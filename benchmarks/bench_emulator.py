@@ -75,6 +75,7 @@ def measure(quick: bool = False) -> Section:
                      "wall_s": r["wall_s"], "cpu_s": r["cpu_s"],
                      "speed_x": r["virtual_s"] / r["wall_s"],
                      "ticks": r["ticks"], "hz": r["hz"], "telemetry": r["telemetry"],
+                     "telemetry_late_ms": r["telemetry_late_ms"],
                      "states": " ".join(r["states"]), "faults": len(r["faults"])})
     pio = rows[0]
     return Section(

@@ -29,6 +29,13 @@ def _cpu_s() -> float:
     return r.ru_utime + r.ru_stime
 
 
+def _late_ms(t_ms: list[int]) -> int:
+    """How far the periodic telemetry lines strayed from 1 s apart (device ms): the main loop
+    sends each when it sees it due. The last line is the session's end (sent at once)."""
+    gaps = [(b - a) & 0x3FFFFFFF for a, b in zip(t_ms, t_ms[1:-1])]
+    return max((abs(g - 1000) for g in gaps), default=-1)
+
+
 def run(backend: str, session_s: int = SESSION_S) -> dict:
     """Run (or recall) the reference session on `backend`; figures and the emulator's records."""
     key = (backend, session_s)
@@ -65,6 +72,7 @@ def run(backend: str, session_s: int = SESSION_S) -> dict:
             "virtual_s": virt, "wall_s": wall, "cpu_s": cpu,
             "ticks": sup.fast.n - ticks0, "hz": emu.board["supervisor"]["hz"], "states": states,
             "telemetry": sum(1 for m in msgs if m.get("ev") == "telemetry"),
+            "telemetry_late_ms": _late_ms([m["t_ms"] for m in msgs if m.get("ev") == "telemetry"]),
             "faults": [m for m in msgs if m.get("ev") == "fault"],
             "edges": [e for e in emu.mcu.edges if e[0] >= v0 and e[1] in pins],
             "pins": pins, "table": table, "start_ns": v0,

@@ -42,8 +42,10 @@ FAULTS = {
 # a fault that is the emulator's under another name with plant settings: (its fault, the plant's attributes)
 PLANT_VARIANTS = {"bridge_leg_reversed": ("bridge_leg_short", {"leg_short_reverse": True})}
 CONTROLS = ("none", "stop", "pause")
-RAMP_DOWN_NS = 1500 * J.MS                  # the firmware's ramp-down (limits.RAMP_DOWN_MS), or two pair
-                                            # intervals when longer (Case.ramp_down_ns)
+RAMP_DOWN_NS = 1500 * J.MS                  # the firmware's ramp-down (limits.RAMP_DOWN_MS; twice that where
+                                            # the off time after a pair is under a 10 ms output slice), or
+                                            # two pair intervals when longer (Case.ramp_down_ns)
+SLICE_NS = 10 * J.MS
 END_MARGIN_NS = 50 * J.MS                   # the last pair's deadline: one period + 10 ms (CLOSE_MARGIN_MS)
 SESSION_S = (3, 6)
 HOLD_US = (100_000, 3_000_000)
@@ -68,11 +70,20 @@ class Case:
         """The longest time between two pairs: the period plus a burst's off time."""
         return self.period_ns() + self.wave["burst_off_ms"] * J.MS
 
+    def ramp_down_ns(self) -> int:
+        """The documented ramp-down (session.ramp_down_ms): 1.5 s, 3 s where the off time after a
+        pair is shorter than an output slice, or two pair intervals when longer."""
+        w = self.wave
+        period_us = 10**9 // int(w["hz"] * 1000 + 0.5)              # as the firmware rounds it (pulse.py)
+        off_ns = (period_us - 2 * w["phase_us"] - w["gap_us"]) * 1000
+        base = 2 * RAMP_DOWN_NS if off_ns < SLICE_NS else RAMP_DOWN_NS
+        return max(base, 2 * self.pair_ns())
+
     def off_after_ns(self) -> int:
         """From a stop (or pause, or the session's end) to output off, by the documented rule:
         the ramp-down (1.5 s, or two pair intervals when longer), then the pair under way
         (one period; its deadline) and the margin."""
-        return max(RAMP_DOWN_NS, 2 * self.pair_ns()) + self.period_ns() + END_MARGIN_NS
+        return self.ramp_down_ns() + self.period_ns() + END_MARGIN_NS
 
     def short(self) -> str:
         w = self.wave

@@ -19,7 +19,11 @@ def test_the_quick_emulator_section_runs_every_tick_of_every_back_end():
     for row in section.rows:
         assert row["states"] == "ramp run ramp_down done" and row["faults"] == 0
         assert row["ticks"] == round(row["virtual_s"] * row["hz"])  # no fast-path sample skipped, none extra
-        assert row["telemetry"] == round(row["virtual_s"])           # telemetry every second, on time
+        # telemetry every second, on time (within a main-loop pass), from the start through the
+        # ramp-down (>= 1.5 s), and one at the end: the end falls anywhere in the last virtual
+        # second, so the count is not the run's rounded length
+        assert 0 <= row["telemetry_late_ms"] <= 20
+        assert 20 + 1 <= row["telemetry"] <= round(row["virtual_s"]) + 1
         assert row["speed_x"] == row["virtual_s"] / row["wall_s"]    # the same unrounded figures
     assert section.met == (section.rows[0]["speed_x"] >= bench_emulator.TARGET_X)
     assert "firmware's own ticks" in section.notes[0]

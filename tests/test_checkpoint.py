@@ -257,9 +257,7 @@ def test_the_checkpoint_gap_is_the_waveforms_own_off_time_and_keeps_the_envelope
             assert period_ns - 1 * MS <= c.t0 - a.t0 <= normal + 30 * MS + PAUSE_NS, ((c.t0 - a.t0) / MS, normal / MS)
         if wave is not None:
             case = Case(backend, 300, 8, wave, None, 0, "none", 0, 0)
-            # the firmware's ramp-down: 1.5 s or two pair intervals (session.ramp_down_ms)
-            down_ns = max(1500 * MS, 2 * (case.period_ns() + wave["burst_off_ms"] * MS))
-            end = t0 + 8 * S + down_ns + case.period_ns() + 50 * MS
+            end = t0 + 8 * S + case.off_after_ns()      # the documented ramp-down and last pair
             assert judge(b, case, t0, r["setpoint_ua"], {"fault": None, "stop": None, "pause": None,
                                                          "resume": None}, [end]) == []
     finally:

@@ -121,6 +121,11 @@ REGRESSIONS = {   # id: (the class that must be gone, the minimal case)
                                                            "bridge_leg_short", 0.1, duration_s=3)),
     "dc_fault_at_the_soft_start_pico": ("trip_late", case("pio", 482, wave(0.251, 1190, 0, False),
                                                           "bridge_leg_short", 0.1, duration_s=5)),
+    # off times (2.7 ms) shorter than a 10 ms output slice: the DAC followed the ramp-down every second
+    # pair, 9.8 uA in one pair where a 1 s ramp allows 8.1 (session.ramp_down_ms: twice as long there)
+    "ramp_down_off_times_under_a_slice": ("ramp_down_rate", case("pio", 473, wave(13.677, 35210, 0, False),
+                                                                 control="pause", control_at_s=1.621,
+                                                                 hold_s=1.378, duration_s=4)),
 }
 
 

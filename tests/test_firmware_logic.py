@@ -157,6 +157,36 @@ def test_a_ramp_down_spends_at_least_1_s_above_the_soft_start(fw):
         assert s.target_na == 0 and t - stop_at <= L.RAMP_DOWN_MS + 1, (setpoint, stop_at, t)
 
 
+def test_the_ramp_down_is_twice_as_long_where_a_slice_may_miss_the_off_time_after_a_pair(fw):
+    """Off times under a 10 ms output slice (contour: 5.5 ms; a 13.7 Hz waveform with 2.7 ms): the
+    DAC may follow only every second pair, so the ramp-down lasts 2 x RAMP_DOWN_MS there (and at
+    least two pair intervals everywhere); lift's 19.8 ms off times keep RAMP_DOWN_MS."""
+    S = fw("myotone.session")
+    L = fw("myotone.limits")
+    R = fw("myotone.runner")
+    P = fw("myotone.programs")
+    contour = P.Waveform(100_000, 2000, 500, True, 500, 500)
+    lift = P.Waveform(10_000, 40000, 200)
+    fast = P.Waveform(13_677, 35210, 0, False)
+    assert [R.off_short(w) for w in (contour, lift, fast, None)] == [True, False, True, False]
+    assert S.ramp_down_ms(R.pair_ms(lift), R.off_short(lift)) == L.RAMP_DOWN_MS
+    assert S.ramp_down_ms(R.pair_ms(contour), R.off_short(contour)) == 2 * L.RAMP_DOWN_MS
+    assert S.ramp_down_ms(5000, True) == 10_000 and S.ramp_down_ms(5000, False) == 10_000
+    s = S.Session(500)
+    s.off_short = True
+    s.begin(300, 60_000, 0)
+    t = 0
+    while s.state != S.RUN:
+        t += 1
+        s.step(t)
+    s.request_stop()
+    stop_at = t
+    while s.state != S.DONE:
+        t += 1
+        s.step(t)
+    assert 2 * L.RAMP_DOWN_MS - 2 <= t - stop_at <= 2 * L.RAMP_DOWN_MS + 1, t - stop_at
+
+
 def test_session_ends_by_itself_at_its_duration(fw):
     S = fw("myotone.session")
     s, targets = run_session(S, 100, 10_000)

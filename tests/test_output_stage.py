@@ -243,7 +243,7 @@ def test_a_session_at_the_highest_supervised_rate_without_alternation_ends(backe
     b = Bench(board_for(backend))
     try:
         b.start(ua=300, duration_s=4, hz=625, phase_us=800, gap_us=0, alternate=False)
-        b.run(4 + 1.5 + 0.5)
+        b.run(4 + 3.0 + 0.5)                 # no off time: a ramp-down of 2 x 1.5 s (session.ramp_down_ms)
         assert states(b)[-1] == "done"
         assert b.output_is_safe() and b.emu.plant.current_ua() == 0
         t = b.emu.clock.now_ns

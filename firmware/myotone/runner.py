@@ -47,6 +47,12 @@ def pair_ms(wave):
     return 0 if wave is None else (wave.period_us + wave.burst_off_ms * 1000 + 999) // 1000
 
 
+def off_short(wave):
+    """The off time after a pair of `wave` (its period less both phases and the gap) is shorter
+    than an output slice: a slice may not see it (session.ramp_down_ms)."""
+    return wave is not None and wave.period_us - 2 * wave.phase_us - wave.gap_us < 1000000 // limits.BOOKKEEPING_HZ
+
+
 def first_wave(prog):
     """The waveform of a program's first phase with current (None: LED only)."""
     for p in prog["phases"]:
@@ -142,8 +148,9 @@ class Runner:
         self.led.set_percent(ph[4], ph[5])
 
     def _pair_ms(self, wave):
-        """The session's ramps are timed to this waveform's pairs (Session.pair_ms)."""
+        """The session's ramps are timed to this waveform's pairs (Session.pair_ms, off_short)."""
         self.session.pair_ms = pair_ms(wave)
+        self.session.off_short = off_short(wave)
 
     def _stage_on(self, k):
         ph = self.plan.phases[k]

@@ -41,12 +41,19 @@ def ramp_rate_pa_per_ms(span_na, permille=1000, min_ms=limits.RAMP_MIN_MS):
     return max(1, rate * permille // 1000)
 
 
-def ramp_down_ms(pair_ms=0):
+def ramp_down_ms(pair_ms=0, off_short=False):
     """stop / pause: RAMP_DOWN_MS (>= 1 s), or two pair intervals (`pair_ms`) when longer: the
     next pair comes at most half-way down, so at a low frequency the pair under way is followed
     by a lower one before zero (the ramp-down is carried by pairs, not by the end of the last
-    one). At >= 1.4 Hz it is RAMP_DOWN_MS."""
-    return max(limits.RAMP_DOWN_MS, 2 * pair_ms)
+    one). At >= 1.4 Hz it is RAMP_DOWN_MS.
+
+    `off_short`: the off time after a pair is shorter than an output slice (runner.off_short),
+    so a slice may not see it and the DAC follows the fall only every second pair (plus a
+    slice): twice RAMP_DOWN_MS keeps such a two-pair step inside what a 1 s ramp allows per
+    pair ((2 P + 10 ms) / (0.9 D) <= (P + 10 ms) / 1 s needs D >= 2.22 s at any P). At 1.5 s
+    a 13.7 Hz waveform with 2.7 ms off times fell 9.8 uA in one pair where 8.1 was allowed."""
+    ms = 2 * limits.RAMP_DOWN_MS if off_short else limits.RAMP_DOWN_MS
+    return max(ms, 2 * pair_ms)
 
 
 def ramp_down_rate_pa_per_ms(span_na, ms):
@@ -76,6 +83,7 @@ class Session:
         # burst's off time): the amplitude changes only between pairs, so a rising ramp lasts
         # RAMP_MIN_PAIRS of these (no step above 1/20 of its span at any frequency); 0: none
         self.pair_ms = 0
+        self.off_short = False       # the off time after a pair is under an output slice (runner)
         # the output stage was on at the last step: a rising ramp moves only while it is, and
         # is timed from the step it switched on (arming -- compiling a table -- is no ramp time)
         self.live = False
@@ -190,7 +198,7 @@ class Session:
         # the part above the soft start takes 9/10 of the ramp-down (from 11.7 uA a fall to
         # zero over 1.5 s had crossed the soft start, 9.8 uA, in 0.25 s), the tail below it the
         # last tenth: the pair the output ends in carries next to nothing
-        ms = ramp_down_ms(self.pair_ms)
+        ms = ramp_down_ms(self.pair_ms, self.off_short)
         floor = self._floor_na = min(self.target_na, self.start_ua() * 1000)
         self._tail_rate = ramp_down_rate_pa_per_ms(floor, ms // 10)
         if self.target_na > floor:
