@@ -86,10 +86,14 @@ class Output:
 
     @micropython.native
     def na_for_code(self, code):
-        """What `code` commands on the calibrated transfer, in nA, rounded down to 1/8 uA."""
+        """What `code` commands on the calibrated transfer, in nA, rounded up to 1/8 uA: the least
+        target code_for_na() turns into `code` again. Rounded down, the round trip lost a code (44
+        -> 10.625 uA -> 43 on the Pico), so a ramp-down timed from what the output delivers began
+        with a fall of two codes (0.48 uA in one pair where 0.3 was allowed) and a rise waiting at
+        the code written named the code below it."""
         if code <= 0:
             return 0
-        return code * self._fs8 // self._max_code * 125 + self._off_na
+        return (code * self._fs8 + self._max_code - 1) // self._max_code * 125 + self._off_na
 
     def soft_start_ua(self, min_ua):
         """The largest target (uA) whose code delivers at most `min_ua` both on the calibrated
