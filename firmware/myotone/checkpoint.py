@@ -31,6 +31,13 @@
 # The same hold serves the heap (heap.py): garbage is collected only with the
 # output stage off, so a hold also comes when the heap's budget runs low, and
 # every hold collects once the stage is off (after the write, if one is due).
+# Where no hold comes otherwise -- a ramp-down, the session's last second -- one
+# comes when the budget is spent down to heap.FLOOR_B: the stage closes after
+# the pair under way, the heap is collected, and the waveform switches on again
+# at the ramp-down's target, no sooner than a period after the last pair began
+# (the ramp-down is timed, so the pairs either side of the gap are as far apart
+# in amplitude as in time); a ramp-down that ended meanwhile leaves it off. On
+# the ESP32 a collection with the output on had held its fast path off ~20 ms.
 #
 # Flash wear: one record rewrite per INTERVAL_MS of session, the record up
 # to ~15 kB (320 samples) -- at most 60 rewrites and ~240 4 kB blocks per
@@ -39,7 +46,7 @@
 import time
 from micropython import const
 from myotone.stage import ON, OFF, CLOSING
-from myotone.session import RAMP, RUN
+from myotone.session import RAMP, RUN, RAMP_DOWN, PAUSING
 
 INTERVAL_MS = const(60000)      # session time (the log's clock, pauses included) between checkpoints
 _END_MARGIN_MS = const(1000)    # no hold this close (plus a period) to the session's planned end
@@ -65,6 +72,7 @@ class Checkpoints:
         self.n = 0                  # the session's record number, once a checkpoint allocated it
         self.due_ms = INTERVAL_MS
         self.held = False           # this hold closed the stage: it switches it on again ...
+        self._down = -1             # ... in this ramp-down (RAMP_DOWN, PAUSING) if it began in one
         self._done = False          # ... once written and collected, and no sooner than _reopen_at
         self._pairs = -1            # the pulse back-end's pair count, as last seen ...
         self._pair_at = time.ticks_ms()     # ... and when (a main-loop pass late at most)
@@ -88,9 +96,9 @@ class Checkpoints:
             if self._done:
                 if time.ticks_diff(now_ms, self._reopen_at) >= 0:
                     self.held = False
-                    self._runner.reopen()   # refused unless the session still ramps or runs
-                return
-            if st != RAMP and st != RUN and stage.state == CLOSING and self._runner.mc_on:
+                    self._runner.reopen(self._down)   # refused unless the session still ramps
+                return                                # or runs, or is in the hold's ramp-down
+            if st != RAMP and st != RUN and st != self._down and stage.state == CLOSING and self._runner.mc_on:
                 stage.keep_on()     # a stop or pause came: its ramp-down needs the pairs
                 self.held = False
         due = t_ms >= self.due_ms
@@ -98,8 +106,13 @@ class Checkpoints:
             return
         if stage.state == ON:
             period_ms = (self._runner.period_us() + 999) // 1000
+            self._down = -1
             if st != RAMP and st != RUN or sess.duration_ms - sess.elapsed_ms <= period_ms + _END_MARGIN_MS:
-                return              # a ramp-down plays out, or the end is near: wait for the stage off
+                if not self._heap.exhausted(now_ms):
+                    return          # a ramp-down plays out, or the end is near: wait for the stage off
+                # the heap cannot wait: a hold in the ramp-down, or in the last second, which
+                # switches on again in the ramp-down the session's end may start meanwhile
+                self._down = st if st == PAUSING else RAMP_DOWN
             # the next pair no sooner than the waveform would have begun it (rounded up)
             self._reopen_at = time.ticks_add(self._pair_at, period_ms)
             stage.close(now_ms)     # the pair under way ends first (at once if none plays)
@@ -116,4 +129,4 @@ class Checkpoints:
         # ~20 ms) is handled before the output comes back: a stop sent in the gap keeps it off
         if self.held and time.ticks_diff(now_ms, self._reopen_at) >= 0 and not self._input_waiting():
             self.held = False
-            self._runner.reopen()
+            self._runner.reopen(self._down)

@@ -11,10 +11,12 @@
 # * in a session with the output stage on, in a hold (checkpoint.py): the
 #   stage closes after the pair under way, the heap is collected with the
 #   output off, the waveform switches on again;
-# * only where no hold can come in time -- a ramp-down, the session's last
-#   second -- and the budget is spent down to FLOOR_B, or an allocation failed
-#   (the budget was wrong): at once, whatever the output does, counted and
-#   said (`ev: gc`, docs/protocol.md).
+# * where no hold comes otherwise -- a ramp-down, the session's last second --
+#   in a hold all the same once the budget is spent down to FLOOR_B: the
+#   ramp-down goes on after it (checkpoint.py);
+# * only after an allocation failed (the budget was wrong), or below FLOOR_B
+#   with the stage on and no hold under way: at once, whatever the output
+#   does, counted and said (`ev: gc`, docs/protocol.md).
 # The free heap is read (gc.mem_free() walks the whole heap: 9.4 ms on the
 # RP2040) only right after a collection. Between two, the main loop's
 # allocations are estimated from its console traffic -- every line read or

@@ -227,13 +227,15 @@ class Runner:
         self.reopen()
         return True
 
-    def reopen(self):
+    def reopen(self, ramp_down=-1):
         """The phase's waveform on again from its first pair, at the session's target (a
         resume; after a checkpoint held the output: checkpoint.py). Nothing in a phase
-        without current; the stage refuses unless the session ramps or runs, with no fault."""
+        without current; the stage refuses unless the session ramps or runs -- or is still in
+        `ramp_down`, the ramp-down a hold began in -- with no fault."""
         if not self.mc_on:
             return False
-        return self.stage.switch_on(self.stage.table, self.session.target_na // 1000, self.period_us())
+        return self.stage.switch_on(self.stage.table, self.session.target_na // 1000, self.period_us(),
+                                    ramp_down)
 
     def period_us(self):
         """The period of the waveform of the phase under way (its last pair's deadline)."""

@@ -63,14 +63,16 @@ class OutputStage:
         return NAMES[self.state]
 
     # ---- switching on (main loop) ---------------------------------------
-    def switch_on(self, table, ua, period_us):
+    def switch_on(self, table, ua, period_us, ramp_down=-1):
         """Rail, DAC and back-end on, `table` at `ua`; False if refused or cut meanwhile.
 
         Refused unless the stage is off, no fault is latched and the session is
-        ramping or running, all checked again after the last switch-on step."""
+        ramping or running -- or is in `ramp_down` (RAMP_DOWN or PAUSING: a hold
+        that began in that ramp-down switches it on again, its pairs carry it;
+        checkpoint.py) -- all checked again after the last switch-on step."""
         n = self.cuts
         st = self._session.state
-        if self.fault is not None or self.state != OFF or not (st == RAMP or st == RUN):
+        if self.fault is not None or self.state != OFF or not (st == RAMP or st == RUN or st == ramp_down):
             return False
         self.state = ARMING
         self._pair_ms = period_us // 1000 + limits.CLOSE_MARGIN_MS

@@ -544,15 +544,15 @@ class Supervisor:
 
     def _collect_if_due(self, now, failed=False):
         """The heap's budget spent: collect with the output stage off (in a session with the
-        output on, the checkpoints' hold does: checkpoint.py); where no hold comes in time (a
-        ramp-down, the session's end) below the floor, or after an allocation failed
-        (`failed`), at once, and say so (heap.py)."""
+        output on, the checkpoints' hold does, below the floor in a ramp-down too:
+        checkpoint.py); after an allocation failed (`failed`), or below the floor with the
+        stage on and no hold under way, at once, and say so (heap.py)."""
         heap = self.heap
         if not failed and not heap.low(now):
             return
         if self.stage.state == ST.OFF:
             heap.collect(now)
-        elif failed or heap.exhausted(now):
+        elif failed or (heap.exhausted(now) and self.stage.state == ST.ON and not self.checkpoints.held):
             heap.collect(now, True)
             self.console.write_line(P.event("gc", output=self.stage.name(), forced=heap.forced,
                                             free_b=heap.free_b))
