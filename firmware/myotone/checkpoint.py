@@ -23,7 +23,9 @@
 # to be off by itself; none holds the output within a period and a second of
 # the session's end; a stop or pause that comes while the held pair still
 # plays takes the close back (OutputStage.keep_on), so its ramp-down is
-# carried by the pairs that follow. If the session was paused, stopped,
+# carried by the pairs that follow (where the back-end has already committed
+# to ending after that pair, the hold switches on again in the ramp-down once
+# written and collected, as a hold in a ramp-down does). If the session was paused, stopped,
 # ended or tripped once the stage is off, or entered a phase without
 # current, nothing is switched on again. Due while the stage is off already (a pause, an LED-only phase): it
 # is written at once.
@@ -99,8 +101,13 @@ class Checkpoints:
                     self._runner.reopen(self._down)   # refused unless the session still ramps
                 return                                # or runs, or is in the hold's ramp-down
             if st != RAMP and st != RUN and st != self._down and stage.state == CLOSING and self._runner.mc_on:
-                stage.keep_on()     # a stop or pause came: its ramp-down needs the pairs
-                self.held = False
+                # a stop or pause came while the held pair plays: its ramp-down needs the pairs
+                if stage.keep_on():
+                    self.held = False
+                else:
+                    self._pulse.sample()
+                    if self._pulse.in_pair:     # committed to ending after the pair, which still
+                        self._down = st         # plays: switched on again in the ramp-down
         due = t_ms >= self.due_ms
         if not due and not self._heap.low(now_ms):
             return
