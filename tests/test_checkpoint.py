@@ -264,7 +264,7 @@ def test_the_checkpoint_gap_is_the_waveforms_own_off_time_and_keeps_the_envelope
         b.close()
 
 
-def test_a_stop_while_a_checkpoint_holds_the_output_ramps_down_and_never_switches_on_again():
+def test_a_stop_while_a_checkpoint_holds_the_output_ramps_down_or_leaves_it_off_in_the_gap():
     """A stop that comes while the held pair still plays takes the close back: the ramp-down is
     carried by pairs (judged as the envelope property judges a stop); where the back-end has
     already committed to ending after that pair (PIO words dropped), the hold switches on again
