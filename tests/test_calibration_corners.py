@@ -18,7 +18,6 @@ from safety_helpers import MS, Bench
 
 S = 1_000_000_000
 LIMIT_UA = 500
-TRIP_UA = LIMIT_UA * 1.1 + 10
 SOFT_START_UA = LIMIT_UA * 0.02
 RAMP_UA_PER_MS = 0.25
 # 100 Hz, 2 ms phases: the DAC follows the ramp every 10 ms (between pairs)
@@ -77,13 +76,8 @@ def run_corner(board_name, cal, calibration_true):
         assert plateau <= LIMIT_UA
         # a stuck DAC: over_current within 2 ms of |I| passing the trip level
         b.run_until_bridge_on()
-        t_fault = b.emu.clock.now_ns
-        b.emu.set_fault("dac_stuck_high")
-        b.run(0.05)
-        onset = b.onset_ns(t_fault, TRIP_UA)
-        assert onset is not None
-        cut = b.cut_time_ns(onset)
-        assert "over_current" in b.faults() and cut is not None and cut - onset <= 2 * MS, (b.faults(), cut, onset)
+        late, cut = b.stuck_dac_cut_ns(0.05, LIMIT_UA)
+        assert "over_current" in b.faults() and late <= 2 * MS, (b.faults(), late, cut)
         assert b.output_is_safe()
     finally:
         b.close()

@@ -136,12 +136,8 @@ def test_firmware_trips_first_and_the_hardware_caps_second_at_every_limiter_corn
         b.start(ua=500, duration_s=30)
         b.run(4)
         b.run_until_bridge_on()
-        t_fault = b.emu.clock.now_ns
-        b.emu.set_fault("dac_stuck_high")
-        b.run(0.05)
-        onset = b.onset_ns(t_fault, trip)
-        cut = b.cut_time_ns(t_fault)
-        assert b.faults() == ["over_current"] and onset is not None and cut - onset <= 2 * MS
+        late, _ = b.stuck_dac_cut_ns(0.05, b.emu.board["limit_ua"])
+        assert b.faults() == ["over_current"] and late <= 2 * MS
         assert plant.trace.max_abs_ua <= cap + 1e-6 and cap > trip
         assert b.output_is_safe()
     finally:
@@ -723,23 +719,29 @@ def test_a_dc_fault_trips_charge_imbalance_within_1_s_of_its_onset(backend, spee
             b.run(3.0 if speed == "high" else 20.5)
             b.emu.run_for(moment * period_ns / 1e9)
             assert b.faults() == []
-            b.emu.plant.leg_short_reverse = reverse
-            t_fault = b.emu.clock.now_ns
-            b.emu.set_fault("bridge_leg_short")
-            onset = _pol_b_on_ns(b.emu, t_fault)
-            while onset is None:                        # alternation: POL_B may come two phases later
-                assert b.emu.clock.now_ns - t_fault < 3 * period_ns
-                b.run(0.1)
-                onset = _pol_b_on_ns(b.emu, t_fault)
-            b.run(1.2)
-            assert b.faults() == ["charge_imbalance"], (moment, b.faults())
-            cut = b.cut_time_ns(t_fault)
-            assert cut is not None and cut - onset <= 1000 * MS, (moment, (cut - onset) / MS)
-            last = _last_current_ns(b.emu, t_fault)
-            assert last is None or last - onset <= 1000 * MS
-            assert b.emu.plant.current_ua() == 0 and not b.emu.plant.hv_on
+            _dc_fault_is_cut_within_1_s(b, reverse, period_ns, moment)
         finally:
             b.close()
+
+
+def _dc_fault_is_cut_within_1_s(b, reverse, period_ns, why):
+    """A bridge leg fails now (reversed or bypassing): charge_imbalance latches and the plant's
+    current is off within 1 s of the DC's onset, the first POL_B drive after the failure."""
+    b.emu.plant.leg_short_reverse = reverse
+    t_fault = b.emu.clock.now_ns
+    b.emu.set_fault("bridge_leg_short")
+    onset = _pol_b_on_ns(b.emu, t_fault)
+    while onset is None:                        # alternation: POL_B may come two phases later
+        assert b.emu.clock.now_ns - t_fault < 3 * period_ns
+        b.run(0.1)
+        onset = _pol_b_on_ns(b.emu, t_fault)
+    b.run(1.2)
+    assert b.faults() == ["charge_imbalance"], (why, b.faults())
+    cut = b.cut_time_ns(t_fault)
+    assert cut is not None and cut - onset <= 1000 * MS, (why, (cut - onset) / MS)
+    last = _last_current_ns(b.emu, t_fault)
+    assert last is None or last - onset <= 1000 * MS
+    assert b.emu.plant.current_ua() == 0 and not b.emu.plant.hv_on
 
 
 @pytest.mark.parametrize("reverse", [False, True], ids=["bypass", "reverse"])
@@ -755,17 +757,7 @@ def test_a_dc_fault_at_the_soft_starts_level_trips_within_1_s(backend, reverse):
         b.start(ua=10, duration_s=60, **wave)
         b.run(3.0)
         assert b.faults() == []
-        b.emu.plant.leg_short_reverse = reverse
-        t_fault = b.emu.clock.now_ns
-        b.emu.set_fault("bridge_leg_short")
-        b.run(0.1)
-        onset = _pol_b_on_ns(b.emu, t_fault)
-        assert onset is not None
-        b.run(1.2)
-        assert b.faults() == ["charge_imbalance"], b.faults()
-        cut = b.cut_time_ns(t_fault)
-        assert cut is not None and cut - onset <= 1000 * MS, (cut - onset) / MS
-        assert b.emu.plant.current_ua() == 0 and not b.emu.plant.hv_on
+        _dc_fault_is_cut_within_1_s(b, reverse, int(1e9 / wave["hz"]), "10 uA")
     finally:
         b.close()
 
