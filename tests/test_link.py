@@ -116,3 +116,59 @@ def test_a_socket_link_closes_without_pyserials_reconnect_pause_and_the_server_t
         link.close()                                    # a second close is harmless
     finally:
         served.close()
+
+
+class _PortWhereASignalLandsInRead:
+    """A pyserial port that hands out `data` in chunks; during the read that returns
+    chunk `signal_at`, a signal arrives after the bytes were received (in pyserial,
+    between `recv` and `return`): the handler runs there, as CPython runs it at the
+    next bytecode."""
+
+    def __init__(self, chunks, signal_at, signum):
+        self.chunks, self.signal_at, self.signum, self.reads = list(chunks), signal_at, signum, 0
+
+    @property
+    def in_waiting(self):
+        return len(self.chunks[0]) if self.chunks else 0
+
+    def read(self, size):
+        chunk = self.chunks.pop(0) if self.chunks else b""
+        self.reads += 1
+        if self.reads == self.signal_at + 1:
+            import signal
+            signal.raise_signal(self.signum)
+        return chunk
+
+
+@pytest.mark.parametrize("signal_at", [0, 1, 2])
+def test_a_signal_while_the_port_is_read_loses_no_bytes_and_is_raised_after_them(signal_at):
+    """The `myotone` command turns SIGINT/SIGTERM/SIGHUP into an exception wherever it is;
+    landing inside a port read it dropped the bytes received, and the rest of that line
+    then ran into the next: the clean-up's `stop` got no reply it could read (a flake of
+    test_cli_interrupt's hang-up test). The signal is raised once the bytes are kept."""
+    import signal
+
+    from myotone import interrupt
+    from myotone.link import SerialTransport
+    lines = [b'{"ev":"tel","ua":150}\n', b'{"id":7,"ok":true}\n']
+    chunks = [lines[0][:9], lines[0][9:] + lines[1][:5], lines[1][5:]]
+    t = SerialTransport.__new__(SerialTransport)
+    t._ser, t._buf, t.url = _PortWhereASignalLandsInRead(chunks, signal_at, signal.SIGHUP), bytearray(), "x"
+    saved = {s: signal.getsignal(s) for s in interrupt.SIGNALS}
+    interrupt.install()
+    try:
+        got = []
+        with pytest.raises(interrupt.Interrupted) as raised:
+            while len(got) < 2:
+                line = t.readline(1.0)
+                if line is not None:
+                    got.append(line)
+        assert raised.value.signum == signal.SIGHUP
+        while len(got) < 2:                      # the clean-up goes on reading the port
+            line = t.readline(1.0)
+            assert line is not None, (got, t.partial())
+            got.append(line)
+    finally:
+        for s, h in saved.items():
+            signal.signal(s, h)
+    assert got == [line[:-1] for line in lines]

@@ -17,6 +17,8 @@ import json
 import math
 import time
 
+from . import interrupt
+
 
 NO_PORT = "no port: pass --port (a device, a pyserial URL, or emu) or set MYOTONE_PORT"
 
@@ -125,14 +127,18 @@ class SerialTransport:
     def _fill(self, block: bool) -> bool:
         """Append what the port has (waiting up to its 50 ms timeout if `block`)."""
         import serial
-        try:
-            waiting = self._ser.in_waiting
-            if not waiting and not block:
-                return False
-            chunk = self._ser.read(max(1, waiting))
-        except (serial.SerialException, OSError) as exc:
-            raise self._lost("read", exc) from exc
-        self._buf += chunk
+        # shielded: a signal handled between pyserial's receiving bytes and our keeping them
+        # would drop them (the rest of a line then joins the next one, and the reply to the
+        # clean-up's `stop` is not seen); the signal is raised once they are kept
+        with interrupt.shielded():
+            try:
+                waiting = self._ser.in_waiting
+                if not waiting and not block:
+                    return False
+                chunk = self._ser.read(max(1, waiting))
+            except (serial.SerialException, OSError) as exc:
+                raise self._lost("read", exc) from exc
+            self._buf += chunk
         return bool(chunk)
 
     def readline(self, timeout_s: float) -> bytes | None:
@@ -209,7 +215,8 @@ class EmuTransport:
         deadline_ns = clock.now_ns + (math.ceil(timeout_s * 1e9) if timeout_s > 0 else 0)
         step_ns = int(self.step_s * 1e9)
         while True:
-            self._buf += self.emulator.read()
+            with interrupt.shielded():               # as SerialTransport._fill: keep what was read
+                self._buf += self.emulator.read()
             if have() or clock.now_ns >= deadline_ns:
                 return
             clock.run_until(min(deadline_ns, clock.now_ns + step_ns))
