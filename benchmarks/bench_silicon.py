@@ -295,6 +295,7 @@ def over_current(offsets_ms: list[float]) -> list[float]:
             assert fw.request("start", **SESSION)["ok"]
             fw.run(SETTLE_S + 0.0301 + off / 1000)   # inside a phase of the 10 Hz program
             t_fault = b.clock.now_ns
+            b.set_fault("oc_latch_dead")       # the firmware's own cut (the latch would cut in 10 us)
             b.set_fault("dac_stuck_high")
             fw.run(0.05)
             onset = truth.onset_ns(b, t_fault, LIMIT_UA * 1.10 + 10)

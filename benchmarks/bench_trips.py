@@ -74,6 +74,7 @@ def _over_level(b, t, level_ua, reason):
 
 def over_current(b, lim, rng):
     limit_ua = b.request("hello")["limits"]["max_ua"]
+    b.emu.set_fault("oc_latch_dead")     # the firmware's own cut (the latch cuts in 10 us: test_oc_latch)
     t, _ = _inject(b, rng, "dac_stuck_high")
     return _over_level(b, t, limit_ua * lim.OVER_CURRENT_PERMILLE / 1000 + lim.OVER_CURRENT_MARGIN_UA, "over_current")
 
@@ -119,6 +120,7 @@ def _first(pred, t0_ns, t1_ns):
 
 
 def high_density_stop(b, lim, rng):
+    b.emu.set_fault("oc_latch_dead")     # a stuck DAC sets the latch first: this times the firmware's rule
     t, reply = _inject(b, rng, "dac_stuck_high")
     level_ua = reply["setpoint_ua"] * lim.OVER_CURRENT_PERMILLE / 1000 + lim.OVER_CURRENT_MARGIN_UA
     return _over_level(b, t, level_ua, "high_density")

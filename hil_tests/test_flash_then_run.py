@@ -2,7 +2,9 @@
 
 The board runs this checkout's firmware (the suite is for a freshly flashed
 board). The test flashes a changed firmware (another version string, from a
-copy of the checkout) with a changed board file (a lower limit), checks that
+copy of the checkout) with a changed board file (a limit 10 uA lower: the
+board's over-current latch is set for its limit, and board.check refuses a
+limit it does not fit, docs/boards.md), checks that
 `hello` reports both and that the new limit is enforced, then flashes this
 checkout with the board file that was on the board before, and checks that
 too. On the emulator it gets an emulator of its own behind a TCP port.
@@ -21,6 +23,8 @@ from myotone import paths
 pytestmark = pytest.mark.flash
 
 INIT = "myotone/__init__.py"
+
+LOWER_BY_UA = 10      # within the reference latch's window: 530 uA +- 2.5 % fits limits 485..506 uA
 
 
 def myotone_flash(port, board_file, root=None):
@@ -54,7 +58,7 @@ def test_flash_then_run(dut, tmp_path):
     with dut.released() as port:
         kept = board_json_on(port)
     (tmp_path / "kept.json").write_text(json.dumps(kept))
-    (tmp_path / "lower.json").write_text(json.dumps(dict(kept, limit_ua=limit_ua - 100)))
+    (tmp_path / "lower.json").write_text(json.dumps(dict(kept, limit_ua=limit_ua - LOWER_BY_UA)))
     changed = tmp_path / "checkout"
     shutil.copytree(paths.firmware_dir(), changed / "firmware")
     shutil.copytree(paths.boards_dir(), changed / "boards")
@@ -66,9 +70,9 @@ def test_flash_then_run(dut, tmp_path):
         assert "/board.json" in result["uploaded"] and result["firmware"] == "hil-flash-test", result
         flashed = dut.request("hello", timeout_s=10)
         assert flashed["firmware"] == "hil-flash-test"
-        assert flashed["limits"]["max_ua"] == limit_ua - 100
-        r = dut.refusal("start", ua=limit_ua - 99, **dut.session_args())
-        assert r["error"] == "out_of_range" and f"..{limit_ua - 100} uA" in r["message"]
+        assert flashed["limits"]["max_ua"] == limit_ua - LOWER_BY_UA
+        r = dut.refusal("start", ua=limit_ua - LOWER_BY_UA + 1, **dut.session_args())
+        assert r["error"] == "out_of_range" and f"..{limit_ua - LOWER_BY_UA} uA" in r["message"]
     finally:
         with dut.released() as port:
             myotone_flash(port, tmp_path / "kept.json")

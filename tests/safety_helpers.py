@@ -81,9 +81,13 @@ class Bench:
         return truth.onset_ns(self.emu, after_ns, above_ua)
 
     def stuck_dac_cut_ns(self, run_s=0.05, limit_ua=500):
-        """The DAC sticks at full scale now: run `run_s`, and return how long after |I| passed the
-        over_current level (limit x 1.10 + 10 uA) the output was cut, and when it was cut."""
+        """The DAC sticks at full scale now, the over-current latch dead: run `run_s`, and return
+        how long after |I| passed the over_current level (limit x 1.10 + 10 uA) the firmware cut
+        the output, and when."""
         t_fault = self.emu.clock.now_ns
+        # the firmware's own cut: the over-current latch (docs/hardware.md) would cut first, in
+        # hardware, and the firmware follow at its 100 Hz bookkeeping (test_oc_latch.py)
+        self.emu.set_fault("oc_latch_dead")
         self.emu.set_fault("dac_stuck_high")
         self.run(run_s)
         onset = self.onset_ns(t_fault, limit_ua * 1.1 + 10)
@@ -144,7 +148,7 @@ class FastLine:
         self.stage = ns(state=2, out_ua=out_ua, close_by=0, fast_cut=self.cuts.append)
         self.flow = None             # the polarity comparators: None = the way the bridge drives
         self.fp = F.FastPath(sense, self._pin(1), self._pin(2), self._flow(1), self._flow(2), ns(value=lambda: 0),
-                             ns(code=0), self.stage, self.mon, ns(active=False), ns(state=2))
+                             ns(code=0, latch_tripped=lambda: 0), self.stage, self.mon, ns(active=False), ns(state=2))
         self.fp.begin()
         self._d = [0] * 9
 

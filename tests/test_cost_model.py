@@ -21,6 +21,7 @@ def _fast_over_current_ms(offset_ms: float, chip_time: bool = True) -> float:
         emu.send({"id": 1, "cmd": "start", **SESSION})
         emu.run_for(2.5 + 0.0301 + offset_ms / 1000)      # as bench_silicon.over_current
         t = emu.clock.now_ns
+        emu.set_fault("oc_latch_dead")                      # the firmware's own cut (not the latch's)
         emu.set_fault("dac_stuck_high")
         emu.run_for(0.05)
         assert b'"over_current"' in emu.read()

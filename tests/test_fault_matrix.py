@@ -61,7 +61,9 @@ EXPECTED = {
     "dac_stuck_high": {
         "idle": nothing("the rail and the bridge are off: a stuck DAC drives nothing"),
         "done": nothing("as idle"),
-        "ramp": trip("over_current", 2, "over_limit", "> limit x 1.1 + 10 uA: cut <= 2 ms (the hardware limiter caps it)"),
+        "ramp": trip("over_current", 2, "over_limit", "> limit x 1.1 + 10 uA: the current off <= 2 ms on the plant "
+                     "(the over-current latch gates the bridge off in 10 us; the firmware cuts the rail "
+                     "when it reads the latch, <= 20 ms)"),
         "run": trip("over_current", 2, "over_limit", "as in ramp"),
         "ramp_down": trip("over_current", 2, "over_limit", "as in ramp"),
         "led_only": nothing("no microcurrent: rail and bridge off"),
@@ -140,6 +142,18 @@ EXPECTED = {
         "run": ramp_down_then_latch("heartbeat_lost", "as in ramp"),
         "ramp_down": nothing("the ramp-down (1.5 s) ends before the 5 s heartbeat timeout"),
         "led_only": ramp_down_then_latch("heartbeat_lost", "as in ramp"),
+    },
+    "oc_latch_dead": {p: nothing("the latch only matters with an over-current: the firmware's own over_current "
+                                 "is then all there is (test_safety's stuck-DAC tests run that way)")
+                      for p in ("idle", "done", "ramp", "run", "ramp_down", "led_only")},
+    "oc_latch_stuck": {
+        "idle": nothing("no session: the latch is read at the next switch-on (oc_latch_fault: test_oc_latch)"),
+        "done": nothing("as idle"),
+        "ramp": trip("over_current", 20, "fault", "the bridge gated off: the firmware reads the latch set "
+                     "(100 Hz bookkeeping) and cuts; it cannot tell a stuck latch from an over-current"),
+        "run": trip("over_current", 20, "fault", "as in ramp"),
+        "ramp_down": trip("over_current", 20, "fault", "as in ramp"),
+        "led_only": nothing("no microcurrent: the bridge is not driven"),
     },
     "power_loss": {p: reset(0, "output dead at the cut; power-on boots into the safe state, never resumed")
                    for p in ("idle", "done", "ramp", "run", "ramp_down", "led_only")},
@@ -243,6 +257,9 @@ def test_fault_in_phase(fault, phase):
             cut = cell.led_off_since_ns() if phase == "led_only" else cell.cut_ns()
             t_onset = _onset_ns(cell, onset)
             assert cut is not None and t_onset is not None
+            if fault == "dac_stuck_high":          # the current is off before the firmware's rail cut
+                assert cut - t_onset <= 20 * MS, f"the rail cut {(cut - t_onset) / MS:.2f} ms after onset"
+                cut = cell.off_since_ns()
             assert cut - t_onset <= bound_ms * MS, f"cut {(cut - t_onset) / MS:.2f} ms after onset: {why}"
             if fault == "dac_off_bus":            # the DAC cannot be zeroed: no current path instead
                 assert cell.rail_and_bridge_off() and cell.off_since_ns() <= cut

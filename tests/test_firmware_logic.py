@@ -313,6 +313,7 @@ def test_board_limit_is_clamped_to_the_ceiling(fw):
     raw["limit_ua"] = 5000
     raw["sense"]["r_sense_ohm"] = 2500        # a sense that reads past the ceiling's trip level (1110 uA)
     raw["hw_limit_ua"] = 2000                 # ... and a limiter above it
+    raw["oc_latch"]["trip_ua"] = 1050         # ... and an over-current latch within 1020..1110 uA
     assert B.check(raw)["limit_ua"] == 1000 == B.ABS_CEILING_UA
 
 
@@ -401,6 +402,15 @@ ESP32_RMT = {"mcu": "esp32", "dac": {"kind": "esp32", "pin": 25, "bits": 8, "vre
     # a 1 ms watchdog resets the board in the middle of a flash write
     (lambda b: b.update(watchdog_ms=1), "watchdog_ms must be >= 500"),
     (lambda b: b.update(watchdog_ms=499), "watchdog_ms must be >= 500"),
+    # the over-current latch (docs/hardware.md): required, its pins its own, its threshold between
+    # the limit + 2 % and the over_current trip level at both ends of its tolerance
+    (lambda b: b.pop("oc_latch"), "board: missing oc_latch"),
+    (lambda b: b["oc_latch"].pop("clear_pin"), "board: missing oc_latch.clear_pin"),
+    (lambda b: b["oc_latch"].update(q_pin=b["bridge"]["pol_a"]), "oc_latch.q_pin and bridge.pol_a are both pin 10"),
+    (lambda b: b["oc_latch"].update(trip_ua=550), "sets at 536..564 uA .* within 510..560 uA"),
+    (lambda b: b["oc_latch"].update(trip_ua=520), "sets at 507..533 uA .* within 510..560 uA"),
+    (lambda b: b["oc_latch"].update(tol_pct=11), "oc_latch.tol_pct must be 0..10"),
+    (lambda b: b.update(limit_ua=300), "sets at 516..544 uA .* within 306..340 uA"),
     # rmt: opposite phases need off-time between them
     (lambda b: b.update(ESP32_RMT, pulse={**ESP32_RMT["pulse"], "dead_us": 0}), "dead_us must be an integer >= 100"),
     (lambda b: b.update(ESP32_RMT, pulse={**ESP32_RMT["pulse"], "dead_us": 99}), "dead_us must be an integer >= 100"),

@@ -75,6 +75,7 @@ def test_open_and_short_contact():
 
 def test_hardware_limiter_and_stuck_dac_cap_the_current():
     p = driven(Load(), 300)
+    p.faults.add("oc_latch_dead")                      # the limiter alone (the latch would gate it off)
     p.faults.add("dac_stuck_high")
     p.changed(MS)
     assert p.current_ua(2 * MS) == pytest.approx(677)  # hw_limit_ua, not 1000 uA full scale
@@ -133,3 +134,55 @@ def test_firmware_on_the_esp32_adc_measures_what_the_plant_drives():
     finally:
         b.close()
 
+
+
+def test_the_over_current_latch_gates_the_bridge_off_10_us_after_the_current_passes_its_threshold():
+    """docs/hardware.md, U10-U12: set by the comparator, cleared by OC_CLEAR, set wins."""
+    from myotone.emulator.plant import OC_LATCH_DELAY_NS
+    p = driven(Load(), 300)
+    assert p.oc_latch_ua() == 530 and p.current_ua(MS) == pytest.approx(300, abs=0.5) and p.oc_q_level() == 0
+    p.faults.add("dac_stuck_high")
+    p.changed(MS)
+    assert p.current_ua(MS + OC_LATCH_DELAY_NS - 1) == pytest.approx(677)
+    assert p.current_ua(MS + OC_LATCH_DELAY_NS) == 0 and p.oc_q_level() == 1
+    assert p.trace.off_since(3 * MS) == MS + OC_LATCH_DELAY_NS
+    p.bridge_a = 0                                    # the MCU still drove the bridge; now off, and cleared
+    p.changed(4 * MS)
+    p.oc_clear = 1
+    p.changed(4 * MS + 1000)
+    p.oc_clear = 0
+    p.changed(4 * MS + 2000)
+    assert p.oc_q_level() == 0
+    p.bridge_a = 1                                    # the DAC still stuck: set again 10 us in
+    p.changed(5 * MS)
+    assert p.current_ua(5 * MS + OC_LATCH_DELAY_NS - 1) > 600 and p.current_ua(5 * MS + OC_LATCH_DELAY_NS) == 0
+    p.oc_clear = 1                                    # set wins over a clear held on
+    p.changed(6 * MS)
+    assert p.current_ua(6 * MS + OC_LATCH_DELAY_NS) == 0 and p.oc_q_level() == 1
+
+
+def test_the_latch_threshold_is_crossed_in_closed_form_at_compliance_and_not_at_the_limit():
+    """A current that climbs through the threshold (the source coming off compliance as the skin's
+    capacitance discharges) sets the latch when it crosses, solved in closed form; a current at the
+    limit (500 uA) never does; a dead latch never sets."""
+    from myotone.emulator.plant import OC_LATCH_DELAY_NS
+    p = driven(Load(), 500)
+    assert p.current_ua(50 * MS) == pytest.approx(500, abs=1) and p.oc_q_level() == 0
+    p = driven(Load(r_series_ohm=2000, r_parallel_ohm=100_000, c_parallel_nf=100), 300)
+    p.current_ua(60 * MS)                             # charged to compliance: ~22.9 V on the capacitance
+    p.load.r_parallel_ohm = 8000                      # the skin's resistance falls, the charge stays
+    p.faults.add("dac_stuck_high")
+    t0 = 60 * MS
+    p.changed(t0)
+    assert p.current_ua(t0) < 300                     # at compliance: the current climbs from ~230 uA
+    seen, t = {}, t0
+    while p.current_ua(t) != 0:
+        seen[t] = p.current_ua(t)
+        t += 1000
+        assert t < t0 + MS, "the latch never set"
+    t_cross = t - OC_LATCH_DELAY_NS                   # the comparator asserted then (to within 1 us)
+    assert seen[t_cross - 1000] < 530 < seen[t_cross + 1000]
+    q = driven(Load(), 300)
+    q.faults.update(("dac_stuck_high", "oc_latch_dead"))
+    q.changed(MS)
+    assert q.current_ua(5 * MS) == pytest.approx(677) and q.oc_q_level() == 0

@@ -23,8 +23,10 @@ def small_board(**changes):
 
 def test_board_file_cannot_raise_the_ceiling():
     # r_sense 2.5 kOhm: a sense that reads past the ceiling's trip level (board.check refuses less)
+    # and an over-current latch set for the ceiling's window (1020..1110 uA)
     b = Bench(small_board(limit_ua=5000, hw_limit_ua=5000, sense={**load_board("pico-mcp4725")["sense"],
-                                                                  "r_sense_ohm": 2500}))
+                                                                  "r_sense_ohm": 2500},
+                          oc_latch={**load_board("pico-mcp4725")["oc_latch"], "trip_ua": 1050}))
     try:
         assert b.request("hello")["limits"]["max_ua"] == 1000
         r = b.request("start", program="lift", ua=1001)
@@ -520,6 +522,7 @@ def test_over_current_on_the_shortest_supervised_phase_at_a_low_frequency(backen
         while b.emu.plant.bridge_a or b.emu.plant.bridge_b:
             b.emu.run_for(0.0001)
         t_fault = b.emu.clock.now_ns
+        b.emu.set_fault("oc_latch_dead")              # the soft path's own cut (not the latch's)
         b.emu.set_fault("dac_stuck_high")
         b.run(1.2)
         level = 500 * 1.1 + 10

@@ -249,6 +249,7 @@ def _over_current_latency_ms(fw, settle_s: float) -> float:
     assert fw.request("start", program="lift", ua=300, duration_s=60)["ok"]
     fw.run(settle_s)
     t_fault = b.clock.now_ns
+    b.set_fault("oc_latch_dead")                   # the firmware's own cut on the chip (not the latch's)
     b.set_fault("dac_stuck_high")
     fw.run(0.05)
     assert [m["reason"] for m in fw.events("fault")] == ["over_current"]

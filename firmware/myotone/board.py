@@ -50,11 +50,17 @@ _BIAS_MAX_MV = const(500)
 # A sense that reads a pair's phases too coarsely for 2 % below some current names it
 # (sense.charge_judge_ua); above this, charge balance would be judged on too little of a session.
 _CHARGE_JUDGE_MAX_UA = const(150)
+# The over-current latch (docs/hardware.md, U10-U12) gates the bridge off within microseconds of a
+# current above its threshold, wherever in a phase it begins. At both ends of its tolerance that
+# threshold lies above the limit with this margin (a current at the limit never sets it) and at or
+# under the over_current trip level (every current the firmware would trip on is cut in hardware).
+_OC_LATCH_LOW_PERMILLE = const(1020)
+_OC_LATCH_TOL_MAX_PCT = const(10)
 # Every role that takes a GPIO: (where, key) -- no two may share a pin.
 _PIN_ROLES = (("", "hv_enable"), ("", "vbus_pin"), ("", "button_pin"), ("", "status_led_pin"),
               ("bridge.", "pol_a"), ("bridge.", "pol_b"), ("dac.", "pin"), ("dac.", "sda"), ("dac.", "scl"),
               ("sense.", "current_adc"), ("sense.", "voltage_adc"), ("sense.", "flow_a_pin"),
-              ("sense.", "flow_b_pin"), ("thermistor.", "adc"),
+              ("sense.", "flow_b_pin"), ("oc_latch.", "q_pin"), ("oc_latch.", "clear_pin"), ("thermistor.", "adc"),
               ("led.", "red_pin"), ("led.", "nir_pin"))
 
 
@@ -155,6 +161,7 @@ def check(raw):
     if type(judge) is not int or not 0 <= judge <= _CHARGE_JUDGE_MAX_UA:
         raise BoardError("board: sense.charge_judge_ua must be an integer 0..%d" % _CHARGE_JUDGE_MAX_UA)
     _check_sense(raw)
+    _check_oc_latch(raw)
     pulse = _need(raw, "pulse", dict, "")
     if _need(pulse, "backend", str, "pulse.") not in _PULSE_BACKENDS:
         raise BoardError("board: pulse.backend must be one of " + ", ".join(_PULSE_BACKENDS))
@@ -230,6 +237,23 @@ def limiter_min_ua(board):
     ppm = board.get("hw_limit_ppm_per_c", 3354)
     tol = board.get("hw_limit_tol_pct", 3)
     return hw * (1 + ppm * (_LIMITER_T_MIN_C - 25) / 1e6) * (100 - tol) / 100
+
+
+def _check_oc_latch(raw):
+    ol = _need(raw, "oc_latch", dict, "")
+    _need(ol, "q_pin", int, "oc_latch.")
+    _need(ol, "clear_pin", int, "oc_latch.")
+    at = _need(ol, "trip_ua", float, "oc_latch.")
+    tol = _need(ol, "tol_pct", float, "oc_latch.")
+    if not 0 <= tol <= _OC_LATCH_TOL_MAX_PCT:
+        raise BoardError("board: oc_latch.tol_pct must be 0..%d" % _OC_LATCH_TOL_MAX_PCT)
+    limit, trip = raw["limit_ua"], trip_ua(raw["limit_ua"])
+    low, high = at * (100 - tol) / 100, at * (100 + tol) / 100
+    if low * 1000 < limit * _OC_LATCH_LOW_PERMILLE or high > trip:
+        raise BoardError("board: the over-current latch sets at %d..%d uA (oc_latch.trip_ua +-tol_pct); it must"
+                         " lie within %d..%d uA: above the limit by 2 %% and at or under the over_current"
+                         " trip level" % (int(low), int(high + 0.999), (limit * _OC_LATCH_LOW_PERMILLE + 999) // 1000,
+                                          trip))
 
 
 def _check_limiter(raw):

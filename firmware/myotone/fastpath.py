@@ -376,7 +376,11 @@ class FastPath:
             self._cut(_R_SENSE)
 
     def _cut(self, code):
-        """A trip: name it, cut through GPIO now (stage.fast_cut)."""
+        """A trip: name it, cut through GPIO now (stage.fast_cut). Where the over-current latch
+        gated the bridge off, what this path saw (no current where the bridge drives) is the
+        latch's doing: `over_current` (one pin read, on a trip only)."""
+        if int(self._out.latch_tripped()):
+            code = _R_OVER
         reason = _REASONS[code]
         self.reason = reason
         self._stage.fast_cut(reason)

@@ -6,6 +6,7 @@
 import machine
 from micropython import const
 from myotone.hal.bridge import HBridge
+from myotone.hal.oc_latch import OcLatch
 from myotone.hal.sense import Sense
 from myotone.output import Output
 from myotone.led import Led
@@ -134,7 +135,9 @@ class Hardware:
         b = board["bridge"]
         self.bridge = HBridge(Pin(b["pol_a"], Pin.OUT, value=0), Pin(b["pol_b"], Pin.OUT, value=0))
         self.dac = make_dac(board)
-        self.output = Output(self.dac, self.bridge, self.hv, full_scale_ua(board), board["limit_ua"])
+        ol = board["oc_latch"]         # the over-current latch (docs/hardware.md, U10-U12)
+        self.oc_latch = OcLatch(Pin(ol["q_pin"], Pin.IN), Pin(ol["clear_pin"], Pin.OUT, value=0))
+        self.output = Output(self.dac, self.bridge, self.hv, full_scale_ua(board), board["limit_ua"], self.oc_latch)
         s = board["sense"]
         adc_i = make_adc(board, Pin(s["current_adc"]))
         adc_v = make_adc(board, Pin(s["voltage_adc"]))

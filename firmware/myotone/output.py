@@ -22,13 +22,21 @@ import micropython
 from myotone import limits
 
 
+def _never():
+    return 0
+
+
 class Output:
-    def __init__(self, dac, bridge, hv_enable, full_scale_ua, limit_ua):
+    def __init__(self, dac, bridge, hv_enable, full_scale_ua, limit_ua, latch=None):
         if limit_ua > limits.ABS_CEILING_UA:
             raise ValueError("limit above the firmware's absolute ceiling")
         self._dac = dac
         self._bridge = bridge
         self._hv = hv_enable
+        self._latch = latch            # the over-current latch (hal/oc_latch.py); None at safe boot
+        # () -> 1 while it holds the bridge off: the pin's own read, bound once (the bookkeeping
+        # reads it at 100 Hz)
+        self.latch_tripped = latch.tripped if latch is not None else _never
         self._max_code = dac.max_code
         self._nominal_fs_ua = full_scale_ua
         self._limit_ua = limit_ua
@@ -152,6 +160,11 @@ class Output:
     def bridge_off(self):
         self._bridge.off()
 
+    def rearm_latch(self):
+        """Clear the over-current latch; only with the bridge off."""
+        if self._latch is not None:
+            self._latch.rearm()
+
     def zero(self):
         """DAC to 0, written whatever the last code was (OSError if the DAC does not answer)."""
         self.code = -1
@@ -159,12 +172,13 @@ class Output:
         self.code = 0
 
     def off(self):
-        """Safe state at once: rail off, bridge off, then DAC 0 -- every step tried.
+        """Safe state at once: rail off, bridge off, then DAC 0 -- every step tried -- and the
+        over-current latch re-armed.
 
         Raises the first error only after all three steps (a DAC off its bus
         must not leave the rail on)."""
         err = None
-        for step in (self.rail_off, self.bridge_off, self.zero):
+        for step in (self.rail_off, self.bridge_off, self.zero, self.rearm_latch):
             try:
                 step()
             except Exception as e:

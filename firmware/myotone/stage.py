@@ -24,13 +24,20 @@
 # latches `dac_fault` (unless a fault is already latched) and stays a present
 # condition until a write of 0 succeeds.
 #
+# The over-current latch (docs/hardware.md, U10-U12) gates the bridge off in
+# hardware, microseconds after any current above its threshold; the firmware
+# latches `over_current` when it reads it set (bookkeeping, 100 Hz: latched())
+# or finds it set in a cut, and re-arms it in every cut, with the bridge off. A
+# latch that reads set at a switch-on, re-armed since, is stuck:
+# `oc_latch_fault`, and nothing is switched on.
+#
 # The tick calls trip(), cut(), set_na() and closed(); they allocate nothing
 # on their normal path (an exception object is made only when a peripheral
 # fails). Pure logic: the hardware objects are passed in.
 import micropython
 from micropython import const
 from myotone import limits
-from myotone.monitor import DAC_FAULT
+from myotone.monitor import DAC_FAULT, OC_LATCH_FAULT, OVER_CURRENT
 from myotone.session import RAMP, RUN, _ticks_diff
 
 OFF = const(0)
@@ -74,6 +81,9 @@ class OutputStage:
         st = self._session.state
         if self.fault is not None or self.state != OFF or not (st == RAMP or st == RUN or st == ramp_down):
             return False
+        if self._out.latch_tripped():          # re-armed with the bridge off at the last cut: stuck
+            self.trip(OC_LATCH_FAULT)
+            return False
         self.state = ARMING
         self._pair_ms = period_us // 1000 + limits.CLOSE_MARGIN_MS
         try:
@@ -115,6 +125,16 @@ class OutputStage:
             self.dac_ok = 0
         return self.dac_ok == 1
 
+    def check_latch(self):
+        """Main loop: re-arm the over-current latch with the output off; True once it reads clear."""
+        if self.state != OFF:
+            return True
+        try:
+            self._out.rearm_latch()
+            return not self._out.latch_tripped()
+        except Exception:
+            return False
+
     # ---- the tick --------------------------------------------------------
     def _write(self, ua):
         out = self._out
@@ -150,6 +170,13 @@ class OutputStage:
         except Exception:
             self.dac_ok = 0
             self.trip(DAC_FAULT)
+
+    def latched(self):
+        """Bookkeeping (100 Hz): True if the over-current latch cut the bridge while output was
+        on; `over_current` is then latched like the fast path's own (the hardware cut first)."""
+        # (no attribute of its own for the pin read: one more on this object slowed the fast
+        # path's lookups of `state` and `out_ua` by ~3 us on the silicon tier)
+        return self.state != OFF and self._out.latch_tripped() == 1
 
     def close(self, now_ms):
         """End output after the pair under way (ON -> CLOSING), or at once if none plays."""
@@ -246,12 +273,21 @@ class OutputStage:
         except Exception:
             self.dac_ok = 0
             if self.fault is None:          # a DAC that does not answer is a fault of its own
-                self.fault = DAC_FAULT
-                self._session.trip()
-                try:
-                    self._led.off()
-                except Exception:
-                    pass
+                self._latch_fault(DAC_FAULT)
+        try:
+            if out.latch_tripped() and self.fault is None:
+                self._latch_fault(OVER_CURRENT)     # it cut before the bookkeeping looked
+            out.rearm_latch()
+        except Exception:
+            pass
+
+    def _latch_fault(self, reason):
+        self.fault = reason
+        self._session.trip()
+        try:
+            self._led.off()
+        except Exception:
+            pass
 
     def clear(self):
         """fault_clear (main loop, output off): forget the latched fault."""

@@ -280,6 +280,9 @@ class Supervisor:
         if env is not None and (self.session.active() or self.stage.state == STAGE_CLOSING):
             self._trip(env)
             return
+        if self.stage.latched():            # the over-current latch gated the bridge off
+            self._trip(M.OVER_CURRENT)
+            return
         self._dac_n += 1
         if self._dac_n >= _DAC_CHECK_EVERY:
             self._dac_n = 0
@@ -499,6 +502,9 @@ class Supervisor:
         self._end_now()
         if not self.stage.check_dac():
             raise P.ProtocolError(P.CONDITION_PRESENT, "cannot clear: the DAC does not answer")
+        if not self.stage.check_latch():
+            raise P.ProtocolError(P.CONDITION_PRESENT, "cannot clear: the over-current latch stays set"
+                                  " with the output off")
         self.stage.clear()
         self._fault_sent = False
         self.session.clear()

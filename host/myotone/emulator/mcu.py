@@ -94,6 +94,10 @@ class Mcu:
             self.i2c_devices[self._dac_addr] = self.dac_chip
         b = board["bridge"]
         self._role = {b["pol_a"]: "bridge_a", b["pol_b"]: "bridge_b", board["hv_enable"]: "hv_on"}
+        ol = board.get("oc_latch")        # the over-current latch: OC_CLEAR in, OC_Q out (plant)
+        if ol:
+            self._role[ol["clear_pin"]] = "oc_clear"
+        self._oc_q_pin = ol["q_pin"] if ol else None
         s = board["sense"]
         self._adc_channel = {s["current_adc"]: "i", s["voltage_adc"]: "v", board["thermistor"]["adc"]: "t"}
         # the polarity comparators' outputs (plant.flow): FLOW_A +1, FLOW_B -1
@@ -142,6 +146,9 @@ class Mcu:
         sign = self._flow.get(pin)
         if sign is not None:
             return self.plant.flow(sign, self.clock.now_ns)
+        if pin == self._oc_q_pin:
+            self.plant.current_ua(self.clock.now_ns)     # carried to now: a latch set meanwhile shows
+            return self.plant.oc_q_level()
         source = self.inputs.get(pin)          # a peripheral drives it (the button)
         if source is not None:
             return source()

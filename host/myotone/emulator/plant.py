@@ -30,6 +30,14 @@ believes. The model (docs/emulator.md):
   nothing in POL_B phases, 100 % DC, while the sense still reads I in both.
   With `leg_short_reverse` the POL_B phases drive +I instead (a gate drive
   that turns the POL_A diagonal on for POL_B: both phases the same way).
+* Over-current latch (docs/hardware.md, U10-U12): a comparator on V_SENSE
+  sets a latch once the source's current exceeds `oc_latch_ua()` (the board's
+  `oc_latch.trip_ua`, this unit's tolerance `oc_latch_tol`); its Q gates both
+  bridge inputs off `OC_LATCH_DELAY_NS` later, whatever the MCU drives, until
+  the MCU's OC_CLEAR pin (`oc_clear`, active high) clears it; an over-current
+  sets it whatever OC_CLEAR does. The crossing is solved in closed form like
+  the mode switches. Faults: `oc_latch_dead` (the comparator never sets it),
+  `oc_latch_stuck` (Q stuck set: the bridge gated off, OC_Q reads 1).
 * ADC: the port's transfer (`adc.py`) with seeded Gaussian noise.
 """
 from __future__ import annotations
@@ -64,6 +72,9 @@ _NOISE_BITS = 12
 # the polarity comparators' switching point (docs/hardware.md, "Polarity sense"): the
 # reference design switches high between 1.2 and 2.3 uA over its tolerances; the model at 1.7 uA
 FLOW_THRESHOLD_UA = 1.7
+# the over-current latch's comparator (~6 us at small overdrive), flip-flop and gates (ns), and the
+# bridge's slowest switch turning off (the high sides, ~3 us): docs/hardware.md, "Over-current latch"
+OC_LATCH_DELAY_NS = 10_000
 
 
 class Plant:
@@ -89,6 +100,12 @@ class Plant:
         #                                 or drives them the POL_A way (True)
         self._bypass_ua = 0.0         # the source's current while it bypasses the electrodes
         self.flow_threshold_ua = FLOW_THRESHOLD_UA   # the polarity comparators' switching point
+        # the over-current latch (U10-U12): Q set gates the bridge off; OC_CLEAR (the MCU's pin)
+        self.oc_q = False
+        self.oc_clear = 0
+        self.oc_latch_tol = 0.0       # this unit's threshold error (a fraction, within oc_latch.tol_pct)
+        self._gated = False           # Q set or stuck: the bridge inputs are held off
+        self._t_latch = None          # when the latch sets (the comparator asserts, plus the delay)
         # this unit's component tolerances (what `myotone calibrate` measures):
         self.dac_gain = 1.0           # DAC Vref and R_set: true set point / nominal
         self.dac_offset_ua = 0.0      # ... plus this at any code above 0 (a DAC's zero error)
@@ -138,10 +155,31 @@ class Plant:
         ppm = b.get("hw_limit_ppm_per_c", 3354)
         return b["hw_limit_ua"] * (1 + ppm * 1e-6 * (self.limiter_temp_c - 25.0)) * (1 + self.limiter_tol)
 
+    def oc_latch_ua(self) -> float | None:
+        """The latch comparator's threshold for this unit (None: no latch, or it is dead)."""
+        ol = self.board.get("oc_latch")
+        if not ol or "oc_latch_dead" in self.faults:
+            return None
+        return ol["trip_ua"] * (1 + self.oc_latch_tol)
+
+    def oc_q_level(self) -> int:
+        """The OC_Q pin: 1 while the latch holds the bridge off."""
+        return 1 if self.powered and self._gated else 0
+
     def _drive_sign(self) -> int:
-        if not self.powered or not self.hv_on or self.bridge_a == self.bridge_b:
+        if not self.powered or not self.hv_on or self.bridge_a == self.bridge_b or self._gated:
             return 0
         return 1 if self.bridge_a else -1
+
+    def _schedule_latch(self, t_ns: int, t_cross: int | None) -> None:
+        """The comparator asserts from t_cross in the interval beginning at t_ns (None: not in it)."""
+        prev = self._t_latch
+        if t_cross is None:
+            self._t_latch = None
+        elif prev is not None and t_cross == t_ns:       # it kept asserting across the interval's start
+            self._t_latch = min(prev, t_ns + OC_LATCH_DELAY_NS)
+        else:
+            self._t_latch = t_cross + OC_LATCH_DELAY_NS
 
     # ---- the interval solution ----
     def _v_at(self, t_ns: int) -> float:
@@ -164,9 +202,11 @@ class Plant:
         if leg_short and s < 0:       # the source's current returns through Q3 -> Q5: no electrode current
             self._bypass_ua = min(self.set_point_ua(), self.hw_limit_ua())
             s = self._s = 0
+        thr = self.oc_latch_ua() if not self._gated else None
         if s == 0 or load.contact == "off":
             self._mode, self._v_inf = _OPEN, 0.0          # the skin's own R_p discharges C
             self._tau_ns = r_p * c_f * 1e9 if r_p > 0 else 0.0
+            self._schedule_latch(t_ns, t_ns if thr is not None and self._bypass_ua > thr else None)
             self.trace.record(t_ns, 0.0)
             return
         i_a = min(self.set_point_ua(), self.hw_limit_ua()) * 1e-6
@@ -184,6 +224,7 @@ class Plant:
             if u_inf > u_max and tau_s > 0:         # compliance will be reached mid-phase
                 self._t_switch = t_ns + max(1, int(math.ceil(
                     self._tau_ns * math.log((u_inf - u0) / (u_inf - u_max)))))
+            self._schedule_latch(t_ns, t_ns if thr is not None and i_a * 1e6 > thr else None)
             self.trace.record(t_ns, s * i_a * 1e6)
             return
         # at compliance: the rail drives R_ser into R_p || C
@@ -196,19 +237,38 @@ class Plant:
                 self._tau_ns * math.log((u0 - u_inf) / (u_max - u_inf)))))
         i0 = max(0.0, self._v_comp - (u0 if tau_s > 0 else u_inf)) / r_ser
         i_inf = (self._v_comp - u_inf) / r_ser
+        t_cross = None
+        if thr is not None:
+            if i0 * 1e6 > thr:
+                t_cross = t_ns
+            elif tau_s > 0 and u0 > u_inf:                # the current rises toward i_inf or I_set
+                u_star = self._v_comp - thr * 1e-6 * r_ser   # where it reaches the threshold
+                if u_inf < u_star < u0:
+                    t_cross = t_ns + max(1, int(math.ceil(self._tau_ns * math.log((u0 - u_inf) / (u_star - u_inf)))))
+        self._schedule_latch(t_ns, t_cross)
         self.trace.record(t_ns, s * i0 * 1e6, s * i_inf * 1e6, self._tau_ns)
 
     def _advance(self, t_ns: int) -> None:
-        """Carry the solution to t_ns, through any mode switch on the way."""
-        while self._t_switch is not None and self._t_switch <= t_ns:
-            t = self._t_switch
-            self._begin(t, self._v_at(t))
+        """Carry the solution to t_ns, through any mode switch or latch on the way."""
+        while True:
+            ts, tl = self._t_switch, self._t_latch
+            if tl is not None and tl <= t_ns and (ts is None or tl <= ts):
+                self.oc_q = self._gated = True            # Q set: the bridge inputs are gated off
+                self._t_latch = None
+                self._begin(tl, self._v_at(tl))
+            elif ts is not None and ts <= t_ns:
+                self._begin(ts, self._v_at(ts))
+            else:
+                return
 
     def changed(self, t_ns: int) -> None:
-        """Call after any change of DAC, bridge, rail, load, power or faults."""
+        """Call after any change of DAC, bridge, rail, load, power, faults or OC_CLEAR."""
         if self.bridge_a and self.bridge_b:
             self.trace.shoot_through += 1
         self._advance(t_ns)
+        if self.oc_clear:             # cleared; an over-current sets it again (preset wins)
+            self.oc_q = False
+        self._gated = self.oc_q or "oc_latch_stuck" in self.faults
         self._begin(t_ns, self._v_at(t_ns))
 
     # ---- the truth at an instant ----

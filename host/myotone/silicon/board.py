@@ -18,7 +18,9 @@ The board around the chip (docs/emulator.md, "silicon tier"):
   answered by the plant for its instant; ADC3 (VSYS/3) and the temperature sensor fixed;
 * the polarity comparators' outputs (`sense.flow_a_pin`, `flow_b_pin`) driven by the
   plant's electrode current, set with every ADC conversion's answer (the fast path reads
-  them between its two conversions);
+  them between its two conversions), and the over-current latch's OC_Q likewise (the
+  firmware reads it at its 100 Hz bookkeeping and before a switch-on, long after a
+  conversion); OC_CLEAR set on the plant with every edge;
 * VBUS (GPIO24) driven by the plant; the button floats (its pull-up reads released)
   until pressed;
 * flash: the littlefs image file is the chip's filesystem partition, written through on
@@ -45,9 +47,10 @@ IMAGE_MTIME_NS = 1_609_459_200_000_000_000   # every file's mtime in a new image
                                              # start): the same image every time, so runs are deterministic
 ADC_FIXED = {3: 2068, 4: 876}   # VSYS/3 at 5 V; the temperature sensor at 27 °C (0.706 V)
 FAULTS = ("electrode_off", "electrode_short", "dac_stuck_high", "dac_off_bus", "adc_stuck",
-          "bridge_asymmetry", "bridge_leg_short", "firmware_hang", "over_temp", "thermistor_open", "vbus")
+          "bridge_asymmetry", "bridge_leg_short", "firmware_hang", "over_temp", "thermistor_open", "vbus",
+          "oc_latch_dead", "oc_latch_stuck")
 PLANT_FAULTS = ("dac_stuck_high", "adc_stuck", "bridge_asymmetry", "bridge_leg_short", "over_temp",
-                "thermistor_open", "vbus")
+                "thermistor_open", "vbus", "oc_latch_dead", "oc_latch_stuck")
 
 
 class _Clock:
@@ -116,6 +119,10 @@ class SiliconBoard:
         self._adc = {s["current_adc"] - 26: "i", s["voltage_adc"] - 26: "v", b["thermistor"]["adc"] - 26: "t"}
         self._dac_addr = b["dac"]["addr"]
         self._flow = tuple((s[k], sign) for k, sign in (("flow_a_pin", 1), ("flow_b_pin", -1)) if k in s)
+        ol = b.get("oc_latch")            # the over-current latch: OC_CLEAR in, OC_Q out (plant)
+        if ol:
+            self._role[ol["clear_pin"]] = "oc_clear"
+        self._oc_q_pin = ol["q_pin"] if ol else None
         self.edges: list[tuple[int, int, int | None]] = []     # (t_ns, gpio, level) of every output pin
         self.last_edge: dict[int, tuple[int, int | None]] = {}  # gpio -> its latest (t_ns, level)
         self.dac_writes: list[tuple[int, int]] = []            # (t_ns, code)
@@ -175,7 +182,10 @@ class SiliconBoard:
     def inputs(self) -> list[tuple[int, int]]:
         """The inputs the plant drives, at the conversion just answered: the polarity comparators."""
         t = self.adc_times[-1]
-        return [(gpio, self.plant.flow(sign, t)) for gpio, sign in self._flow]
+        levels = [(gpio, self.plant.flow(sign, t)) for gpio, sign in self._flow]
+        if self._oc_q_pin is not None:                  # flow() carried the plant to t
+            levels.append((self._oc_q_pin, self.plant.oc_q_level()))
+        return levels
 
     def usb(self, data: bytes) -> None:
         self._tx.extend(data)
