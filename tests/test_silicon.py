@@ -412,6 +412,51 @@ def test_each_injected_fault_trips_on_the_chip_with_the_output_safe(fault, reaso
         fw.close()
 
 
+def test_the_over_current_latch_cuts_a_stuck_dac_in_10_us_and_the_official_firmware_names_it():
+    """docs/hardware.md, U10-U13, on the chip: the latch gates the bridge off at once; the firmware
+    reads OC_Q at its 100 Hz bookkeeping, says over_current and cuts the rail, and re-arms the
+    latch in that cut (a new session runs once the DAC answers again)."""
+    from myotone.emulator.plant import OC_LATCH_DELAY_NS
+    fw = Fw()
+    try:
+        assert fw.request("start", program="lift", ua=300, duration_s=60)["ok"]
+        fw.run(2.53)                                  # inside a phase of the 10 Hz program
+        t_fault = fw.b.clock.now_ns
+        fw.b.set_fault("dac_stuck_high")
+        fw.run(0.1)
+        level = 500 * 1.10 + 10
+        onset = truth.onset_ns(fw.b, t_fault, level)
+        assert onset is not None
+        assert fw.b.plant.trace.off_since(fw.b.clock.now_ns) <= onset + OC_LATCH_DELAY_NS + 1000
+        assert [m["reason"] for m in fw.events("fault")] == ["over_current"]
+        cut = truth.cut_ns(fw.b, t_fault)
+        assert cut is not None and cut - onset <= 20_000_000            # the rail, at the bookkeeping
+        p = fw.b.plant
+        assert p.hv_on == 0 and p.bridge_a == p.bridge_b == 0 and p.dac_code == 0 and p.oc_q_level() == 0
+        fw.b.set_fault("dac_stuck_high", False)
+        assert fw.request("fault_clear")["ok"]
+        assert fw.request("start", program="lift", ua=300, duration_s=60)["ok"]
+        fw.run(2.6)
+        assert fw.request("status")["state"] in ("ramp", "run") and p.hv_on == 1
+    finally:
+        fw.close()
+
+
+def test_a_stuck_over_current_latch_is_refused_at_switch_on_on_the_chip():
+    fw = Fw()
+    try:
+        fw.b.set_fault("oc_latch_stuck")
+        fw.run(0.01)                                  # an ADC conversion: OC_Q reads the plant
+        fw.request("start", program="lift", ua=300, duration_s=60)
+        fw.run(0.2)
+        assert [m["reason"] for m in fw.events("fault")] == ["oc_latch_fault"]
+        assert not [t for t, pin, level in fw.b.edges if pin == fw.b.board["hv_enable"] and level]
+        r = fw.request("fault_clear")
+        assert r["ok"] is False and r["error"] == "condition_present"
+    finally:
+        fw.close()
+
+
 def test_a_hung_firmware_is_reset_by_the_watchdog_and_reports_it_with_the_output_safe():
     fw = Fw()
     try:
