@@ -252,9 +252,18 @@ def judge(b: Bench, case: Case, t_start: int, setpoint: float, at: dict, bounds:
     step = dac_step_ua(board)
     out = []
 
+    latch_log = emu.plant.oc_latch_log
+
     def off_since(end_ns):
+        """Output off: the rail low and no current -- or, from the moment the over-current latch
+        gates the bridge off (docs/hardware.md), that latch held until the rail went low."""
         rail = J.pin_low_since(edges, hv, end_ns)
-        return None if rail is None else max(rail, J.zero_since(segs, end_ns))
+        if rail is None:
+            return None
+        for (t_set, on), nxt in zip(latch_log, latch_log[1:] + [(None, None)]):
+            if on and t_set < rail and (nxt[0] is None or nxt[0] >= rail):
+                rail = t_set
+        return max(rail, J.zero_since(segs, end_ns))
 
     v = J.over_limit(segs, level, at["fault"])
     if v:

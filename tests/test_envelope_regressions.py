@@ -121,6 +121,11 @@ REGRESSIONS = {   # id: (the class that must be gone, the minimal case)
                                                            "bridge_leg_short", 0.1, duration_s=3)),
     "dc_fault_at_the_soft_start_pico": ("trip_late", case("pio", 482, wave(0.251, 1190, 0, False),
                                                           "bridge_leg_short", 0.1, duration_s=5)),
+    # the over-current latch gates the bridge off 10 us after the onset and the firmware cuts the rail
+    # when its 100 Hz bookkeeping reads the latch (3.5 ms later here): the judge had counted the output
+    # on until the rail fell (envelope_case.judge: off from the latch's setting, held to the rail's cut)
+    "stuck_dac_cut_by_the_latch": ("trip_late", case("rmt", 147, wave(0.258, 11979, 7920, False, 3876, 84),
+                                                     "dac_stuck_high", 4.623840, duration_s=6)),
     # off times (2.7 ms) shorter than a 10 ms output slice: the DAC followed the ramp-down every second
     # pair, 9.8 uA in one pair where a 1 s ramp allows 8.1 (session.ramp_down_ms: twice as long there)
     "ramp_down_off_times_under_a_slice": ("ramp_down_rate", case("pio", 473, wave(13.677, 35210, 0, False),

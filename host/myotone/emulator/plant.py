@@ -106,6 +106,7 @@ class Plant:
         self.oc_latch_tol = 0.0       # this unit's threshold error (a fraction, within oc_latch.tol_pct)
         self._gated = False           # Q set or stuck: the bridge inputs are held off
         self._t_latch = None          # when the latch sets (the comparator asserts, plus the delay)
+        self.oc_latch_log: list[tuple[int, int]] = []    # (t_ns, 1 set / 0 cleared): the truth a judge reads
         # this unit's component tolerances (what `myotone calibrate` measures):
         self.dac_gain = 1.0           # DAC Vref and R_set: true set point / nominal
         self.dac_offset_ua = 0.0      # ... plus this at any code above 0 (a DAC's zero error)
@@ -255,6 +256,7 @@ class Plant:
             if tl is not None and tl <= t_ns and (ts is None or tl <= ts):
                 self.oc_q = self._gated = True            # Q set: the bridge inputs are gated off
                 self._t_latch = None
+                self.oc_latch_log.append((tl, 1))
                 self._begin(tl, self._v_at(tl))
             elif ts is not None and ts <= t_ns:
                 self._begin(ts, self._v_at(ts))
@@ -266,8 +268,9 @@ class Plant:
         if self.bridge_a and self.bridge_b:
             self.trace.shoot_through += 1
         self._advance(t_ns)
-        if self.oc_clear:             # cleared; an over-current sets it again (preset wins)
+        if self.oc_clear and self.oc_q:     # cleared; an over-current sets it again (preset wins)
             self.oc_q = False
+            self.oc_latch_log.append((t_ns, 0))
         self._gated = self.oc_q or "oc_latch_stuck" in self.faults
         self._begin(t_ns, self._v_at(t_ns))
 
