@@ -147,6 +147,7 @@ class FastLine:
         sense = ns(read_ua=self._read_ua, read_mv=lambda: self.mv, conversions=self.conv)
         self.stage = ns(state=2, out_ua=out_ua, close_by=0, fast_cut=self.cuts.append)
         self.flow = None             # the polarity comparators: None = the way the bridge drives
+        self.flow_stuck = 0          # 1 or 2: that comparator reads high whatever flows
         self.fp = F.FastPath(sense, self._pin(1), self._pin(2), self._flow(1), self._flow(2), ns(value=lambda: 0),
                              ns(code=0, latch_tripped=lambda: 0), self.stage, self.mon, ns(active=False), ns(state=2))
         self.fp.begin()
@@ -165,7 +166,8 @@ class FastLine:
     def _flow(self, pol):
         """A polarity comparator: current flows the `pol` way (`flow`: 1, 2 or 0; None: the bridge's)."""
         import types
-        return types.SimpleNamespace(value=lambda: int((self.bridge if self.flow is None else self.flow) == pol))
+        return types.SimpleNamespace(value=lambda: int(self.flow_stuck == pol
+                                                       or (self.bridge if self.flow is None else self.flow) == pol))
 
     def sample(self, bridge, ua, mv=None, then_ua=()):
         """One fast-path pass: the pins, the current (`then_ua`: what conversions after the first

@@ -143,6 +143,15 @@ EXPECTED = {
         "ramp_down": nothing("the ramp-down (1.5 s) ends before the 5 s heartbeat timeout"),
         "led_only": ramp_down_then_latch("heartbeat_lost", "as in ramp"),
     },
+    "flow_stuck_high": {
+        "idle": nothing("the rail (the comparators' supply) is off: a stuck comparator reads low"),
+        "done": nothing("as idle"),
+        "ramp": trip("sense_fault", 100, "fault", "FLOW_A reads high with the bridge off (it would hide a DC "
+                     "fault the POL_A way): 10 such samples in the off times"),
+        "run": trip("sense_fault", 100, "fault", "as in ramp"),
+        "ramp_down": trip("sense_fault", 100, "fault", "as in ramp: judged until the end"),
+        "led_only": nothing("no microcurrent: the rail is off"),
+    },
     "oc_latch_dead": {p: nothing("the latch only matters with an over-current: the firmware's own over_current "
                                  "is then all there is (test_safety's stuck-DAC tests run that way)")
                       for p in ("idle", "done", "ramp", "run", "ramp_down", "led_only")},

@@ -282,6 +282,47 @@ def test_the_idle_rule_counts_bridge_off_samples_across_phases_of_current(fw):
     assert line.cuts == []
 
 
+@pytest.mark.parametrize("stuck", [1, 2])
+def test_a_polarity_comparator_high_with_the_bridge_off_is_a_sense_fault(fw, stuck):
+    """H27: a comparator stuck high says current flows its way whatever flows, which hides a DC
+    fault in that direction. With the bridge off nothing flows: 10 bridge-off samples with one
+    high are a sense_fault, counted like current read with the bridge off (on-samples between
+    them neither confirm nor reset it); healthy comparators never trip it."""
+    M, fp, line = _fast_path(fw, 500, 300)
+    line.flow_stuck = stuck
+    for k in range(9):
+        assert line.sample(1 + k % 2, 300) is None     # its own direction looks right, the other too
+        assert line.sample(0, 0) is None
+    assert line.sample(0, 0) == M.SENSE_FAULT and line.cuts == [M.SENSE_FAULT]
+    M, fp, line = _fast_path(fw, 500, 300)
+    for k in range(30):
+        assert line.sample(1 + k % 2, 300) is None
+        assert line.sample(0, 0) is None
+    assert line.cuts == []
+
+
+@pytest.mark.parametrize("sign", [1, -1])
+@pytest.mark.parametrize("backend", ["pio", "rmt", "timer"])
+def test_a_stuck_high_polarity_comparator_is_a_sense_fault_within_100_ms_on_the_plant(backend, sign):
+    """The comparator of one direction stuck high (`flow_stuck_high`) in a session: the off times'
+    bridge-off samples see it, sense_fault, the output cut within SAFETY.md's 100 ms. Left alone it
+    would hide a DC fault in its direction (H27): a shorted leg then runs untripped."""
+    b = Bench(board_for(backend))
+    try:
+        b.start(ua=300)
+        b.run(2.5)
+        b.emu.plant.flow_stuck_sign = sign
+        t_fault = b.emu.clock.now_ns
+        b.emu.set_fault("flow_stuck_high")
+        b.run(0.3)
+        assert b.faults() == ["sense_fault"]
+        cut = b.cut_time_ns(t_fault)
+        assert cut is not None and cut - t_fault <= 100 * MS, (cut - t_fault) / MS
+        assert b.output_is_safe()
+    finally:
+        b.close()
+
+
 @pytest.mark.parametrize("samples,reason", [
     # contact_lost: every sample of the phase open (100 uA at 15 V: 150 kohm, above open_ohm)
     (((1, 100, 15000),), "contact_lost"),

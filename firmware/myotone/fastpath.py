@@ -10,8 +10,8 @@
 #     current bypassing the electrodes through a shorted bridge leg -- looks
 #     balanced to it);
 #   * decides every per-sample trip: over_current, high_density,
-#     contact_lost, sense_fault (low reading, current with the bridge off, or
-#     conversions frozen),
+#     contact_lost, sense_fault (low reading, current with the bridge off --
+#     on the sense or on a polarity comparator -- or conversions frozen),
 #     charge_imbalance for a DC fault (current the sense is sure of, not
 #     flowing the way the bridge drives it, on _POLARITY_SAMPLES samples or on
 #     a phase's last one),
@@ -356,8 +356,10 @@ class FastPath:
                 if meas.active and int(self._session.state) == int(RUN):
                     meas.add(br, ua, mv, self._out.code)
             elif br == 0:
-                # no current path: what the sense reads must be ~0
-                if ua > st[_IDLE_UA]:
+                # no current path: what the sense reads must be ~0, and neither polarity comparator
+                # may say current flows (one stuck high hides a DC fault in its own direction; with
+                # the rail on, a session's off times, it reads low unless stuck)
+                if ua > st[_IDLE_UA] or int(self._fa()) or int(self._fb()):
                     st[_IDLE] += 1
                     if st[_IDLE] >= _IDLE_SAMPLES:
                         reason = _R_SENSE

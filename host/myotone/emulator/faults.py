@@ -13,6 +13,7 @@
 | over_temp | thermistor at 42 °C | skin temperature |
 | thermistor_open | the thermistor is open (the pull-up alone: full scale) | connected again |
 | vbus | charger present | absent |
+| flow_stuck_high | a polarity comparator (FLOW_A, or FLOW_B with `plant.flow_stuck_sign = -1`) reads 1 whenever the rail is up: it would hide a DC fault in its direction | healthy |
 | oc_latch_dead | the over-current latch's comparator never sets it (the firmware's own `over_current` is then all there is) | live |
 | oc_latch_stuck | the latch's Q is stuck set: the bridge inputs are held off and OC_Q reads 1 | healthy |
 | host_disconnect | the host stops talking: bytes both ways are lost; a served endpoint drops its client | host back |
@@ -30,9 +31,9 @@ from .mcu import BROWNOUT_RESET, POWER_OFF, PWRON_RESET
 
 FAULTS = ("electrode_off", "electrode_short", "dac_stuck_high", "dac_off_bus", "adc_stuck", "bridge_asymmetry",
           "bridge_leg_short", "firmware_hang", "brownout", "over_temp", "thermistor_open", "vbus",
-          "host_disconnect", "power_loss", "oc_latch_dead", "oc_latch_stuck")
+          "host_disconnect", "power_loss", "flow_stuck_high", "oc_latch_dead", "oc_latch_stuck")
 PLANT_FAULTS = ("dac_stuck_high", "adc_stuck", "bridge_asymmetry", "bridge_leg_short", "over_temp",
-                "thermistor_open", "vbus", "oc_latch_dead", "oc_latch_stuck")
+                "thermistor_open", "vbus", "flow_stuck_high", "oc_latch_dead", "oc_latch_stuck")
 
 
 class Injector:

@@ -23,7 +23,8 @@ believes. The model (docs/emulator.md):
 * Polarity: two comparators across R_POL in the E1 lead (docs/hardware.md,
   U8/U9): FLOW_A reads 1 while the electrode current flows E1 -> E2 (the
   POL_A way) above `FLOW_THRESHOLD_UA`, FLOW_B while it flows E2 -> E1; both
-  read 0 with no current (`flow()`).
+  read 0 with no current (`flow()`). Fault `flow_stuck_high`: the one of
+  `flow_stuck_sign` reads 1 whenever the rail (its supply) is up.
 * Bridge leg fault (`bridge_leg_short`): a high-side switch of the E1 leg
   (Q3) fails short. In POL_B phases the source's current then returns through
   the E1 leg (Q3 -> Q5) and bypasses the electrodes: +I in POL_A phases,
@@ -100,6 +101,7 @@ class Plant:
         #                                 or drives them the POL_A way (True)
         self._bypass_ua = 0.0         # the source's current while it bypasses the electrodes
         self.flow_threshold_ua = FLOW_THRESHOLD_UA   # the polarity comparators' switching point
+        self.flow_stuck_sign = 1      # flow_stuck_high: FLOW_A (+1) or FLOW_B (-1) reads 1 with the rail up
         # the over-current latch (U10-U12): Q set gates the bridge off; OC_CLEAR (the MCU's pin)
         self.oc_q = False
         self.oc_clear = 0
@@ -304,6 +306,8 @@ class Plant:
         flows E1 -> E2 above the threshold, FLOW_B (sign -1) while it flows E2 -> E1."""
         if not self.powered:
             return 0
+        if sign == self.flow_stuck_sign and self.hv_on and "flow_stuck_high" in self.faults:
+            return 1                                  # supplied from VHV: stuck high once the rail is up
         return 1 if sign * self.current_ua(t_ns) >= self.flow_threshold_ua else 0
 
     def thermistor_v(self) -> float:
