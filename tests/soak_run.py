@@ -213,9 +213,13 @@ class Soak:
         program, ua, how = PLAN[k % len(PLAN)]
         t_start = emu.clock.now_ns
         emu.send({"id": k, "cmd": "start", "program": program, "ua": ua, "duration_s": self.session_s})
-        emu.run_for(0.01)
-        msgs = self.messages()
-        reply = next((m for m in msgs if m.get("id") == k), None)
+        msgs, reply = [], None
+        for _ in range(50):            # the reply within 0.5 s (a collection with the output off, or
+            emu.run_for(0.01)          # the ESP32's paced console, can hold it past 10 ms)
+            msgs += self.messages()
+            reply = next((m for m in msgs if m.get("id") == k), None)
+            if reply is not None:
+                break
         if not (reply and reply.get("ok")):
             raise SoakError(f"session {k}: start refused: {reply}")
         if how == "stop":
