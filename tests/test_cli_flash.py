@@ -95,6 +95,20 @@ def test_flash_refuses_the_in_process_emulator_and_a_mismatched_board(served, ro
     one_line_error(cli("flash"), "no port")
 
 
+def test_flash_refuses_a_board_file_the_firmware_would_refuse_before_uploading_anything(served, root, tmp_path):
+    """A limit the board's over-current latch does not fit (docs/boards.md): refused by the
+    firmware's own board.check() on the host, with its reason; the board keeps what it had and
+    still answers."""
+    board = json.loads((root / "boards" / "pico-mcp4725.json").read_text())
+    (tmp_path / "lower.json").write_text(json.dumps(dict(board, limit_ua=300)))
+    r, out = flash_json("--port", served.url, "--board", str(tmp_path / "lower.json"), root=root)
+    res = out["results"][0]
+    assert r.exit_code == 1 and res["uploaded"] == [] and "Traceback" not in r.output
+    assert res["error"].startswith("the firmware refuses board file lower: board: the over-current latch sets at")
+    with Link.open(served.url) as link:
+        assert link.request("hello")["limits"]["max_ua"] == 500
+
+
 def test_flash_plans_mpy_for_a_board_that_loads_them(served, root, monkeypatch):
     """A board whose MicroPython loads .mpy v6.3 gets the package compiled, and the
     source files it had are removed (a .py next to its .mpy would win the import)."""

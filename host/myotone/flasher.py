@@ -95,6 +95,26 @@ def board_file(name: str | None) -> Path:
     return p
 
 
+_REFERENCE_BOARD = {"rp2040": "pico-mcp4725", "esp32": "esp32-devkit"}
+
+
+def check_board(bdata: dict, name: str, fw_dir: Path) -> None:
+    """The firmware's own board.check() (run here on the firmware being flashed): a board file it
+    would refuse at boot -- a limit the over-current latch does not fit, two roles on one pin --
+    is refused before anything is uploaded, with its reason, instead of a board that boots into
+    its safe state and never answers hello."""
+    from .emulator import Emulator
+    emu = Emulator(_REFERENCE_BOARD.get(bdata.get("mcu"), "pico-mcp4725"), firmware_dir=fw_dir)
+    try:
+        board = emu.runtime.import_module("myotone.board")
+        try:
+            board.check(json.loads(json.dumps(bdata)))
+        except board.BoardError as exc:
+            raise FlashError(f"the firmware refuses board file {name}: {exc}") from None
+    finally:
+        emu.close()
+
+
 def wait_for_hello(port: str, wait_s: float = HELLO_WAIT_S, link: Link | None = None) -> dict:
     """After the reset: ask on `link` if the port is still open, else open it; the board
     may vanish and come back (USB): ask until it answers. Closes the link."""
@@ -142,6 +162,7 @@ def _prepare(dev: "Board", res: FlashResult, board, fw_dir: Path, packages: dict
     if PLATFORM_FOR_MCU.get(bdata.get("mcu")) != info["platform"]:
         raise FlashError(f"board file {bfile.stem} is for {bdata.get('mcu')}, the device is {info['platform']}")
     res.board = bfile.stem
+    check_board(bdata, bfile.stem, fw_dir)
     target = build.mpy_target(info["mpy"], bdata["mcu"])
     key = (str(bfile), target)
     pkg = packages.get(key) if packages is not None else None
