@@ -62,22 +62,31 @@ def test_under_heavy_traffic_every_collection_is_made_with_the_output_off(backen
         b.close()
 
 
-def test_garbage_the_estimate_does_not_see_is_collected_at_once_and_said():
-    """Garbage the firmware's estimate misses (here 40 kB/s the model adds): an allocation fails,
-    the main loop collects at once, whatever the output does, and says so (`ev: gc`); the
-    session goes on to its end, nothing is lost from the protocol but the failed line."""
-    b = Bench(policy_board())
+@pytest.mark.parametrize("backend", ["pio", "rmt", "timer"])
+def test_garbage_the_estimate_does_not_see_is_collected_in_a_hold_with_the_output_off(backend):
+    """Garbage the firmware's estimate misses (here 40 kB/s the model adds): an allocation fails
+    with the output on. It is collected in a hold -- the stage closes after the pair under way,
+    every trip armed, the main loop keeps only the watchdog fed meanwhile -- with the output off,
+    never forced (no `ev: gc`), and the session goes on to its end. It had collected at once
+    with the output on (issue 16: on the ESP32 a ~20 ms hold-off of its fast path)."""
+    b = Bench(policy_board(backend))
     try:
         h = heap(b)
-        assert b.request("start", program="lift", ua=300, duration_s=10)["ok"]
+        assert b.request("start", program="lift", ua=300, duration_s=12)["ok"]
         b.run(3)
+        t0 = b.emu.clock.now_ns
         h.extra_b_per_s = 40_000
         b.run(5)
         h.extra_b_per_s = 0
-        b.run(4)
-        said = [m for _, m in b.log if m.get("ev") == "gc"]
-        assert said and all(m["forced"] >= 1 and m["output"] in ("on", "closing", "off") for m in said)
+        during = [c for c in h.collections if c.t_ns >= t0]
+        assert during, during                                    # the heap ran out
+        assert not [c for c in during if output_on(c)], [c for c in during if output_on(c)][:3]
+        now = b.emu.clock.now_ns
+        assert max(abs(i0) for a, z, i0, _i, _t in b.emu.plant.trace.segments(now) if z > now - 300 * MS) > 250
+        b.run(8)
+        assert not [m for _, m in b.log if m.get("ev") == "gc"]
         assert b.request("status")["state"] == "done" and b.faults() == []
+        assert b.emu.runtime.modules["myotone.app"].supervisor.heap.forced == 0
     finally:
         b.close()
 

@@ -109,8 +109,8 @@ class Checkpoints:
                     if self._pulse.in_pair:     # committed to ending after the pair, which still
                         self._down = st         # plays: switched on again in the ramp-down
         due = t_ms >= self.due_ms
-        if not due and not self._heap.low(now_ms):
-            return
+        if not due and not self._heap.low(now_ms) and not self.held:
+            return                  # (a hold goes on to its collection whoever else collected)
         if stage.state == ON:
             period_ms = (self._runner.period_us() + 999) // 1000
             self._down = -1
@@ -127,10 +127,15 @@ class Checkpoints:
             self._done = False
         if stage.state != OFF:
             return                  # closing: the last pair plays, every trip armed
+        collected = self._heap.exhausted(now_ms)
+        if collected:
+            self._heap.collect(now_ms)  # an allocation failed (or nearly): room for the write first
         if due:
             self._write(self.due_ms)    # the output stage is off: the flash may be written ...
             self.due_ms = t_ms + self.interval_ms
-        self._heap.collect(now_ms)  # ... and the heap collected
+            collected = False
+        if not collected:
+            self._heap.collect(now_ms)  # ... and the heap collected
         self._done = True
         # a request that came during the write or the collection (which hold the main loop
         # ~20 ms) is handled before the output comes back: a stop sent in the gap keeps it off

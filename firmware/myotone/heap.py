@@ -81,6 +81,11 @@ class Heap:
         """Under the floor: no hold can wait any longer."""
         return self.output_off and self.left_b(now_ms) < FLOOR_B
 
+    def spent(self):
+        """An allocation failed: the estimate fell short, the budget is gone (low, exhausted)
+        until the next collection."""
+        self.free_b = 0
+
     def collect(self, now_ms, forced=False):
         gc.collect()
         self.free_b = gc.mem_free()

@@ -548,6 +548,33 @@ class Supervisor:
             self._fed_at_tick = self.ticks
             self.hw.feed_watchdog()
 
+    def _out_of_memory(self, now):
+        """An allocation failed: the heap's estimate fell short (heap.py). Collected with the
+        output stage off -- at once if it is off; in a session, in a hold (checkpoint.py: the
+        stage closes after the pair under way, every trip armed, and switches on again after
+        the collection), meanwhile the main loop only keeps the watchdog fed (its allocations
+        keep failing: requests then go unanswered). Forced, with the output on, only where no
+        hold can come (the stage on with no logged session active)."""
+        heap = self.heap
+        heap.spent()
+        if self.log.open and self.session.active():
+            # a hold begins (the stage on), or collects (the stage off), or switches on again
+            try:
+                self.checkpoints.poll(time.ticks_diff(now, self._log_t0), now)
+            except MemoryError:                 # its write after the collection: the next pass
+                pass
+        if self.stage.state == ST.OFF:
+            if heap.free_b == 0:                # not collected by the hold
+                heap.collect(now)
+            return
+        if self.checkpoints.held or self.stage.state == ST.CLOSING:
+            if self.ticks != self._fed_at_tick:     # the tick is alive: feed
+                self._fed_at_tick = self.ticks
+                self.hw.feed_watchdog()
+            time.sleep_ms(1)
+            return
+        self._collect_if_due(now, True)
+
     def _collect_if_due(self, now, failed=False):
         """The heap's budget spent: collect with the output stage off (in a session with the
         output on, the checkpoints' hold does, below the floor in a ramp-down too:
@@ -653,7 +680,6 @@ class Supervisor:
                 try:
                     self.poll()
                 except MemoryError:
-                    # the heap's estimate fell short (heap.py): collect now, whatever the output does
-                    self._collect_if_due(time.ticks_ms(), True)
+                    self._out_of_memory(time.ticks_ms())
         finally:
             self.heap.stop()                 # the REPL after us collects as MicroPython does
