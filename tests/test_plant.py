@@ -137,7 +137,7 @@ def test_firmware_on_the_esp32_adc_measures_what_the_plant_drives():
 
 
 def test_the_over_current_latch_gates_the_bridge_off_10_us_after_the_current_passes_its_threshold():
-    """docs/hardware.md, U10-U12: set by the comparator, cleared by OC_CLEAR, set wins."""
+    """docs/hardware.md, U10-U13: set by the comparator, cleared by OC_CLEAR, set wins."""
     from myotone.emulator.plant import OC_LATCH_DELAY_NS
     p = driven(Load(), 300)
     assert p.oc_latch_ua() == 530 and p.current_ua(MS) == pytest.approx(300, abs=0.5) and p.oc_q_level() == 0

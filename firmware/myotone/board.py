@@ -50,7 +50,7 @@ _BIAS_MAX_MV = const(500)
 # A sense that reads a pair's phases too coarsely for 2 % below some current names it
 # (sense.charge_judge_ua); above this, charge balance would be judged on too little of a session.
 _CHARGE_JUDGE_MAX_UA = const(150)
-# The over-current latch (docs/hardware.md, U10-U12) gates the bridge off within microseconds of a
+# The over-current latch (docs/hardware.md, U10-U13) gates the bridge off within microseconds of a
 # current above its threshold, wherever in a phase it begins. At both ends of its tolerance that
 # threshold lies above the limit with this margin (a current at the limit never sets it) and at or
 # under the over_current trip level (every current the firmware would trip on is cut in hardware).

@@ -175,7 +175,7 @@ class Output:
         """Safe state at once: rail off, bridge off, then DAC 0 -- every step tried -- and the
         over-current latch re-armed.
 
-        Raises the first error only after all three steps (a DAC off its bus
+        Raises the first error only after all the steps (a DAC off its bus
         must not leave the rail on)."""
         err = None
         for step in (self.rail_off, self.bridge_off, self.zero, self.rearm_latch):

@@ -24,7 +24,7 @@
 # latches `dac_fault` (unless a fault is already latched) and stays a present
 # condition until a write of 0 succeeds.
 #
-# The over-current latch (docs/hardware.md, U10-U12) gates the bridge off in
+# The over-current latch (docs/hardware.md, U10-U13) gates the bridge off in
 # hardware, microseconds after any current above its threshold; the firmware
 # latches `over_current` when it reads it set (bookkeeping, 100 Hz: latched())
 # or finds it set in a cut, and re-arms it in every cut, with the bridge off. A

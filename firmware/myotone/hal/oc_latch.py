@@ -1,4 +1,4 @@
-# The over-current latch (docs/hardware.md, U10-U12): a comparator on the
+# The over-current latch (docs/hardware.md, U10-U13): a comparator on the
 # current sense sets it within microseconds of a current above its threshold,
 # and its Q gates both bridge inputs off whatever the MCU drives, until the MCU
 # clears it. OC_Q reads 1 while it holds; OC_CLEAR (active high) clears it,

@@ -31,7 +31,7 @@ believes. The model (docs/emulator.md):
   nothing in POL_B phases, 100 % DC, while the sense still reads I in both.
   With `leg_short_reverse` the POL_B phases drive +I instead (a gate drive
   that turns the POL_A diagonal on for POL_B: both phases the same way).
-* Over-current latch (docs/hardware.md, U10-U12): a comparator on V_SENSE
+* Over-current latch (docs/hardware.md, U10-U13): a comparator on V_SENSE
   sets a latch once the source's current exceeds `oc_latch_ua()` (the board's
   `oc_latch.trip_ua`, this unit's tolerance `oc_latch_tol`); its Q gates both
   bridge inputs off `OC_LATCH_DELAY_NS` later, whatever the MCU drives, until
@@ -102,7 +102,7 @@ class Plant:
         self._bypass_ua = 0.0         # the source's current while it bypasses the electrodes
         self.flow_threshold_ua = FLOW_THRESHOLD_UA   # the polarity comparators' switching point
         self.flow_stuck_sign = 1      # flow_stuck_high: FLOW_A (+1) or FLOW_B (-1) reads 1 with the rail up
-        # the over-current latch (U10-U12): Q set gates the bridge off; OC_CLEAR (the MCU's pin)
+        # the over-current latch (U10-U13): Q set gates the bridge off; OC_CLEAR (the MCU's pin)
         self.oc_q = False
         self.oc_clear = 0
         self.oc_latch_tol = 0.0       # this unit's threshold error (a fraction, within oc_latch.tol_pct)
