@@ -287,3 +287,25 @@ def test_after_the_reset_hello_is_asked_again_when_the_firmware_says_ready(serve
     hello = flasher.wait_for_hello(served.url, wait_s=120)
     assert hello["firmware"] == "0.1.0" and hello["reset_cause"] == "hard"
     assert [m["cmd"] for m in sent] == ["hello", "hello"] and hello["id"] in (1, 2)
+
+
+def test_the_hosts_board_check_is_the_firmwares_own(fw, root):
+    """fwlimits.board_error runs the firmware's board.py under CPython, apart from the host's
+    imports: it says what the firmware says at boot (here under the emulator's runtime), for a
+    good board of each MCU and for refused ones, from whichever firmware tree it is given."""
+    from myotone import fwlimits, paths
+    B = fw("myotone.board")
+    pico = json.loads((paths.boards_dir() / "pico-mcp4725.json").read_text())
+    esp32 = json.loads((paths.boards_dir() / "esp32-devkit.json").read_text())
+    cases = [pico, esp32, dict(pico, limit_ua=300), dict(pico, oc_latch={**pico["oc_latch"], "q_pin": 10}),
+             {k: v for k, v in esp32.items() if k != "watchdog_ms"}, dict(pico, mcu="avr")]
+    for board in cases:
+        try:
+            B.check(json.loads(json.dumps(board)))
+            want = None
+        except B.BoardError as exc:
+            want = str(exc)
+        assert fwlimits.board_error(board) == want
+        assert fwlimits.board_error(board, root / "firmware") == want
+    assert [fwlimits.board_error(b) is None for b in cases] == [True, True, False, False, False, False]
+    assert "myotone.board" not in __import__("sys").modules

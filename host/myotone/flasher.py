@@ -14,7 +14,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from . import build, paths
+from . import build, fwlimits, paths
 from .devicefs import PACKAGE_DIR, Board, DeviceFsError
 from .link import Link, LinkError, SerialTransport
 
@@ -95,24 +95,14 @@ def board_file(name: str | None) -> Path:
     return p
 
 
-_REFERENCE_BOARD = {"rp2040": "pico-mcp4725", "esp32": "esp32-devkit"}
-
-
 def check_board(bdata: dict, name: str, fw_dir: Path) -> None:
-    """The firmware's own board.check() (run here on the firmware being flashed): a board file it
-    would refuse at boot -- a limit the over-current latch does not fit, two roles on one pin --
-    is refused before anything is uploaded, with its reason, instead of a board that boots into
-    its safe state and never answers hello."""
-    from .emulator import Emulator
-    emu = Emulator(_REFERENCE_BOARD.get(bdata.get("mcu"), "pico-mcp4725"), firmware_dir=fw_dir)
-    try:
-        board = emu.runtime.import_module("myotone.board")
-        try:
-            board.check(json.loads(json.dumps(bdata)))
-        except board.BoardError as exc:
-            raise FlashError(f"the firmware refuses board file {name}: {exc}") from None
-    finally:
-        emu.close()
+    """The firmware's own board.check() (from the firmware being flashed): a board file it would
+    refuse at boot -- a limit the over-current latch does not fit, two roles on one pin -- is
+    refused before anything is uploaded, with its reason, instead of a board that boots into its
+    safe state and never answers hello."""
+    why = fwlimits.board_error(bdata, fw_dir)
+    if why is not None:
+        raise FlashError(f"the firmware refuses board file {name}: {why}")
 
 
 def wait_for_hello(port: str, wait_s: float = HELLO_WAIT_S, link: Link | None = None) -> dict:
