@@ -162,11 +162,7 @@ class Cell:
         return self.emu.plant.trace.off_since(self.emu.clock.now_ns)
 
     def peak_ua_between(self, t0: int, t1: int) -> float:
-        peak = 0.0
-        for a, b, i0, i_inf, tau in self.emu.plant.trace.segments(self.emu.clock.now_ns):
-            if b > t0 and a < t1:
-                peak = max(peak, abs(i0))
-        return peak
+        return truth.peak_ua(self.emu, t0, t1)
 
     def max_ua_after_fault(self) -> float:
         tr = self.emu.plant.trace

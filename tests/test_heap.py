@@ -6,6 +6,7 @@ import pytest
 
 import envelope_judge as J
 from envelope_case import Case, judge
+from myotone.emulator import bench as truth
 from myotone.emulator.heap import PAUSE_NS
 from safety_helpers import MS, Bench, board_for
 
@@ -81,8 +82,7 @@ def test_garbage_the_estimate_does_not_see_is_collected_in_a_hold_with_the_outpu
         during = [c for c in h.collections if c.t_ns >= t0]
         assert during, during                                    # the heap ran out
         assert not [c for c in during if output_on(c)], [c for c in during if output_on(c)][:3]
-        now = b.emu.clock.now_ns
-        assert max(abs(i0) for a, z, i0, _i, _t in b.emu.plant.trace.segments(now) if z > now - 300 * MS) > 250
+        assert truth.peak_ua(b.emu, b.emu.clock.now_ns - 300 * MS) > 250
         b.run(8)
         assert not [m for _, m in b.log if m.get("ev") == "gc"]
         assert b.request("status")["state"] == "done" and b.faults() == []

@@ -25,20 +25,6 @@ def _bridge_rises(emu, after_ns):
     return [t for t, pin, level in emu.edges if pin in (b["pol_a"], b["pol_b"]) and level and t > after_ns]
 
 
-def _over_level_until_ns(emu, after_ns):
-    """The end of the last stretch of |I| above the over_current level after `after_ns`."""
-    last = None
-    for a, b, i0, i_inf, _tau in emu.plant.trace.segments(emu.clock.now_ns):
-        if b > after_ns and max(abs(i0), abs(i_inf)) > LEVEL_UA:
-            last = b
-    return last
-
-
-def _peak_ua(emu, after_ns):
-    return max(max(abs(i0), abs(i_inf)) for a, b, i0, i_inf, _tau in emu.plant.trace.segments(emu.clock.now_ns)
-               if b > after_ns)
-
-
 def _stuck_late_in_a_phase(backend, before_end_us, latch_dead=False):
     """A session of LATE at 500 uA; the DAC sticks `before_end_us` before a phase ends. Returns
     (onset, end of over-level current, faults) on the plant's clock."""
@@ -64,7 +50,7 @@ def _stuck_late_in_a_phase(backend, before_end_us, latch_dead=False):
         b.emu.set_fault("dac_stuck_high")
         b.run(0.05)
         onset = truth.onset_ns(b.emu, t_fault, LEVEL_UA)
-        return onset, _over_level_until_ns(b.emu, t_fault), b.faults(), b
+        return onset, truth.last_above_ns(b.emu, t_fault, LEVEL_UA), b.faults(), b
     except BaseException:
         b.close()
         raise
@@ -85,7 +71,7 @@ def test_an_over_current_late_in_a_phase_is_off_within_2_ms_and_named(backend, b
         b.start(ua=300)
         b.run(4.0)
         assert b.request("status")["state"] == "run" and b.faults() == ["over_current"]
-        assert 290 < _peak_ua(b.emu, b.emu.clock.now_ns - 500 * MS) <= 301
+        assert 290 < truth.peak_ua(b.emu, b.emu.clock.now_ns - 500 * MS) <= 301
     finally:
         b.close()
 

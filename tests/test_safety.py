@@ -9,6 +9,7 @@ import types
 import pytest
 
 from myotone.emulator import Emulator
+from myotone.emulator import bench as truth
 from myotone.emulator.board import load_board
 from safety_helpers import MS, Bench, FastLine, board_for
 
@@ -534,19 +535,6 @@ def test_a_normal_end_finishes_the_pair_under_way(bench, stop_after_s):
     assert bench.output_is_safe()
 
 
-def _last_above_ns(emu, after_ns, level_ua):
-    """The end of the last stretch of plant current above `level_ua` after `after_ns`."""
-    tr = emu.plant.trace
-    last = None
-    pts = list(zip(tr.t_ns, tr.i_ua))
-    for (t0, i), (t1, _) in zip(pts, pts[1:]):
-        if t1 > after_ns and abs(i) > level_ua:
-            last = t1
-    if pts and abs(pts[-1][1]) > level_ua:
-        last = emu.clock.now_ns
-    return last
-
-
 @pytest.mark.parametrize("backend,phase_us", [("pio", 750), ("rmt", 1250), ("timer", 800)])
 @pytest.mark.parametrize("start_delay_us", [0, 173, 331, 509, 787])
 def test_over_current_on_the_shortest_supervised_phase_at_a_low_frequency(backend, phase_us, start_delay_us):
@@ -569,7 +557,7 @@ def test_over_current_on_the_shortest_supervised_phase_at_a_low_frequency(backen
         level = 500 * 1.1 + 10
         onset = b.onset_ns(t_fault, level)
         assert onset is not None
-        assert _last_above_ns(b.emu, t_fault, level) - onset <= 2 * MS
+        assert truth.last_above_ns(b.emu, t_fault, level) - onset <= 2 * MS
         assert b.faults() == ["over_current"]
         assert b.emu.plant.current_ua() == 0 and not b.emu.plant.hv_on
     finally:

@@ -14,8 +14,11 @@
 # * where no hold comes otherwise -- a ramp-down, the session's last second --
 #   in a hold all the same once the budget is spent down to FLOOR_B: the
 #   ramp-down goes on after it (checkpoint.py);
-# * only after an allocation failed (the budget was wrong), or below FLOOR_B
-#   with the stage on and no hold under way: at once, whatever the output
+# * after an allocation failed (the budget was wrong: spent()), in a hold too;
+#   the main loop waits for the stage off allocating nothing (supervisor.py,
+#   Supervisor._out_of_memory);
+# * only where no hold can come (the stage on with no logged session active),
+#   below FLOOR_B or after a failed allocation: at once, whatever the output
 #   does, counted and said (`ev: gc`, docs/protocol.md).
 # The free heap is read (gc.mem_free() walks the whole heap: 9.4 ms on the
 # RP2040) only right after a collection. Between two, the main loop's

@@ -273,15 +273,16 @@ class OutputStage:
         except Exception:
             self.dac_ok = 0
             if self.fault is None:          # a DAC that does not answer is a fault of its own
-                self._latch_fault(DAC_FAULT)
+                self._fault_in_cut(DAC_FAULT)
         try:
             if out.latch_tripped() and self.fault is None:
-                self._latch_fault(OVER_CURRENT)     # it cut before the bookkeeping looked
+                self._fault_in_cut(OVER_CURRENT)     # it cut before the bookkeeping looked
             out.rearm_latch()
         except Exception:
             pass
 
-    def _latch_fault(self, reason):
+    def _fault_in_cut(self, reason):
+        """A fault the cut itself found (no fault latched yet): latch it, end the session, LED dark."""
         self.fault = reason
         self._session.trip()
         try:

@@ -544,7 +544,11 @@ class Supervisor:
                 self.checkpoints.poll(t, now)
         self._emit_events()
         self._collect_if_due(now)
-        if self.ticks != self._fed_at_tick:     # the tick is alive: feed
+        self._feed_if_ticking()
+
+    def _feed_if_ticking(self):
+        """Feed the watchdog only if the tick ran since the last feed (a dead tick resets)."""
+        if self.ticks != self._fed_at_tick:
             self._fed_at_tick = self.ticks
             self.hw.feed_watchdog()
 
@@ -568,9 +572,7 @@ class Supervisor:
                 heap.collect(now)
             return
         if self.checkpoints.held or self.stage.state == ST.CLOSING:
-            if self.ticks != self._fed_at_tick:     # the tick is alive: feed
-                self._fed_at_tick = self.ticks
-                self.hw.feed_watchdog()
+            self._feed_if_ticking()
             time.sleep_ms(1)
             return
         self._collect_if_due(now, True)

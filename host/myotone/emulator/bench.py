@@ -36,6 +36,27 @@ def onset_ns(emu, after_ns: int, above_ua: float) -> int | None:
     return after_ns if cut_ns(emu, after_ns) == after_ns else None
 
 
+def last_above_ns(emu, after_ns: int, above_ua: float) -> int | None:
+    """The end of the last stretch of |electrode current| above `above_ua` after `after_ns`
+    (now if it still is; None if there was none)."""
+    tr = emu.plant.trace
+    last = None
+    pts = list(zip(tr.t_ns, tr.i_ua))
+    for (_t0, i), (t1, _) in zip(pts, pts[1:]):
+        if t1 > after_ns and abs(i) > above_ua:
+            last = t1
+    if pts and abs(pts[-1][1]) > above_ua:
+        last = emu.clock.now_ns
+    return last
+
+
+def peak_ua(emu, t0_ns: int, t1_ns: int | None = None) -> float:
+    """The largest |electrode current| in [t0_ns, t1_ns) (to now by default)."""
+    end = emu.clock.now_ns if t1_ns is None else t1_ns
+    return max((abs(i0) for a, b, i0, _inf, _tau in emu.plant.trace.segments(emu.clock.now_ns)
+                if b > t0_ns and a < end), default=0.0)
+
+
 def drive_ns(emu, after_ns: int) -> int | None:
     """When the bridge drives the electrodes at or after `after_ns` (a phase under way: `after_ns`)."""
     pins = (emu.board["bridge"]["pol_a"], emu.board["bridge"]["pol_b"])

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from . import mpy_stdlib
 from .clock import Clock
-from .plant import Plant
+from .plant import Plant, driven_pins, oc_q_pin
 
 PWRON_RESET, HARD_RESET, WDT_RESET, DEEPSLEEP_RESET, SOFT_RESET, BROWNOUT_RESET = 1, 2, 3, 4, 5, 6
 POWER_OFF = -1      # not a port constant: the supply is gone (fault power_loss)
@@ -92,12 +92,8 @@ class Mcu:
             self.dac_chip = Mcp4725Model(plant, self)
             self._dac_addr = (board["dac"]["i2c_id"], board["dac"].get("addr", 0x60))
             self.i2c_devices[self._dac_addr] = self.dac_chip
-        b = board["bridge"]
-        self._role = {b["pol_a"]: "bridge_a", b["pol_b"]: "bridge_b", board["hv_enable"]: "hv_on"}
-        ol = board.get("oc_latch")        # the over-current latch: OC_CLEAR in, OC_Q out (plant)
-        if ol:
-            self._role[ol["clear_pin"]] = "oc_clear"
-        self._oc_q_pin = ol["q_pin"] if ol else None
+        self._role = driven_pins(board)
+        self._oc_q_pin = oc_q_pin(board)    # the over-current latch's Q (plant)
         s = board["sense"]
         self._adc_channel = {s["current_adc"]: "i", s["voltage_adc"]: "v", board["thermistor"]["adc"]: "t"}
         # the polarity comparators' outputs (plant.flow): FLOW_A +1, FLOW_B -1

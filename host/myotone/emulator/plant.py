@@ -78,6 +78,21 @@ FLOW_THRESHOLD_UA = 1.7
 OC_LATCH_DELAY_NS = 10_000
 
 
+def driven_pins(board: dict) -> dict[int, str]:
+    """The MCU's output pins the plant follows, each with the attribute it sets: the bridge, the
+    HV rail's enable and the over-current latch's OC_CLEAR (both tiers wire them so)."""
+    b = board["bridge"]
+    pins = {b["pol_a"]: "bridge_a", b["pol_b"]: "bridge_b", board["hv_enable"]: "hv_on"}
+    if board.get("oc_latch"):
+        pins[board["oc_latch"]["clear_pin"]] = "oc_clear"
+    return pins
+
+
+def oc_q_pin(board: dict) -> int | None:
+    """The pin the over-current latch's Q drives (None: the board has no latch)."""
+    return board["oc_latch"]["q_pin"] if board.get("oc_latch") else None
+
+
 class Plant:
     def __init__(self, board: dict, load: Load | None = None, seed: int = 1):
         self.board = board

@@ -37,7 +37,7 @@ from pathlib import Path
 from .. import build, paths
 from ..emulator.board import EmulatorError, load_board, set_load
 from ..emulator.flash import RP2040_PICO_BLOCKS, Flash
-from ..emulator.plant import Load, Plant
+from ..emulator.plant import Load, Plant, driven_pins, oc_q_pin
 from . import assets, elf
 from .chip import Chip
 
@@ -114,15 +114,12 @@ class SiliconBoard:
         self.plant = Plant(self.board, load, seed)
         self.plant.now_ns = lambda: self.clock.now_ns
         b = self.board
-        self._role = {b["bridge"]["pol_a"]: "bridge_a", b["bridge"]["pol_b"]: "bridge_b", b["hv_enable"]: "hv_on"}
+        self._role = driven_pins(b)
         s = b["sense"]
         self._adc = {s["current_adc"] - 26: "i", s["voltage_adc"] - 26: "v", b["thermistor"]["adc"] - 26: "t"}
         self._dac_addr = b["dac"]["addr"]
         self._flow = tuple((s[k], sign) for k, sign in (("flow_a_pin", 1), ("flow_b_pin", -1)) if k in s)
-        ol = b.get("oc_latch")            # the over-current latch: OC_CLEAR in, OC_Q out (plant)
-        if ol:
-            self._role[ol["clear_pin"]] = "oc_clear"
-        self._oc_q_pin = ol["q_pin"] if ol else None
+        self._oc_q_pin = oc_q_pin(b)      # the over-current latch's Q (plant)
         self.edges: list[tuple[int, int, int | None]] = []     # (t_ns, gpio, level) of every output pin
         self.last_edge: dict[int, tuple[int, int | None]] = {}  # gpio -> its latest (t_ns, level)
         self.dac_writes: list[tuple[int, int]] = []            # (t_ns, code)
