@@ -37,11 +37,13 @@ class Missed(Exception):
 
 
 def _inject(b, rng, fault, settle_s=AT_SETPOINT_S, **start):
-    """Start a session, wait until `settle_s` plus a seeded part of a cycle, switch `fault` on."""
+    """Start a session, wait until `settle_s` plus a seeded part of a cycle, switch `fault` on
+    (a name, or several at the same instant)."""
     reply = b.start(ua=SESSION_UA, **start)
     b.run(settle_s + rng.uniform(0, CYCLE_S))
     t_ns = b.emu.clock.now_ns
-    b.emu.set_fault(fault)
+    for name in (fault,) if isinstance(fault, str) else fault:
+        b.emu.set_fault(name)
     return t_ns, reply
 
 
@@ -74,8 +76,9 @@ def _over_level(b, t, level_ua, reason):
 
 def over_current(b, lim, rng):
     limit_ua = b.request("hello")["limits"]["max_ua"]
-    b.emu.set_fault("oc_latch_dead")     # the firmware's own cut (the latch cuts in 10 us: test_oc_latch)
-    t, _ = _inject(b, rng, "dac_stuck_high")
+    # the firmware's own cut (the latch cuts in 10 us: test_oc_latch); it dies after the switch-on's
+    # latch test, which would refuse the session
+    t, _ = _inject(b, rng, ("oc_latch_dead", "dac_stuck_high"))
     return _over_level(b, t, limit_ua * lim.OVER_CURRENT_PERMILLE / 1000 + lim.OVER_CURRENT_MARGIN_UA, "over_current")
 
 
@@ -120,8 +123,8 @@ def _first(pred, t0_ns, t1_ns):
 
 
 def high_density_stop(b, lim, rng):
-    b.emu.set_fault("oc_latch_dead")     # a stuck DAC sets the latch first: this times the firmware's rule
-    t, reply = _inject(b, rng, "dac_stuck_high")
+    # a stuck DAC sets the latch first: this times the firmware's rule (the latch dead after the switch-on)
+    t, reply = _inject(b, rng, ("oc_latch_dead", "dac_stuck_high"))
     level_ua = reply["setpoint_ua"] * lim.OVER_CURRENT_PERMILLE / 1000 + lim.OVER_CURRENT_MARGIN_UA
     return _over_level(b, t, level_ua, "high_density")
 

@@ -152,8 +152,9 @@ EXPECTED = {
         "ramp_down": trip("sense_fault", 100, "fault", "as in ramp: judged until the end"),
         "led_only": nothing("no microcurrent: the rail is off"),
     },
-    "oc_latch_dead": {p: nothing("the latch only matters with an over-current: the firmware's own over_current "
-                                 "is then all there is (test_safety's stuck-DAC tests run that way)")
+    "oc_latch_dead": {p: nothing("found at the next switch-on's latch test (oc_latch_fault, test_oc_latch); "
+                                 "until then the firmware's own over_current is all there is (test_safety's "
+                                 "stuck-DAC tests run that way)")
                       for p in ("idle", "done", "ramp", "run", "ramp_down", "led_only")},
     "oc_latch_stuck": {
         "idle": nothing("no session: the latch is read at the next switch-on (oc_latch_fault: test_oc_latch)"),

@@ -29,7 +29,8 @@ def test_two_boards_in_one_process_share_nothing():
         # pins and plant: a's output is on, b's never was
         assert a.plant.trace.max_abs_ua > 250 and len(a.mcu.edges) > 10
         assert b.plant.trace.max_abs_ua == 0 and not b.plant.hv_on
-        own = (14, 26, 27, b.board["oc_latch"]["clear_pin"])              # rail, bridge, the latch's re-arm
+        ol = b.board["oc_latch"]
+        own = (14, 26, 27, ol["clear_pin"], ol["test_pin"])         # rail, bridge, the latch's re-arm and test
         assert all(pin in own for _, pin, _ in b.mcu.edges)               # only b's own boot edges
         # faults: one board's fault is not the other's
         b.set_fault("over_temp")

@@ -30,8 +30,6 @@ def _stuck_late_in_a_phase(backend, before_end_us, latch_dead=False):
     (onset, end of over-level current, faults) on the plant's clock."""
     b = Bench(board_for(backend))
     try:
-        if latch_dead:
-            b.emu.set_fault("oc_latch_dead")
         late = {"phases": [{"duration_s": 60, "hz": 100, "phase_us": PHASE_US[backend], "gap_us": GAP_US,
                             "current_pct": 100}]}
         assert b.request("program_write", name="late", program=late)["ok"]
@@ -47,6 +45,8 @@ def _stuck_late_in_a_phase(backend, before_end_us, latch_dead=False):
         phase_start = _bridge_rises(b.emu, t0)[0]
         b.emu.run_for((phase_start + (PHASE_US[backend] - before_end_us) * 1000 - b.emu.clock.now_ns) / 1e9)
         t_fault = b.emu.clock.now_ns
+        if latch_dead:            # it died since the switch-on's test passed: the firmware's own rule stands
+            b.emu.set_fault("oc_latch_dead")
         b.emu.set_fault("dac_stuck_high")
         b.run(0.05)
         onset = truth.onset_ns(b.emu, t_fault, LEVEL_UA)
@@ -107,5 +107,58 @@ def test_a_stuck_latch_refuses_the_switch_on_and_blocks_fault_clear_until_it_rea
         b.start(ua=300)
         b.run(3.0)
         assert b.request("status")["state"] == "run"
+    finally:
+        b.close()
+
+
+def _rail_rises(emu, after_ns):
+    hv = emu.board["hv_enable"]
+    return [t for t, pin, level in emu.edges if pin == hv and level and t >= after_ns]
+
+
+@pytest.mark.parametrize("backend", ["pio", "rmt", "timer"])
+def test_a_dead_latch_is_found_at_the_switch_on_and_nothing_is_switched_on(backend):
+    """A comparator or flip-flop that cannot set would leave only the firmware's own rule, with its
+    late-onset gap: every switch-on tests the latch first (OC_TEST must set it, a re-arm clear it)."""
+    b = Bench(board_for(backend))
+    try:
+        b.emu.set_fault("oc_latch_dead")
+        t0 = b.emu.clock.now_ns
+        b.request("start", program="lift", ua=300, duration_s=60)
+        b.run(0.5)
+        status = b.request("status")
+        assert status["state"] == "fault" and status["fault"] == "oc_latch_fault", status
+        assert not _rail_rises(b.emu, t0), "the rail went on"
+        assert b.output_is_safe()
+        r = b.request("fault_clear")
+        assert r["ok"] is False and r["error"] == "condition_present" and "latch" in r["message"]
+        b.emu.set_fault("oc_latch_dead", False)
+        assert b.request("fault_clear")["ok"]
+        b.start(ua=300)
+        b.run(3.0)
+        assert b.request("status")["state"] == "run"
+        assert not b.emu.plant.oc_q_level(), "the test left the latch set"
+    finally:
+        b.close()
+
+
+def test_a_latch_that_dies_in_a_session_is_found_at_the_next_switch_on():
+    """The test runs at every switch-on, a resume's included: a latch that dies while output is on
+    is found when the output next switches on, and the rail stays off."""
+    b = Bench()
+    try:
+        b.start(ua=300)
+        b.run(3.0)
+        assert b.request("status")["state"] == "run"
+        b.emu.set_fault("oc_latch_dead")
+        assert b.request("pause")["ok"]
+        b.run(2.0)
+        assert b.output_is_safe()
+        t0 = b.emu.clock.now_ns
+        b.request("resume")
+        b.run(0.5)
+        status = b.request("status")
+        assert status["state"] == "fault" and status["fault"] == "oc_latch_fault", status
+        assert not _rail_rises(b.emu, t0), "the rail went on"
     finally:
         b.close()

@@ -161,6 +161,48 @@ def test_the_over_current_latch_gates_the_bridge_off_10_us_after_the_current_pas
     assert p.current_ua(6 * MS + OC_LATCH_DELAY_NS) == 0 and p.oc_q_level() == 1
 
 
+def _pulse_oc_clear(p, t_ns):
+    p.oc_clear = 1
+    p.changed(t_ns)
+    p.oc_clear = 0
+    p.changed(t_ns + 100)
+
+
+def test_oc_test_sets_the_latch_with_no_current_and_holds_it_10_us_past_its_fall():
+    """The switch-on's latch test (docs/hardware.md, R37/D6): OC_TEST drives the comparator over its
+    threshold with the output off; the latch sets 10 us later; a clear before the comparator has
+    fallen again (10 us after OC_TEST) loses to the preset; after it, it clears. A dead comparator
+    never sets, a stuck Q never clears."""
+    from myotone.emulator.plant import OC_LATCH_DELAY_NS as D
+    p = Plant(load_board("pico-mcp4725"), Load())
+    p.changed(0)
+    p.oc_test = 1
+    p.changed(MS)
+    assert p.oc_latch_sets_at() == MS + D
+    p.current_ua(MS + D - 1)
+    assert p.oc_q_level() == 0
+    p.current_ua(MS + D)
+    assert p.oc_q_level() == 1 and p.oc_latch_log == [(MS + D, 1)]
+    p.oc_test = 0
+    p.changed(2 * MS)
+    _pulse_oc_clear(p, 2 * MS + D - 200)              # the comparator still asserts: set wins
+    assert p.oc_q_level() == 1
+    _pulse_oc_clear(p, 2 * MS + D)
+    assert p.oc_q_level() == 0 and p.oc_latch_sets_at() is None
+    assert p.trace.off_since(0) == 0                  # no current at any time
+    dead = Plant(load_board("pico-mcp4725"), Load())
+    dead.faults.add("oc_latch_dead")
+    dead.changed(0)
+    dead.oc_test = 1
+    dead.changed(MS)
+    assert dead.oc_latch_sets_at() is None and dead.current_ua(5 * MS) == 0 and dead.oc_q_level() == 0
+    stuck = Plant(load_board("pico-mcp4725"), Load())
+    stuck.faults.add("oc_latch_stuck")
+    stuck.changed(0)
+    _pulse_oc_clear(stuck, MS)
+    assert stuck.oc_q_level() == 1
+
+
 def test_the_latch_threshold_is_crossed_in_closed_form_at_compliance_and_not_at_the_limit():
     """A current that climbs through the threshold (the source coming off compliance as the skin's
     capacitance discharges) sets the latch when it crosses, solved in closed form; a current at the

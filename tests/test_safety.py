@@ -115,6 +115,7 @@ def test_over_current_cuts_within_2_ms_and_latches(bench):
     assert bench.request("start", program="lift", ua=100)["error"] == "faulted"
     assert bench.request("status")["fault"] == "over_current"
     bench.emu.set_fault("dac_stuck_high", False)
+    bench.emu.set_fault("oc_latch_dead", False)    # (stuck_dac_cut_ns killed it: fault_clear tests it)
     assert bench.request("fault_clear")["ok"]
     t_restart = bench.emu.clock.now_ns
     bench.start(ua=300)
@@ -527,7 +528,8 @@ def test_a_normal_end_finishes_the_pair_under_way(bench, stop_after_s):
     if stop_after_s is not None:
         bench.run(stop_after_s)
         bench.request("stop")
-    bench.run(10)
+    # 5 s, the ramp-down (two pair intervals: 4 s), the pair under way (2 s) and its deadline's margin
+    bench.run(11.1)
     assert bench.faults() == []
     tr = bench.emu.plant.trace
     tr.close(bench.emu.clock.now_ns)

@@ -16,23 +16,23 @@ SCENARIO = Path(__file__).resolve().parent.parent / "docs" / "scenarios" / "dac-
 
 @pytest.fixture(scope="module")
 def stuck_dac():
-    """dac-stuck-high: the DAC sticks at 30 s; the over-current latch gates the bridge off ~10 us
+    """dac-stuck-high: the DAC sticks at 30.0202 s, inside a phase; the over-current latch gates the bridge off ~10 us
     later (docs/hardware.md; the fast path alone would cut at its next sample, 0.5 ms)."""
     return scenario.run(str(SCENARIO))
 
 
 def test_a_zoomed_scope_reads_in_ms_from_the_window_start_and_marks_the_trip(stuck_dac):
     res = stuck_dac
-    fig = trace_export.scope_figure(res.emu, res.end_ns, 29.999, 30.003, res.report)
+    fig = trace_export.scope_figure(res.emu, res.end_ns, 30.0192, 30.0232, res.report)
     ax_i, ax_b = fig.axes
-    assert ax_b.get_xlabel() == "time after 29.999 s (ms)"
+    assert ax_b.get_xlabel() == "time after 30.0192 s (ms)"
     assert ax_b.get_xlim() == pytest.approx((0, 4))
     fig.canvas.draw()
     labels = [t.get_text() for t in ax_b.get_xticklabels()]
     assert labels and not any("e" in s or "+" in s for s in labels)     # no offset, no exponent
     for ax in (ax_i, ax_b):
-        assert vlines(ax, "inject") == [pytest.approx(1.0)]                 # 30.000 s
-        (off,) = vlines(ax, "trip")                                         # output off ~30.00001 s
+        assert vlines(ax, "inject") == [pytest.approx(1.0)]                 # 30.0202 s
+        (off,) = vlines(ax, "trip")                                         # output off ~30.02021 s
         assert 1.0 < off <= 1.0 + 0.02
         ((a, b),) = spans(ax, "trip")
         assert (a, b) == (pytest.approx(1.0), pytest.approx(off))

@@ -457,6 +457,30 @@ def test_a_stuck_over_current_latch_is_refused_at_switch_on_on_the_chip():
         fw.close()
 
 
+def test_a_dead_over_current_latch_fails_the_switch_on_test_on_the_chip():
+    """The switch-on's latch test on the official firmware: OC_TEST up, OC_Q read 50 us later (the
+    chip held at each OC_TEST / OC_CLEAR edge while the plant answers), a dead comparator found
+    before the rail goes on; a healthy one passes it and is left clear (the session above runs)."""
+    fw = Fw()
+    try:
+        fw.b.set_fault("oc_latch_dead")
+        fw.request("start", program="lift", ua=300, duration_s=60)
+        fw.run(0.2)
+        assert [m["reason"] for m in fw.events("fault")] == ["oc_latch_fault"]
+        assert not [t for t, pin, level in fw.b.edges if pin == fw.b.board["hv_enable"] and level]
+        test_pin = fw.b.board["oc_latch"]["test_pin"]
+        assert [lv for t, pin, lv in fw.b.edges if pin == test_pin][-2:] == [1, 0]
+        r = fw.request("fault_clear")
+        assert r["ok"] is False and r["error"] == "condition_present"
+        fw.b.set_fault("oc_latch_dead", False)
+        assert fw.request("fault_clear")["ok"]
+        assert fw.request("start", program="lift", ua=300, duration_s=60)["ok"]
+        fw.run(0.3)
+        assert fw.b.plant.hv_on == 1 and fw.b.plant.oc_q_level() == 0
+    finally:
+        fw.close()
+
+
 def test_a_hung_firmware_is_reset_by_the_watchdog_and_reports_it_with_the_output_safe():
     fw = Fw()
     try:

@@ -60,8 +60,8 @@ _OC_LATCH_TOL_MAX_PCT = const(10)
 _PIN_ROLES = (("", "hv_enable"), ("", "vbus_pin"), ("", "button_pin"), ("", "status_led_pin"),
               ("bridge.", "pol_a"), ("bridge.", "pol_b"), ("dac.", "pin"), ("dac.", "sda"), ("dac.", "scl"),
               ("sense.", "current_adc"), ("sense.", "voltage_adc"), ("sense.", "flow_a_pin"),
-              ("sense.", "flow_b_pin"), ("oc_latch.", "q_pin"), ("oc_latch.", "clear_pin"), ("thermistor.", "adc"),
-              ("led.", "red_pin"), ("led.", "nir_pin"))
+              ("sense.", "flow_b_pin"), ("oc_latch.", "q_pin"), ("oc_latch.", "clear_pin"), ("oc_latch.", "test_pin"),
+              ("thermistor.", "adc"), ("led.", "red_pin"), ("led.", "nir_pin"))
 
 
 class BoardError(Exception):
@@ -243,6 +243,7 @@ def _check_oc_latch(raw):
     ol = _need(raw, "oc_latch", dict, "")
     _need(ol, "q_pin", int, "oc_latch.")
     _need(ol, "clear_pin", int, "oc_latch.")
+    _need(ol, "test_pin", int, "oc_latch.")      # every switch-on tests the latch (stage.py)
     at = _need(ol, "trip_ua", float, "oc_latch.")
     tol = _need(ol, "tol_pct", float, "oc_latch.")
     if not 0 <= tol <= _OC_LATCH_TOL_MAX_PCT:

@@ -136,7 +136,8 @@ class Hardware:
         self.bridge = HBridge(Pin(b["pol_a"], Pin.OUT, value=0), Pin(b["pol_b"], Pin.OUT, value=0))
         self.dac = make_dac(board)
         ol = board["oc_latch"]         # the over-current latch (docs/hardware.md, U10-U13)
-        self.oc_latch = OcLatch(Pin(ol["q_pin"], Pin.IN), Pin(ol["clear_pin"], Pin.OUT, value=0))
+        self.oc_latch = OcLatch(Pin(ol["q_pin"], Pin.IN), Pin(ol["clear_pin"], Pin.OUT, value=0),
+                                Pin(ol["test_pin"], Pin.OUT, value=0))
         self.output = Output(self.dac, self.bridge, self.hv, full_scale_ua(board), board["limit_ua"], self.oc_latch)
         s = board["sense"]
         adc_i = make_adc(board, Pin(s["current_adc"]))

@@ -24,7 +24,7 @@ TEMP_SENSOR_FAULT = "temp_sensor_fault"   # the skin-side thermistor reads open:
 CHARGING = "charging"
 HEARTBEAT_LOST = "heartbeat_lost"
 DAC_FAULT = "dac_fault"          # latched by the output stage (stage.py): the DAC did not answer
-OC_LATCH_FAULT = "oc_latch_fault"  # ... the over-current latch reads set with the bridge off, re-armed
+OC_LATCH_FAULT = "oc_latch_fault"  # ... the over-current latch fails its switch-on test (dead or stuck)
 
 _BUCKETS = const(100)   # CHARGE_WINDOW_MS / CHARGE_BUCKET_MS
 

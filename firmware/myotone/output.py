@@ -165,6 +165,11 @@ class Output:
         if self._latch is not None:
             self._latch.rearm()
 
+    def test_latch(self):
+        """Output off: True if the over-current latch sets on its test input and clears on a
+        re-arm (hal/oc_latch.py); True with no latch (safe boot, which never switches on)."""
+        return self._latch is None or self._latch.self_test()
+
     def zero(self):
         """DAC to 0, written whatever the last code was (OSError if the DAC does not answer)."""
         self.code = -1

@@ -27,9 +27,11 @@
 # The over-current latch (docs/hardware.md, U10-U13) gates the bridge off in
 # hardware, microseconds after any current above its threshold; the firmware
 # latches `over_current` when it reads it set (bookkeeping, 100 Hz: latched())
-# or finds it set in a cut, and re-arms it in every cut, with the bridge off. A
-# latch that reads set at a switch-on, re-armed since, is stuck:
-# `oc_latch_fault`, and nothing is switched on.
+# or finds it set in a cut, and re-arms it in every cut, with the bridge off.
+# Every switch-on tests it first, with the output still off: its test input
+# must set it and a re-arm must then clear it (a comparator or flip-flop that
+# died since the last switch-on is found there, not by the next over-current);
+# a latch that fails is `oc_latch_fault`, and nothing is switched on.
 #
 # The tick calls trip(), cut(), set_na() and closed(); they allocate nothing
 # on their normal path (an exception object is made only when a peripheral
@@ -81,7 +83,7 @@ class OutputStage:
         st = self._session.state
         if self.fault is not None or self.state != OFF or not (st == RAMP or st == RUN or st == ramp_down):
             return False
-        if self._out.latch_tripped():          # re-armed with the bridge off at the last cut: stuck
+        if not self._out.test_latch():         # dead (it does not set) or stuck (it does not clear)
             self.trip(OC_LATCH_FAULT)
             return False
         self.state = ARMING
@@ -126,12 +128,12 @@ class OutputStage:
         return self.dac_ok == 1
 
     def check_latch(self):
-        """Main loop: re-arm the over-current latch with the output off; True once it reads clear."""
+        """Main loop: test the over-current latch with the output off (it is left re-armed);
+        True once it passes: it sets on its test input and clears on a re-arm."""
         if self.state != OFF:
             return True
         try:
-            self._out.rearm_latch()
-            return not self._out.latch_tripped()
+            return self._out.test_latch()
         except Exception:
             return False
 

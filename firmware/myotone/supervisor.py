@@ -503,8 +503,8 @@ class Supervisor:
         if not self.stage.check_dac():
             raise P.ProtocolError(P.CONDITION_PRESENT, "cannot clear: the DAC does not answer")
         if not self.stage.check_latch():
-            raise P.ProtocolError(P.CONDITION_PRESENT, "cannot clear: the over-current latch stays set"
-                                  " with the output off")
+            raise P.ProtocolError(P.CONDITION_PRESENT, "cannot clear: the over-current latch fails its test"
+                                  " (it does not set, or does not clear, with the output off)")
         self.stage.clear()
         self._fault_sent = False
         self.session.clear()

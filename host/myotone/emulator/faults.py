@@ -14,7 +14,7 @@
 | thermistor_open | the thermistor is open (the pull-up alone: full scale) | connected again |
 | vbus | charger present | absent |
 | flow_stuck_high | a polarity comparator (FLOW_A, or FLOW_B with `plant.flow_stuck_sign = -1`) reads 1 whenever the rail is up: it would hide a DC fault in its direction | healthy |
-| oc_latch_dead | the over-current latch's comparator never sets it (the firmware's own `over_current` is then all there is) | live |
+| oc_latch_dead | the over-current latch's comparator never sets it, OC_TEST included (found at the next switch-on's latch test: `oc_latch_fault`; until then the firmware's own `over_current` is all there is) | live |
 | oc_latch_stuck | the latch's Q is stuck set: the bridge inputs are held off and OC_Q reads 1 | healthy |
 | host_disconnect | the host stops talking: bytes both ways are lost; a served endpoint drops its client | host back |
 | power_loss | power cut now, or armed inside the next flash write (``in_flash_write=True``) | power on from the surviving flash image |

@@ -37,7 +37,10 @@ believes. The model (docs/emulator.md):
   bridge inputs off `OC_LATCH_DELAY_NS` later, whatever the MCU drives, until
   the MCU's OC_CLEAR pin (`oc_clear`, active high) clears it; an over-current
   sets it whatever OC_CLEAR does. The crossing is solved in closed form like
-  the mode switches. Faults: `oc_latch_dead` (the comparator never sets it),
+  the mode switches. OC_TEST (`oc_test`, the MCU's pin) drives the
+  comparator's input over its threshold with no current: the comparator
+  asserts while it is high and `OC_LATCH_DELAY_NS` after it falls (a clear
+  meanwhile loses to the preset, as on U11). Faults: `oc_latch_dead` (the comparator never sets it),
   `oc_latch_stuck` (Q stuck set: the bridge gated off, OC_Q reads 1).
 * ADC: the port's transfer (`adc.py`) with seeded Gaussian noise.
 """
@@ -76,15 +79,19 @@ FLOW_THRESHOLD_UA = 1.7
 # the over-current latch's comparator (~6 us at small overdrive), flip-flop and gates (ns), and the
 # bridge's slowest switch turning off (the high sides, ~3 us): docs/hardware.md, "Over-current latch"
 OC_LATCH_DELAY_NS = 10_000
+# OC_TEST high: R37 / D6 lift U10's input to ~1.9 V and return ~60 uA through R34 into R_SENSE, which
+# then reads 0.18 V with no current (docs/hardware.md, "Its test")
+OC_TEST_SENSE_V = 0.184
 
 
 def driven_pins(board: dict) -> dict[int, str]:
     """The MCU's output pins the plant follows, each with the attribute it sets: the bridge, the
-    HV rail's enable and the over-current latch's OC_CLEAR (both tiers wire them so)."""
+    HV rail's enable and the over-current latch's OC_CLEAR and OC_TEST (both tiers wire them so)."""
     b = board["bridge"]
     pins = {b["pol_a"]: "bridge_a", b["pol_b"]: "bridge_b", board["hv_enable"]: "hv_on"}
     if board.get("oc_latch"):
         pins[board["oc_latch"]["clear_pin"]] = "oc_clear"
+        pins[board["oc_latch"]["test_pin"]] = "oc_test"
     return pins
 
 
@@ -120,6 +127,9 @@ class Plant:
         # the over-current latch (U10-U13): Q set gates the bridge off; OC_CLEAR (the MCU's pin)
         self.oc_q = False
         self.oc_clear = 0
+        self.oc_test = 0              # OC_TEST (the MCU's pin): the comparator asserts while high ...
+        self._oc_test_was = 0
+        self._test_until_ns = None    # ... and until this after it falls (None: not asserting)
         self.oc_latch_tol = 0.0       # this unit's threshold error (a fraction, within oc_latch.tol_pct)
         self._gated = False           # Q set or stuck: the bridge inputs are held off
         self._t_latch = None          # when the latch sets (the comparator asserts, plus the delay)
@@ -180,6 +190,10 @@ class Plant:
             return None
         return ol["trip_ua"] * (1 + self.oc_latch_tol)
 
+    def oc_latch_sets_at(self) -> int | None:
+        """When the latch is due to set (the comparator asserted), None if it is not."""
+        return self._t_latch
+
     def oc_q_level(self) -> int:
         """The OC_Q pin: 1 while the latch holds the bridge off."""
         return 1 if self.powered and self._gated else 0
@@ -189,8 +203,15 @@ class Plant:
             return 0
         return 1 if self.bridge_a else -1
 
+    def _test_asserts(self, t_ns: int) -> bool:
+        """OC_TEST holds the comparator asserted at t_ns (a live comparator: `oc_latch_dead` never asserts)."""
+        return (self._test_until_ns is not None and t_ns < self._test_until_ns
+                and self.oc_latch_ua() is not None)
+
     def _schedule_latch(self, t_ns: int, t_cross: int | None) -> None:
         """The comparator asserts from t_cross in the interval beginning at t_ns (None: not in it)."""
+        if not self._gated and self._test_asserts(t_ns):
+            t_cross = t_ns                               # OC_TEST: whatever the current
         prev = self._t_latch
         if t_cross is None:
             self._t_latch = None
@@ -285,7 +306,11 @@ class Plant:
         if self.bridge_a and self.bridge_b:
             self.trace.shoot_through += 1
         self._advance(t_ns)
-        if self.oc_clear and self.oc_q:     # cleared; an over-current sets it again (preset wins)
+        if self.oc_test != self._oc_test_was:
+            self._oc_test_was = self.oc_test
+            self._test_until_ns = (1 << 62) if self.oc_test else t_ns + OC_LATCH_DELAY_NS
+        if self.oc_clear and self.oc_q and not self._test_asserts(t_ns):
+            # cleared; an over-current sets it again, and a comparator OC_TEST holds keeps it (preset wins)
             self.oc_q = False
             self.oc_latch_log.append((t_ns, 0))
         self._gated = self.oc_q or "oc_latch_stuck" in self.faults
@@ -345,7 +370,8 @@ class Plant:
         if channel == "i":
             i_ua = self._bypass_ua if self._bypass_ua else abs(self.current_ua(t_ns))
             ua = i_ua * self.sense_gain + self.sense_offset_ua
-            return max(0.0, ua) * 1e-6 * self._r_sense + self._bias_v
+            test_v = OC_TEST_SENSE_V if self.oc_test and self.board.get("oc_latch") else 0.0
+            return max(0.0, ua) * 1e-6 * self._r_sense + test_v + self._bias_v
         if channel == "v":
             return self.electrode_mv(t_ns) / 1000.0 / self.board["sense"]["divider"]
         return self.thermistor_v()

@@ -19,8 +19,9 @@ The board around the chip (docs/emulator.md, "silicon tier"):
 * the polarity comparators' outputs (`sense.flow_a_pin`, `flow_b_pin`) driven by the
   plant's electrode current, set with every ADC conversion's answer (the fast path reads
   them between its two conversions), and the over-current latch's OC_Q likewise (the
-  firmware reads it at its 100 Hz bookkeeping and before a switch-on, long after a
-  conversion); OC_CLEAR set on the plant with every edge;
+  firmware reads it at its 100 Hz bookkeeping, long after a conversion); OC_CLEAR and
+  OC_TEST set on the plant at every edge, the chip held while the plant answers with OC_Q
+  then and when the latch sets (the switch-on's latch test reads it 50 us later);
 * VBUS (GPIO24) driven by the plant; the button floats (its pull-up reads released)
   until pressed;
 * flash: the littlefs image file is the chip's filesystem partition, written through on
@@ -145,7 +146,9 @@ class SiliconBoard:
                 if name not in syms:
                     raise EmulatorError(f"no function {name!r} in the firmware's ELF")
                 addresses.append(syms[name])
-        self.chip = Chip(self, self.flash_path, uf2, probe=addresses)
+        # OC_CLEAR and OC_TEST move the latch's Q with no conversion near: answered at their edges
+        sync = tuple(p for p, role in self._role.items() if role in ("oc_clear", "oc_test"))
+        self.chip = Chip(self, self.flash_path, uf2, probe=addresses, sync_pins=sync)
         self.chip.drive(b["vbus_pin"], 0)
 
     # ---- events from the chip (called on the thread that runs it) ----
@@ -183,6 +186,17 @@ class SiliconBoard:
         if self._oc_q_pin is not None:                  # flow() carried the plant to t
             levels.append((self._oc_q_pin, self.plant.oc_q_level()))
         return levels
+
+    def inputs_after_edge(self, t_ns: int) -> list[tuple[int, int, int]]:
+        """After an OC_CLEAR or OC_TEST edge: OC_Q now, and when the latch will set if it will
+        (gpio, level, delay_ns)."""
+        if self._oc_q_pin is None:
+            return []
+        out = [(self._oc_q_pin, self.plant.oc_q_level(), 0)]
+        t_set = self.plant.oc_latch_sets_at()
+        if t_set is not None:
+            out.append((self._oc_q_pin, 1, max(1, t_set - t_ns)))
+        return out
 
     def usb(self, data: bytes) -> None:
         self._tx.extend(data)

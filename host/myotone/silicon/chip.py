@@ -6,7 +6,9 @@ writes, ADC conversions, USB bytes, flash operations, resets) in time order. An
 ADC conversion is answered synchronously: the chip stands still until the
 handler returns the code, so the plant is read at the instant of the sample; the
 answer also sets the inputs the plant drives (the polarity comparators), as of
-that instant.
+that instant. An edge of a pin in `sync_pins` is answered the same way: the chip
+stands still while the plant takes it and says what the inputs it drives do, now or
+a given time later (`inputs_after_edge`).
 """
 from __future__ import annotations
 
@@ -26,6 +28,7 @@ class Events(Protocol):
     def i2c(self, t_ns: int, addr: int, data: bytes) -> None: ...
     def adc(self, t_ns: int, channel: int) -> int: ...
     def inputs(self) -> list[tuple[int, int]]: ...
+    def inputs_after_edge(self, t_ns: int) -> list[tuple[int, int, int]]: ...
     def usb(self, data: bytes) -> None: ...
     def flash(self, t_ns: int, op: str, offset: int, length: int) -> None: ...
     def reset(self, t_ns: int, reason: str) -> None: ...
@@ -37,7 +40,8 @@ class ChipGone(Exception):
 
 
 class Chip:
-    def __init__(self, events: Events, fs_image: Path, uf2: Path | None = None, probe: list[int] | None = None):
+    def __init__(self, events: Events, fs_image: Path, uf2: Path | None = None, probe: list[int] | None = None,
+                 sync_pins: tuple[int, ...] = ()):
         self.events = events
         self.now_ns = 0
         self.busy_ns = 0          # the core's time executing (or stalled on flash), in total
@@ -45,7 +49,8 @@ class Chip:
         r_out, w_out = os.pipe()
         cmd = [assets.node(), str(assets.rig_script()), f"--bootrom={assets.bootrom_path()}",
                f"--uf2={assets.find_uf2(uf2)}", f"--fs={fs_image}", f"--fs-offset={FS_OFFSET}",
-               f"--in={r_in}", f"--out={w_out}"] + ([f"--probe={','.join(map(str, probe))}"] if probe else [])
+               f"--in={r_in}", f"--out={w_out}"] + ([f"--probe={','.join(map(str, probe))}"] if probe else []) \
+            + ([f"--sync-pins={','.join(map(str, sync_pins))}"] if sync_pins else [])
         self._stderr = tempfile.TemporaryFile()     # a pipe nobody drains would stall the rig
         self.proc = subprocess.Popen(cmd, pass_fds=(r_in, w_out), stdin=subprocess.DEVNULL,
                                      stdout=self._stderr, stderr=self._stderr)
@@ -76,6 +81,11 @@ class Chip:
             if kind == b"pin":
                 v = f[3]
                 ev.pin(int(f[1]), int(f[2]), None if v == b"z" else int(v))
+            elif kind == b"pin?":         # a sync pin's edge: the plant takes it, then answers
+                t = int(f[1])
+                v = f[3]
+                ev.pin(t, int(f[2]), None if v == b"z" else int(v))
+                self._send("in" + "".join(f" {g} {lv} {d}" for g, lv, d in ev.inputs_after_edge(t)))
             elif kind == b"adc?":         # the answer carries the inputs the plant drives, as of now
                 code = ev.adc(int(f[1]), int(f[2]))
                 self._send(f"adc {code}" + "".join(f" {g} {v}" for g, v in ev.inputs()))

@@ -5,10 +5,13 @@
 // Channel: text lines, Python -> rig on fd --in, rig -> Python on fd --out.
 //   in:  run T | rx HEX | pin GPIO 0|1|z | i2c ADDR 0|1 | hang 0|1 | adc CODE | reset | quit
 //   out: pin T GPIO 0|1|z | i2c T ADDR HEX | adc? T CHANNEL | tx HEX | flash T erase|prog OFFSET LEN
+//        | pin? T GPIO 0|1|z (an edge of a --sync-pins pin, answered `in [GPIO LEVEL DELAY_NS]...`)
 //        | call T DURATION_NS K (the K-th --probe function, entry to return) | reset T REASON
 //        | done T BUSY_NS | log TEXT     (BUSY_NS: the core's time not asleep, in total)
 // While the rig waits for `adc CODE` the chip stands still: the plant answers for the
-// instant of the conversion.
+// instant of the conversion. Likewise for an edge of a --sync-pins pin (the over-current
+// latch's OC_CLEAR and OC_TEST): the plant answers with the inputs it drives, now or
+// DELAY_NS later (the latch's Q, which sets ~10 us after OC_TEST rises).
 //
 // Fixes to rp2040js 1.4.1 gaps that would otherwise give false findings (issue 15):
 //  1. PIO stepped on the simulated clock at its CLKDIV, delay cycles included (rp2040js runs
@@ -47,6 +50,7 @@ const fsOffset = Number(args['fs-offset'] ?? 0xa0000);
 // (a call ends at its return address at its entry's stack depth, not where an interrupt nested
 // inside it passes the same address)
 const probes = args.probe ? args.probe.split(',').map(Number) : [];
+const syncPins = new Set(args['sync-pins'] ? args['sync-pins'].split(',').map(Number) : []);
 const flash = new Uint8Array(2 * 1024 * 1024).fill(0xff);
 for (let off = 0; off + 512 <= uf2.length; off += 512) {
   const b = uf2.subarray(off, off + 512);
@@ -107,11 +111,7 @@ function boot(reason) {
     flush();
     const reply = readLine().split(' ');     // adc CODE [GPIO LEVEL]...: inputs the plant drives
     mcu.adc.channelValues[channel] = Number(reply[1]) & 0xfff;
-    for (let k = 2; k + 1 < reply.length; k += 2) {
-      const gpio = Number(reply[k]);
-      external.set(gpio, reply[k + 1] === '1');
-      resolveInput(mcu.gpio[gpio]);
-    }
+    for (let k = 2; k + 1 < reply.length; k += 2) drive(Number(reply[k]), reply[k + 1] === '1');
     mcu.adc.currentChannel = channel;
     mcu.adc.sampleAlarm.schedule(mcu.adc.sampleTime * 1000);
   };
@@ -212,10 +212,34 @@ function wirePins() {
     pin.checkForUpdates = () => { resolveInput(pin); check(); };
     pin.addListener((state) => {
       const v = state === 1 ? '1' : state === 0 ? '0' : 'z';
-      send(`pin ${Math.round(clock.nanos)} ${pin.index} ${v}`);
+      if (!syncPins.has(pin.index)) { send(`pin ${Math.round(clock.nanos)} ${pin.index} ${v}`); return; }
+      flush();
+      send(`pin? ${Math.round(clock.nanos)} ${pin.index} ${v}`);
+      flush();
+      const reply = readLine().split(' ');   // in [GPIO LEVEL DELAY_NS]...
+      for (let k = 1; k + 2 < reply.length; k += 3) {
+        const gpio = Number(reply[k]), level = reply[k + 1] === '1', delay = Number(reply[k + 2]);
+        if (delay <= 0) drive(gpio, level);
+        else later(gpio, level, delay);
+      }
     });
     resolveInput(pin);
   }
+}
+// an input the plant drives: now, or at an alarm (a later answer for the same pin replaces it)
+const pending = new Map();                // GPIO -> its alarm
+function drive(gpio, level) {
+  external.set(gpio, level);
+  resolveInput(mcu.gpio[gpio]);
+}
+function later(gpio, level, delayNs) {
+  let alarm = pending.get(gpio);
+  if (!alarm || alarm.clock !== clock) {  // a boot made a new clock
+    alarm = clock.createAlarm(() => drive(gpio, alarm.level));
+    pending.set(gpio, alarm);
+  }
+  alarm.level = level;
+  alarm.schedule(delayNs);
 }
 function resolveInput(pin) {
   // the pad's input buffer reads the pin's level: what the chip drives when its output is
