@@ -303,6 +303,53 @@ def test_a_polarity_comparator_high_with_the_bridge_off_is_a_sense_fault(fw, stu
     assert line.cuts == []
 
 
+@pytest.mark.parametrize("stuck", [1, 2])
+def test_a_polarity_comparator_high_while_current_flows_the_other_way_is_a_sense_fault(fw, stuck):
+    """H27 without off times: while current flows one way (its comparator high) the other comparator
+    must read low. 10 on-samples in a row of its opposite polarity with it high as well are a
+    sense_fault; its own polarity's samples neither confirm nor reset that. A DC fault (current the
+    other way: its own comparator low) stays charge_imbalance; healthy comparators never trip it."""
+    M, fp, line = _fast_path(fw, 500, 300)
+    line.flow_stuck = stuck
+    for k in range(18):                               # 9 samples of each polarity
+        assert line.sample(1 + k % 2, 300) is None
+    assert line.sample(3 - stuck, 300) == M.SENSE_FAULT and line.cuts == [M.SENSE_FAULT]
+    M, fp, line = _fast_path(fw, 500, 300)
+    for k in range(60):
+        assert line.sample(1 + k % 2, 300) is None
+    assert line.cuts == []
+    M, fp, line = _fast_path(fw, 500, 300)
+    line.flow = 1                                     # a leg fails: both phases flow the POL_A way
+    reasons = [line.sample(1 + k % 2, 300) for k in range(8)]
+    assert M.CHARGE_IMBALANCE in reasons and M.SENSE_FAULT not in reasons
+
+
+@pytest.mark.parametrize("sign", [1, -1])
+@pytest.mark.parametrize("backend,wave", [
+    ("pio", {"hz": 500, "phase_us": 1000, "gap_us": 0}),        # no off time at all
+    ("timer", {"hz": 500, "phase_us": 1000, "gap_us": 0}),
+    ("rmt", {"hz": 333.333, "phase_us": 1300, "gap_us": 200}),  # the RMT's shortest off times (200 us)
+])
+def test_a_stuck_high_comparator_is_seen_on_a_waveform_without_off_times(backend, wave, sign):
+    """No bridge-off sample with the rail up (or, at 1 kHz, off times a sample may never land in):
+    the other comparator high while current flows is what shows it, sense_fault within 100 ms."""
+    b = Bench(board_for(backend))
+    try:
+        b.start(ua=300, duration_s=60, **wave)
+        b.run(2.5)
+        assert b.request("status")["state"] == "run"
+        b.emu.plant.flow_stuck_sign = sign
+        t_fault = b.emu.clock.now_ns
+        b.emu.set_fault("flow_stuck_high")
+        b.run(0.3)
+        assert b.faults() == ["sense_fault"]
+        cut = b.cut_time_ns(t_fault)
+        assert cut is not None and cut - t_fault <= 100 * MS, (cut - t_fault) / MS
+        assert b.output_is_safe()
+    finally:
+        b.close()
+
+
 @pytest.mark.parametrize("sign", [1, -1])
 @pytest.mark.parametrize("backend", ["pio", "rmt", "timer"])
 def test_a_stuck_high_polarity_comparator_is_a_sense_fault_within_100_ms_on_the_plant(backend, sign):

@@ -8,10 +8,12 @@
 #     commanded direction (the current's measured direction: the sense reads
 #     |I| only, so a DC fault -- both phases flowing one way, or one phase's
 #     current bypassing the electrodes through a shorted bridge leg -- looks
-#     balanced to it);
+#     balanced to it), and while that one reads high the other (both high
+#     cannot be: one is stuck high, which would hide a DC fault its way);
 #   * decides every per-sample trip: over_current, high_density,
 #     contact_lost, sense_fault (low reading, current with the bridge off --
-#     on the sense or on a polarity comparator -- or conversions frozen),
+#     on the sense or on a polarity comparator --, both comparators high on
+#     _IDLE_SAMPLES on-samples in a row of one polarity, or conversions frozen),
 #     charge_imbalance for a DC fault (current the sense is sure of, not
 #     flowing the way the bridge drives it, on _POLARITY_SAMPLES samples or on
 #     a phase's last one),
@@ -30,7 +32,8 @@
 #   * keeps wrapping counters (samples, per-polarity sums, charge moved) that
 #     the bookkeeping tick and the main loop read as differences.
 # Integer-only and allocation-free: it runs with the heap locked. The
-# thresholds are the Monitor's (monitor.py computes each level once).
+# thresholds are the Monitor's (monitor.py computes each level once; the
+# session's high_density level is copied at begin(), after Monitor.begin).
 import micropython
 import time
 from array import array
@@ -105,7 +108,12 @@ _IDLE_UA = const(31)
 _LAST_I = const(32)    # the frozen-ADC rule: the last judged on-sample's raw conversions
 _LAST_V = const(33)
 _ZERO16 = const(34)    # the sense's reading with no current, x 16 (a mean of bridge-off samples)
-_SLOTS = const(35)
+_HIGH_A = const(35)    # on-samples in a row with FLOW_A high while POL_B flows (FLOW_B high): both
+_HIGH_B = const(36)    # comparators high cannot be, one is stuck high; the same for FLOW_B
+_MEASURING = const(37) # 1 while a `measure` session sums samples: copied by take() (100 Hz), so the
+                       # interrupt reads one slot instead of two attribute lookups (~3.6 us)
+_DENSE_UA = const(38)  # high_density's level for the session: copied by begin() (Monitor.begin first)
+_SLOTS = const(39)
 
 # what run() found, as a small int (a viper function keeps ints unboxed); _REASONS names it
 _REASONS = (None, OVER_CURRENT, HIGH_DENSITY, CONTACT_LOST, SENSE_FAULT, CHARGING, CHARGE_IMBALANCE)
@@ -171,6 +179,9 @@ class FastPath:
         for i in range(_FROZEN, _ARMED):
             st[i] = 0
         st[_BAD_MS] = -1
+        st[_HIGH_A] = 0
+        st[_HIGH_B] = 0
+        st[_DENSE_UA] = self._mon.density_ua     # the session's plan: Monitor.begin ran just before
         self.reason = None
         st[_ARMED] = 1
 
@@ -201,6 +212,10 @@ class FastPath:
             out[i] = (v - last[i]) & MASK
             last[i] = v
             i += 1
+        if self._measure.active:
+            st[_MEASURING] = 1
+        else:
+            st[_MEASURING] = 0
 
     # ---- the interrupt ----------------------------------------------------
     @micropython.viper
@@ -297,7 +312,7 @@ class FastPath:
                     # of a soft-timer path (the ESP32) and the path's own time
                     if int(self._read_ua()) > st[_OVER_UA] and int(self._a()) == a and int(self._b()) == b:
                         reason = _R_OVER
-                if ua > int(self._mon.density_ua):   # set by the session's plan (monitor.begin)
+                if ua > st[_DENSE_UA]:
                     st[_DENSE] += 1
                     if st[_DENSE] >= st[_DENSE_SAMPLES] and reason == 0:
                         reason = _R_DENSE
@@ -312,6 +327,22 @@ class FastPath:
                         st[_WRONG] += 1
                         if st[_WRONG] >= _POLARITY_SAMPLES and reason == 0:
                             reason = _R_POLARITY
+                # a comparator stuck high, seen on a waveform without off times too: while current
+                # flows one way (its comparator high) the other must read low, both high cannot be
+                if fl:
+                    if br == 1:
+                        if int(self._fb()):
+                            st[_HIGH_B] += 1
+                            if st[_HIGH_B] >= _IDLE_SAMPLES and reason == 0:
+                                reason = _R_SENSE
+                        else:
+                            st[_HIGH_B] = 0
+                    elif int(self._fa()):
+                        st[_HIGH_A] += 1
+                        if st[_HIGH_A] >= _IDLE_SAMPLES and reason == 0:
+                            reason = _R_SENSE
+                    else:
+                        st[_HIGH_A] = 0
                 cmd_ua = int(self._stage.out_ua)
                 # below PROGRAM_MIN_UA (the soft start rounded down, a ramp-down's tail) the
                 # sense is too coarse for an impedance or a low reading; compliance reached
@@ -352,9 +383,8 @@ class FastPath:
                         st[_FROZEN] = 0
                         st[_LAST_I] = conv[0]
                         st[_LAST_V] = conv[1]
-                meas = self._measure
-                if meas.active and int(self._session.state) == int(RUN):
-                    meas.add(br, ua, mv, self._out.code)
+                if st[_MEASURING] and int(self._session.state) == int(RUN):
+                    self._measure.add(br, ua, mv, self._out.code)
             elif br == 0:
                 # no current path: what the sense reads must be ~0, and neither polarity comparator
                 # may say current flows (one stuck high hides a DC fault in its own direction; with

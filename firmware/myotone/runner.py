@@ -137,7 +137,6 @@ class Runner:
         self.k = 0
         self._pending = False
         self._swap = False
-        self.monitor.begin(p.density_ua or limits.ABS_CEILING_UA)
         self.led.begin()
         ua = self.ua(0)
         self._pair_ms(p.phases[0][1])

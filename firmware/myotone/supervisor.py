@@ -460,6 +460,7 @@ class Supervisor:
         self._telemetry_ms = telemetry_ms
         self._telemetry_at = time.ticks_add(now, telemetry_ms)
         self.session.clear()
+        self.monitor.begin(plan.density_ua or limits.ABS_CEILING_UA)   # its levels, then the fast path's copy
         self.fast.begin()
         self.report.begin(plan.base_ua if blind else None)
         self.panel.run_level = self.panel.level(False)
