@@ -88,51 +88,32 @@ def test_without_the_latch_the_samples_alone_miss_the_bound_for_a_late_onset():
     assert worst > 2 * MS, worst
 
 
-def test_a_stuck_latch_refuses_the_switch_on_and_blocks_fault_clear_until_it_reads_clear():
-    b = Bench()
-    try:
-        b.emu.set_fault("oc_latch_stuck")
-        t0 = b.emu.clock.now_ns
-        b.request("start", program="lift", ua=300, duration_s=60)
-        b.run(0.5)
-        status = b.request("status")
-        assert status["state"] == "fault" and status["fault"] == "oc_latch_fault" and b.faults() == ["oc_latch_fault"]
-        hv = b.emu.board["hv_enable"]
-        assert not [t for t, pin, level in b.emu.edges if pin == hv and level and t >= t0], "the rail went on"
-        assert b.output_is_safe()
-        r = b.request("fault_clear")
-        assert r["ok"] is False and r["error"] == "condition_present" and "latch" in r["message"]
-        b.emu.set_fault("oc_latch_stuck", False)
-        assert b.request("fault_clear")["ok"]
-        b.start(ua=300)
-        b.run(3.0)
-        assert b.request("status")["state"] == "run"
-    finally:
-        b.close()
-
-
 def _rail_rises(emu, after_ns):
     hv = emu.board["hv_enable"]
     return [t for t, pin, level in emu.edges if pin == hv and level and t >= after_ns]
 
 
+@pytest.mark.parametrize("fault", ["oc_latch_stuck", "oc_latch_dead"])
 @pytest.mark.parametrize("backend", ["pio", "rmt", "timer"])
-def test_a_dead_latch_is_found_at_the_switch_on_and_nothing_is_switched_on(backend):
-    """A comparator or flip-flop that cannot set would leave only the firmware's own rule, with its
-    late-onset gap: every switch-on tests the latch first (OC_TEST must set it, a re-arm clear it)."""
+def test_a_latch_that_fails_its_test_refuses_the_switch_on_and_fault_clear_until_it_passes(backend, fault):
+    """Every switch-on tests the latch first, with the output off (OC_TEST must set it, a re-arm
+    clear it): one stuck set, or one that cannot set (a dead comparator or flip-flop, which would
+    leave only the firmware's own rule with its late-onset gap), is oc_latch_fault, the rail never
+    goes on, and fault_clear is refused until the latch passes again."""
     b = Bench(board_for(backend))
     try:
-        b.emu.set_fault("oc_latch_dead")
+        b.emu.set_fault(fault)
         t0 = b.emu.clock.now_ns
         b.request("start", program="lift", ua=300, duration_s=60)
         b.run(0.5)
         status = b.request("status")
         assert status["state"] == "fault" and status["fault"] == "oc_latch_fault", status
+        assert b.faults() == ["oc_latch_fault"]
         assert not _rail_rises(b.emu, t0), "the rail went on"
         assert b.output_is_safe()
         r = b.request("fault_clear")
         assert r["ok"] is False and r["error"] == "condition_present" and "latch" in r["message"]
-        b.emu.set_fault("oc_latch_dead", False)
+        b.emu.set_fault(fault, False)
         assert b.request("fault_clear")["ok"]
         b.start(ua=300)
         b.run(3.0)
