@@ -309,3 +309,22 @@ def test_the_hosts_board_check_is_the_firmwares_own(fw, root):
         assert fwlimits.board_error(board, root / "firmware") == want
     assert [fwlimits.board_error(b) is None for b in cases] == [True, True, False, False, False, False]
     assert "myotone.board" not in __import__("sys").modules
+
+
+def test_a_board_whose_ctrl_c_lands_in_boot_py_still_gives_its_raw_repl(root):
+    """MicroPython (pyexec) runs main.py after a Ctrl-C stopped boot.py, and main.py then reads the
+    Ctrl-A that was to enter the raw REPL as input: mpremote's one try times out ("could not enter
+    raw repl"). Seen under load (a slow boot). A slow boot.py makes the race certain here: the
+    board must still answer, the second Ctrl-C interrupting main.py."""
+    from myotone import devicefs
+    boot = root / "firmware" / "boot.py"
+    boot.write_text("import time\ntime.sleep(20)\n" + boot.read_text())
+    s = Served(root=root)
+    try:
+        board = devicefs.Board(s.url)
+        try:
+            assert board.info()["platform"] == "rp2"
+        finally:
+            board.t.close()
+    finally:
+        s.close()

@@ -102,7 +102,13 @@ class Board:
         self.port = port
         self.t = _transport(port)
         try:
-            self.t.enter_raw_repl(soft_reset=True)
+            try:
+                self.t.enter_raw_repl(soft_reset=True)
+            except TransportError:
+                # a Ctrl-C that lands in boot.py stops only boot.py: MicroPython then runs main.py,
+                # which reads the Ctrl-A meant for the REPL as input. The second try's Ctrl-C
+                # interrupts main.py (a board still booting when we connect: seen under load)
+                self.t.enter_raw_repl(soft_reset=True)
         except TransportError as exc:
             self.t.close()
             raise DeviceFsError(f"{port}: the board does not answer the MicroPython REPL ({exc})") from None
