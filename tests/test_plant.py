@@ -136,6 +136,14 @@ def test_firmware_on_the_esp32_adc_measures_what_the_plant_drives():
 
 
 
+def _pulse_oc_clear(p, t_ns, width_ns=100):
+    """The MCU's re-arm: OC_CLEAR high for `width_ns` from t_ns."""
+    p.oc_clear = 1
+    p.changed(t_ns)
+    p.oc_clear = 0
+    p.changed(t_ns + width_ns)
+
+
 def test_the_over_current_latch_gates_the_bridge_off_10_us_after_the_current_passes_its_threshold():
     """docs/hardware.md, U10-U13: set by the comparator, cleared by OC_CLEAR, set wins."""
     from myotone.emulator.plant import OC_LATCH_DELAY_NS
@@ -148,10 +156,7 @@ def test_the_over_current_latch_gates_the_bridge_off_10_us_after_the_current_pas
     assert p.trace.off_since(3 * MS) == MS + OC_LATCH_DELAY_NS
     p.bridge_a = 0                                    # the MCU still drove the bridge; now off, and cleared
     p.changed(4 * MS)
-    p.oc_clear = 1
-    p.changed(4 * MS + 1000)
-    p.oc_clear = 0
-    p.changed(4 * MS + 2000)
+    _pulse_oc_clear(p, 4 * MS + 1000, width_ns=1000)
     assert p.oc_q_level() == 0
     p.bridge_a = 1                                    # the DAC still stuck: set again 10 us in
     p.changed(5 * MS)
@@ -159,13 +164,6 @@ def test_the_over_current_latch_gates_the_bridge_off_10_us_after_the_current_pas
     p.oc_clear = 1                                    # set wins over a clear held on
     p.changed(6 * MS)
     assert p.current_ua(6 * MS + OC_LATCH_DELAY_NS) == 0 and p.oc_q_level() == 1
-
-
-def _pulse_oc_clear(p, t_ns):
-    p.oc_clear = 1
-    p.changed(t_ns)
-    p.oc_clear = 0
-    p.changed(t_ns + 100)
 
 
 def test_oc_test_sets_the_latch_with_no_current_and_holds_it_10_us_past_its_fall():

@@ -330,19 +330,18 @@ class FastPath:
                 # a comparator stuck high, seen on a waveform without off times too: while current
                 # flows one way (its comparator high) the other must read low, both high cannot be
                 if fl:
+                    k = _HIGH_B
                     if br == 1:
-                        if int(self._fb()):
-                            st[_HIGH_B] += 1
-                            if st[_HIGH_B] >= _IDLE_SAMPLES and reason == 0:
-                                reason = _R_SENSE
-                        else:
-                            st[_HIGH_B] = 0
-                    elif int(self._fa()):
-                        st[_HIGH_A] += 1
-                        if st[_HIGH_A] >= _IDLE_SAMPLES and reason == 0:
+                        hi = int(self._fb())
+                    else:
+                        k = _HIGH_A
+                        hi = int(self._fa())
+                    if hi:
+                        st[k] += 1
+                        if st[k] >= _IDLE_SAMPLES and reason == 0:
                             reason = _R_SENSE
                     else:
-                        st[_HIGH_A] = 0
+                        st[k] = 0
                 cmd_ua = int(self._stage.out_ua)
                 # below PROGRAM_MIN_UA (the soft start rounded down, a ramp-down's tail) the
                 # sense is too coarse for an impedance or a low reading; compliance reached

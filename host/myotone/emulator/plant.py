@@ -82,6 +82,7 @@ OC_LATCH_DELAY_NS = 10_000
 # OC_TEST high: R37 / D6 lift U10's input to ~1.9 V and return ~60 uA through R34 into R_SENSE, which
 # then reads 0.18 V with no current (docs/hardware.md, "Its test")
 OC_TEST_SENSE_V = 0.184
+_TEST_HELD = 1 << 62          # OC_TEST high: the comparator asserts until it falls
 
 
 def driven_pins(board: dict) -> dict[int, str]:
@@ -128,7 +129,6 @@ class Plant:
         self.oc_q = False
         self.oc_clear = 0
         self.oc_test = 0              # OC_TEST (the MCU's pin): the comparator asserts while high ...
-        self._oc_test_was = 0
         self._test_until_ns = None    # ... and until this after it falls (None: not asserting)
         self.oc_latch_tol = 0.0       # this unit's threshold error (a fraction, within oc_latch.tol_pct)
         self._gated = False           # Q set or stuck: the bridge inputs are held off
@@ -306,9 +306,10 @@ class Plant:
         if self.bridge_a and self.bridge_b:
             self.trace.shoot_through += 1
         self._advance(t_ns)
-        if self.oc_test != self._oc_test_was:
-            self._oc_test_was = self.oc_test
-            self._test_until_ns = (1 << 62) if self.oc_test else t_ns + OC_LATCH_DELAY_NS
+        if self.oc_test:
+            self._test_until_ns = _TEST_HELD
+        elif self._test_until_ns == _TEST_HELD:          # it fell now: the comparator follows 10 us on
+            self._test_until_ns = t_ns + OC_LATCH_DELAY_NS
         if self.oc_clear and self.oc_q and not self._test_asserts(t_ns):
             # cleared; an over-current sets it again, and a comparator OC_TEST holds keeps it (preset wins)
             self.oc_q = False
@@ -370,7 +371,7 @@ class Plant:
         if channel == "i":
             i_ua = self._bypass_ua if self._bypass_ua else abs(self.current_ua(t_ns))
             ua = i_ua * self.sense_gain + self.sense_offset_ua
-            test_v = OC_TEST_SENSE_V if self.oc_test and self.board.get("oc_latch") else 0.0
+            test_v = OC_TEST_SENSE_V if self.oc_test else 0.0     # (a pin only boards with the latch wire)
             return max(0.0, ua) * 1e-6 * self._r_sense + test_v + self._bias_v
         if channel == "v":
             return self.electrode_mv(t_ns) / 1000.0 / self.board["sense"]["divider"]
