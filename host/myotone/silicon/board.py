@@ -139,6 +139,8 @@ class SiliconBoard:
         names = (probe,) if isinstance(probe, str) else tuple(probe or ())
         self.probe_calls: dict[str, list[tuple[int, int]]] = {n: [] for n in names}
         self._probe_names = names
+        self._uf2 = uf2
+        self._symbols = None
         addresses = []
         if names:
             syms = elf.symbols(assets.find_elf(assets.find_uf2(uf2)))
@@ -202,6 +204,23 @@ class SiliconBoard:
         self._tx.extend(data)
         for listener in self.console.listeners:
             listener(data)
+
+    # ---- a profile (silicon/profile.py) ----
+    def profile_start(self, probe: str | None = None) -> None:
+        """Count cycles per instruction from now on: inside calls of `probe` (one of this
+        board's probes; interrupts nested in them included), or everywhere."""
+        k = -1 if probe is None else self._probe_names.index(probe)
+        with self._lock:
+            self.chip.profile_start(k)
+
+    def profile_take(self) -> list[tuple[str, int]]:
+        """The cycles counted since profile_start(), per function, most first."""
+        from myotone.silicon import profile
+        with self._lock:
+            cycles = self.chip.profile_take()
+        if self._symbols is None:
+            self._symbols = profile.Symbols(assets.find_elf(assets.find_uf2(self._uf2)))
+        return profile.by_function(cycles, self._symbols)
 
     def flash(self, t_ns: int, op: str, offset: int, length: int) -> None:
         self.flash_ops.append((t_ns, op, offset, length))

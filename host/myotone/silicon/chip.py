@@ -129,6 +129,23 @@ class Chip:
         """Stop the core where it is (timers, PIO and the watchdog run on) until a reset."""
         self._send(f"hang {int(hung)}")
 
+    def profile_start(self, k: int = -1) -> None:
+        """Count the core's cycles per instruction address from now on: inside the k-th probe's
+        calls only (interrupts nested in them included), or everywhere (k = -1)."""
+        self._send(f"prof {int(k)}")
+
+    def profile_take(self) -> dict[int, int]:
+        """The cycles counted per instruction address since profile_start(); profiling stops."""
+        self._send("prof?")
+        out: dict[int, int] = {}
+        for raw in self._from:
+            f = raw.split()
+            if f[0] == b"pc":
+                out[int(f[1])] = int(f[2])
+            elif f[:2] == [b"prof", b"end"]:
+                return out
+        raise self._gone()
+
     def power_cycle(self) -> None:
         """A power-on reset: fresh core and peripherals, the same flash."""
         self._send("reset")

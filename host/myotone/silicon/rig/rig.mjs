@@ -8,6 +8,9 @@
 //        | pin? T GPIO 0|1|z (an edge of a --sync-pins pin, answered `in [GPIO LEVEL DELAY_NS]...`)
 //        | call T DURATION_NS K (the K-th --probe function, entry to return) | reset T REASON
 //        | done T BUSY_NS | log TEXT     (BUSY_NS: the core's time not asleep, in total)
+//   profile: `prof K` starts counting the core's cycles per instruction address (K >= 0: only
+//   inside the K-th probe's call, interrupts nested in it included; -1: all); `prof?` answers
+//   `pc ADDR CYCLES`... then `prof end` (and clears the counts)
 // While the rig waits for `adc CODE` the chip stands still: the plant answers for the
 // instant of the conversion. Likewise for an edge of a --sync-pins pin (the over-current
 // latch's OC_CLEAR and OC_TEST): the plant answers with the inputs it drives, now or
@@ -332,6 +335,8 @@ function advanceTo(t) {
 // ---- the run loop -----------------------------------------------------------------------
 let busyNs = 0;
 const callT0 = probes.map(() => 0), callRet = probes.map(() => -1), callSp = probes.map(() => 0);     // busy: executing instructions or stalled on flash
+let profK = null;                         // null: not profiling; -1: every instruction; K: in probe K
+const profCycles = new Map();             // instruction address -> cycles spent there
 function run(until) {
   while (clock.nanos < until) {
     if (resetPending) { const reason = resetPending; boot(reason); send(`reset ${Math.round(clock.nanos)} ${reason === WATCHDOG_REASON_FORCE ? 'force' : 'watchdog'}`); continue; }
@@ -350,7 +355,9 @@ function run(until) {
       if (pc === probes[k] && callRet[k] < 0) { callT0[k] = clock.nanos; callRet[k] = core.registers[14] & ~1; callSp[k] = core.SP; }
       else if (pc === callRet[k] && core.SP >= callSp[k]) { send(`call ${Math.round(callT0[k])} ${Math.round(clock.nanos - callT0[k])} ${k}`); callRet[k] = -1; }
     }
+    const pc = core.PC;
     const cycles = core.executeInstruction();
+    if (profK !== null && (profK < 0 || callRet[profK] >= 0)) profCycles.set(pc, (profCycles.get(pc) ?? 0) + cycles);
     const t = clock.nanos + cycles * CYCLE_NS;
     busyNs += cycles * CYCLE_NS;
     if (pioNext <= t) stepPio(t);
@@ -372,6 +379,12 @@ for (;;) {
     resolveInput(mcu.gpio[gpio]);
   }
   else if (cmd === 'hang') hung = a === '1';
+  else if (cmd === 'prof') { profK = Number(a); profCycles.clear(); }
+  else if (cmd === 'prof?') {
+    for (const [pc, c] of profCycles) send(`pc ${pc} ${c}`);
+    send('prof end'); flush();
+    profK = null; profCycles.clear();
+  }
   else if (cmd === 'i2c') i2cPresent.set(Number(a), b === '1');
   else if (cmd === 'reset') { boot(0); send(`reset ${Math.round(clock.nanos)} power`); flush(); }
   else if (cmd === 'quit') { flush(); process.exit(0); }
