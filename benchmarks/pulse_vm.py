@@ -13,6 +13,7 @@ comparison is refused.
 from __future__ import annotations
 
 import os
+import re
 import textwrap
 
 from firmware_paths import FIRMWARE_DIR
@@ -189,6 +190,9 @@ def _loop(name: str, stmt: str) -> str:
 def _program() -> str:
     """The VM code: fakes installed, firmware pulse back-ends built, loops defined."""
     pio_src = (FIRMWARE_DIR / "myotone" / "hal" / "pulse_pio.py").read_text(encoding="utf-8")
+    # as the VM's runner does with the files it installs (tools/mpvm/runner.mjs): the WebAssembly
+    # port has no native emitter, so the decorator lines are blanked (line numbers kept)
+    pio_src = re.sub(r"^[ \t]*@micropython\.(native|viper)[ \t]*$", "", pio_src, flags=re.M)
     code = [f"open('/rp2.py', 'w').write({FAKE_RP2!r})",
             f"open('/myotone/hal/pulse_pio.py', 'w').write({pio_src!r})",
             "import rp2",

@@ -137,6 +137,45 @@ def test_new_table_is_swapped_in_at_a_unit_boundary(backend):
         assert emu.plant.trace.shoot_through == 0
 
 
+def test_pio_refills_in_batches_and_never_starves_across_table_swaps():
+    """The refill interrupt comes at every segment's end but fills the FIFO only once it holds
+    4 words (any 4 of one table span a pair period, >= 1 ms); around a swap, when the FIFO holds
+    two tables' words, at every segment. Swapping between the shortest segments the back-end
+    plays (1 kHz, 20 us phases and gap) and long ones, every pair starts on its schedule: a
+    starved FIFO would play "off" and push the next pair late."""
+    with Emulator(board_for("pio")) as emu:
+        start(emu, duration_s=60)
+        emu.run_for(2.05)
+        pulse = firmware_pulse(emu)
+        waveform = emu.runtime.import_module("myotone.pulse").Waveform
+        puts = []
+        put = pulse._sm.put
+        pulse._sm.put = lambda w, *a: (puts.append(emu.clock.now_ns), put(w, *a))
+        runs = []
+        for wave, period_us, width_us in ((waveform(1_000_000, 20, 20, False), 1000, 20),
+                                          (waveform(500_000, 1000, 0, False), 2000, 1000),
+                                          (waveform(1_000_000, 20, 20, False), 1000, 20)):
+            t0 = emu.clock.now_ns
+            pulse.start(pulse.prepare(wave))
+            emu.run_for(0.7)                 # the swap waits for a unit boundary: up to 2 of lift's
+            runs.append((t0, emu.clock.now_ns, period_us, width_us))
+        edges = bridge_edges(emu)
+        for t0, t1, period_us, width_us in runs:
+            rises = [t for t, is_a, level in edges if is_a and level and t0 < t < t1]
+            falls = [t for t, is_a, level in edges if is_a and not level and rises[0] < t < t1]
+            k = next(i for i, (r, f) in enumerate(zip(rises, falls)) if f - r == width_us * US)
+            rises, falls = rises[k:], falls[k:]      # from the swap (at the old unit's end) on
+            assert len(rises) >= 100
+            assert {b - a for a, b in zip(rises, rises[1:])} == {period_us * US}   # none late
+            assert {f - r for r, f in zip(rises, falls)} == {width_us * US}
+        # in batches: a steady table's words go in 4 (or more) at a time, not one per segment
+        t0, t1 = runs[1][0] + 50_000 * US, runs[1][1]
+        steady = [t for t in puts if t0 < t < t1]
+        batches = len({t // (50 * US) for t in steady})
+        assert len(steady) >= 300 and batches * 4 <= len(steady) + 4, (len(steady), batches)
+        assert emu.plant.trace.shoot_through == 0
+
+
 def test_rmt_refuses_phases_without_dead_time_and_timer_refuses_off_grid():
     with Emulator(board_for("rmt")) as emu:
         emu.run_for(0.2)

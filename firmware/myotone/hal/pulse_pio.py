@@ -6,11 +6,16 @@
 # safe by construction: `pull noblock` copies X, which is 0 after the count,
 # so an empty FIFO plays "bridge off" (never the last phase, never both pins).
 # A hard IRQ raised once per segment refills the FIFO from the preallocated
-# table; the table is swapped at a unit boundary (double buffer).
+# table; the table is swapped at a unit boundary (double buffer). Each
+# table's FIFO words are computed when it is prepared (main loop), so the
+# refill only copies them: 1 000 refills a second on a 500 Hz waveform
+# without off times, each nested in whatever the CPU was doing.
+import micropython
 import rp2
 import time
+from array import array
 from micropython import const
-from myotone.pulse import Table, BRIDGE, IN_PAIR, PAIR_START
+from myotone.pulse import Table, BRIDGE, IN_PAIR, PAIR_START, MAX_SEGMENTS
 from myotone.hal.followed import FollowedPulse
 
 _OVERHEAD_US = const(6)    # cycles per segment besides the count loop
@@ -20,6 +25,11 @@ _PULL_NOBLOCK = const(0x8080)    # `pull(noblock)`: forced, it drops the FIFO's 
 _RING = const(16)                # flags of the last words fed (> FIFO depth + 1)
 _LONG_OFF = const(0x80)          # ring flag: an off time long enough to drop words in
 _LONG_OFF_US = const(200)        # (the refill interrupt and the forced pulls: tens of us)
+# The refill waits until the FIFO holds this few words: any 4 consecutive words of one table
+# span at least one pair period (a pair is at most 4 segments), 1 ms at the highest rate, so a
+# refill may come that late. Right after a table swap the FIFO may hold the end of one table
+# and the start of the next (4 words of 20 us): then it refills at every segment, as before.
+_REFILL_AT = const(4)
 
 
 @rp2.asm_pio(out_init=(rp2.PIO.OUT_LOW, rp2.PIO.OUT_LOW), out_shiftdir=rp2.PIO.SHIFT_RIGHT,
@@ -44,11 +54,20 @@ class PioPulse(FollowedPulse):
         self._pin_b = pin_b
         self._min_units = max(_OVERHEAD_US + 1, min_phase_us)
         self._tables = (Table(), Table())
+        # per table: its FIFO words and the ring flags they carry (prepare())
+        self._words = (array("i", [0] * MAX_SEGMENTS), array("i", [0] * MAX_SEGMENTS))
+        self._flags = (bytearray(MAX_SEGMENTS), bytearray(MAX_SEGMENTS))
         self._t = self._tables[0]
+        self._w = self._words[0]
+        self._f = self._flags[0]
         self._next = self._t
+        self._next_w = self._w
+        self._next_f = self._f
         self._pending = False
         self._i = 0
         self._rep = 0
+        self._low = _REFILL_AT     # refill once the FIFO holds this few words
+        self._mixed = 0            # words still to feed after a swap before the FIFO holds one table
         self._stopped = False
         # finish(): which word plays is fed - in the FIFO - 1; the ring keeps each fed word's
         # pair flags, so the IRQ knows when the pair under way is in its last segment
@@ -60,40 +79,74 @@ class PioPulse(FollowedPulse):
         self._feed_cb = self._feed         # bound once: the IRQ must not allocate
 
     def prepare(self, wave):
-        table = self._tables[1] if self._t is self._tables[0] else self._tables[0]
-        return table.compile(wave, 1, self._min_units, 0x0FFFFFFF)
+        k = 1 if self._t is self._tables[0] else 0
+        table = self._tables[k].compile(wave, 1, self._min_units, 0x0FFFFFFF)
+        words = self._words[k]
+        flags = self._flags[k]
+        for i in range(table.n):
+            d = table.dur[i]
+            st = table.state[i]
+            words[i] = ((d - _OVERHEAD_US) << 2) | (st & BRIDGE)
+            flags[i] = st | _LONG_OFF if d >= _LONG_OFF_US and not st & IN_PAIR else st
+        return table
 
-    def _word(self):
-        """The next FIFO word, walking the table with its burst envelope."""
-        t = self._t
-        i = self._i
-        if i >= t.n:                          # unit boundary
-            i = 0
-            if self._pending:
-                self._t = t = self._next
-                self._pending = False
-                self._rep = 0
-            elif t.reps:
-                self._rep += 1
-                if self._rep >= t.reps:
-                    self._rep = 0
-                    self._i = 0
-                    return (t.off - _OVERHEAD_US) << 2
-        self._i = i + 1
-        d = t.dur[i]
-        st = t.state[i]
-        self._ring[self._fed % _RING] = st | _LONG_OFF if d >= _LONG_OFF_US and not st & IN_PAIR else st
-        return ((d - _OVERHEAD_US) << 2) | (st & BRIDGE)
+    def _plan(self, table):
+        """The FIFO words and ring flags prepare() computed for `table`."""
+        k = 0 if table is self._tables[0] else 1
+        return self._words[k], self._flags[k]
 
+    @micropython.native
     def _feed(self, _sm):
+        """The hard IRQ at each segment's end: fill the FIFO, walking the table with its burst
+        envelope (allocation-free; the words were computed by prepare())."""
         sm = self._sm
         if self._finish:
             self._finishing(sm)
             return
-        while sm.tx_fifo() < _FIFO_DEPTH:
-            self._ring[self._fed % _RING] = _LONG_OFF  # a burst's off time (_word sets table words)
-            sm.put(self._word())
-            self._fed += 1
+        queued = sm.tx_fifo()
+        if queued > self._low:
+            return                              # enough queued: most interrupts end here
+        room = _FIFO_DEPTH - queued             # only the state machine takes words meanwhile
+        ring = self._ring
+        fed = self._fed
+        t = self._t
+        n = t.n
+        words = self._w
+        flags = self._f
+        i = self._i
+        while room > 0:
+            if i >= n:                          # unit boundary
+                i = 0
+                if self._pending:
+                    self._t = t = self._next
+                    n = t.n
+                    self._w = words = self._next_w
+                    self._f = flags = self._next_f
+                    self._pending = False
+                    self._rep = 0
+                    self._low = _FIFO_DEPTH - 1  # two tables' words queued: refill at every segment
+                    self._mixed = _FIFO_DEPTH + fed - self._fed   # (fed - self._fed: this call's, before)
+                elif t.reps:
+                    self._rep += 1
+                    if self._rep >= t.reps:     # the burst's off time
+                        self._rep = 0
+                        ring[fed % _RING] = _LONG_OFF
+                        sm.put((t.off - _OVERHEAD_US) << 2)
+                        fed += 1
+                        room -= 1
+                        continue
+            ring[fed % _RING] = flags[i]
+            sm.put(words[i])
+            fed += 1
+            i += 1
+            room -= 1
+        self._i = i
+        if self._mixed:
+            self._mixed -= fed - self._fed
+            if self._mixed <= 0:                # the FIFO holds one table's words again
+                self._mixed = 0
+                self._low = _REFILL_AT
+        self._fed = fed
 
     def _finishing(self, sm):
         """finish(), at each segment's end (and once when asked): in the off time after the
@@ -164,6 +217,8 @@ class PioPulse(FollowedPulse):
 
     def start(self, table):
         if self.running:
+            self._pending = False          # the refill never swaps in a half-set table
+            self._next_w, self._next_f = self._plan(table)
             self._next = table
             self._pending = True
             return
@@ -173,6 +228,9 @@ class PioPulse(FollowedPulse):
             self._sm.init(_player, freq=1000000, out_base=self._pin_a)
             self._stopped = False
         self._t = table
+        self._w, self._f = self._plan(table)
+        self._low = _REFILL_AT
+        self._mixed = 0
         self._i = 0
         self._rep = 0
         self._pending = False
