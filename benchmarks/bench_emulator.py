@@ -43,8 +43,8 @@ def firmware_tick_us(n: int = 20_000) -> float:
         emu.run_for(5.0)                            # in run, the pulse playing
         sup = emu.runtime.modules["myotone.app"].supervisor
         sense, hw = sup.sense, sup.hw
-        sense._adc_i = _ConstantAdc(sense._adc_i.read_u16())
-        sense._adc_v = _ConstantAdc(sense._adc_v.read_u16())
+        sense._conv_i = _ConstantAdc(sense._conv_i()).read_u16     # the conversions Sense binds
+        sense._conv_v = _ConstantAdc(sense._conv_v()).read_u16
         hw._adc_temp = _ConstantAdc(hw._adc_temp.read_u16())
         fast_per_ms = emu.board["supervisor"]["hz"] / 1000
         fw = emu.runtime.import_module

@@ -144,7 +144,8 @@ class FastLine:
         ns = types.SimpleNamespace
         self.stuck = False           # the ADC keeps its last conversions (else its noise moves them)
         self.conv = array("i", [0, 0])   # Sense.conversions: the raw current and voltage conversions
-        sense = ns(read_ua=self._read_ua, read_mv=lambda: self.mv, conversions=self.conv)
+        self.read_ua = self._read_ua     # what the path's current conversions call (a test may swap it)
+        sense = ns(read_ua=lambda: self.read_ua(), read_mv=lambda: self.mv, conversions=self.conv)
         self.stage = ns(state=2, out_ua=out_ua, close_by=0, fast_cut=self.cuts.append)
         self.flow = None             # the polarity comparators: None = the way the bridge drives
         self.flow_stuck = 0          # 1 or 2: that comparator reads high whatever flows

@@ -221,7 +221,7 @@ def test_over_current_is_confirmed_by_a_second_conversion_in_the_same_pass(fw):
         if len(conversions) == 2:
             line.bridge = 0              # the phase ends between the two conversions
         return 700
-    fp._read_ua = read_ua
+    line.read_ua = read_ua
     assert line.sample(1, 700) is None and len(conversions) == 2 and line.cuts == []
 
 

@@ -115,6 +115,20 @@ _MEASURING = const(37) # 1 while a `measure` session sums samples: copied by tak
 _DENSE_UA = const(38)  # high_density's level for the session: copied by begin() (Monitor.begin first)
 _SLOTS = const(39)
 
+# stage.CLOSING inlined: the name imported is a global lookup on every armed sample
+_STAGE_CLOSING = const(3)
+if CLOSING != _STAGE_CLOSING:
+    raise ImportError("fastpath: stage.CLOSING is not %d" % _STAGE_CLOSING)
+
+# FastPath._io's items
+_IO_A = const(0)       # POL_A's pin (.value)
+_IO_B = const(1)
+_IO_UA = const(2)      # the sense's current (read_ua)
+_IO_MV = const(3)      # ... and voltage
+_IO_FA = const(4)      # the polarity comparators
+_IO_FB = const(5)
+_IO_VBUS = const(6)
+
 # what run() found, as a small int (a viper function keeps ints unboxed); _REASONS names it
 _REASONS = (None, OVER_CURRENT, HIGH_DENSITY, CONTACT_LOST, SENSE_FAULT, CHARGING, CHARGE_IMBALANCE)
 _R_OVER = const(1)
@@ -141,14 +155,12 @@ def unsupervised(wave, hz):
 
 class FastPath:
     def __init__(self, sense, pin_a, pin_b, flow_a, flow_b, vbus, output, stage, monitor, measure, session):
-        self._read_ua = sense.read_ua
-        self._read_mv = sense.read_mv
+        # what the interrupt reads, in one tuple: an item is a subscript, an attribute of self
+        # a hash lookup (on the silicon tier, map lookups were a fifth of the path's time)
+        # (flow_a reads 1 while current flows the POL_A way, E1 -> E2; flow_b the POL_B way)
+        self._io = (pin_a.value, pin_b.value, sense.read_ua, sense.read_mv, flow_a.value,
+                    flow_b.value, vbus.value)
         self._conv = sense.conversions   # slots 0, 1: the raw conversions of the last reads
-        self._a = pin_a.value
-        self._b = pin_b.value
-        self._fa = flow_a.value          # 1 while current flows the POL_A way (E1 -> E2)
-        self._fb = flow_b.value          # 1 while it flows the POL_B way
-        self._vbus = vbus.value
         self._out = output
         self._stage = stage
         self._mon = monitor
@@ -221,18 +233,19 @@ class FastPath:
     @micropython.viper
     def run(self, _timer):
         try:
-            a = int(self._a())
-            b = int(self._b())
-            ua = int(self._read_ua())
+            io = self._io
+            a = int(io[_IO_A]())
+            b = int(io[_IO_B]())
+            ua = int(io[_IO_UA]())
             # the comparator of the direction the bridge drives, read with the current
             fl = 0
             if a:
-                fl = int(self._fa())
+                fl = int(io[_IO_FA]())
             elif b:
-                fl = int(self._fb())
-            mv = int(self._read_mv())
+                fl = int(io[_IO_FB]())
+            mv = int(io[_IO_MV]())
             br = 0                           # the bridge state: 0 off, 1 POL_A, 2 POL_B, -1 at an
-            if int(self._a()) != a or int(self._b()) != b:   # edge (both high is no valid state either)
+            if int(io[_IO_A]()) != a or int(io[_IO_B]()) != b:   # edge (both high is no valid state either)
                 br = -1
             elif a:
                 br = -1 if b else 1
@@ -252,8 +265,9 @@ class FastPath:
                     st[_ZERO16] = zero16 + ua - (zero16 >> 4)
             if not st[_ARMED]:
                 return
+            stage = self._stage
             # charging: a charger or a computer on USB (mains leakage): off within 2 ms
-            reason = _R_CHARGING if int(self._vbus()) else 0
+            reason = _R_CHARGING if int(io[_IO_VBUS]()) else 0
             if br >= 0 and br != st[_PH]:
                 # -- phase end: the pins left the phase's polarity. A phase of current that
                 # ends with a trip's condition standing confirms that trip: the polarity's (a DC
@@ -310,7 +324,7 @@ class FastPath:
                     # unchanged): one noisy conversion trips nothing, and an onset is cut one
                     # sample period after it at most, leaving half the 2 ms bound for hold-offs
                     # of a soft-timer path (the ESP32) and the path's own time
-                    if int(self._read_ua()) > st[_OVER_UA] and int(self._a()) == a and int(self._b()) == b:
+                    if int(io[_IO_UA]()) > st[_OVER_UA] and int(io[_IO_A]()) == a and int(io[_IO_B]()) == b:
                         reason = _R_OVER
                 if ua > st[_DENSE_UA]:
                     st[_DENSE] += 1
@@ -332,17 +346,17 @@ class FastPath:
                 if fl:
                     k = _HIGH_B
                     if br == 1:
-                        hi = int(self._fb())
+                        hi = int(io[_IO_FB]())
                     else:
                         k = _HIGH_A
-                        hi = int(self._fa())
+                        hi = int(io[_IO_FA]())
                     if hi:
                         st[k] += 1
                         if st[k] >= _IDLE_SAMPLES and reason == 0:
                             reason = _R_SENSE
                     else:
                         st[k] = 0
-                cmd_ua = int(self._stage.out_ua)
+                cmd_ua = int(stage.out_ua)
                 # below PROGRAM_MIN_UA (the soft start rounded down, a ramp-down's tail) the
                 # sense is too coarse for an impedance or a low reading; compliance reached
                 # still says an open electrode at any current
@@ -388,7 +402,7 @@ class FastPath:
                 # no current path: what the sense reads must be ~0, and neither polarity comparator
                 # may say current flows (one stuck high hides a DC fault in its own direction; with
                 # the rail on, a session's off times, it reads low unless stuck)
-                if ua > st[_IDLE_UA] or int(self._fa()) or int(self._fb()):
+                if ua > st[_IDLE_UA] or int(io[_IO_FA]()) or int(io[_IO_FB]()):
                     st[_IDLE] += 1
                     if st[_IDLE] >= _IDLE_SAMPLES:
                         reason = _R_SENSE
@@ -397,7 +411,7 @@ class FastPath:
             if reason:
                 st[_ARMED] = 0
                 self._cut(reason)
-            elif int(self._stage.state) == int(CLOSING):
+            elif int(stage.state) == _STAGE_CLOSING:
                 self._deadline()
         except KeyboardInterrupt:
             self.interrupted = True

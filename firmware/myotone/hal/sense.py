@@ -51,8 +51,9 @@ def _scale(full_scale, shift):
 class Sense:
     def __init__(self, adc_current, adc_voltage, r_sense_ohm, divider, adc_vref_mv, calibrated=False,
                  biased=False):
-        self._adc_i = adc_current
-        self._adc_v = adc_voltage
+        # the conversions read_ua / read_mv take, bound once (a method lookup on every sample else)
+        self._conv_i = adc_current.read_uv if calibrated else adc_current.read_u16
+        self._conv_v = adc_voltage.read_uv if calibrated else adc_voltage.read_u16
         self._r_sense = r_sense_ohm
         k = self._k = array("i", [0] * _K_SLOTS)
         self.conversions = k        # slots 0, 1: the last raw conversion of current and voltage
@@ -90,14 +91,14 @@ class Sense:
     def read_ua(self) -> int:
         k = ptr32(self._k)
         if k[_K_CAL]:
-            uv = int(self._adc_i.read_uv())
+            uv = int(self._conv_i())
             k[_K_RAW_I] = uv
             ua = 0
             if uv > k[_K_FLOOR_I]:              # the floor: a dead zone, or (biased) the zero
                 uv -= k[_K_FLOOR_I] * k[_K_BIASED]
                 ua = (uv * 16 + (k[_K_R16] >> 1)) // k[_K_R16]
         else:
-            raw = int(self._adc_i.read_u16())
+            raw = int(self._conv_i())
             k[_K_RAW_I] = raw
             ua = (raw * k[_K_I_SCALE] + 8192) >> 14
         ua += k[_K_I_OFF]
@@ -107,9 +108,9 @@ class Sense:
     def read_mv(self) -> int:
         k = ptr32(self._k)
         if k[_K_CAL]:
-            uv = int(self._adc_v.read_uv())
+            uv = int(self._conv_v())
             k[_K_RAW_V] = uv
             return 0 if uv <= k[_K_FLOOR_V] else uv * k[_K_DIVIDER] // 1000
-        raw = int(self._adc_v.read_u16())
+        raw = int(self._conv_v())
         k[_K_RAW_V] = raw
         return (raw * k[_K_V_SCALE] + 8192) >> 14
