@@ -76,6 +76,7 @@ class Monitor:
         self._wpos = self._wposk = self._wneg = self._wnegk = 0
         self.z_ohm = 0          # smoothed electrode impedance
         self.z_base_ohm = 0     # the session's baseline (0 = not yet captured)
+        self.scale_pct = 100    # scale()'s factor, kept by track(): the output slice reads it
 
     # ---- environment: checked on every tick, session or not ----
     @micropython.native
@@ -102,7 +103,9 @@ class Monitor:
         """Impedance from the settled on-samples since the last call (their sums)."""
         if n_on and zua >= limits.PROGRAM_MIN_UA * n_on:
             z = mv * 1000 // zua
-            self.z_ohm = z if self.z_ohm == 0 else self.z_ohm + ((z - self.z_ohm) >> 3)
+            self.z_ohm = z = z if self.z_ohm == 0 else self.z_ohm + ((z - self.z_ohm) >> 3)
+            zb2 = self.z_base_ohm * limits.IMPEDANCE_ADAPT_RATIO
+            self.scale_pct = 100 if zb2 == 0 or z <= zb2 else zb2 * 100 // z
 
     @micropython.native
     def charge(self, now_ms, pos_m, pos_k, neg_m, neg_k):
@@ -153,12 +156,12 @@ class Monitor:
     # ---- impedance-adaptive output ----
     def capture_baseline(self):
         self.z_base_ohm = self.z_ohm
+        self.scale_pct = 100        # Z is its own baseline: not above 2 x it
 
     @micropython.native
     def scale(self, target_ua):
         """Above 2 x the baseline impedance, current falls as baseline x 2 / Z (the
-        supervisor caps the session's target there: Session.limit_to)."""
-        zb2 = self.z_base_ohm * limits.IMPEDANCE_ADAPT_RATIO
-        if zb2 == 0 or self.z_ohm <= zb2:
-            return target_ua
-        return target_ua * (zb2 * 100 // self.z_ohm) // 100
+        supervisor caps the session's target there: Session.limit_to). The factor (scale_pct,
+        100: not engaged) changes only with the impedance, so it is kept where that is tracked."""
+        pct = self.scale_pct
+        return target_ua if pct >= 100 else target_ua * pct // 100

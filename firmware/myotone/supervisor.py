@@ -234,13 +234,15 @@ class Supervisor:
             # time a slice sees; when a whole pair went by without one (no off time, or one
             # too short for the 10 ms slices) at each new pair, one ramp step inside it
             self._pairs_at_set = pulse.pairs
-            cap = self.monitor.scale(sess.setpoint_ua)
-            if cap < sess.setpoint_ua and cap < target:
-                # scaling engaged: the target falls at once; un-scaling comes back as a
-                # ramp, never a step. (A lower setpoint alone -- a phase change, stop --
-                # is a ramp down, not a cap.)
-                sess.limit_to(cap)
-                target = cap
+            mon = self.monitor
+            if mon.scale_pct < 100:             # engaged (one attribute when not: no call)
+                cap = mon.scale(sess.setpoint_ua)
+                if cap < sess.setpoint_ua and cap < target:
+                    # scaling engaged: the target falls at once; un-scaling comes back as a
+                    # ramp, never a step. (A lower setpoint alone -- a phase change, stop --
+                    # is a ramp down, not a cap.)
+                    sess.limit_to(cap)
+                    target = cap
             na = sess.target_na
             out = self.output
             if na != self._set_na or out.code != self._set_code:
