@@ -138,6 +138,7 @@ class Output:
         if code != self.code:
             self.write_code(code)
 
+    @micropython.native
     def write_code(self, code):
         """The one DAC write: clamped to 0..limit_code whatever the caller computed."""
         if code > self.limit_code:

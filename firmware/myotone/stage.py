@@ -33,7 +33,7 @@
 # died since the last switch-on is found there, not by the next over-current);
 # a latch that fails is `oc_latch_fault`, and nothing is switched on.
 #
-# The tick calls trip(), cut(), set_na() and closed(); they allocate nothing
+# The tick calls trip(), cut(), set_code() and closed(); they allocate nothing
 # on their normal path (an exception object is made only when a peripheral
 # fails). Pure logic: the hardware objects are passed in.
 import micropython
@@ -143,14 +143,15 @@ class OutputStage:
         out.set_ua(ua)
         self.out_ua = out.ua_for_code(out.code)
 
-    @micropython.native
     def set_na(self, na):
-        """The amplitude between pairs (tick), in nA. A DAC that does not answer is a fault.
+        """The amplitude between pairs, in nA (set_code of what it commands)."""
+        self.set_code(self._out.code_for_na(na))
 
-        Called on every output slice between pairs: an unchanged code costs one call
-        to the clamp and no write (as Output.set_ua did before)."""
+    @micropython.native
+    def set_code(self, code):
+        """The amplitude between pairs (tick): a DAC code (Output.code_for_na's). A DAC that
+        does not answer is a fault. An unchanged code writes nothing."""
         out = self._out
-        code = out.code_for_na(na)
         if code == out.code:
             return
         try:

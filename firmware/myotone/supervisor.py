@@ -246,24 +246,25 @@ class Supervisor:
             na = sess.target_na
             out = self.output
             if na != self._set_na or out.code != self._set_code:
-                if pulse.in_pair and not self._rise_fits(out, na):
-                    sess.hold_at(out.na_for_code(out.code))   # the rise waits: a later pair, an off time
-                    return
-                stage.set_na(na)
+                code = out.code_for_na(na)
+                if code != out.code:
+                    if pulse.in_pair and code > out.code and not self._rise_fits(out, code):
+                        sess.hold_at(out.na_for_code(out.code))   # the rise waits: a later pair, an off time
+                        return
+                    stage.set_code(code)
                 self._set_na = na
                 self._set_code = out.code
             if pulse.in_pair and out.code > out.pair_code:
                 out.pair_code = out.code        # written inside the pair under way: it plays it
 
-    def _rise_fits(self, out, na):
-        """A rise written inside a pair leaves up to its step x one phase of net charge: it is
-        written only while the ledger's rises stay within IN_PAIR_NET_PERMILLE of the charge
-        the pairs moved since switch-on (an 8-bit DAC's first step from the soft start is 50 %
-        of it: one in the first pairs was 3 % of a 10 s window). Falls always fit: they undo
-        the rises' net (the later phase carries the newer amplitude) or end the output."""
-        code = out.code_for_na(na)
-        if code <= out.code:
-            return True
+    @micropython.native
+    def _rise_fits(self, out, code):
+        """A rise (to `code`, above the DAC's) written inside a pair leaves up to its step x one
+        phase of net charge: it is written only while the ledger's rises stay within
+        IN_PAIR_NET_PERMILLE of the charge the pairs moved since switch-on (an 8-bit DAC's first
+        step from the soft start is 50 % of it: one in the first pairs was 3 % of a 10 s window).
+        Falls always fit (not asked): they undo the rises' net (the later phase carries the newer
+        amplitude) or end the output."""
         lg = self._ledger
         if lg[_L_MOVED_UA] >= _LEDGER_FULL_UA:
             return True
