@@ -12,6 +12,8 @@ core 1: real silicon is somewhat slower than these figures.
 * tick: every call of the scheduled supervisor callback (MicroPython runs soft-timer
   callbacks through mp_call_function_1_protected, timed from entry to return with the ELF's
   symbols), idle and in a `lift` session: mean, max, CPU share;
+* building blocks: the bookkeeping's calls one by one at the REPL (after Ctrl-C, timers stopped),
+  a PIO table playing and a session ramping: us per call;
 * soft-callback wait: timer alarm to the scheduled callback's run with the HV rail on, under
   20 `status` requests/s, with supervisor.gc "output_off" (what holds the ESP32's fast path);
 * status: round trip of `status` during a session; the highest request rate sustained
@@ -173,6 +175,58 @@ def ticks(seconds: float, no_off_time: bool = False, ramps: bool = False) -> lis
     finally:
         fw.close()
     return rows
+
+
+# the bookkeeping's building blocks, each called at the REPL after Ctrl-C (the firmware's objects,
+# timers stopped: nothing nests), a PIO table playing and a session ramping (not switched on)
+_BLOCKS = """
+import time
+import myotone.app as A
+from myotone.pulse import Waveform
+sup = A.supervisor
+p, s, out = sup.pulse, sup.session, sup.output
+p.start(p.prepare(Waveform(500000, 1000, 0, True)))
+s.begin(300, 600000, time.ticks_ms())
+def timed(f, n=200):
+    t0 = time.ticks_us()
+    for _ in range(n):
+        f()
+    return time.ticks_diff(time.ticks_us(), t0) / n
+def nothing():
+    pass
+def sample():
+    p.sample()
+def attribute():
+    sup.ticks
+def step():
+    s.step(time.ticks_ms(), True)
+def code_for_na():
+    out.code_for_na(123456)
+def na_for_code():
+    out.na_for_code(500)
+def write_code():
+    out.write_code(out.code ^ 1)
+def rise_fits():
+    sup._rise_fits(out, out.code + 1)
+base = timed(nothing)
+print("call", base)
+for f in (attribute, sample, step, code_for_na, na_for_code, write_code, rise_fits):
+    print(f.__name__, timed(f) - base)
+"""
+
+
+def building_blocks() -> dict[str, float]:
+    """What each of the bookkeeping's building blocks costs on the chip, in us per call (a
+    Python call's own cost, `call`, taken off the others): an attribute lookup, the playhead's
+    sample, the session's step in RAMP, the DAC transfer both ways, a DAC write, a rise's fit."""
+    fw = Fw()
+    try:
+        fw.b.write(b"\x03")
+        fw.b.wait_for(b">>> ", 3)
+        out = fw.b.exec_raw(_BLOCKS, timeout_s=60)
+    finally:
+        fw.close()
+    return {name: float(v) for name, v in (line.split() for line in out.strip().splitlines())}
 
 
 def pick(rows: list[dict], state: str, path: str) -> dict:
@@ -362,6 +416,7 @@ def measure(quick: bool = False) -> report.Section:
     gc_rows = gc_policies(3.0 if quick else 20.0)
     off = next(r for r in gc_rows if r["gc"] == "output_off")
     tick_rows = ticks(0.3 if quick else 2.0, no_off_time=True, ramps=True)
+    blocks = building_blocks()
     waits = soft_waits(1.0 if quick else 6.0)
     rate_rows, best = status_rate([3.0] if quick else [1.0, 3.0, 10.0, 20.0], 3.0 if quick else 60.0)
     offsets = onsets_ms(2 if quick else 32)
@@ -395,6 +450,8 @@ def measure(quick: bool = False) -> report.Section:
             {"figure": f"bookkeeping tick, {NO_OFF_STATE}: max", "value": books_no["max_us"], "unit": "us"},
             *({"figure": f"{r['path']}, {r['state']}: mean / max", "value": r["mean_us"],
                "unit": f"us / {r['max_us']:.1f} us"} for r in ramp_rows),
+            *({"figure": f"building block at the REPL: {name}", "value": us, "unit": "us per call"}
+              for name, us in blocks.items()),
             {"figure": f"longest soft-callback wait (alarm to run) with the HV rail on under "
                        f"{waits['rate']:g} status requests/s, supervisor.gc output_off ({waits['waits']} waits)",
              "value": waits["max_us"] / 1000, "unit": f"ms (p99 {waits['p99_us'] / 1000:.2f}, "
