@@ -5,11 +5,12 @@
 # in the same cycle), bits 2-31 the length. The program makes a starved FIFO
 # safe by construction: `pull noblock` copies X, which is 0 after the count,
 # so an empty FIFO plays "bridge off" (never the last phase, never both pins).
-# A hard IRQ raised once per segment refills the FIFO from the preallocated
-# table; the table is swapped at a unit boundary (double buffer). Each
-# table's FIFO words are computed when it is prepared (main loop), so the
-# refill only copies them: 1 000 refills a second on a 500 Hz waveform
-# without off times, each nested in whatever the CPU was doing.
+# A hard IRQ raised at each segment's end refills the FIFO from the
+# preallocated table once it holds 4 words or fewer (_REFILL_AT), and returns
+# at once otherwise; the table is swapped at a unit boundary (double buffer).
+# Each table's FIFO words are computed when it is prepared (main loop), so the
+# refill only copies them: a 500 Hz waveform without off times raises the IRQ
+# 1 000 times a second, each nested in whatever the CPU was doing.
 import micropython
 import rp2
 import time
