@@ -149,7 +149,7 @@ fw_timer = TimerPulse(FakeTimer(), fw_a, fw_b, TICK_US, True, TICK_US)
 fw_timer.start(fw_timer.prepare(wave))
 fw_tick = fw_timer._cb
 # firmware: the PIO back-end's refill IRQ (one word drained per segment, then refilled)
-fw_pio = PioPulse(0, FakePin(), FakePin())
+fw_pio = PioPulse(0, FakePin(), FakePin(), 20, lambda: 0, lambda irq: None)
 fw_pio.start(fw_pio.prepare(wave))
 fw_sm = fw_pio._sm
 fw_feed = fw_pio._feed_cb

@@ -219,3 +219,33 @@ def test_the_supervisor_class_has_no_properties():
     decorated = [f"{f.name} @{ast.unparse(d)}" for f in cls.body if isinstance(f, ast.FunctionDef)
                  for d in f.decorator_list if "property" in ast.unparse(d) or "setter" in ast.unparse(d)]
     assert decorated == []
+
+
+def _imports_at_call_time(tree):
+    """(function, module) for every import of a hardware module inside a function."""
+    found = []
+    for fn in ast.walk(tree):
+        if isinstance(fn, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            for node in ast.walk(fn):
+                names = []
+                if isinstance(node, ast.Import):
+                    names = [a.name for a in node.names]
+                elif isinstance(node, ast.ImportFrom) and node.module:
+                    names = [node.module]
+                found += [(fn.name, n) for n in names if n.split(".")[0] in HARDWARE]
+    return found
+
+
+def test_no_function_imports_a_hardware_module_when_called():
+    """machine is an extensible built-in module on MicroPython: `import machine` in a function
+    searches the filesystem (littlefs) at every call before taking the built-in -- 1 to 8 ms on
+    the RP2040; PioPulse.finish(), run by the bookkeeping tick at the end of every session, did
+    so. Hardware modules are imported once, at module level, or their functions passed in (the
+    wiring, at boot, may import a driver module lazily: only hardware modules are checked)."""
+    found = {name: _imports_at_call_time(tree) for name, tree in _modules().items()}
+    assert {k: v for k, v in found.items() if v} == {}
+
+
+def test_the_call_time_import_check_sees_a_violation():
+    tree = ast.parse("def finish(self):\n    import machine\n    machine.disable_irq()\n")
+    assert _imports_at_call_time(tree) == [("finish", "machine")]

@@ -70,7 +70,8 @@ def make_pulse(board, bridge):
                           p["tick_us"], p.get("hard", False), p.get("min_phase_us", p["tick_us"]))
     if kind == "pio":
         from myotone.hal.pulse_pio import PioPulse
-        return PioPulse(p.get("sm_id", 0), bridge.pin_a, bridge.pin_b, p.get("min_phase_us", 20))
+        return PioPulse(p.get("sm_id", 0), bridge.pin_a, bridge.pin_b, p.get("min_phase_us", 20),
+                        machine.disable_irq, machine.enable_irq)
     if kind == "rmt":
         from myotone.hal.pulse_rmt import RmtPulse
         return RmtPulse(bridge.pin_a, bridge.pin_b, p.get("channels", (0, 1)), p.get("dead_us", 200))

@@ -48,8 +48,13 @@ def _player():
 
 
 class PioPulse(FollowedPulse):
-    def __init__(self, sm_id, pin_a, pin_b, min_phase_us=20):
+    def __init__(self, sm_id, pin_a, pin_b, min_phase_us, disable_irq, enable_irq):
         super().__init__()
+        # machine.disable_irq / enable_irq, passed in: finish() runs in the bookkeeping tick, and
+        # `import machine` there searched the filesystem each time (machine is an extensible
+        # built-in module): 1-8 ms of littlefs in one tick at the end of every session
+        self._disable_irq = disable_irq
+        self._enable_irq = enable_irq
         self._sm = rp2.StateMachine(sm_id, _player, freq=1000000, out_base=pin_a)
         self._pin_a = pin_a
         self._pin_b = pin_b
@@ -191,14 +196,13 @@ class PioPulse(FollowedPulse):
 
     def finish(self, left_ms=0):
         """End by itself after the pair under way (OutputStage.close): no word of a later pair
-        is played; halted at the end of the pair's last segment. Main loop."""
-        import machine                 # here: the interrupt-side code runs without it (bench VM)
-        irq = machine.disable_irq()
+        is played; halted at the end of the pair's last segment. Main loop or bookkeeping tick."""
+        irq = self._disable_irq()
         try:
             self._finish = 1
             self._finishing(self._sm)
         finally:
-            machine.enable_irq(irq)
+            self._enable_irq(irq)
 
     def finished(self, left_ms=0):
         """True once it halted after finish() (or was stopped)."""
@@ -206,15 +210,14 @@ class PioPulse(FollowedPulse):
 
     def unfinish(self):
         """Take finish() back while no word was dropped yet: True if it could. Main loop."""
-        import machine
-        irq = machine.disable_irq()
+        irq = self._disable_irq()
         try:
             if self._finish == 1 and not self._done:
                 self._finish = 0
                 return True
             return False
         finally:
-            machine.enable_irq(irq)
+            self._enable_irq(irq)
 
     def start(self, table):
         if self.running:
@@ -255,10 +258,12 @@ class PioPulse(FollowedPulse):
 
     def stop(self):
         """Stop the state machine and drive both bridge pins low."""
-        self._sm.active(0)
-        self._sm.irq(None)
-        self._sm.restart()
-        self._pin_a.init(self._pin_a.OUT, value=0)   # take the pins back from PIO
-        self._pin_b.init(self._pin_b.OUT, value=0)
+        sm = self._sm
+        sm.active(0)
+        sm.irq(None)
+        sm.restart()
+        a = self._pin_a
+        a.init(a.OUT, value=0)                         # take the pins back from PIO
+        self._pin_b.init(a.OUT, value=0)
         self._stopped = True
         self._played_out()
