@@ -173,7 +173,7 @@ class Soak:
         self.sessions = []
         self.t0_ns = self.emu.clock.now_ns
         self.ticks0 = self.sup.fast.n        # the fast path's samples, at supervisor.hz
-        self.books0 = self.sup.ticks         # the bookkeeping tick's calls
+        self.books0 = self.book_calls()      # the bookkeeping tick's calls
         self.dropped0 = self.emu.clock.soft_dropped
         self.max_edge_err_ns = 0
         self.edges_checked = 0
@@ -290,6 +290,10 @@ class Soak:
             if last is not None:
                 tr.exp[0] = last
 
+    def book_calls(self) -> int:
+        """The bookkeeping tick's calls: its slices and the calls that finished a cut."""
+        return self.sup.ticks + self.sup.cut_calls
+
     def missed_ticks(self) -> int:
         """Fast-path samples and bookkeeping ticks missing (or extra) against elapsed
         virtual time x their rates. On the ESP32 one soft timer runs both (hardware._Both), and
@@ -299,7 +303,7 @@ class Soak:
         elapsed_ns = self.emu.clock.now_ns - self.t0_ns
         expected = elapsed_ns * self.hz // 1_000_000_000
         ran = self.sup.fast.n - self.ticks0
-        books_ran = self.sup.ticks - self.books0
+        books_ran = self.book_calls() - self.books0
         if self.board["mcu"] == "esp32":
             books = ran * self.books_hz // self.hz     # give or take the one call under way
             return (expected - ran - self.dropped_ticks()) + (0 if abs(books - books_ran) <= 1 else books - books_ran)

@@ -128,7 +128,7 @@ def test_the_fast_path_allocates_nothing(mpvm):
             "    if r is not None or e is not None: trips[0] += 1\n"
             "if fp.reason is not None: trips[0] += 1")
     out = mpvm.assert_no_alloc(FASTPATH, step, repeat=20000,
-                               after="print(trips[0], mon.z_ohm, mon._wpos > 0, mon._wneg > 0, fp.n, stage.cuts)")
+                               after="print(trips[0], mon.z_ohm, mon._w[2] > 0, mon._w[4] > 0, fp.n, stage.cuts)")
     trips, z_ohm, pos_seen, neg_seen, n, cuts = out.split()
     assert trips == "0" and cuts == "0" and 9000 <= int(z_ohm) <= 11000, out
     assert n == "20000", out

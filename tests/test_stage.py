@@ -69,6 +69,11 @@ class FakePulse:
         if self.fail_stop:
             raise RuntimeError("back-end stuck")
         self.running = False
+        self.halted = False
+
+    def halt(self):
+        """The fast cut's half: the state machine stopped, both pins low (stop() follows)."""
+        self.halted = True
 
 
 class FakeLed:
@@ -180,14 +185,39 @@ def test_closing_ends_when_the_back_end_ended_after_the_pair_or_at_the_deadline(
     stage.close(1060)
     pulse.ended = True
     assert not stage.keep_on()                        # committed: no taking back
-    assert stage.closed(1070) and stage.state == ST.OFF and hv.level == 0
+    # the tick halts (rail off, the back-end halted) and the stage reads CLOSING, so the main loop
+    # takes nothing for off, until the next tick call finishes the cut (Supervisor._finish_cut)
+    assert stage.closed(1070) and stage.state == ST.CLOSING and stage.halted and hv.level == 0 and pulse.halted
+    assert not stage.keep_on()                        # halted: no taking back either
+    stage.cut()
+    assert stage.state == ST.OFF and not stage.halted and _output_off(dac, bridge, hv, pulse)
     ST, stage, dac, bridge, hv, pulse, led, sess = make(fw)
     assert stage.switch_on(object(), 100, 100_000)
     pulse.in_pair, pulse.pairs = 1, 7
     stage.close(1000)
     assert not stage.closed(1000 + 100 + 9)           # never seen to end ...
-    assert stage.closed(1000 + 100 + 10)              # ... cut at one period + the margin
+    assert stage.closed(1000 + 100 + 10)              # ... halted at one period + the margin
+    assert hv.level == 0 and pulse.halted and stage.state == ST.CLOSING
+    stage.cut()
     assert _output_off(dac, bridge, hv, pulse)
+
+
+def test_a_close_from_the_tick_with_no_pair_playing_halts_now_and_the_cut_follows(fw):
+    """From the main loop a close with no pair under way is a whole cut; from the tick it is its
+    first half (rail off, back-end halted) with the stage reading CLOSING, the DAC written by the
+    cut at the next tick call: no tick call makes the whole end."""
+    ST, stage, dac, bridge, hv, pulse, led, sess = make(fw)
+    assert stage.switch_on(object(), 100, 100_000)
+    code = dac.code
+    stage.close(1000, True)
+    assert stage.state == ST.CLOSING and stage.halted and hv.level == 0 and pulse.halted
+    assert dac.code == code and pulse.running          # the rest is the cut's
+    stage.cut()
+    assert stage.state == ST.OFF and _output_off(dac, bridge, hv, pulse)
+    ST, stage, dac, bridge, hv, pulse, led, sess = make(fw)
+    assert stage.switch_on(object(), 100, 100_000)
+    stage.close(1000)
+    assert stage.state == ST.OFF and not stage.halted and _output_off(dac, bridge, hv, pulse)
 
 
 FAKES = """

@@ -433,5 +433,5 @@ class FastPath:
     def _deadline(self):
         """The closing window's hard deadline: off regardless, no fault."""
         stage = self._stage
-        if _ticks_diff(time.ticks_ms(), stage.close_by) >= 0:
+        if not stage.halted and _ticks_diff(time.ticks_ms(), stage.close_by) >= 0:
             stage.fast_cut(None)

@@ -27,6 +27,21 @@ DAC_FAULT = "dac_fault"          # latched by the output stage (stage.py): the D
 OC_LATCH_FAULT = "oc_latch_fault"  # ... the over-current latch fails its switch-on test (dead or stuck)
 
 _BUCKETS = const(100)   # CHARGE_WINDOW_MS / CHARGE_BUCKET_MS
+# Monitor._bk: per bucket k, [4k] the POL_A phases' means summed (1/16 uA), [4k + 1] how many
+# POL_A phases, [4k + 2], [4k + 3] the same for POL_B
+# Monitor._w: the numbers track() and charge() keep, read by viper (one lookup a call, not ~20)
+_W_B = const(0)          # the bucket being filled
+_W_B_MS = const(1)       # when it began (ticks_ms)
+_W_POS = const(2)        # the window's sums: POL_A's means (1/16 uA) and count, POL_B's
+_W_POSK = const(3)
+_W_NEG = const(4)
+_W_NEGK = const(5)
+_W_JUDGE16 = const(6)    # (2 x judge_ua) << 4: the least pair mean judged, in 1/16 uA
+_W_BUCKET_MS = const(7)  # limits.CHARGE_BUCKET_MS
+_W_PERMILLE = const(8)   # limits.CHARGE_IMBALANCE_PERMILLE
+_W_MIN_UA = const(9)     # limits.PROGRAM_MIN_UA: the least mean current an impedance is read at
+_W_ADAPT = const(10)     # limits.IMPEDANCE_ADAPT_RATIO
+_W_SIZE = const(11)
 
 
 def max_peak_ua(area_cm2, duty_permille):
@@ -59,21 +74,25 @@ class Monitor:
         # SENSE_FAULT_MIN_UA, and from twice the ADC's floor (ESP32: ~47 uA reads 0, ~59 uA on a
         # unit whose sense reads 10 uA low; a ramp crossing them was a false sense_fault)
         self.sense_min_ua = max(limits.SENSE_FAULT_MIN_UA, 2 * sense_floor_ua)
-        self._pos = array("i", [0] * _BUCKETS)   # per bucket: sum of the POL_A phases' means (1/16 uA)
-        self._posk = array("i", [0] * _BUCKETS)  # ... how many POL_A phases
-        self._neg = array("i", [0] * _BUCKETS)   # ... the same for POL_B
-        self._negk = array("i", [0] * _BUCKETS)
+        self._bk = array("i", [0] * (4 * _BUCKETS))
+        w = self._w = array("i", [0] * _W_SIZE)
+        w[_W_JUDGE16] = (2 * self.judge_ua) << 4
+        w[_W_BUCKET_MS] = limits.CHARGE_BUCKET_MS
+        w[_W_PERMILLE] = limits.CHARGE_IMBALANCE_PERMILLE
+        w[_W_MIN_UA] = limits.PROGRAM_MIN_UA
+        w[_W_ADAPT] = limits.IMPEDANCE_ADAPT_RATIO
         self._hot = 0
         self.begin(limits.ABS_CEILING_UA)
 
     def begin(self, density_peak_ua):
         """A new session: forget everything about the last one."""
         self.density_ua = density_peak_ua * 11 // 10 + limits.OVER_CURRENT_MARGIN_UA
-        for i in range(_BUCKETS):
-            self._pos[i] = self._posk[i] = self._neg[i] = self._negk[i] = 0
-        self._b = 0
-        self._b_ms = 0
-        self._wpos = self._wposk = self._wneg = self._wnegk = 0
+        bk = self._bk
+        for i in range(4 * _BUCKETS):
+            bk[i] = 0
+        w = self._w
+        for i in range(_W_B, _W_NEGK + 1):
+            w[i] = 0
         self.z_ohm = 0          # smoothed electrode impedance
         self.z_base_ohm = 0     # the session's baseline (0 = not yet captured)
         self.scale_pct = 100    # scale()'s factor, kept by track(): the output slice reads it
@@ -98,17 +117,21 @@ class Monitor:
         return None
 
     # ---- output: the bookkeeping tick, on what the fast path summed (fastpath.py) ----
-    @micropython.native
-    def track(self, n_on, zua, mv):
+    @micropython.viper
+    def track(self, n_on: int, zua: int, mv: int):
         """Impedance from the settled on-samples since the last call (their sums)."""
-        if n_on and zua >= limits.PROGRAM_MIN_UA * n_on:
-            z = mv * 1000 // zua
-            self.z_ohm = z = z if self.z_ohm == 0 else self.z_ohm + ((z - self.z_ohm) >> 3)
-            zb2 = self.z_base_ohm * limits.IMPEDANCE_ADAPT_RATIO
+        w = ptr32(self._w)
+        if n_on and zua >= w[_W_MIN_UA] * n_on:
+            z = mv // zua * 1000 + mv % zua * 1000 // zua     # mv x 1000 // zua, within 32 bits
+            last = int(self.z_ohm)
+            if last:
+                z = last + ((z - last) >> 3)
+            self.z_ohm = z
+            zb2 = int(self.z_base_ohm) * w[_W_ADAPT]
             self.scale_pct = 100 if zb2 == 0 or z <= zb2 else zb2 * 100 // z
 
-    @micropython.native
-    def charge(self, now_ms, pos_m, pos_k, neg_m, neg_k):
+    @micropython.viper
+    def charge(self, now_ms: int, pos_m: int, pos_k: int, neg_m: int, neg_k: int):
         """charge_imbalance: per-polarity mean current over a sliding 10 s window.
 
         Both phases of a pair last the same time by construction (pulse.py),
@@ -118,38 +141,48 @@ class Monitor:
         however many samples fell in it (counting samples would weigh the
         polarities at different amplitudes during a ramp -- a false imbalance),
         and a pair's two phases have the same amplitude (it changes only
-        between pairs).
+        between pairs). (viper over _w and _bk: every sum stays under 2**31 -- 10 s of
+        1000 phases a second at 1100 uA is 1.8e8 in 1/16 uA.)
         """
-        b = self._b
+        w = ptr32(self._w)
+        bk = ptr32(self._bk)
+        i = w[_W_B] * 4
         # phases too small to judge stay out of the window, numerator and denominator: the soft
         # start's pair had held a 0.19 Hz window's mean under judge_ua for 5 s after a 20 %
         # asymmetry began (only the window's mean was held against it)
-        if pos_k and neg_k and pos_m // pos_k + neg_m // neg_k >= (2 * self.judge_ua) << 4:
-            self._pos[b] += pos_m
-            self._posk[b] += pos_k
-            self._neg[b] += neg_m
-            self._negk[b] += neg_k
-        if ((now_ms - self._b_ms) & 0x3FFFFFFF) < limits.CHARGE_BUCKET_MS:
+        if pos_k and neg_k and pos_m // pos_k + neg_m // neg_k >= w[_W_JUDGE16]:
+            bk[i] = bk[i] + pos_m
+            bk[i + 1] = bk[i + 1] + pos_k
+            bk[i + 2] = bk[i + 2] + neg_m
+            bk[i + 3] = bk[i + 3] + neg_k
+        if ((now_ms - w[_W_B_MS]) & 0x3FFFFFFF) < w[_W_BUCKET_MS]:
             return None
-        self._b_ms = now_ms
-        self._wpos += self._pos[b]
-        self._wposk += self._posk[b]
-        self._wneg += self._neg[b]
-        self._wnegk += self._negk[b]
-        b = (b + 1) % _BUCKETS                    # the oldest bucket leaves the window
-        self._wpos -= self._pos[b]
-        self._wposk -= self._posk[b]
-        self._wneg -= self._neg[b]
-        self._wnegk -= self._negk[b]
-        self._pos[b] = self._posk[b] = self._neg[b] = self._negk[b] = 0
-        self._b = b
-        if self._wposk == 0 or self._wnegk == 0:   # a whole pair is enough to judge: at 0.5 Hz a
+        w[_W_B_MS] = now_ms
+        w[_W_POS] = w[_W_POS] + bk[i]
+        w[_W_POSK] = w[_W_POSK] + bk[i + 1]
+        w[_W_NEG] = w[_W_NEG] + bk[i + 2]
+        w[_W_NEGK] = w[_W_NEGK] + bk[i + 3]
+        b = (w[_W_B] + 1) % _BUCKETS              # the oldest bucket leaves the window
+        i = b * 4
+        w[_W_POS] = w[_W_POS] - bk[i]
+        w[_W_POSK] = w[_W_POSK] - bk[i + 1]
+        w[_W_NEG] = w[_W_NEG] - bk[i + 2]
+        w[_W_NEGK] = w[_W_NEGK] - bk[i + 3]
+        bk[i] = 0
+        bk[i + 1] = 0
+        bk[i + 2] = 0
+        bk[i + 3] = 0
+        w[_W_B] = b
+        if w[_W_POSK] == 0 or w[_W_NEGK] == 0:    # a whole pair is enough to judge: at 0.5 Hz a
             return None                            # 10 s window holds 5 (waiting for 10: never)
-        mp = self._wpos // self._wposk            # means in 1/16 uA: no truncation bias
-        mn = self._wneg // self._wnegk
-        if mp + mn < (2 * self.judge_ua) << 4:    # too little current to judge
+        mp = w[_W_POS] // w[_W_POSK]              # means in 1/16 uA: no truncation bias
+        mn = w[_W_NEG] // w[_W_NEGK]
+        if mp + mn < w[_W_JUDGE16]:               # too little current to judge
             return None
-        if abs(mp - mn) * 1000 > limits.CHARGE_IMBALANCE_PERMILLE * (mp + mn):
+        d = mp - mn
+        if d < 0:
+            d = -d
+        if d * 1000 > w[_W_PERMILLE] * (mp + mn):
             return CHARGE_IMBALANCE
         return None
 

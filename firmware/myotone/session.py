@@ -7,6 +7,7 @@
 # start, the ramp rates, ramp-down on stop and the session length cap of
 # SAFETY.md. Session time runs only in ramp and run: not while paused.
 import micropython
+from array import array
 from micropython import const
 from myotone import limits
 
@@ -20,6 +21,24 @@ PAUSING = const(6)     # ramping down to zero, as on stop, then holding there
 PAUSED = const(7)
 NAMES = ("idle", "ramp", "run", "ramp_down", "done", "fault", "pausing", "paused")
 PAUSE_MAX_MS = const(600000)   # a session paused for 10 min ends (done)
+
+# The numbers step() reads and writes, in one int array (Session._n) read by a viper step: one
+# lookup a step, not ~20 (on the RP2040 each attribute costs 3-5 us of the output slice's budget)
+_N_LAST_MS = const(0)     # when the last step ran (ticks_ms)
+_N_ELAPSED = const(1)     # session time (ms): runs only in RAMP and RUN
+_N_DURATION = const(2)    # the session's length (ms)
+_N_RATE = const(3)        # the ramp's rate, pA per ms
+_N_FRAC = const(4)        # what the ramp moved below 1 nA, carried to the next step (pA)
+_N_FLOOR = const(5)       # a ramp-down's first part ends at the soft start (nA) ...
+_N_TAIL = const(6)        # ... and its tail falls from there to zero at this rate (pA per ms)
+_N_PAUSED = const(7)      # time paused (ms)
+_N_DOWN = const(8)        # 1: a stop or pause asked, its ramp-down is set at the next step
+_N_GOAL_NA = const(9)     # the setpoint in nA
+_N_STEP_MAX = const(10)   # limits.RAMP_STEP_MAX_MS
+_N_SOFT_NA = const(11)    # start_ua() in nA, as the last ramp from the minimum began (a ramp-down's
+                          # floor: start_ua() searches codes, too long for the tick)
+_N_DOWN_MS = const(12)    # ramp_down_ms() of the waveform under way (pair_ms, off_short)
+_N_SIZE = const(13)
 
 
 @micropython.native
@@ -56,9 +75,14 @@ def ramp_down_ms(pair_ms=0, off_short=False):
     return max(ms, 2 * pair_ms)
 
 
-def ramp_down_rate_pa_per_ms(span_na, ms):
-    """A fall over `span_na` in `ms`, in pA per ms (at least 1)."""
-    return max(1, span_na * 1000 // max(1, ms))
+@micropython.viper
+def ramp_down_rate_pa_per_ms(span_na: int, ms: int) -> int:
+    """A fall over `span_na` in `ms`, in pA per ms (at least 1). (viper: the output slice's
+    first step after a stop sets the ramp-down; span x 1000 < 2**31 up to the 1000 uA ceiling.)"""
+    if ms < 1:
+        ms = 1
+    rate = span_na * 1000 // ms
+    return rate if rate > 1 else 1
 
 
 class Session:
@@ -69,25 +93,57 @@ class Session:
         # the output stage's DAC writer (output.Output): how the targets are delivered
         self._out = output
         self.state = IDLE
-        self.setpoint_ua = 0
         self.target_na = 0
-        self.duration_ms = 0
-        self.elapsed_ms = 0
-        self._rate_pa_per_ms = 0
-        self._frac_pa = 0            # what the ramp moved below 1 nA, carried to the next step
-        self._floor_na = 0           # a ramp-down's first part ends at the soft start ...
-        self._tail_rate = 0          # ... and its tail falls from there to zero at this rate
-        self._last_ms = 0
-        self.paused_ms = 0
+        self._n = array("i", [0] * _N_SIZE)
+        self._n[_N_STEP_MAX] = limits.RAMP_STEP_MAX_MS
         # the longest time between two pulse pairs of the waveform under way (its period, plus a
         # burst's off time): the amplitude changes only between pairs, so a rising ramp lasts
         # RAMP_MIN_PAIRS of these (no step above 1/20 of its span at any frequency); 0: none
-        self.pair_ms = 0
-        self.off_short = False       # the off time after a pair is under an output slice (runner)
+        self._pair_ms = 0
+        self._off_short = False      # the off time after a pair is under an output slice (runner)
+        self._n[_N_DOWN_MS] = ramp_down_ms()
         # the output stage was on at the last step: a rising ramp moves only while it is, and
         # is timed from the step it switched on (arming -- compiling a table -- is no ramp time)
         self.live = False
-        self._down_asked = False     # a stop or pause asked: its ramp-down is set at the next step
+
+    @property
+    def pair_ms(self):
+        return self._pair_ms
+
+    @pair_ms.setter
+    def pair_ms(self, ms):
+        self._pair_ms = ms
+        self._n[_N_DOWN_MS] = ramp_down_ms(ms, self._off_short)
+
+    @property
+    def off_short(self):
+        return self._off_short
+
+    @off_short.setter
+    def off_short(self, short):
+        self._off_short = short
+        self._n[_N_DOWN_MS] = ramp_down_ms(self._pair_ms, short)
+
+    @property
+    def setpoint_ua(self):
+        return self._n[_N_GOAL_NA] // 1000
+
+    @property
+    def elapsed_ms(self):
+        return self._n[_N_ELAPSED]
+
+    @property
+    def duration_ms(self):
+        return self._n[_N_DURATION]
+
+    @property
+    def paused_ms(self):
+        return self._n[_N_PAUSED]
+
+    def _set_rate(self, pa_per_ms):
+        n = self._n
+        n[_N_RATE] = pa_per_ms
+        n[_N_FRAC] = 0
 
     def active(self):
         """A session is under way: RAMP, RUN, RAMP_DOWN, PAUSING or PAUSED (not IDLE, DONE, FAULT)."""
@@ -133,10 +189,11 @@ class Session:
 
     def _ramp_from_min(self):
         # ramp over >= RAMP_MIN_MS and never faster than RAMP_MAX_NA_PER_MS
-        self.target_na = min(self.start_ua(), self.setpoint_ua) * 1000
+        soft = self.start_ua()
+        self._n[_N_SOFT_NA] = soft * 1000
+        self.target_na = min(soft, self.setpoint_ua) * 1000
         goal = self.setpoint_ua * 1000
-        self._rate_pa_per_ms = self._ramp_rate(self.target_na, goal)
-        self._frac_pa = 0
+        self._set_rate(self._ramp_rate(self.target_na, goal))
         self.state = RAMP if goal > self.target_na else RUN
 
     def _check(self, setpoint_ua):
@@ -151,10 +208,11 @@ class Session:
         self._check(setpoint_ua)
         if not 0 < duration_ms <= limits.SESSION_MAX_MS:
             raise ValueError("duration out of range")
-        self.setpoint_ua = setpoint_ua
-        self.duration_ms = duration_ms
-        self.elapsed_ms = 0
-        self._last_ms = now_ms
+        n = self._n
+        n[_N_GOAL_NA] = setpoint_ua * 1000
+        n[_N_DURATION] = duration_ms
+        n[_N_ELAPSED] = 0
+        n[_N_LAST_MS] = now_ms
         self.live = False
         self._ramp_from_min()
 
@@ -166,9 +224,8 @@ class Session:
         """
         self._check(setpoint_ua)
         if self.state in (RAMP, RUN):
-            self.setpoint_ua = setpoint_ua
-            self._rate_pa_per_ms = self._ramp_rate(self.target_na, setpoint_ua * 1000)
-            self._frac_pa = 0
+            self._n[_N_GOAL_NA] = setpoint_ua * 1000
+            self._set_rate(self._ramp_rate(self.target_na, setpoint_ua * 1000))
             self.state = RAMP
 
     def limit_to(self, ua):
@@ -181,45 +238,59 @@ class Session:
         self.target_na = na
         if self.state == RUN or self.state == RAMP:
             self.state = RAMP
-            self._rate_pa_per_ms = self._ramp_rate(na, self.setpoint_ua * 1000)
-            self._frac_pa = 0
+            self._set_rate(self._ramp_rate(na, self.setpoint_ua * 1000))
 
+    @micropython.viper
     def _from_delivered(self):
         """A ramp-down starts from what the output delivers: the target may have moved on
         since the DAC was last written (amplitude changes only between pairs), and a fall
         timed from a higher target would be steeper than the ramp-down allows, or the next
         pair would rise. Run by step() -- in the output slice, which has just read which
-        pair began at which code -- not when the request arrives."""
+        pair began at which code -- not when the request arrives. (viper: the ramp-down's
+        length is worked out when the waveform is set, _N_DOWN_MS, and the soft start when
+        the ramp began, _N_SOFT_NA: this step had taken 0.7 ms on the RP2040.)"""
+        n = ptr32(self._n)
+        target = int(self.target_na)
         out = self._out
-        if out is not None and out.code >= 0:
-            na = out.na_for_code(min(out.code, out.pair_code))
-            if na < self.target_na:
-                self.target_na = na
+        if out:                      # (an Output; None without one: viper has no `is not None`)
+            code = int(out.code)
+            if code >= 0:
+                played = int(out.pair_code)
+                if played < code:
+                    code = played
+                na = int(out.na_for_code(code))
+                if na < target:
+                    target = na
+                    self.target_na = na
         # the part above the soft start takes 9/10 of the ramp-down (from 11.7 uA a fall to
         # zero over 1.5 s had crossed the soft start, 9.8 uA, in 0.25 s), the tail below it the
         # last tenth: the pair the output ends in carries next to nothing
-        ms = ramp_down_ms(self.pair_ms, self.off_short)
-        floor = self._floor_na = min(self.target_na, self.start_ua() * 1000)
-        self._tail_rate = ramp_down_rate_pa_per_ms(floor, ms // 10)
-        if self.target_na > floor:
-            self._rate_pa_per_ms = ramp_down_rate_pa_per_ms(self.target_na - floor, ms - ms // 10)
+        ms = n[_N_DOWN_MS]
+        floor = n[_N_SOFT_NA]
+        if target < floor:
+            floor = target
+        n[_N_FLOOR] = floor
+        tail = int(ramp_down_rate_pa_per_ms(floor, ms // 10))
+        n[_N_TAIL] = tail
+        if target > floor:
+            n[_N_RATE] = int(ramp_down_rate_pa_per_ms(target - floor, ms - ms // 10))
         else:
-            self._rate_pa_per_ms = self._tail_rate
-        self._frac_pa = 0
+            n[_N_RATE] = tail
+        n[_N_FRAC] = 0
 
     def hold_at(self, na):
         """A rising ramp waits at `na` (what the output last wrote): its step could not be
         delivered this slice (Supervisor._rise_fits). Anything else goes on."""
         if self.state == RAMP and 0 <= na < self.target_na:
             self.target_na = na
-            self._frac_pa = 0
+            self._n[_N_FRAC] = 0
 
     def request_stop(self):
         """Ramp down to zero (ramp_down_rate_pa_per_ms; paused: already at zero, done on the
         next step)."""
         if self.state in (RAMP, RUN):
             self.state = RAMP_DOWN
-            self._down_asked = True
+            self._n[_N_DOWN] = 1
         elif self.state == PAUSING or self.state == PAUSED:
             self.state = RAMP_DOWN
 
@@ -228,8 +299,9 @@ class Session:
         if self.state not in (RAMP, RUN):
             return False
         self.state = PAUSING
-        self.paused_ms = 0
-        self._down_asked = True
+        n = self._n
+        n[_N_PAUSED] = 0
+        n[_N_DOWN] = 1
         return True
 
     def resume(self):
@@ -249,54 +321,70 @@ class Session:
             self.state = IDLE
             self.target_na = 0
 
-    @micropython.native
-    def step(self, now_ms, live=True):
+    @micropython.viper
+    def step(self, now_ms, live=True) -> int:
         """Advance by the time since the last step; return the target in uA. `live`: the
-        output stage is on (a rising ramp waits while it is not)."""
-        dt = (now_ms - self._last_ms) & 0x3FFFFFFF     # ticks wrap at 2**30 ...
+        output stage is on (a rising ramp waits while it is not). (viper over Session._n: the
+        output slice's ramp step on the RP2040 went from ~85 us to ~20.)"""
+        n = ptr32(self._n)
+        now = int(now_ms)
+        dt = (now - n[_N_LAST_MS]) & 0x3FFFFFFF       # ticks wrap at 2**30 ...
         if dt & 0x20000000:
-            dt = 0                                        # ... and time never runs back
-        self._last_ms = now_ms
-        rising = live and self.live
-        self.live = live
-        st = self.state
-        step = 0
+            dt = 0                                     # ... and time never runs back
+        n[_N_LAST_MS] = now
+        lv = 1 if live else 0
+        was = 1 if self.live else 0
+        if lv != was:
+            self.live = live
+        st = int(self.state)
         if st == RAMP or st == RUN:
-            self.elapsed_ms += dt
-            if self.elapsed_ms >= self.duration_ms:   # auto-off at program end
+            e = n[_N_ELAPSED] + dt
+            n[_N_ELAPSED] = e
+            if e >= n[_N_DURATION]:                    # auto-off at program end
                 self.request_stop()
-                st = self.state
-        if self._down_asked:
-            self._down_asked = False
+                st = int(self.state)
+        if n[_N_DOWN]:
+            n[_N_DOWN] = 0
             if st == RAMP_DOWN or st == PAUSING:
                 self._from_delivered()
+        step = 0
         if st == RAMP or st == RAMP_DOWN or st == PAUSING:
-            if dt > limits.RAMP_STEP_MAX_MS:       # a late step (a busy main loop, a soft timer
-                dt = limits.RAMP_STEP_MAX_MS       # held off): the ramp waits, it does not jump
-            step = self._rate_pa_per_ms * dt + self._frac_pa     # pA: small ints
-            self._frac_pa = step % 1000
-            step //= 1000
+            if dt > n[_N_STEP_MAX]:       # a late step (a busy main loop, a soft timer held
+                dt = n[_N_STEP_MAX]       # off): the ramp waits, it does not jump
+            step = n[_N_RATE] * dt + n[_N_FRAC]        # pA
+            n[_N_FRAC] = step % 1000
+            step = step // 1000
+        target = int(self.target_na)
+        new_st = st
         if st == RAMP:
-            goal = self.setpoint_ua * 1000
-            if self.target_na < goal:
-                if rising:
-                    self.target_na = min(goal, self.target_na + step)
+            goal = n[_N_GOAL_NA]
+            if target < goal:
+                if lv and was:
+                    target += step
+                    if target > goal:
+                        target = goal
             else:
-                self.target_na = max(goal, self.target_na - step)
-            if self.target_na == goal:
-                self.state = RUN
+                target -= step
+                if target < goal:
+                    target = goal
+            if target == goal:
+                new_st = RUN
         elif st == RAMP_DOWN or st == PAUSING:
-            self.target_na -= step
-            if self.target_na <= self._floor_na:
-                self._rate_pa_per_ms = self._tail_rate
-            if self.target_na <= 0:
-                self.target_na = 0
-                self.state = DONE if st == RAMP_DOWN else PAUSED
+            target -= step
+            if target <= n[_N_FLOOR]:
+                n[_N_RATE] = n[_N_TAIL]
+            if target <= 0:
+                target = 0
+                new_st = DONE if st == RAMP_DOWN else PAUSED
         elif st == PAUSED:
-            self.target_na = 0
-            self.paused_ms += dt
-            if self.paused_ms >= PAUSE_MAX_MS:
-                self.state = DONE
+            target = 0
+            p = n[_N_PAUSED] + dt
+            n[_N_PAUSED] = p
+            if p >= PAUSE_MAX_MS:
+                new_st = DONE
         elif st != RUN:
-            self.target_na = 0
-        return self.target_na // 1000
+            target = 0
+        self.target_na = target
+        if new_st != st:
+            self.state = new_st
+        return target // 1000

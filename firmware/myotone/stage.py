@@ -64,7 +64,10 @@ class OutputStage:
         self.table = None          # the table last switched on (resume plays it again)
         self.close_by = 0          # CLOSING: the deadline (ticks_ms)
         self._pair_ms = 0          # one period of the playing waveform + margin
-        self.halted = 0            # 1: the fast path cut (rail, bridge); the DAC is not 0 yet
+        # 1: a cut's first half was made (halt(): rail off, bridge halted), the DAC is not 0 yet:
+        # the next tick call finishes it (Supervisor._finish_cut), or first records the end of
+        # the session that ended (2) and finishes it at the call after
+        self.halted = 0
 
     def name(self):
         if self.state == OFF and self.fault is not None:
@@ -155,12 +158,10 @@ class OutputStage:
         if code == out.code:
             return
         try:
-            out.write_code(code)
+            self.out_ua = out.write_code(code)      # what the code written commands
         except Exception:
             self.dac_ok = 0
             self.trip(DAC_FAULT)
-            return
-        self.out_ua = out.ua_for_code(code)
 
     def verify_dac(self):
         """Bookkeeping, while output is on (10 Hz): the DAC asked to answer (a read: nothing
@@ -181,8 +182,10 @@ class OutputStage:
         # path's lookups of `state` and `out_ua` by ~3 us on the silicon tier)
         return self.state != OFF and self._out.latch_tripped() == 1
 
-    def close(self, now_ms):
-        """End output after the pair under way (ON -> CLOSING), or at once if none plays."""
+    def close(self, now_ms, from_tick=False):
+        """End output after the pair under way (ON -> CLOSING), or at once if none plays: from
+        the main loop a whole cut; `from_tick`, the rail and the bridge off now and the rest
+        of the cut at the next tick call (halt(): the stage reads CLOSING until then)."""
         if self.state != ON:
             if self.state == ARMING:
                 self.cut()
@@ -190,7 +193,11 @@ class OutputStage:
         p = self._pulse
         p.sample()          # where the pair is now: from the main loop, the tick's last look is up
         if not p.running or not p.in_pair:   # to 10 ms old, and a pair begun since was cut short
-            self.cut()
+            if from_tick:
+                self.state = CLOSING
+                self.halt()
+            else:
+                self.cut()
             return
         self.close_by = (now_ms + self._pair_ms) & 0x3FFFFFFF
         self.state = CLOSING
@@ -201,31 +208,30 @@ class OutputStage:
         pair under way still plays (CLOSING -> ON): a stop or a pause came meanwhile, and its
         ramp-down is carried by the pairs that follow. False once the back-end has committed
         to ending after the pair (docs/safety.md, Known limits), or the stage is off."""
-        if self.state == CLOSING and self._pulse.unfinish():
+        if self.state == CLOSING and not self.halted and self._pulse.unfinish():
             self.state = ON
             return True
         return False
 
     @micropython.native
     def closed(self, now_ms):
-        """CLOSING (tick): cut once the back-end ended after the pair, or at the deadline
-        regardless; True when off. (Cutting when a 10 ms slice saw the pair over had cut the
-        next one short where the off time after a pair is shorter than a slice.)"""
+        """CLOSING (tick): once the back-end ended after the pair, or at the deadline
+        regardless, the rail and the bridge go off now and the rest of the cut comes at the
+        next tick call (halt()); True then. (Cutting when a 10 ms slice saw the pair over had
+        cut the next one short where the off time after a pair is shorter than a slice.)"""
         left = _ticks_diff(self.close_by, now_ms)
         if left <= 0 or self._pulse.finished(left):
-            self.cut()
+            self.halt()
             return True
         return False
 
-    def fast_cut(self, reason):
-        """The fast path's cut (hard interrupt, allocation-free): rail off, then the bridge
-        halted through GPIO / the state machine, now, and the LED dark on a trip; `reason`
-        latched unless one is. The
-        bookkeeping tick finishes it (`halted`): DAC to 0, the session ended."""
-        if reason is not None and self.fault is None:
-            self.fault = reason
-        self.cuts = (self.cuts + 1) & 0x3FFFFFFF
-        self.state = OFF
+    def halt(self):
+        """The first half of a cut, allocation-free (the fast path's, the end of output from the
+        tick): rail off, then the bridge halted through GPIO / the state machine -- no current
+        flows from here. `halted`: the next tick call finishes the cut (DAC to 0, the latch
+        re-armed; Supervisor._finish_cut), so no tick call has to make a whole end (~0.5 ms on
+        the RP2040). The state is left to the caller: a trip's reads OFF, an end's CLOSING
+        (the main loop waits for OFF either way before it switches on or writes flash)."""
         self.halted = 1
         try:
             self._out.rail_off()
@@ -235,6 +241,19 @@ class OutputStage:
             self._pulse.halt()
         except Exception:
             pass
+
+    def fast_cut(self, reason):
+        """The fast path's cut (hard interrupt, allocation-free): rail off, then the bridge
+        halted through GPIO / the state machine, now, and the LED dark on a trip; `reason`
+        latched unless one is. The bookkeeping tick finishes it (`halted`): DAC to 0, the
+        session ended. A trip reads OFF at once (its fault refuses any switch-on); the closing
+        window's deadline (no reason) reads CLOSING until the cut is whole, so the main loop
+        does not take the stage for off -- and switch on -- before the tick finished it."""
+        if reason is not None and self.fault is None:
+            self.fault = reason
+        self.cuts = (self.cuts + 1) & 0x3FFFFFFF
+        self.state = OFF if reason is not None else CLOSING
+        self.halt()
         if reason is not None:
             try:
                 self._led.off()            # PWM duty writes: interrupt-safe

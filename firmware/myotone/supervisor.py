@@ -32,6 +32,19 @@ from myotone import stage as ST
 from myotone.stage import ON as STAGE_ON, OFF as STAGE_OFF, CLOSING as STAGE_CLOSING
 from myotone.session import RAMP, RUN, DONE, PAUSED   # one global lookup each on the tick path
 
+# the states the viper output slice compares, inlined (an imported name is a global lookup and an
+# object comparison each time); checked against their modules at import
+_ST_OFF = const(0)
+_ST_ON = const(2)
+_ST_CLOSING = const(3)
+_S_RAMP = const(1)
+_S_RUN = const(2)
+_S_DONE = const(4)
+_S_PAUSED = const(7)
+if (STAGE_OFF, STAGE_ON, STAGE_CLOSING, RAMP, RUN, DONE, PAUSED) != (_ST_OFF, _ST_ON, _ST_CLOSING, _S_RAMP,
+                                                                   _S_RUN, _S_DONE, _S_PAUSED):
+    raise ImportError("supervisor: a stage or session state's number changed")
+
 BOOKKEEPING_SLICES = const(4)   # output, environment, books, LED: one per bookkeeping call
 _DAC_CHECK_EVERY = const(10)    # environment slices (100 Hz) between two DAC checks: 10 Hz
 _LOOP_MS = const(20)
@@ -40,9 +53,17 @@ _POLL_BYTES = const(1024)    # ... and bytes read
 _LINE_IDLE_MS = const(2000)  # an unfinished line idle this long is dropped (resync)
 _LEDGER_FULL_UA = const(1 << 22)   # moved charge (uA x phases) past which no in-pair rise can
                                    # reach 1 % (all of them: < 1000 uA x phases): the ledger stops
-_L_MOVED_UA = const(0)             # the in-pair ledger's slots (Supervisor._rise_fits)
-_L_IN_PAIR_NA = const(1)
-_L_PAIRS = const(2)
+# the output slice's numbers (Supervisor._amp, an int array: the viper slice reads them free)
+_A_MOVED_UA = const(0)             # the in-pair ledger (_rise_fits): charge the pairs moved ...
+_A_IN_PAIR_NA = const(1)           # ... the rises written inside a pair ...
+_A_PAIRS = const(2)                # ... and the pair count it was last brought up to
+_A_PERMILLE = const(3)             # limits.IN_PAIR_NET_PERMILLE
+_A_PAIRS_SEEN = const(4)           # the pair count the last slice saw
+_A_AT_SET = const(5)               # the pair count at the last amplitude step
+_A_OFF = const(6)                  # the pair count when a slice last saw an off time
+_A_SET_NA = const(7)               # the target the last amplitude step set, and the code it left
+_A_SET_CODE = const(8)             # on the DAC (an unchanged pair needs no transfer)
+_A_BASELINE_NA = const(9)          # limits.PROGRAM_MIN_UA in nA: the least target a baseline is taken at
 
 _START = {
     "program": ("str", True), "ua": ("int", False), "duration_s": ("int", False),
@@ -107,23 +128,19 @@ class Supervisor:
         self.env = None              # charging / over_temp right now (refuses starts)
         self.temp_raw = 65535
         self._was_run = False
-        self._pairs_at_set = -1
-        self._pairs_seen = -1
-        self._pairs_off = -1            # the pair count when a slice last saw an off time
-        self._set_na = -1               # the target the last amplitude slice set, and the code it
-        self._set_code = -1             # left on the DAC (an unchanged pair needs no transfer)
-        # the in-pair ledger since the stage switched on: the charge the pairs moved (uA x
-        # phases, saturating) and the worst-case net of the rises written inside a pair (nA x
-        # phases: a rise written in the gap between a pair's phases puts it all in one polarity)
-        # (one array, not three attributes: every attribute the Supervisor adds makes each of its
-        # lookups dearer on MicroPython -- three cost the bookkeeping tick 14 us a call)
-        self._ledger = array("i", [0, 0, 0])    # _L_MOVED_UA, _L_IN_PAIR_NA, _L_PAIRS
+        # the output slice's numbers (_A_*): the in-pair ledger since the stage switched on -- the
+        # charge the pairs moved (uA x phases, saturating) and the worst-case net of the rises
+        # written inside a pair (nA x phases: a rise written in the gap between a pair's phases
+        # puts it all in one polarity) -- and the pair counts and the last step's target and code
+        self._amp = array("i", [0, 0, 0, limits.IN_PAIR_NET_PERMILLE, -1, -1, -1, -1, -1,
+                                limits.PROGRAM_MIN_UA * 1000])
         self._dac_n = 0
         self.reader = P.LineReader()
         self._rx_ms = 0              # when input last arrived
         self._fault_sent = False
         self._pending_fault = None   # a reason that latches when ramp-down ends
-        self.ticks = 0
+        self.ticks = 0                  # the bookkeeping tick's slices (a dead tick: no feed) ...
+        self.cut_calls = 0              # ... and its calls that finished a cut (_finish_cut)
         self._fed_at_tick = -1
         self._state_sent = -1
         self._shown_sent = None      # the state name last sent (Report.state_shown)
@@ -146,16 +163,17 @@ class Supervisor:
     # off for long: the output (the playhead, the end of the last pair, heartbeat, ramp, the
     # amplitude between pairs, in one slice: the pair state it reads is the one it acts on),
     # the environment (thermistor, charger), the books (the fast path's sums: telemetry,
-    # log, impedance, charge balance) and the LED with its dose. A cut the fast path made is
-    # finished first, in whichever slice comes next. docs/safety.md gives each cadence and
-    # why its bounds hold.
+    # log, impedance, charge balance) and the LED with its dose. A cut begun (the fast path's,
+    # or the end of output) is finished first, in a call of its own before the next slice (two
+    # for a session's end: _finish_cut). docs/safety.md gives each cadence and why its bounds
+    # hold.
     @micropython.native
     def tick(self, _timer):
         try:
-            self.ticks += 1
             if self.stage.halted:
-                self._finish_cut()
+                self._finish_cut()      # a call of its own; the slices wait a call, none is lost
                 return
+            self.ticks += 1
             k = self.ticks & 3
             if k == 0:
                 self._output_slice(time.ticks_ms())
@@ -171,107 +189,132 @@ class Supervisor:
             self._interrupted = True
 
     def _finish_cut(self):
-        """The fast path cut the rail and the bridge: DAC to 0, the session ended."""
+        """A cut's first half was made (stage.halt: the fast path's trip or deadline, or the end
+        of output from the output slice): the rest of it -- DAC to 0, the back-end stopped, the
+        latch re-armed (stage.cut) -- and, for a session that ended, its end, in two tick calls
+        (all in one took 0.66 ms on the RP2040): first the LED and a pending fault (_end_first),
+        with the rail and the bridge off and the stage still reading CLOSING, so the main loop
+        neither switches on, nor shows `done`, nor writes the record; then the cut and the fast
+        path disarmed (_end_last): every trip stays armed until the stage is off."""
+        self.cut_calls += 1
         fast = self.fast
         reason = fast.reason
         fast.reason = None
         if reason is not None:
             self._trip(reason)
             return
-        self.stage.cut()                 # the closing window's deadline: no fault
-        if not self.session.active():
-            self._ended()
+        stage = self.stage
+        if stage.halted == 2:                # the end's first half ran at the last call
+            stage.cut()
+            self._end_last()
+        elif self.session.active():
+            stage.cut()                      # a pause's or a hold's last pair, or its deadline
+        else:
+            stage.halted = 2                 # (stage.py: the end's first half, the cut next call)
+            self._end_first()
 
-    @micropython.native
+    @micropython.viper
     def _output_slice(self, now):
+        # viper: its own numbers are in an int array (_amp) and its arithmetic is the CPU's; each
+        # other object's attribute is read once (on the RP2040 a lookup costs 3-5 us, and this
+        # slice made ~60). The pair state is read again where the write is decided: a timer
+        # back-end's interrupt moves it.
+        amp = ptr32(self._amp)
         pulse = self.pulse
         pulse.sample()
-        if pulse.pairs != self._pairs_seen:     # a pair began at the code on the DAC now
-            self._pairs_seen = pulse.pairs
-            self.output.pair_code = self.output.code
+        pairs = int(pulse.pairs)
+        out = self.output
+        if pairs != amp[_A_PAIRS_SEEN]:         # a pair began at the code on the DAC now
+            amp[_A_PAIRS_SEEN] = pairs
+            out.pair_code = out.code
         sess = self.session
         stage = self.stage
-        active = sess.active()
-        if stage.state == STAGE_CLOSING and stage.closed(now) and not active:
-            self._ended()
-            return
-        if not active:
+        if int(stage.state) == _ST_CLOSING and stage.closed(now):
+            return                              # halted: the next tick call finishes the cut
+        if not sess.active():
             return
         if self._heartbeat and time.ticks_diff(now, self._hb_ms) > limits.HEARTBEAT_TIMEOUT_MS:
             self._heartbeat = False
             self._pending_fault = M.HEARTBEAT_LOST
             sess.request_stop()
-        live = stage.state == STAGE_ON
-        if live and not sess.live:
-            # switched on at the target: the first pair is whole
-            self._pairs_at_set = self._pairs_off = pulse.pairs
-            self._set_na = -1                   # the stage wrote its own first code
-            lg = self._ledger
-            lg[_L_MOVED_UA] = lg[_L_IN_PAIR_NA] = 0
-            lg[_L_PAIRS] = pulse.pairs
-        if live and sess.state == RAMP:
-            lg = self._ledger
-            if lg[_L_MOVED_UA] < _LEDGER_FULL_UA:
-                lg[_L_MOVED_UA] += ((pulse.pairs - lg[_L_PAIRS]) & 0xFFFF) * 2 * stage.out_ua
-            lg[_L_PAIRS] = pulse.pairs
+        live = int(stage.state) == _ST_ON
+        if live:
+            if not sess.live:
+                # switched on at the target: the first pair is whole
+                amp[_A_AT_SET] = pairs
+                amp[_A_OFF] = pairs
+                amp[_A_SET_NA] = -1             # the stage wrote its own first code
+                amp[_A_MOVED_UA] = 0
+                amp[_A_IN_PAIR_NA] = 0
+                amp[_A_PAIRS] = pairs
+            if int(sess.state) == _S_RAMP:
+                if amp[_A_MOVED_UA] < _LEDGER_FULL_UA:
+                    amp[_A_MOVED_UA] = amp[_A_MOVED_UA] + ((pairs - amp[_A_PAIRS]) & 0xFFFF) * 2 * int(stage.out_ua)
+                amp[_A_PAIRS] = pairs
         if not pulse.in_pair:
-            self._pairs_off = pulse.pairs       # an off time this slice saw
-        target = sess.step(now, live)
-        if sess.state == RUN and not self._was_run and sess.target_na >= limits.PROGRAM_MIN_UA * 1000:
+            amp[_A_OFF] = pairs                 # an off time this slice saw
+        target = int(sess.step(now, live))
+        st = int(sess.state)
+        if st == _S_RUN and not self._was_run and int(sess.target_na) >= amp[_A_BASELINE_NA]:
             self._was_run = True
             self.monitor.capture_baseline()
-        if stage.state != STAGE_ON:
-            if sess.state == DONE and stage.state == STAGE_OFF:
+        if not live:
+            if st == _S_DONE and int(stage.state) == _ST_OFF:
                 self._ended()
-        elif sess.state == DONE or sess.state == PAUSED:
-            # the end or a pause: the pair under way finishes (no net charge left behind)
-            stage.close(now)
-            if stage.state == STAGE_OFF and sess.state == DONE:
-                self._ended()
-        elif not pulse.in_pair or (pulse.pairs != self._pairs_at_set
-                                   and ((pulse.pairs - self._pairs_off) & 0xFFFF) >= 2):
-            # amplitude changes only between pairs (ramps stay charge-balanced): in an off
-            # time a slice sees; when a whole pair went by without one (no off time, or one
-            # too short for the 10 ms slices) at each new pair, one ramp step inside it
-            self._pairs_at_set = pulse.pairs
-            mon = self.monitor
-            if mon.scale_pct < 100:             # engaged (one attribute when not: no call)
-                cap = mon.scale(sess.setpoint_ua)
-                if cap < sess.setpoint_ua and cap < target:
-                    # scaling engaged: the target falls at once; un-scaling comes back as a
-                    # ramp, never a step. (A lower setpoint alone -- a phase change, stop --
-                    # is a ramp down, not a cap.)
-                    sess.limit_to(cap)
-                    target = cap
-            na = sess.target_na
-            out = self.output
-            if na != self._set_na or out.code != self._set_code:
-                code = out.code_for_na(na)
-                if code != out.code:
-                    if pulse.in_pair and code > out.code and not self._rise_fits(out, code):
-                        sess.hold_at(out.na_for_code(out.code))   # the rise waits: a later pair, an off time
-                        return
-                    stage.set_code(code)
-                self._set_na = na
-                self._set_code = out.code
-            if pulse.in_pair and out.code > out.pair_code:
-                out.pair_code = out.code        # written inside the pair under way: it plays it
+            return
+        if st == _S_DONE or st == _S_PAUSED:
+            # the end or a pause: the pair under way finishes (no net charge left behind); if
+            # none plays, the rail and the bridge go off now and the next tick call finishes
+            stage.close(now, True)
+            return
+        in_pair = int(pulse.in_pair)
+        pairs = int(pulse.pairs)
+        if in_pair and (pairs == amp[_A_AT_SET] or ((pairs - amp[_A_OFF]) & 0xFFFF) < 2):
+            return
+        # amplitude changes only between pairs (ramps stay charge-balanced): in an off time a
+        # slice sees; when a whole pair went by without one (no off time, or one too short for
+        # the 10 ms slices) at each new pair, one ramp step inside it
+        amp[_A_AT_SET] = pairs
+        mon = self.monitor
+        if int(mon.scale_pct) < 100:            # engaged (one attribute when not: no call)
+            sp = int(sess.setpoint_ua)
+            cap = int(mon.scale(sp))
+            if cap < sp and cap < target:
+                # scaling engaged: the target falls at once; un-scaling comes back as a ramp,
+                # never a step. (A lower setpoint alone -- a phase change, stop -- is a ramp
+                # down, not a cap.)
+                sess.limit_to(cap)
+        na = int(sess.target_na)
+        code = int(out.code)
+        if na != amp[_A_SET_NA] or code != amp[_A_SET_CODE]:
+            new = int(out.code_for_na(na))
+            if new != code:
+                if in_pair and new > code and not self._rise_fits(out, new):
+                    sess.hold_at(out.na_for_code(code))   # the rise waits: a later pair, an off time
+                    return
+                stage.set_code(new)
+                code = int(out.code)
+            amp[_A_SET_NA] = na
+            amp[_A_SET_CODE] = code
+        if in_pair and code > int(out.pair_code):
+            out.pair_code = code                # written inside the pair under way: it plays it
 
-    @micropython.native
-    def _rise_fits(self, out, code):
+    @micropython.viper
+    def _rise_fits(self, out, code) -> bool:
         """A rise (to `code`, above the DAC's) written inside a pair leaves up to its step x one
         phase of net charge: it is written only while the ledger's rises stay within
         IN_PAIR_NET_PERMILLE of the charge the pairs moved since switch-on (an 8-bit DAC's first
         step from the soft start is 50 % of it: one in the first pairs was 3 % of a 10 s window).
         Falls always fit (not asked): they undo the rises' net (the later phase carries the newer
         amplitude) or end the output."""
-        lg = self._ledger
-        if lg[_L_MOVED_UA] >= _LEDGER_FULL_UA:
+        amp = ptr32(self._amp)
+        moved = amp[_A_MOVED_UA]
+        if moved >= _LEDGER_FULL_UA:
             return True
-        rise = out.na_for_code(code) - out.na_for_code(out.code)
-        if lg[_L_IN_PAIR_NA] + rise > lg[_L_MOVED_UA] * limits.IN_PAIR_NET_PERMILLE:
+        rise = int(out.rise_na(code))
+        if amp[_A_IN_PAIR_NA] + rise > moved * amp[_A_PERMILLE]:
             return False
-        lg[_L_IN_PAIR_NA] += rise
+        amp[_A_IN_PAIR_NA] = amp[_A_IN_PAIR_NA] + rise
         return True
 
     @micropython.native
@@ -325,14 +368,24 @@ class Supervisor:
     # `interrupted` as properties. The latched fault is self.stage.fault.
 
     def _ended(self):
-        """The session is done and the output stage off: latch a pending fault, or none."""
-        self.fast.disarm()
-        pending = self._pending_fault
-        self._pending_fault = None
+        """The session is done and the output stage off: the LED dark, a pending fault latched
+        (or the one the cut found), the fast path disarmed."""
+        self._end_first()
+        self._end_last()
+
+    def _end_first(self):
+        """A session's end, first half (the rail and the bridge off): the LED dark, a pending
+        fault latched -- its trip cuts, and disarms, at once."""
         self.led.off()
+        pending = self._pending_fault
         if pending is not None:
-            self.stage.trip(pending)
-        elif self.stage.fault is not None:     # the DAC did not answer at the end
+            self._trip(pending)
+
+    def _end_last(self):
+        """A session's end, second half (the output stage off): the fast path disarmed; a fault
+        the cut latched (the DAC did not answer) ends the session as a fault."""
+        self.fast.disarm()
+        if self.stage.fault is not None:
             self.session.trip()
 
     def _trip(self, reason):

@@ -3,6 +3,7 @@
 # calls write(): that is where every code is clamped to the limit. check()
 # raises OSError when the DAC does not answer (an I2C DAC off its bus) and
 # changes nothing; it allocates nothing.
+import micropython
 from micropython import const
 
 _MCP4725_FAST_WRITE = const(0x00)   # fast-mode command, power-down bits 00
@@ -15,15 +16,19 @@ class Mcp4725:
 
     def __init__(self, i2c, addr=0x60):
         self._i2c = i2c
+        self._writeto = i2c.writeto     # bound once: the tick writes through it
         self._addr = addr
         self._buf = bytearray(2)
         self._status = bytearray(3)     # a read: status byte and DAC register
 
+    @micropython.viper
     def write(self, code):
+        c = int(code)
         buf = self._buf
-        buf[0] = _MCP4725_FAST_WRITE | ((code >> 8) & 0x0F)
-        buf[1] = code & 0xFF
-        self._i2c.writeto(self._addr, buf)
+        b = ptr8(buf)
+        b[0] = _MCP4725_FAST_WRITE | ((c >> 8) & 0x0F)
+        b[1] = c & 0xFF
+        self._writeto(self._addr, buf)
 
     def check(self):
         """Read the status and DAC register: OSError if nobody answers (NACK)."""

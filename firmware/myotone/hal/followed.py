@@ -21,8 +21,7 @@ class FollowedPulse:
         self.head.advance(time.ticks_us())   # sets state, in_pair, pairs, settled here
 
     def _played_out(self):
-        """The hardware no longer plays: nothing to follow."""
+        """The hardware no longer plays: nothing to follow (Playhead.stop sets state OFF,
+        in_pair 0 and settled here)."""
         self.running = False
         self.head.stop()
-        self.state = OFF
-        self.in_pair = 0
