@@ -541,3 +541,54 @@ def test_a_dac_that_leaves_the_bus_is_a_fault_with_the_output_cut():
         assert fw.events("fault"), fw.log[-5:]
     finally:
         fw.close()
+
+
+_EDGES = """
+import myotone.app as A
+from myotone import session as S
+sup = A.supervisor
+mon, out = sup.monitor, sup.output
+r = []
+mon.begin(500)
+mon.track(400, 400 * 300, 400 * 28000)     # a late call's sums: mv x 1000 is 1.1e10
+r.append(mon.z_ohm)
+for k in range(101):                        # 10 s of 1000 Hz pairs at 1100 / 700 uA (1/16 uA)
+    got = mon.charge(k * 100, 100 * 16 * 1100, 100, 100 * 16 * 700, 100)
+r.append(got)
+mon.begin(500)
+for k in range(101):
+    got = mon.charge(k * 100, 100 * 16 * 1100, 100, 100 * 16 * 1099, 100)
+r.append(got)
+r.append(S.ramp_down_rate_pa_per_ms(1000000, 1))
+lim = out.limit_code
+r.append(lim)
+r.append(out.code_for_na(1000000))
+r.append(out.na_for_code(lim))
+r.append(out.ua_for_code(lim))
+out.zero()
+r.append(out.rise_na(lim))
+print(r)
+"""
+
+
+def test_the_viper_arithmetic_holds_at_its_32_bit_edges_on_the_chip():
+    """The tick's viper code computes in machine words (32 bits, no big ints): each product it
+    makes is kept under 2**31 at the largest inputs the device can give (a late bookkeeping call's
+    impedance sums; 10 s of 1000 Hz pairs at the ADC's full scale in the charge window; the
+    ramp-down's rate over the whole ceiling in 1 ms; the DAC transfer at the limit code), and
+    gives what Python's unbounded integers give. (CPython runs the same source without the
+    32-bit words: only the chip can fail this.)"""
+    board = load_board("pico-mcp4725")
+    fs8 = board["dac"]["vref_mv"] * 1000 // board["v_to_i"]["r_set_ohm"] * 8
+    limit_code = min(board["limit_ua"] * 4095 // (fs8 // 8), 4095)
+    f = Fw()
+    try:
+        f.b.write(b"\x03")
+        f.b.wait_for(b">>> ", 3)
+        got = f.b.exec_raw(_EDGES, timeout_s=30).strip()
+    finally:
+        f.close()
+    na_lim = (limit_code * fs8 + 4094) // 4095 * 125
+    assert got == repr([400 * 28000 * 1000 // (400 * 300), "charge_imbalance", None, 1000 * 1000 * 1000 // 1,
+                        limit_code, min(1000000 // 125 * 4095 // fs8, limit_code), na_lim,
+                        limit_code * (fs8 // 8) // 4095, na_lim]).replace('"', "'"), got
