@@ -196,7 +196,7 @@ def test_the_ramp_down_is_twice_as_long_where_a_slice_may_miss_the_off_time_afte
     assert S.ramp_down_ms(R.pair_ms(contour), R.off_short(contour)) == 2 * L.RAMP_DOWN_MS
     assert S.ramp_down_ms(5000, True) == 10_000 and S.ramp_down_ms(5000, False) == 10_000
     s = S.Session(500)
-    s.off_short = True
+    s.timed_to(0, True)
     s.begin(300, 60_000, 0)
     t = 0
     while s.state != S.RUN:

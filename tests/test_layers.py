@@ -15,6 +15,8 @@
   through a supervisor.
 """
 import ast
+
+import pytest
 from pathlib import Path
 
 from firmware_paths import FIRMWARE_DIR
@@ -210,12 +212,16 @@ def test_the_hub_check_sees_a_violation():
     assert len(out) == 3 and not any("getattr" in f or "Panel" in f for f in out), out
 
 
-def test_the_supervisor_class_has_no_properties():
+@pytest.mark.parametrize("module, name", [("myotone.supervisor", "Supervisor"), ("myotone.session", "Session"),
+                                          ("myotone.output", "Output"), ("myotone.stage", "OutputStage"),
+                                          ("myotone.monitor", "Monitor")])
+def test_the_classes_the_tick_stores_to_have_no_properties(module, name):
     """On MicroPython a class with a property makes every `self.x = ...` look x up in the class's
-    table first, and the bookkeeping tick stores to self on every call: with two properties the
-    tick cost ~50 us more on the chip (docs/architecture.md)."""
-    tree = _modules()["myotone.supervisor"]
-    (cls,) = [n for n in tree.body if isinstance(n, ast.ClassDef) and n.name == "Supervisor"]
+    table first, and the bookkeeping tick stores to these objects on every call: with two
+    properties the Supervisor's tick cost ~50 us more on the chip (docs/architecture.md); with
+    six, Session.step's one store of its target made the step 49 us instead of ~30."""
+    tree = _modules()[module]
+    (cls,) = [n for n in tree.body if isinstance(n, ast.ClassDef) and n.name == name]
     decorated = [f"{f.name} @{ast.unparse(d)}" for f in cls.body if isinstance(f, ast.FunctionDef)
                  for d in f.decorator_list if "property" in ast.unparse(d) or "setter" in ast.unparse(d)]
     assert decorated == []

@@ -114,7 +114,7 @@ class Checkpoints:
         if stage.state == ON:
             period_ms = (self._runner.period_us() + 999) // 1000
             self._down = -1
-            if st != RAMP and st != RUN or sess.duration_ms - sess.elapsed_ms <= period_ms + _END_MARGIN_MS:
+            if st != RAMP and st != RUN or sess.duration_ms() - sess.elapsed_ms() <= period_ms + _END_MARGIN_MS:
                 if not self._heap.exhausted(now_ms):
                     return          # a ramp-down plays out, or the end is near: wait for the stage off
                 # the heap cannot wait: a hold in the ramp-down, or in the last second, which

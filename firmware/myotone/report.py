@@ -131,7 +131,7 @@ class Report:
         ua, ohm = self._measured()
         out = {"state": self.state_name(), "setpoint_ua": self.setpoint_shown(), "target_ua": s.target_na // 1000,
                "measured_ua": ua, "impedance_ohm": ohm,
-               "elapsed_s": s.elapsed_ms // 1000, "duration_s": s.duration_ms // 1000,
+               "elapsed_s": s.elapsed_ms() // 1000, "duration_s": s.duration_ms() // 1000,
                "program": plan.name if plan else None, "phase": runner.k + 1 if plan else None,
                "led_pct": led.percent_now(), "led_dose_j_cm2": round(led.dose_uj / 1e6, 3),
                "led_derate_pct": led.derate_permille // 10, "level": self._panel.level(s.active()),
@@ -162,4 +162,4 @@ class Report:
             "telemetry", t_ms=now, state=self.state_name(), setpoint_ua=self.setpoint_shown(),
             target_ua=target, measured_ua=ua, impedance_ohm=ohm, baseline_ohm=base, output_ua=out_ua,
             led_pct=led.percent_now(), led_dose_j_cm2=round(led.dose_uj / 1e6, 3),
-            temp_c=self._temp_c(), elapsed_s=s.elapsed_ms // 1000, blinded=hide)
+            temp_c=self._temp_c(), elapsed_s=s.elapsed_ms() // 1000, blinded=hide)

@@ -148,8 +148,7 @@ class Runner:
 
     def _pair_ms(self, wave):
         """The session's ramps are timed to this waveform's pairs (Session.pair_ms, off_short)."""
-        self.session.pair_ms = pair_ms(wave)
-        self.session.off_short = off_short(wave)
+        self.session.timed_to(pair_ms(wave), off_short(wave))
 
     def _stage_on(self, k):
         ph = self.plan.phases[k]
@@ -200,7 +199,7 @@ class Runner:
             sess.change_setpoint(self.ua(self.k))
             return
         phases = self.plan.phases
-        t = sess.elapsed_ms
+        t = sess.elapsed_ms()
         k = 0
         while k < len(phases) - 1 and t >= phases[k][0]:
             k += 1

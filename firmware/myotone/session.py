@@ -20,10 +20,16 @@ FAULT = const(5)
 PAUSING = const(6)     # ramping down to zero, as on stop, then holding there
 PAUSED = const(7)
 NAMES = ("idle", "ramp", "run", "ramp_down", "done", "fault", "pausing", "paused")
+# the states a session is under way in (active()), one bit each: RAMP, RUN, RAMP_DOWN, PAUSING,
+# PAUSED (the output slice tests the bit without a call: supervisor.py)
+ACTIVE_MASK = const((1 << RAMP) | (1 << RUN) | (1 << RAMP_DOWN) | (1 << PAUSING) | (1 << PAUSED))
 PAUSE_MAX_MS = const(600000)   # a session paused for 10 min ends (done)
 
 # The numbers step() reads and writes, in one int array (Session._n) read by a viper step: one
-# lookup a step, not ~20 (on the RP2040 each attribute costs 3-5 us of the output slice's budget)
+# lookup a step, not ~20 (on the RP2040 each attribute costs 3-5 us of the output slice's budget).
+# The class has no properties: on MicroPython a class with one makes every attribute store look
+# the name up in the class first (step() stores target_na each call), so the times kept here are
+# read through methods (elapsed_ms() ...).
 _N_LAST_MS = const(0)     # when the last step ran (ticks_ms)
 _N_ELAPSED = const(1)     # session time (ms): runs only in RAMP and RUN
 _N_DURATION = const(2)    # the session's length (ms)
@@ -33,7 +39,7 @@ _N_FLOOR = const(5)       # a ramp-down's first part ends at the soft start (nA)
 _N_TAIL = const(6)        # ... and its tail falls from there to zero at this rate (pA per ms)
 _N_PAUSED = const(7)      # time paused (ms)
 _N_DOWN = const(8)        # 1: a stop or pause asked, its ramp-down is set at the next step
-_N_GOAL_NA = const(9)     # the setpoint in nA
+_N_SPARE = const(9)
 _N_STEP_MAX = const(10)   # limits.RAMP_STEP_MAX_MS
 _N_SOFT_NA = const(11)    # start_ua() in nA, as the last ramp from the minimum began (a ramp-down's
                           # floor: start_ua() searches codes, too long for the tick)
@@ -99,44 +105,28 @@ class Session:
         # the longest time between two pulse pairs of the waveform under way (its period, plus a
         # burst's off time): the amplitude changes only between pairs, so a rising ramp lasts
         # RAMP_MIN_PAIRS of these (no step above 1/20 of its span at any frequency); 0: none
-        self._pair_ms = 0
-        self._off_short = False      # the off time after a pair is under an output slice (runner)
+        self.pair_ms = 0
+        self.off_short = False       # the off time after a pair is under an output slice (runner)
         self._n[_N_DOWN_MS] = ramp_down_ms()
+        self.setpoint_ua = 0
         # the output stage was on at the last step: a rising ramp moves only while it is, and
         # is timed from the step it switched on (arming -- compiling a table -- is no ramp time)
         self.live = False
 
-    @property
-    def pair_ms(self):
-        return self._pair_ms
+    def timed_to(self, pair_ms, off_short):
+        """The waveform under way (runner): its longest time between two pairs and whether the
+        off time after a pair is under an output slice; the ramp-down's length follows."""
+        self.pair_ms = pair_ms
+        self.off_short = off_short
+        self._n[_N_DOWN_MS] = ramp_down_ms(pair_ms, off_short)
 
-    @pair_ms.setter
-    def pair_ms(self, ms):
-        self._pair_ms = ms
-        self._n[_N_DOWN_MS] = ramp_down_ms(ms, self._off_short)
-
-    @property
-    def off_short(self):
-        return self._off_short
-
-    @off_short.setter
-    def off_short(self, short):
-        self._off_short = short
-        self._n[_N_DOWN_MS] = ramp_down_ms(self._pair_ms, short)
-
-    @property
-    def setpoint_ua(self):
-        return self._n[_N_GOAL_NA] // 1000
-
-    @property
     def elapsed_ms(self):
+        """Session time: runs only in RAMP and RUN."""
         return self._n[_N_ELAPSED]
 
-    @property
     def duration_ms(self):
         return self._n[_N_DURATION]
 
-    @property
     def paused_ms(self):
         return self._n[_N_PAUSED]
 
@@ -147,8 +137,7 @@ class Session:
 
     def active(self):
         """A session is under way: RAMP, RUN, RAMP_DOWN, PAUSING or PAUSED (not IDLE, DONE, FAULT)."""
-        st = self.state
-        return RAMP <= st <= RAMP_DOWN or st >= PAUSING
+        return bool((ACTIVE_MASK >> self.state) & 1)
 
     def start_ua(self):
         """The ramp's first target: the soft start as the output delivers it (rounded down,
@@ -208,8 +197,8 @@ class Session:
         self._check(setpoint_ua)
         if not 0 < duration_ms <= limits.SESSION_MAX_MS:
             raise ValueError("duration out of range")
+        self.setpoint_ua = setpoint_ua
         n = self._n
-        n[_N_GOAL_NA] = setpoint_ua * 1000
         n[_N_DURATION] = duration_ms
         n[_N_ELAPSED] = 0
         n[_N_LAST_MS] = now_ms
@@ -224,7 +213,7 @@ class Session:
         """
         self._check(setpoint_ua)
         if self.state in (RAMP, RUN):
-            self._n[_N_GOAL_NA] = setpoint_ua * 1000
+            self.setpoint_ua = setpoint_ua
             self._set_rate(self._ramp_rate(self.target_na, setpoint_ua * 1000))
             self.state = RAMP
 
@@ -357,7 +346,7 @@ class Session:
         target = int(self.target_na)
         new_st = st
         if st == RAMP:
-            goal = n[_N_GOAL_NA]
+            goal = int(self.setpoint_ua) * 1000
             if target < goal:
                 if lv and was:
                     target += step

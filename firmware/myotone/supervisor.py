@@ -41,8 +41,9 @@ _S_RAMP = const(1)
 _S_RUN = const(2)
 _S_DONE = const(4)
 _S_PAUSED = const(7)
-if (STAGE_OFF, STAGE_ON, STAGE_CLOSING, RAMP, RUN, DONE, PAUSED) != (_ST_OFF, _ST_ON, _ST_CLOSING, _S_RAMP,
-                                                                   _S_RUN, _S_DONE, _S_PAUSED):
+_S_ACTIVE = const(0xCE)         # session.ACTIVE_MASK
+if (STAGE_OFF, STAGE_ON, STAGE_CLOSING, RAMP, RUN, DONE, PAUSED, S.ACTIVE_MASK) != (
+        _ST_OFF, _ST_ON, _ST_CLOSING, _S_RAMP, _S_RUN, _S_DONE, _S_PAUSED, _S_ACTIVE):
     raise ImportError("supervisor: a stage or session state's number changed")
 
 BOOKKEEPING_SLICES = const(4)   # output, environment, books, LED: one per bookkeeping call
@@ -224,20 +225,24 @@ class Supervisor:
         pulse.sample()
         pairs = int(pulse.pairs)
         out = self.output
+        code = int(out.code)                    # the DAC's code: only this slice's write moves it
         if pairs != amp[_A_PAIRS_SEEN]:         # a pair began at the code on the DAC now
             amp[_A_PAIRS_SEEN] = pairs
-            out.pair_code = out.code
+            out.pair_code = code
         sess = self.session
         stage = self.stage
-        if int(stage.state) == _ST_CLOSING and stage.closed(now):
+        sst = int(stage.state)
+        if sst == _ST_CLOSING and stage.closed(now):
             return                              # halted: the next tick call finishes the cut
-        if not sess.active():
+        st = int(sess.state)
+        if not (_S_ACTIVE >> st) & 1:           # Session.active(), without a call
             return
         if self._heartbeat and time.ticks_diff(now, self._hb_ms) > limits.HEARTBEAT_TIMEOUT_MS:
             self._heartbeat = False
             self._pending_fault = M.HEARTBEAT_LOST
             sess.request_stop()
-        live = int(stage.state) == _ST_ON
+            st = int(sess.state)
+        live = sst == _ST_ON
         if live:
             if not sess.live:
                 # switched on at the target: the first pair is whole
@@ -247,7 +252,7 @@ class Supervisor:
                 amp[_A_MOVED_UA] = 0
                 amp[_A_IN_PAIR_NA] = 0
                 amp[_A_PAIRS] = pairs
-            if int(sess.state) == _S_RAMP:
+            if st == _S_RAMP:
                 if amp[_A_MOVED_UA] < _LEDGER_FULL_UA:
                     amp[_A_MOVED_UA] = amp[_A_MOVED_UA] + ((pairs - amp[_A_PAIRS]) & 0xFFFF) * 2 * int(stage.out_ua)
                 amp[_A_PAIRS] = pairs
@@ -285,7 +290,6 @@ class Supervisor:
                 # down, not a cap.)
                 sess.limit_to(cap)
         na = int(sess.target_na)
-        code = int(out.code)
         if na != amp[_A_SET_NA] or code != amp[_A_SET_CODE]:
             new = int(out.code_for_na(na))
             if new != code:
@@ -675,7 +679,7 @@ class Supervisor:
         led = self.led
         cp = self.checkpoints
         head, body = self.log.record(clock.now_s(), led.dose_uj, round(led.on_ticks / led.tick_hz, 1),
-                                     led.stopped, self.session.elapsed_ms // 1000 if session_s < 0 else session_s,
+                                     led.stopped, self.session.elapsed_ms() // 1000 if session_s < 0 else session_s,
                                      final, clock.is_set())
         try:
             if cp.n:
