@@ -65,6 +65,7 @@ _A_OFF = const(6)                  # the pair count when a slice last saw an off
 _A_SET_NA = const(7)               # the target the last amplitude step set, and the code it left
 _A_SET_CODE = const(8)             # on the DAC (an unchanged pair needs no transfer)
 _A_BASELINE_NA = const(9)          # limits.PROGRAM_MIN_UA in nA: the least target a baseline is taken at
+_A_PENDING = const(10)             # a code decided inside a pair, written at the next call; -1: none
 
 _START = {
     "program": ("str", True), "ua": ("int", False), "duration_s": ("int", False),
@@ -134,7 +135,7 @@ class Supervisor:
         # written inside a pair (nA x phases: a rise written in the gap between a pair's phases
         # puts it all in one polarity) -- and the pair counts and the last step's target and code
         self._amp = array("i", [0, 0, 0, limits.IN_PAIR_NET_PERMILLE, -1, -1, -1, -1, -1,
-                                limits.PROGRAM_MIN_UA * 1000])
+                                limits.PROGRAM_MIN_UA * 1000, -1])
         self._dac_n = 0
         self.reader = P.LineReader()
         self._rx_ms = 0              # when input last arrived
@@ -249,6 +250,7 @@ class Supervisor:
                 amp[_A_AT_SET] = pairs
                 amp[_A_OFF] = pairs
                 amp[_A_SET_NA] = -1             # the stage wrote its own first code
+                amp[_A_PENDING] = -1
                 amp[_A_MOVED_UA] = 0
                 amp[_A_IN_PAIR_NA] = 0
                 amp[_A_PAIRS] = pairs
@@ -293,8 +295,16 @@ class Supervisor:
         if na != amp[_A_SET_NA] or code != amp[_A_SET_CODE]:
             new = int(out.code_for_na(na))
             if new != code:
-                if in_pair and new > code and not self._rise_fits(out, new):
-                    sess.hold_at(out.na_for_code(code))   # the rise waits: a later pair, an off time
+                if in_pair:
+                    if new > code and not self._rise_fits(out, new):
+                        sess.hold_at(out.na_for_code(code))   # the rise waits: a later pair, an off time
+                        return
+                    # inside a pair (the ledger has it): written by the next bookkeeping call, in
+                    # this pair, a later one or an off time alike (_write_pending), so no call
+                    # makes both the step and the write (~90 us: I2C and three calls)
+                    amp[_A_PENDING] = new
+                    amp[_A_SET_NA] = na
+                    amp[_A_SET_CODE] = new
                     return
                 stage.set_code(new)
                 code = int(out.code)
@@ -321,8 +331,28 @@ class Supervisor:
         amp[_A_IN_PAIR_NA] = amp[_A_IN_PAIR_NA] + rise
         return True
 
+    @micropython.viper
+    def _write_pending(self):
+        """The amplitude step the output slice decided inside a pair (its rise already in the
+        in-pair ledger), 2.5 ms later: written only while the stage is on (a cut or a close
+        meanwhile: nothing, and the next output slice works it out again). The pair it lands in
+        plays it, or the next one does (an off time): either way no pair plays more than it."""
+        amp = ptr32(self._amp)
+        code = amp[_A_PENDING]
+        amp[_A_PENDING] = -1
+        stage = self.stage
+        if int(stage.state) != _ST_ON:
+            return
+        stage.set_code(code)
+        out = self.output
+        c = int(out.code)
+        if c > int(out.pair_code):
+            out.pair_code = c
+
     @micropython.native
     def _environment_slice(self):
+        if self._amp[_A_PENDING] >= 0:
+            self._write_pending()
         hw = self.hw
         self.temp_raw = hw.read_temp_raw()
         self.env = env = self.monitor.environment(self.temp_raw, hw.vbus.value())
