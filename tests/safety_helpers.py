@@ -183,3 +183,8 @@ class FastLine:
         d = self._d
         self.fp.take(d)
         return self.mon.charge(now_ms, d[5], d[6], d[7], d[8])
+
+
+def supervisor(bench):
+    """The firmware's Supervisor in a Bench's emulator (its objects, to look into or act on)."""
+    return bench.emu.runtime.modules["myotone.app"].supervisor

@@ -9,7 +9,7 @@ import envelope_judge as J
 from envelope_case import Case, judge
 from myotone.emulator.flash import Flash
 from myotone.emulator.heap import PAUSE_NS
-from safety_helpers import Bench, board_for
+from safety_helpers import Bench, board_for, supervisor
 from test_session_log import KEYS, boot
 
 S = 1_000_000_000
@@ -18,10 +18,6 @@ MS = 1_000_000
 # begins (the rail and the bridge off) is finished -- the stage off -- at the call after it
 BOOK_CALL_NS = 2_500_000
 INTERVAL_S = 60                  # the firmware's checkpoint interval (checkpoint.INTERVAL_MS)
-
-
-def supervisor(bench):
-    return bench.emu.runtime.modules["myotone.app"].supervisor
 
 
 def watch_flash(bench):

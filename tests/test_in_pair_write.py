@@ -1,14 +1,10 @@
 """A ramp step decided inside a pair is written by the next bookkeeping call (Supervisor.
 _write_pending, docs/safety.md): the rise is in the in-pair ledger when decided; the write comes
 2.5 ms later, only while the output stage is on. Judged on the emulator's plant."""
-from safety_helpers import Bench, board_for
+from safety_helpers import Bench, board_for, supervisor
 
 MS = 1_000_000
 NO_OFF_TIME = dict(program="lift", ua=300, duration_s=60, hz=500, phase_us=1000, gap_us=0)
-
-
-def supervisor(bench):
-    return bench.emu.runtime.modules["myotone.app"].supervisor
 
 
 def _until_pending(b, sup, pending_slot):

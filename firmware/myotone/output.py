@@ -160,9 +160,8 @@ class Output:
             self.write_code(code)
 
     @micropython.viper
-    def write_code(self, code) -> int:
-        """The one DAC write: clamped to 0..limit_code whatever the caller computed. Returns what
-        the code written commands, in uA (ua_for_code's)."""
+    def write_code(self, code):
+        """The one DAC write: clamped to 0..limit_code whatever the caller computed."""
         t = ptr32(self._t)
         c = int(code)
         if c > t[_T_LIMIT]:
@@ -171,9 +170,6 @@ class Output:
             c = 0
         self._dac.write(c)
         self.code = c
-        if c == 0:
-            return 0
-        return c * t[_T_FS_UA] // t[_T_MAX] + t[_T_OFF_UA]
 
     @micropython.viper
     def rise_na(self, code) -> int:

@@ -158,10 +158,12 @@ class OutputStage:
         if code == out.code:
             return
         try:
-            self.out_ua = out.write_code(code)      # what the code written commands
+            out.write_code(code)
         except Exception:
             self.dac_ok = 0
             self.trip(DAC_FAULT)
+            return
+        self.out_ua = out.ua_for_code(out.code)     # what the code written (clamped) commands
 
     def verify_dac(self):
         """Bookkeeping, while output is on (10 Hz): the DAC asked to answer (a read: nothing
