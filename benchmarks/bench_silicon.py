@@ -208,9 +208,17 @@ def write_code():
     out.write_code(out.code ^ 1)
 def rise_fits():
     sup._rise_fits(out, out.code + 1)
+mon = sup.monitor
+mon.begin(500)
+def charge():
+    mon.charge(0, 3200, 1, 3150, 1)
+bucket_ms = [0]
+def charge_bucket():
+    bucket_ms[0] += 100
+    mon.charge(bucket_ms[0], 3200, 1, 3150, 1)
 base = timed(nothing)
 print("call", base)
-for f in (attribute, sample, step, code_for_na, na_for_code, write_code, rise_fits):
+for f in (attribute, sample, step, code_for_na, na_for_code, write_code, rise_fits, charge, charge_bucket):
     print(f.__name__, timed(f) - base)
 """
 
@@ -218,7 +226,8 @@ for f in (attribute, sample, step, code_for_na, na_for_code, write_code, rise_fi
 def building_blocks() -> dict[str, float]:
     """What each of the bookkeeping's building blocks costs on the chip, in us per call (a
     Python call's own cost, `call`, taken off the others): an attribute lookup, the playhead's
-    sample, the session's step in RAMP, the DAC transfer both ways, a DAC write, a rise's fit."""
+    sample, the session's step in RAMP, the DAC transfer both ways, a DAC write, a rise's fit, the
+    charge window's sums (`charge`: between buckets; `charge_bucket`: a bucket's end, judged)."""
     fw = Fw()
     try:
         fw.b.write(b"\x03")

@@ -296,7 +296,8 @@ def judge(b: Bench, case: Case, t_start: int, setpoint: float, at: dict, bounds:
     if case.fault and at["fault"] is not None:
         reason, bound_ns, how = FAULTS[case.fault]
         if reason is not None:
-            onset = trip_onset_ns(how, segs, edges, hv, bridge, level, all_pairs, at["fault"])
+            onset = trip_onset_ns(how, segs, edges, hv, bridge, level, all_pairs, at["fault"],
+                                  J.judge_level_ua(board))
             if onset is not None and (off is None or off > onset + bound_ns):
                 late = "never" if off is None else f"{(off - onset) / J.MS:.1f} ms after the onset"
                 out.append(J.Violation("trip_late", onset, f"{case.fault}: output off {late} (bound "
@@ -326,13 +327,14 @@ def judge(b: Bench, case: Case, t_start: int, setpoint: float, at: dict, bounds:
     return out
 
 
-def trip_onset_ns(how, segs, edges, hv, bridge, level, pair_list, t_fault):
+def trip_onset_ns(how, segs, edges, hv, bridge, level, pair_list, t_fault, judge_ua=0.0):
     """The onset of a fault's trip, on the plant: `fault` the injection itself; `over_level` the first
     instant after it with |I| above limit x 1.1 + 10 uA (see envelope_judge.over_limit); `drive` the
     first instant from it on at which the rail is on and the bridge drives the electrodes; `flow_50ua`
     the first instant from it on with |I| >= 50 uA (sense_fault judges commands >= 50 uA); `window`
     the first instant a pair's charge is known (its end; a lone phase's partner due) at which the
-    plant's 10 s window of whole pairs exceeds 2 %."""
+    plant's 10 s window of whole pairs exceeds 2 % (of the charge moved, or of what its phases would
+    move at the sense's `judge_ua`: envelope_judge.judge_level_ua)."""
     if how == "fault":
         return t_fault
     if how == "over_level":
@@ -342,5 +344,5 @@ def trip_onset_ns(how, segs, edges, hv, bridge, level, pair_list, t_fault):
     if how == "flow_50ua":
         return J.first_at_least(segs, 50.0, t_fault)
     if how == "window":
-        return J.imbalance_onset(pair_list, t_fault)
+        return J.imbalance_onset(pair_list, t_fault, judge_ua)
     raise ValueError(how)

@@ -23,6 +23,22 @@ CHARGE_FRACTION = 0.02                # ... above 2 % of the charge moved
 # integration and of phases the soft start makes tiny (10 uA x 20 us = 0.2 nC a phase); it is 5000
 # times under the charge of one lift phase at 500 uA, and a real DC fault moves microcoulombs.
 CHARGE_FLOOR_NC = 1.0
+# The sense's resolution (SAFETY.md: "*measured* net charge"; docs/safety.md, "Charge balance"): a
+# board's sense reads a pair's two phases to 2 % only from its judge level J (`sense.charge_judge_ua`,
+# never under 50 uA: whole-uA readings); under it the firmware holds a window's mean net current to
+# 2 % of 2 J, F = 0.04 J (2 uA; 3.76 on the ESP32), which its sense reads to within F / 2. So a
+# trip is owed where the plant's net passes 2 % of the charge moved, or 1.5 F in mean current where
+# less moved: 2 % of what the window's phases would move at 1.5 J (the proposal in docs/safety.md).
+# The waveform's own balance (charge_balance) keeps 2 % of the charge moved: its construction has
+# no resolution to allow for.
+CHARGE_JUDGE_MIN_UA = 50.0
+SENSE_TOLERANCE = 1.5
+
+
+def judge_level_ua(board: dict) -> float:
+    """The current at which the plant's net is held to 2 % where less flowed (see above)."""
+    j = max(CHARGE_JUDGE_MIN_UA, float(board.get("sense", {}).get("charge_judge_ua", 0)))
+    return SENSE_TOLERANCE * j
 
 
 @dataclass
@@ -162,6 +178,7 @@ class Pulse:
     whole: bool = True        # a pair with both its phases (False: a phase left without its partner)
     due_ns: int | None = None  # a lone phase: when its partner was due (its end + the gap); until
                                # then it is a healthy pair's first phase, by design unbalanced
+    on_ns: int = 0            # how long current flowed: a phase's span, a pair's two phases'
 
     def known_ns(self) -> int:
         """When the plant shows this pulse's net charge: a pair's end, a lone phase's partner due."""
@@ -204,7 +221,7 @@ def phases(segments, phase_ns: int | None = None) -> list[Pulse]:
                 if y > x:
                     net += _charge_nc(seg, x, y)
                     amp = max(amp, abs(current_at(seg, x)), abs(current_at(seg, y)))
-            out.append(Pulse(lo, hi, amp, net, abs(net), sign))
+            out.append(Pulse(lo, hi, amp, net, abs(net), sign, on_ns=hi - lo))
     return out
 
 
@@ -216,10 +233,12 @@ def pairs(phase_list: list[Pulse], gap_ns: int, tol_ns: int = 1 * MS) -> list[Pu
         p = phase_list[k]
         q = phase_list[k + 1] if k + 1 < len(phase_list) else None
         if q is not None and q.sign == -p.sign and q.t0 - p.t1 <= gap_ns + tol_ns:
-            out.append(Pulse(p.t0, q.t1, max(p.amp_ua, q.amp_ua), p.net_nc + q.net_nc, p.moved_nc + q.moved_nc))
+            out.append(Pulse(p.t0, q.t1, max(p.amp_ua, q.amp_ua), p.net_nc + q.net_nc, p.moved_nc + q.moved_nc,
+                             on_ns=p.on_ns + q.on_ns))
             k += 2
         else:
-            out.append(Pulse(p.t0, p.t1, p.amp_ua, p.net_nc, p.moved_nc, whole=False, due_ns=p.t1 + gap_ns))
+            out.append(Pulse(p.t0, p.t1, p.amp_ua, p.net_nc, p.moved_nc, whole=False, due_ns=p.t1 + gap_ns,
+                             on_ns=p.on_ns))
             k += 1
     return out
 
@@ -228,20 +247,24 @@ def pairs(phase_list: list[Pulse], gap_ns: int, tol_ns: int = 1 * MS) -> list[Pu
 
 def charge_windows(pair_list: list[Pulse], from_ns: int = 0):
     """Net and moved charge over each 10 s window of whole pairs, one window ending at each pair's
-    end: the pairs that begin no earlier than 10 s before it. Yields (end_ns, net_nc, moved_nc):
+    end: the pairs that begin no earlier than 10 s before it. Yields (end_ns, net_nc, moved_nc, on_ns):
     end_ns is when the window's last pulse's charge is known (`Pulse.known_ns`: a lone phase's
-    imbalance shows when its partner fails to begin, not at its own end)."""
+    imbalance shows when its partner fails to begin, not at its own end); on_ns how long current
+    flowed in the window."""
     lo = 0
     net = moved = 0.0
+    on = 0
     for hi, p in enumerate(pair_list):
         net += p.net_nc
         moved += p.moved_nc
+        on += p.on_ns
         while pair_list[lo].t0 < p.t1 - CHARGE_WINDOW_NS:
             net -= pair_list[lo].net_nc
             moved -= pair_list[lo].moved_nc
+            on -= pair_list[lo].on_ns
             lo += 1
         if p.known_ns() >= from_ns:
-            yield p.known_ns(), net, moved
+            yield p.known_ns(), net, moved, on
 
 
 def imbalanced(net_nc: float, moved_nc: float) -> bool:
@@ -250,16 +273,18 @@ def imbalanced(net_nc: float, moved_nc: float) -> bool:
 
 def charge_balance(pair_list: list[Pulse]) -> Violation | None:
     """Net charge over any 10 s window of whole pairs <= 2 % of the charge moved + CHARGE_FLOOR_NC."""
-    for end, net, moved in charge_windows(pair_list):
+    for end, net, moved, _ in charge_windows(pair_list):
         if imbalanced(net, moved):
             return Violation("charge_balance", end, f"net {net:.1f} nC of {moved:.1f} nC moved "
                                                      f"({100 * abs(net) / moved:.1f} %) in the 10 s window ending here")
     return None
 
 
-def imbalance_onset(pair_list: list[Pulse], after_ns: int) -> int | None:
-    """The first window end at or after `after_ns` at which the plant's window exceeds 2 %."""
-    for end, net, moved in charge_windows(pair_list, after_ns):
-        if imbalanced(net, moved):
+def imbalance_onset(pair_list: list[Pulse], after_ns: int, judge_ua: float = 0.0) -> int | None:
+    """The first window end at or after `after_ns` at which the plant's window exceeds 2 % of the
+    charge moved, or of what its phases would move at `judge_ua` where that is more (the sense's
+    resolution: judge_level_ua)."""
+    for end, net, moved, on_ns in charge_windows(pair_list, after_ns):
+        if imbalanced(net, max(moved, judge_ua * on_ns / 1e6)):
             return end
     return None

@@ -42,6 +42,9 @@ DENSITY_MAX_UA_PER_CM2 = const(500) # 0.5 mA/cm2 rms (1/4 of the 2 mA/cm2 warnin
 CHARGE_WINDOW_MS = const(10000)     # net charge over a sliding 10 s window ...
 CHARGE_BUCKET_MS = const(100)       # ... kept in 100 ms buckets, checked every bucket
 CHARGE_IMBALANCE_PERMILLE = const(20)  # ... above 2 % of the charge moved
+CHARGE_JUDGE_MIN_UA = const(50)     # ... or of two phases at 50 uA where less moved: the sense's
+                                    # resolution (whole-uA readings, one sample a phase: a pair's
+                                    # two phases differ by up to 1 uA; 2 % of 100 uA is 2 uA)
 OVER_TEMP_C = const(41)             # skin-side thermistor: stop at 41 C
 LED_DERATE_C = const(40)            # LED derates linearly from 40 C
 OVER_TEMP_SAMPLES = const(10)       # debounce: 10 bookkeeping samples, 100 ms (stop <= 1 s)

@@ -36,12 +36,13 @@ _W_POS = const(2)        # the window's sums: POL_A's means (1/16 uA) and count,
 _W_POSK = const(3)
 _W_NEG = const(4)
 _W_NEGK = const(5)
-_W_JUDGE16 = const(6)    # (2 x judge_ua) << 4: the least pair mean judged, in 1/16 uA
+_W_JUDGE16 = const(6)    # (2 x judge_ua) << 4: the least pair sum 2 % is taken of, in 1/16 uA
 _W_BUCKET_MS = const(7)  # limits.CHARGE_BUCKET_MS
 _W_PERMILLE = const(8)   # limits.CHARGE_IMBALANCE_PERMILLE
 _W_MIN_UA = const(9)     # limits.PROGRAM_MIN_UA: the least mean current an impedance is read at
 _W_ADAPT = const(10)     # limits.IMPEDANCE_ADAPT_RATIO
-_W_SIZE = const(11)
+_W_LINEAR16 = const(11)  # (4 x sense_floor_ua) << 4: the least pair sum the sense reads linearly
+_W_SIZE = const(12)
 
 
 def max_peak_ua(area_cm2, duty_permille):
@@ -63,13 +64,15 @@ class Monitor:
         therm = board.get("thermistor")          # (every board file has one; unit tests' dicts may not)
         self.temp_open_raw = thermal.raw_for_c(therm, limits.TEMP_SENSOR_OPEN_C) if therm else 0x10000
         self._therm_open = 0
-        # charge balance is judged only on currents the sense reads without bias: above
-        # SENSE_IDLE_UA, and above twice the ADC's floor (ESP32: a current near its floor
-        # reads 0 or the floor by noise, and the two polarities' means differ by chance)
-        # ... and from the board's sense.charge_judge_ua, where its sense reads a pair's two
-        # phases less finely than 2 % of them below that (docs/hardware.md)
-        self.judge_ua = max(limits.SENSE_IDLE_UA, 2 * sense_floor_ua,
+        # charge balance: a window's net is judged against 2 % of the charge moved, or of what
+        # two phases at judge_ua would move where less flowed: the sense's resolution. Below
+        # judge_ua it reads a pair's two phases less finely than 2 % of them (whole-uA readings:
+        # CHARGE_JUDGE_MIN_UA; ESP32: whole-mV readings at 1 kHz, sense.charge_judge_ua = 94),
+        # so there the least net it judges is 2 % of 2 x judge_ua in mean current (docs/safety.md)
+        self.judge_ua = max(limits.CHARGE_JUDGE_MIN_UA, 2 * sense_floor_ua,
                             board.get("sense", {}).get("charge_judge_ua", 0))
+        # ... on phases the sense reads linearly at all: above twice the ADC's floor, for a sense
+        # without a bias (a current near its floor reads 0 or the floor by noise): _W_LINEAR16
         # sense_fault's low reading means something only where the sense reads at all: from
         # SENSE_FAULT_MIN_UA, and from twice the ADC's floor (ESP32: ~47 uA reads 0, ~59 uA on a
         # unit whose sense reads 10 uA low; a ramp crossing them was a false sense_fault)
@@ -81,6 +84,7 @@ class Monitor:
         w[_W_PERMILLE] = limits.CHARGE_IMBALANCE_PERMILLE
         w[_W_MIN_UA] = limits.PROGRAM_MIN_UA
         w[_W_ADAPT] = limits.IMPEDANCE_ADAPT_RATIO
+        w[_W_LINEAR16] = (4 * sense_floor_ua) << 4
         self._hot = 0
         self.begin(limits.ABS_CEILING_UA)
 
@@ -147,10 +151,10 @@ class Monitor:
         w = ptr32(self._w)
         bk = ptr32(self._bk)
         i = w[_W_B] * 4
-        # phases too small to judge stay out of the window, numerator and denominator: the soft
-        # start's pair had held a 0.19 Hz window's mean under judge_ua for 5 s after a 20 %
-        # asymmetry began (only the window's mean was held against it)
-        if pos_k and neg_k and pos_m // pos_k + neg_m // neg_k >= w[_W_JUDGE16]:
+        # every pair the sense reads linearly is in the window, numerator and denominator (the
+        # soft start's pairs included: a 20 % asymmetry under judge_ua at 0.2-0.8 Hz had run to
+        # the session's end, its phases kept out of the window)
+        if pos_k and neg_k and (w[_W_LINEAR16] == 0 or pos_m // pos_k + neg_m // neg_k >= w[_W_LINEAR16]):
             bk[i] = bk[i] + pos_m
             bk[i + 1] = bk[i + 1] + pos_k
             bk[i + 2] = bk[i + 2] + neg_m
@@ -177,12 +181,13 @@ class Monitor:
             return None                            # 10 s window holds 5 (waiting for 10: never)
         mp = w[_W_POS] // w[_W_POSK]              # means in 1/16 uA: no truncation bias
         mn = w[_W_NEG] // w[_W_NEGK]
-        if mp + mn < w[_W_JUDGE16]:               # too little current to judge
-            return None
+        moved = mp + mn
+        if moved < w[_W_JUDGE16]:                 # under the sense's resolution: 2 % of 2 x judge_ua
+            moved = w[_W_JUDGE16]
         d = mp - mn
         if d < 0:
             d = -d
-        if d * 1000 > w[_W_PERMILLE] * (mp + mn):
+        if d * 1000 > w[_W_PERMILLE] * moved:
             return CHARGE_IMBALANCE
         return None
 
