@@ -420,6 +420,35 @@ def test_a_profile_counts_the_probed_calls_cycles_and_names_the_functions_they_r
         fw.close()
 
 
+def test_the_bookkeeping_tick_allocates_nothing_from_a_sessions_start_to_its_end_on_the_chip():
+    """A bytecode function whose locals, stack and exception handlers need more than the VM's 11
+    words gets its frame from the heap on every call (py/objfun.c, fun_bc_call: m_new_obj_var_maybe,
+    and alloca only if that fails -- so micropython.heap_lock() never shows it). PioPulse.finish
+    (9 slots and a try) did, in the tick that ends every session: on a fragmented heap that gc_alloc
+    took 259 us, a 737 us bookkeeping call. Probed on the chip: no gc_alloc begins inside a
+    bookkeeping call through a lift session's ramp, run, stop, ramp-down and end; the main loop's
+    own allocations are seen (the probe works)."""
+    import sys
+
+    from firmware_paths import REPO
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    import bench_silicon
+    fw = Fw(probe=(bench_silicon.BOOK_PROBE, "gc_alloc"))
+    try:
+        books, allocs = fw.b.probe_calls[bench_silicon.BOOK_PROBE], fw.b.probe_calls["gc_alloc"]
+        assert fw.request("start", **bench_silicon.SESSION)["ok"]
+        fw.run(2.5)
+        assert fw.request("stop")["ok"]
+        fw.run(2.5)                                   # the 1.5 s ramp-down, the last pair, the end
+        assert [m["state"] for m in fw.events("state")][-1] == "done", fw.events("state")
+        assert len(books) > 1500 and len(allocs) > 100
+        spans = sorted(books)
+        inside = [(t, d) for t, d in allocs if any(t0 <= t <= t0 + d0 for t0, d0 in spans)]
+        assert inside == [], f"{len(inside)} allocation(s) inside the tick, the first at {inside[0][0] / 1e9:.4f} s"
+    finally:
+        fw.close()
+
+
 @pytest.mark.parametrize("fault, reason", [("electrode_off", "contact_lost"), ("vbus", "charging"),
                                            ("adc_stuck", "sense_fault"), ("thermistor_open", "temp_sensor_fault"),
                                            ("bridge_leg_short", "charge_imbalance")])

@@ -31,6 +31,7 @@ _LONG_OFF_US = const(200)        # (the refill interrupt and the forced pulls: t
 # refill may come that late. Right after a table swap the FIFO may hold the end of one table
 # and the start of the next (4 words of 20 us): then it refills at every segment, as before.
 _REFILL_AT = const(4)
+_HALTED = const(4)               # PioPulse._finish: halted, the refill feeds nothing
 
 
 @rp2.asm_pio(out_init=(rp2.PIO.OUT_LOW, rp2.PIO.OUT_LOW), out_shiftdir=rp2.PIO.SHIFT_RIGHT,
@@ -80,7 +81,8 @@ class PioPulse(FollowedPulse):
         self._ring = bytearray(_RING)
         self._fed = 0
         self._finish = 0           # 1: finishing; 2: the FIFO drained, the pair's last plays;
-                                   # 3: starved into "off" (halted at the next segment's end)
+                                   # 3: starved into "off" (halted at the next segment's end);
+                                   # _HALTED: halted (halt()), nothing more is fed
         self._done = 0
         self._feed_cb = self._feed         # bound once: the IRQ must not allocate
 
@@ -106,9 +108,12 @@ class PioPulse(FollowedPulse):
         """The hard IRQ at each segment's end: fill the FIFO, walking the table with its burst
         envelope (allocation-free; the words were computed by prepare())."""
         sm = self._sm
-        if self._finish:
-            self._finishing(sm)
-            return
+        f = self._finish
+        if f:
+            if f != _HALTED:
+                self._finishing(sm)
+            return          # halted: the IRQ its last word raised has nothing to feed (it had
+                            # refilled 8 words into the stopped machine: 280 us, hard IRQ)
         queued = sm.tx_fifo()
         if queued > self._low:
             return                              # enough queued: most interrupts end here
@@ -154,6 +159,7 @@ class PioPulse(FollowedPulse):
                 self._low = _REFILL_AT
         self._fed = fed
 
+    @micropython.native
     def _finishing(self, sm):
         """finish(), at each segment's end (and once when asked): in the off time after the
         pair, halt; where none follows it (or a short one), drop the words queued after the
@@ -188,15 +194,19 @@ class PioPulse(FollowedPulse):
             return
         self._finish = 2
 
+    @micropython.native
     def _halted(self):
         """finish() is done: halted, the bridge off."""
         self.halt()
         self._done = 1
-        self._finish = 0
 
+    @micropython.native
     def finish(self, left_ms=0):
         """End by itself after the pair under way (OutputStage.close): no word of a later pair
-        is played; halted at the end of the pair's last segment. Main loop or bookkeeping tick."""
+        is played; halted at the end of the pair's last segment. Main loop or bookkeeping tick.
+        (native: as bytecode its frame, 9 slots and a try, is over the VM's 11 words on the C
+        stack, so every call took it from the heap: 259 us of gc_alloc in the tick that ended a
+        session on a fragmented heap; tests/test_silicon.py probes gc_alloc in the tick)"""
         irq = self._disable_irq()
         try:
             self._finish = 1
@@ -250,11 +260,14 @@ class PioPulse(FollowedPulse):
         self.head.start(table, time.ticks_us())
         self._sm.active(1)
 
+    @micropython.native
     def halt(self):
         """The fast path's cut (hard interrupt, allocation-free): the state machine stops
-        and drives both bridge pins low in the same cycle; stop() follows (bookkeeping)."""
+        and drives both bridge pins low in the same cycle; stop() follows (bookkeeping).
+        The refill interrupt feeds no more words (_HALTED) until the next start."""
         self._sm.active(0)
         self._sm.exec(_MOV_PINS_NULL)
+        self._finish = _HALTED
 
     def stop(self):
         """Stop the state machine and drive both bridge pins low."""
