@@ -136,16 +136,17 @@ class Cell:
         return next((t for t, pin, level in self.emu.mcu.edges if pin == hv and not level and t >= self.t_fault),
                     None)
 
-    def first_bridge_on_ns(self) -> int | None:
-        """The first instant from the fault on at which the bridge drives the electrodes."""
+    def first_bridge_on_ns(self, *which: str) -> int | None:
+        """The first instant from the fault on at which the bridge drives the electrodes (in the
+        polarities `which`, "pol_a" / "pol_b": both by default)."""
         b = self.board["bridge"]
-        on = [t for t, pin, level in self.emu.mcu.edges
-              if pin in (b["pol_a"], b["pol_b"]) and level and t >= self.t_fault]
+        pins = [b[w] for w in which or ("pol_a", "pol_b")]
+        on = [t for t, pin, level in self.emu.mcu.edges if pin in pins and level and t >= self.t_fault]
         return on[0] if on else None
 
-    def bridge_on_at(self, t_ns: int) -> bool:
+    def bridge_on_at(self, t_ns: int, *which: str) -> bool:
         b = self.board["bridge"]
-        level = {b["pol_a"]: 0, b["pol_b"]: 0}
+        level = {b[w]: 0 for w in which or ("pol_a", "pol_b")}
         for t, pin, lv in self.emu.mcu.edges:
             if t > t_ns:
                 break

@@ -101,6 +101,14 @@ EXPECTED = {
         "ramp_down": trip("charge_imbalance", 1000, "fault", "as in ramp: judged until the end"),
         "led_only": nothing("no microcurrent"),
     },
+    "bridge_leg_open": {
+        "idle": nothing(_NO_SESSION), "done": nothing(_NO_SESSION),
+        "ramp": trip("contact_lost", 10, "pol_b_on", "unipolar pulses (POL_B's diagonal has no path): the source "
+                     "sits at its rail in POL_B phases, as with an open electrode: stop <= 10 ms once it is driven"),
+        "run": trip("contact_lost", 10, "pol_b_on", "as in ramp"),
+        "ramp_down": trip("contact_lost", 10, "pol_b_on", "as in ramp: contact is watched until the end"),
+        "led_only": nothing("no microcurrent"),
+    },
     "firmware_hang": {
         "idle": ("hang_unarmed", None, None, None,
                  "the watchdog is armed with the first session (mpremote keeps its REPL before): "
@@ -188,6 +196,8 @@ def _onset_ns(cell, onset):
         return cell.t_fault
     if onset == "bridge_on":
         return cell.t_fault if cell.bridge_on_at(cell.t_fault) else cell.first_bridge_on_ns()
+    if onset == "pol_b_on":                    # POL_B driven: the polarity whose path is open
+        return cell.t_fault if cell.bridge_on_at(cell.t_fault, "pol_b") else cell.first_bridge_on_ns("pol_b")
     if onset == "over_limit":
         return cell.onset_over_ns(OVER_CURRENT_UA)
     if onset == "window":                      # the plant's 10 s window first above 2 %

@@ -35,6 +35,23 @@ def test_electrode_voltage_rises_during_a_constant_current_phase():
         assert p.current_ua(t) == pytest.approx(i)
 
 
+def test_an_open_bridge_leg_leaves_pol_b_phases_without_a_path_and_the_source_at_its_rail():
+    """`bridge_leg_open`: POL_A phases flow as before; POL_B phases carry no current (the sense reads
+    the source's current: none) and the divider reads the rail, as with an open electrode."""
+    load = Load(r_series_ohm=2000, r_parallel_ohm=8000, c_parallel_nf=100)
+    p = driven(load, 300)
+    p.faults.add("bridge_leg_open")
+    p.changed(MS)
+    assert p.current_ua(2 * MS) == pytest.approx(p.set_point_ua())          # POL_A: untouched
+    p.bridge_a, p.bridge_b = 0, 1
+    p.changed(3 * MS)
+    assert p.current_ua(4 * MS) == 0 and p.channel_volts("i", 4 * MS) == pytest.approx(p._bias_v)
+    assert p.electrode_mv(4 * MS) == pytest.approx(p.board["compliance_v"] * 1000)
+    p.faults.discard("bridge_leg_open")                                    # healthy again
+    p.changed(5 * MS)
+    assert p.current_ua(6 * MS) == pytest.approx(-p.set_point_ua())
+
+
 def test_compliance_is_reached_mid_phase_and_the_current_then_relaxes():
     # 24 V rail, R_s 20 k + R_sense 3 k, R_p 60 k, C 100 nF; 500 uA needs 11.5 V at once, 41.5 V at DC
     load = Load(r_series_ohm=20_000, r_parallel_ohm=60_000, c_parallel_nf=100)

@@ -451,7 +451,8 @@ def test_the_bookkeeping_tick_allocates_nothing_from_a_sessions_start_to_its_end
 
 @pytest.mark.parametrize("fault, reason", [("electrode_off", "contact_lost"), ("vbus", "charging"),
                                            ("adc_stuck", "sense_fault"), ("thermistor_open", "temp_sensor_fault"),
-                                           ("bridge_leg_short", "charge_imbalance")])
+                                           ("bridge_leg_short", "charge_imbalance"),
+                                           ("bridge_leg_open", "contact_lost")])
 def test_each_injected_fault_trips_on_the_chip_with_the_output_safe(fault, reason):
     fw = Fw()
     try:

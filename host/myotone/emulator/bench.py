@@ -124,8 +124,8 @@ class PlantFaults(FaultRig):
     """Emulator.set_fault, for the faults that act on the plant or the MCU."""
 
     names = frozenset(("electrode_off", "electrode_short", "dac_stuck_high", "dac_off_bus", "adc_stuck",
-                       "bridge_asymmetry", "bridge_leg_short", "firmware_hang", "brownout", "over_temp",
-                       "thermistor_open", "vbus"))
+                       "bridge_asymmetry", "bridge_leg_short", "bridge_leg_open", "firmware_hang", "brownout",
+                       "over_temp", "thermistor_open", "vbus"))
     _momentary = frozenset(("brownout",))     # a dip: nothing to clear afterwards
 
     def __init__(self, emu):
@@ -177,7 +177,8 @@ class ServedFaults(FaultRig):
     """A served board's control port as the fault rig (the faults both tiers inject)."""
 
     names = frozenset(("electrode_off", "electrode_short", "dac_stuck_high", "adc_stuck", "bridge_asymmetry",
-                       "bridge_leg_short", "firmware_hang", "over_temp", "thermistor_open", "vbus"))
+                       "bridge_leg_short", "bridge_leg_open", "firmware_hang", "over_temp", "thermistor_open",
+                       "vbus"))
 
     def __init__(self, client):
         self.client = client

@@ -7,6 +7,7 @@
 | dac_off_bus | the I2C DAC stops answering (every transfer NACKed: OSError); it keeps driving its last code | answers again |
 | adc_stuck | every ADC channel keeps its last conversion | live again |
 | bridge_asymmetry | the negative half delivers 80 % | symmetric |
+| bridge_leg_open | a switch of the POL_B diagonal is open: POL_B phases have no current path (unipolar pulses, 100 % DC); the source sits at its rail in them | healthy bridge |
 | bridge_leg_short | a high-side switch of the E1 leg is short: POL_B phases bypass the electrodes (or, with `plant.leg_short_reverse`, drive them the POL_A way); the sense still reads the source's current | healthy bridge |
 | firmware_hang | main code stops (interrupts run on) | (a reset ends it too) |
 | brownout | supply dip: MCU reset (cause reported where the port can) | - |
@@ -30,9 +31,9 @@ import collections
 from .mcu import BROWNOUT_RESET, POWER_OFF, PWRON_RESET
 
 FAULTS = ("electrode_off", "electrode_short", "dac_stuck_high", "dac_off_bus", "adc_stuck", "bridge_asymmetry",
-          "bridge_leg_short", "firmware_hang", "brownout", "over_temp", "thermistor_open", "vbus",
+          "bridge_leg_short", "bridge_leg_open", "firmware_hang", "brownout", "over_temp", "thermistor_open", "vbus",
           "host_disconnect", "power_loss", "flow_stuck_high", "oc_latch_dead", "oc_latch_stuck")
-PLANT_FAULTS = ("dac_stuck_high", "adc_stuck", "bridge_asymmetry", "bridge_leg_short", "over_temp",
+PLANT_FAULTS = ("dac_stuck_high", "adc_stuck", "bridge_asymmetry", "bridge_leg_short", "bridge_leg_open", "over_temp",
                 "thermistor_open", "vbus", "flow_stuck_high", "oc_latch_dead", "oc_latch_stuck")
 
 

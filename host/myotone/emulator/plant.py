@@ -31,6 +31,10 @@ believes. The model (docs/emulator.md):
   nothing in POL_B phases, 100 % DC, while the sense still reads I in both.
   With `leg_short_reverse` the POL_B phases drive +I instead (a gate drive
   that turns the POL_A diagonal on for POL_B: both phases the same way).
+  `bridge_leg_open`: a switch of the POL_B diagonal (Q4 or Q5) fails open, so
+  POL_B phases have no current path: +I in POL_A phases, nothing in POL_B
+  phases (unipolar pulses, 100 % DC); the source, which cannot pass its
+  current, sits at its rail as with an open electrode.
 * Over-current latch (docs/hardware.md, U10-U13): a comparator on V_SENSE
   sets a latch once the source's current exceeds `oc_latch_ua()` (the board's
   `oc_latch.trip_ua`, this unit's tolerance `oc_latch_tol`); its Q gates both
@@ -242,7 +246,7 @@ class Plant:
             self._bypass_ua = min(self.set_point_ua(), self.hw_limit_ua())
             s = self._s = 0
         thr = self.oc_latch_ua() if not self._gated else None
-        if s == 0 or load.contact == "off":
+        if s == 0 or self._path_open(s):
             self._mode, self._v_inf = _OPEN, 0.0          # the skin's own R_p discharges C
             self._tau_ns = r_p * c_f * 1e9 if r_p > 0 else 0.0
             self._schedule_latch(t_ns, t_ns if thr is not None and self._bypass_ua > thr else None)
@@ -330,13 +334,18 @@ class Plant:
         u = self._s * self._v_at(t_ns)
         return self._s * max(0.0, self._v_comp - u) / self._r_ser * 1e6
 
+    def _path_open(self, s: int) -> bool:
+        """Driving polarity `s`, no current path: an open electrode, or POL_B's diagonal open."""
+        return self.load.contact == "off" or (s < 0 and "bridge_leg_open" in self.faults)
+
     def electrode_mv(self, t_ns: int | None = None) -> float:
         """|Electrode voltage| at t_ns (default: now), as the divider sees it."""
         if t_ns is None:
             t_ns = self.now_ns()
-        if self._drive_sign() == 0:
+        s = self._drive_sign()
+        if s == 0:
             return 0.0
-        if self.load.contact == "off":
+        if self._path_open(s):
             return self._v_comp * 1000.0            # the source sits at its rail
         i_a = self.current_ua(t_ns) * 1e-6
         r_s = 0.0 if self.load.contact == "short" else self.load.r_series_ohm

@@ -48,9 +48,9 @@ IMAGE_MTIME_NS = 1_609_459_200_000_000_000   # every file's mtime in a new image
                                              # start): the same image every time, so runs are deterministic
 ADC_FIXED = {3: 2068, 4: 876}   # VSYS/3 at 5 V; the temperature sensor at 27 °C (0.706 V)
 FAULTS = ("electrode_off", "electrode_short", "dac_stuck_high", "dac_off_bus", "adc_stuck",
-          "bridge_asymmetry", "bridge_leg_short", "firmware_hang", "over_temp", "thermistor_open", "vbus",
+          "bridge_asymmetry", "bridge_leg_short", "bridge_leg_open", "firmware_hang", "over_temp", "thermistor_open", "vbus",
           "flow_stuck_high", "oc_latch_dead", "oc_latch_stuck")
-PLANT_FAULTS = ("dac_stuck_high", "adc_stuck", "bridge_asymmetry", "bridge_leg_short", "over_temp",
+PLANT_FAULTS = ("dac_stuck_high", "adc_stuck", "bridge_asymmetry", "bridge_leg_short", "bridge_leg_open", "over_temp",
                 "thermistor_open", "vbus", "flow_stuck_high", "oc_latch_dead", "oc_latch_stuck")
 
 
