@@ -426,8 +426,8 @@ def test_the_bookkeeping_tick_allocates_nothing_from_a_sessions_start_to_its_end
     and alloca only if that fails -- so micropython.heap_lock() never shows it). PioPulse.finish
     (9 slots and a try) did, in the tick that ends every session: on a fragmented heap that gc_alloc
     took 259 us, a 737 us bookkeeping call. Probed on the chip: no gc_alloc begins inside a
-    bookkeeping call through a lift session's ramp, run, stop, ramp-down and end; the main loop's
-    own allocations are seen (the probe works)."""
+    bookkeeping call through a lift session's ramp, run, stop, ramp-down and end, then a session's
+    pause, resume and trip; the main loop's own allocations are seen (the probe works)."""
     import sys
 
     from firmware_paths import REPO
@@ -441,7 +441,16 @@ def test_the_bookkeeping_tick_allocates_nothing_from_a_sessions_start_to_its_end
         assert fw.request("stop")["ok"]
         fw.run(2.5)                                   # the 1.5 s ramp-down, the last pair, the end
         assert [m["state"] for m in fw.events("state")][-1] == "done", fw.events("state")
-        assert len(books) > 1500 and len(allocs) > 100
+        assert fw.request("start", **bench_silicon.SESSION)["ok"]
+        fw.run(1.0)
+        assert fw.request("pause")["ok"]
+        fw.run(2.0)                                   # its ramp-down, the last pair, the hold
+        assert fw.request("resume")["ok"]
+        fw.run(1.0)
+        fw.b.set_fault("electrode_off")
+        fw.run(0.3)
+        assert [m["reason"] for m in fw.events("fault")] == ["contact_lost"]
+        assert len(books) > 3000 and len(allocs) > 100
         spans = sorted(books)
         inside = [(t, d) for t, d in allocs if any(t0 <= t <= t0 + d0 for t0, d0 in spans)]
         assert inside == [], f"{len(inside)} allocation(s) inside the tick, the first at {inside[0][0] / 1e9:.4f} s"
