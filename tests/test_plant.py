@@ -43,9 +43,12 @@ def test_an_open_bridge_leg_leaves_pol_b_phases_without_a_path_and_the_source_at
     p.faults.add("bridge_leg_open")
     p.changed(MS)
     assert p.current_ua(2 * MS) == pytest.approx(p.set_point_ua())          # POL_A: untouched
-    p.bridge_a, p.bridge_b = 0, 1
+    p.bridge_a = 0
     p.changed(3 * MS)
-    assert p.current_ua(4 * MS) == 0 and p.channel_volts("i", 4 * MS) == pytest.approx(p._bias_v)
+    idle_v = p.channel_volts("i", 3 * MS)                                 # the sense with no current
+    p.bridge_b = 1
+    p.changed(3 * MS)
+    assert p.current_ua(4 * MS) == 0 and p.channel_volts("i", 4 * MS) == pytest.approx(idle_v)
     assert p.electrode_mv(4 * MS) == pytest.approx(p.board["compliance_v"] * 1000)
     p.faults.discard("bridge_leg_open")                                    # healthy again
     p.changed(5 * MS)

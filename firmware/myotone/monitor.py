@@ -71,8 +71,6 @@ class Monitor:
         # so there the least net it judges is 2 % of 2 x judge_ua in mean current (docs/safety.md)
         self.judge_ua = max(limits.CHARGE_JUDGE_MIN_UA, 2 * sense_floor_ua,
                             board.get("sense", {}).get("charge_judge_ua", 0))
-        # ... on phases the sense reads linearly at all: above twice the ADC's floor, for a sense
-        # without a bias (a current near its floor reads 0 or the floor by noise): _W_LINEAR16
         # sense_fault's low reading means something only where the sense reads at all: from
         # SENSE_FAULT_MIN_UA, and from twice the ADC's floor (ESP32: ~47 uA reads 0, ~59 uA on a
         # unit whose sense reads 10 uA low; a ramp crossing them was a false sense_fault)
@@ -84,6 +82,8 @@ class Monitor:
         w[_W_PERMILLE] = limits.CHARGE_IMBALANCE_PERMILLE
         w[_W_MIN_UA] = limits.PROGRAM_MIN_UA
         w[_W_ADAPT] = limits.IMPEDANCE_ADAPT_RATIO
+        # charge balance counts only pairs the sense reads linearly: each phase above twice the
+        # ADC's floor, for a sense without a bias (near its floor it reads 0 or the floor by noise)
         w[_W_LINEAR16] = (4 * sense_floor_ua) << 4
         self._hot = 0
         self.begin(limits.ABS_CEILING_UA)
